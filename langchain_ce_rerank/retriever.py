@@ -1,0 +1,176 @@
+"""`FaissRetriever`: the first stage, returning documents with their scores."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document
+from langchain_core.runnables.config import run_in_executor
+from langchain_core.vectorstores import VectorStoreRetriever
+from pydantic import ConfigDict, Field, model_validator
+from typing_extensions import override
+
+from langchain_ce_rerank._filter import MetadataFilter
+from langchain_ce_rerank._query import check_query
+from langchain_ce_rerank.vectorstore import FaissVectorStore
+
+__all__ = ["FaissRetriever"]
+
+_OPTIONS = ("k", "filter", "fetch_k", "lambda_mult", "score_threshold")
+
+
+class FaissRetriever(VectorStoreRetriever):
+    """First-stage retriever over a `FaissVectorStore`.
+
+    Returns copies of the stored documents, carrying their `id`, with
+    `metadata["retrieval_score"]` (the store's native score: cosine similarity
+    by default) and `metadata["retrieval_rank"]` (1-based). Every option can also
+    be given per call: `retriever.invoke(query, k=5, filter={...})`.
+
+    Example:
+        ```python
+        from langchain_core.embeddings import DeterministicFakeEmbedding
+        from langchain_ce_rerank import FaissVectorStore
+
+        store = FaissVectorStore.from_texts(
+            ["cats purr", "dogs bark", "birds sing"],
+            DeterministicFakeEmbedding(size=16),
+        )
+        retriever = store.as_retriever(k=2)
+        docs = retriever.invoke("cats purr")
+        print(docs[0].metadata["retrieval_score"], docs[0].metadata["retrieval_rank"])
+        ```
+    """
+
+    vectorstore: FaissVectorStore
+    """The store to search."""
+
+    search_type: Literal["similarity", "mmr", "similarity_score_threshold"] = (
+        "similarity"
+    )
+    """`"similarity"` (nearest first), `"mmr"` (maximal marginal relevance) or
+    `"similarity_score_threshold"` (nearest first, relevance >= score_threshold)."""
+
+    k: int = Field(default=4, ge=1)
+    """Number of documents to return."""
+
+    filter: MetadataFilter | None = None
+    """Metadata filter: a dict of equalities or a callable on the metadata."""
+
+    fetch_k: int = Field(default=20, ge=1)
+    """Candidates MMR chooses from; also the first pool size when filtering."""
+
+    lambda_mult: float = Field(default=0.5, ge=0.0, le=1.0)
+    """MMR trade-off: 1 favours relevance, 0 favours diversity."""
+
+    score_threshold: float | None = None
+    """For `similarity_score_threshold`: minimum relevance score in [0, 1]
+    (for cosine, `(1 + similarity) / 2`)."""
+
+    allowed_search_types: ClassVar[tuple[str, ...]] = (
+        "similarity",
+        "mmr",
+        "similarity_score_threshold",
+    )
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def validate_search_type(cls, values: Any) -> Any:
+        """Lift LangChain-style `search_kwargs` into fields; reject unknown keys."""
+        if not isinstance(values, Mapping):
+            return values
+        values = dict(values)
+        search_kwargs = dict(values.pop("search_kwargs", None) or {})
+        unknown = sorted(set(search_kwargs) - set(_OPTIONS))
+        if unknown:
+            msg = f"unknown search_kwargs {unknown}; accepted: {list(_OPTIONS)}"
+            raise ValueError(msg)
+        for key, value in search_kwargs.items():
+            if key in values:
+                msg = f"{key!r} given both directly and in search_kwargs"
+                raise ValueError(msg)
+            values[key] = value
+        if (
+            values.get("search_type") == "similarity_score_threshold"
+            and values.get("score_threshold") is None
+        ):
+            msg = "search_type='similarity_score_threshold' needs score_threshold=..."
+            raise ValueError(msg)
+        return values
+
+    def _options(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(overrides) - set(_OPTIONS))
+        if unknown:
+            msg = f"unexpected argument(s) {unknown}; accepted: {list(_OPTIONS)}"
+            raise TypeError(msg)
+        options = {name: getattr(self, name) for name in _OPTIONS} | overrides
+        k = options["k"]
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            msg = f"k must be a positive integer, got {k!r}"
+            raise ValueError(msg)
+        return options
+
+    def _search(
+        self, query: str, options: dict[str, Any]
+    ) -> list[tuple[Document, float]]:
+        store = self.vectorstore
+        k, filter_ = options["k"], options["filter"]
+        if self.search_type == "mmr":
+            return store.max_marginal_relevance_search_with_score(
+                query,
+                k=k,
+                fetch_k=options["fetch_k"],
+                lambda_mult=options["lambda_mult"],
+                filter=filter_,
+            )
+        pairs = store.similarity_search_with_score(
+            query, k=k, filter=filter_, fetch_k=options["fetch_k"]
+        )
+        if self.search_type == "similarity_score_threshold":
+            threshold = options["score_threshold"]
+            relevance = store._select_relevance_score_fn()
+            pairs = [(d, s) for d, s in pairs if relevance(s) >= threshold]
+        return pairs
+
+    @override
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        options = self._options(kwargs)
+        pairs = self._search(check_query(query), options)
+        return [
+            doc.model_copy(
+                update={
+                    "metadata": {
+                        **doc.metadata,
+                        "retrieval_score": float(score),
+                        "retrieval_rank": rank,
+                    }
+                }
+            )
+            for rank, (doc, score) in enumerate(pairs, start=1)
+        ]
+
+    @override
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        **kwargs: Any,
+    ) -> list[Document]:
+        # FAISS search is CPU work: run it off the event loop, with scores.
+        return await run_in_executor(
+            None,
+            self._get_relevant_documents,
+            query,
+            run_manager=run_manager.get_sync(),
+            **kwargs,
+        )

@@ -1,0 +1,608 @@
+"""`FaissVectorStore`: a thread-safe, pickle-free LangChain vector store on FAISS."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+from langchain_core.vectorstores.utils import maximal_marginal_relevance
+
+from langchain_ce_rerank import _persistence
+from langchain_ce_rerank._filter import Predicate, to_predicate
+from langchain_ce_rerank.errors import StoreLoadError
+from langchain_ce_rerank.models import embedding_model_name
+
+if TYPE_CHECKING:
+    from langchain_ce_rerank.retriever import FaissRetriever
+
+__all__ = ["DistanceStrategy", "FaissVectorStore"]
+
+logger = logging.getLogger(__name__)
+
+DistanceStrategy: TypeAlias = Literal["cosine", "l2", "inner_product"]
+_DISTANCE_ALIASES: dict[str, DistanceStrategy] = {
+    "cosine": "cosine",
+    "l2": "l2",
+    "euclidean": "l2",
+    "euclidean_distance": "l2",
+    "inner_product": "inner_product",
+    "max_inner_product": "inner_product",
+    "dot": "inner_product",
+}
+_SEARCH_OPTIONS = frozenset({"filter", "fetch_k"})
+_Vectors: TypeAlias = npt.NDArray[np.float32]
+
+
+def _check_k(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        msg = f"{name} must be a positive integer, got {value!r}"
+        raise ValueError(msg)
+
+
+def _reject_unknown(kwargs: dict[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        msg = f"unexpected search option(s) {unknown}; accepted: {sorted(allowed)}"
+        raise TypeError(msg)
+
+
+class FaissVectorStore(VectorStore):
+    """A LangChain `VectorStore` backed by an exact FAISS index.
+
+    Documents get string ids (generated when absent); adding an existing id
+    replaces that document. Searches and writes may run from many threads: a
+    search never sees a half-added document. `save_local` / `load_local` use JSON
+    and FAISS's own format, never pickle, and saving is atomic.
+
+    Scores from `similarity_search_with_score` are in the store's native unit:
+    cosine similarity for `"cosine"` (higher is better), Euclidean distance for
+    `"l2"` (lower is better), raw dot product for `"inner_product"`.
+
+    Args:
+        embedding: Any LangChain `Embeddings`.
+        distance_strategy: `"cosine"` (vectors are L2-normalized; default),
+            `"l2"` or `"inner_product"`.
+
+    Example:
+        ```python
+        from langchain_core.embeddings import DeterministicFakeEmbedding
+        from langchain_ce_rerank import FaissVectorStore
+
+        store = FaissVectorStore(DeterministicFakeEmbedding(size=16))
+        store.add_texts(["cats purr", "dogs bark"], ids=["a", "b"])
+        docs = store.similarity_search("cats purr", k=1)
+        assert docs[0].id == "a"
+        ```
+    """
+
+    def __init__(
+        self, embedding: Embeddings, *, distance_strategy: str = "cosine"
+    ) -> None:
+        if not isinstance(embedding, Embeddings):
+            msg = (
+                "embedding must be a langchain_core Embeddings instance, got "
+                f"{type(embedding).__name__}; e.g. "
+                "langchain_ce_rerank.load_embeddings()"
+            )
+            raise TypeError(msg)
+        strategy = _DISTANCE_ALIASES.get(str(distance_strategy).lower())
+        if strategy is None:
+            msg = (
+                f"distance_strategy {distance_strategy!r} is not supported; use "
+                "'cosine', 'l2' or 'inner_product'"
+            )
+            raise ValueError(msg)
+        self._embedding = embedding
+        self._distance: DistanceStrategy = strategy
+        self._index: Any = None  # faiss.IndexIDMap2, created on the first add
+        self._docs: dict[str, Document] = {}
+        self._int_of: dict[str, int] = {}
+        self._str_of: dict[int, str] = {}
+        self._next_int = 0
+        self._lock = threading.RLock()
+
+    # -- properties -------------------------------------------------------------
+
+    @property
+    def embeddings(self) -> Embeddings:
+        """The embedding model used for documents and queries."""
+        return self._embedding
+
+    @property
+    def distance_strategy(self) -> DistanceStrategy:
+        """How vectors are compared: `"cosine"`, `"l2"` or `"inner_product"`."""
+        return self._distance
+
+    @property
+    def ids(self) -> list[str]:
+        """Ids of the stored documents, in insertion order (a copy)."""
+        with self._lock:
+            return list(self._docs)
+
+    # -- writing ----------------------------------------------------------------
+
+    def _as_matrix(self, vectors: Sequence[Sequence[float]], expected: int) -> _Vectors:
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] != expected:
+            msg = (
+                f"the embedding returned {len(vectors)} vectors of shape "
+                f"{matrix.shape[1:]} for {expected} texts; expected {expected} "
+                "vectors of one dimension"
+            )
+            raise ValueError(msg)
+        if not np.isfinite(matrix).all():
+            msg = "the embedding returned NaN or infinite values"
+            raise ValueError(msg)
+        matrix = np.ascontiguousarray(matrix)
+        if self._distance == "cosine":
+            faiss.normalize_L2(matrix)
+        return matrix
+
+    def _new_index(self, dimension: int) -> Any:
+        metric = (
+            faiss.METRIC_L2 if self._distance == "l2" else faiss.METRIC_INNER_PRODUCT
+        )
+        return faiss.IndexIDMap2(faiss.IndexFlat(dimension, metric))
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict[Any, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Embed and add texts; an id that already exists is replaced.
+
+        Args:
+            texts: Texts to add.
+            metadatas: One metadata dict per text (copied, never mutated).
+            ids: One id per text; None entries (or no list) get a new UUID.
+            **kwargs: Not used; any key is an error.
+
+        Returns:
+            The ids of the added texts, in order.
+
+        Raises:
+            ValueError: Lengths differ, an id repeats, or the vector dimension
+                does not match the index.
+        """
+        _reject_unknown(kwargs, frozenset())
+        texts = list(texts)
+        if metadatas is not None and len(metadatas) != len(texts):
+            msg = f"got {len(texts)} texts but {len(metadatas)} metadatas"
+            raise ValueError(msg)
+        if ids is not None and len(ids) != len(texts):
+            msg = f"got {len(texts)} texts but {len(ids)} ids"
+            raise ValueError(msg)
+        for text in texts:
+            if not isinstance(text, str):
+                msg = f"texts must be strings, got {type(text).__name__}: {text!r}"
+                raise TypeError(msg)
+        # add_documents passes doc.id for every document, None where unset.
+        given: list[str | None] = list(ids) if ids is not None else [None] * len(texts)
+        final_ids = [i if i else str(uuid.uuid4()) for i in given]
+        seen: set[str] = set()
+        for doc_id in final_ids:
+            if not isinstance(doc_id, str):
+                msg = f"ids must be strings, got {type(doc_id).__name__}: {doc_id!r}"
+                raise TypeError(msg)
+            if doc_id in seen:
+                msg = f"id {doc_id!r} appears twice in one add; ids must be unique"
+                raise ValueError(msg)
+            seen.add(doc_id)
+        if not texts:
+            return []
+        metas = [copy.deepcopy(dict(m)) for m in (metadatas or [{}] * len(texts))]
+        # Embedding is the slow part and runs outside the lock, so searches
+        # continue meanwhile; the index and docstore then change in one step.
+        matrix = self._as_matrix(self._embedding.embed_documents(texts), len(texts))
+        with self._lock:
+            if self._index is None:
+                self._index = self._new_index(matrix.shape[1])
+            elif matrix.shape[1] != self._index.d:
+                msg = (
+                    f"the embedding returned vectors of dimension {matrix.shape[1]} "
+                    f"but this store holds dimension {self._index.d}; use the "
+                    "embedding model the store was built with"
+                )
+                raise ValueError(msg)
+            self._remove(final_ids)
+            new_ints = np.arange(
+                self._next_int, self._next_int + len(texts), dtype=np.int64
+            )
+            self._index.add_with_ids(matrix, new_ints)
+            self._next_int += len(texts)
+            for doc_id, number, text, meta in zip(
+                final_ids, new_ints.tolist(), texts, metas, strict=True
+            ):
+                self._docs[doc_id] = Document(
+                    id=doc_id, page_content=text, metadata=meta
+                )
+                self._int_of[doc_id] = number
+                self._str_of[number] = doc_id
+        return final_ids
+
+    def _remove(self, ids: Iterable[str]) -> int:
+        """Drop the given ids (caller holds the lock); returns how many existed."""
+        numbers = [self._int_of[i] for i in ids if i in self._int_of]
+        if not numbers:
+            return 0
+        self._index.remove_ids(np.asarray(numbers, dtype=np.int64))
+        for number in numbers:
+            doc_id = self._str_of.pop(number)
+            del self._int_of[doc_id]
+            del self._docs[doc_id]
+        return len(numbers)
+
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+        """Delete documents by id; ids that are not stored are ignored.
+
+        Args:
+            ids: The ids to delete. Required: None is an error, so a stray call
+                never empties the store (`store.delete(store.ids)` does that).
+            **kwargs: Not used; any key is an error.
+
+        Returns:
+            True when at least one document was deleted, else False.
+        """
+        _reject_unknown(kwargs, frozenset())
+        if ids is None:
+            msg = (
+                "delete() needs the ids to delete; to empty the store call "
+                "store.delete(store.ids)"
+            )
+            raise ValueError(msg)
+        with self._lock:
+            return self._remove(list(ids)) > 0
+
+    # -- reading ----------------------------------------------------------------
+
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """Return copies of the stored documents with these ids, in that order.
+
+        Ids that are not stored are skipped.
+        """
+        with self._lock:
+            return [self._copy(self._docs[i]) for i in ids if i in self._docs]
+
+    @staticmethod
+    def _copy(doc: Document) -> Document:
+        return Document(
+            id=doc.id,
+            page_content=doc.page_content,
+            metadata=copy.deepcopy(doc.metadata),
+        )
+
+    def _embed_query(self, query: str) -> _Vectors:
+        return self._as_matrix([self._embedding.embed_query(query)], 1)
+
+    def _native_score(self, raw: float) -> float:
+        # FAISS reports squared distances for L2; users expect the distance.
+        return float(np.sqrt(max(raw, 0.0))) if self._distance == "l2" else float(raw)
+
+    def _search(
+        self,
+        query: _Vectors,
+        k: int,
+        predicate: Predicate | None,
+        fetch_k: int,
+    ) -> list[tuple[Document, float, int]]:
+        """Top-k (stored doc, native score, faiss id), filtered; caller holds lock.
+
+        With a filter, candidates are fetched in growing rounds until `k` match
+        or the whole index has been read, so a filtered search returns `k`
+        results whenever `k` documents match.
+        """
+        if self._index is None or self._index.ntotal == 0:
+            return []
+        if query.shape[1] != self._index.d:
+            msg = (
+                f"the query vector has dimension {query.shape[1]} but this store "
+                f"holds dimension {self._index.d}"
+            )
+            raise ValueError(msg)
+        total = int(self._index.ntotal)
+        want = k if predicate is None else max(k, fetch_k)
+        while True:
+            want = min(want, total)
+            distances, numbers = self._index.search(query, want)
+            hits: list[tuple[Document, float, int]] = []
+            for raw, number in zip(
+                distances[0].tolist(), numbers[0].tolist(), strict=True
+            ):
+                if number < 0:
+                    continue
+                doc = self._docs[self._str_of[number]]
+                if predicate is not None and not predicate(dict(doc.metadata)):
+                    continue
+                hits.append((doc, self._native_score(raw), number))
+                if len(hits) == k:
+                    return hits
+            if want >= total:
+                return hits
+            want *= 4
+
+    def similarity_search_with_score_by_vector(
+        self, embedding: list[float], k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Documents nearest to a vector, with their native scores.
+
+        Args:
+            embedding: The query vector.
+            k: Number of documents to return.
+            **kwargs: `filter` (metadata dict or callable) and `fetch_k`
+                (first candidate pool size when filtering, default 20).
+
+        Returns:
+            `(document, score)` pairs, best first; documents are copies.
+        """
+        _check_k("k", k)
+        _reject_unknown(kwargs, _SEARCH_OPTIONS)
+        predicate = to_predicate(kwargs.get("filter"))
+        fetch_k = int(kwargs.get("fetch_k", 20))
+        query = self._as_matrix([embedding], 1)
+        with self._lock:
+            hits = self._search(query, k, predicate, fetch_k)
+            return [(self._copy(doc), score) for doc, score, _ in hits]
+
+    def similarity_search_with_score(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Documents most similar to `query`, with native scores (see the class).
+
+        Args:
+            query: The query text.
+            k: Number of documents to return.
+            **kwargs: `filter` and `fetch_k`, as in
+                `similarity_search_with_score_by_vector`.
+        """
+        _check_k("k", k)
+        _reject_unknown(kwargs, _SEARCH_OPTIONS)
+        vector = self._embed_query(query)
+        return self.similarity_search_with_score_by_vector(
+            vector[0].tolist(), k, **kwargs
+        )
+
+    def similarity_search(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[Document]:
+        """Documents most similar to `query` (copies, best first)."""
+        return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
+
+    def similarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, **kwargs: Any
+    ) -> list[Document]:
+        """Documents nearest to a vector (copies, best first)."""
+        pairs = self.similarity_search_with_score_by_vector(embedding, k, **kwargs)
+        return [doc for doc, _ in pairs]
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        if self._distance == "cosine":
+            return lambda similarity: (1.0 + similarity) / 2.0
+        if self._distance == "l2":
+            # Exact for unit vectors, whose distance lies in [0, 2].
+            return lambda distance: max(0.0, 1.0 - distance / 2.0)
+        msg = (
+            "relevance scores in [0, 1] are undefined for unnormalized inner "
+            "products; use distance_strategy='cosine' or similarity_search_with_score"
+        )
+        raise NotImplementedError(msg)
+
+    def max_marginal_relevance_search_with_score_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """Diverse documents by maximal marginal relevance, with native scores.
+
+        Args:
+            embedding: The query vector.
+            k: Number of documents to return.
+            fetch_k: Candidates (nearest first) that MMR chooses from.
+            lambda_mult: 1 favours relevance, 0 favours diversity.
+            **kwargs: `filter`.
+
+        Returns:
+            `(document, score)` pairs in MMR order; the score is the document's
+            similarity (or distance) to the query.
+        """
+        _check_k("k", k)
+        _check_k("fetch_k", fetch_k)
+        _reject_unknown(kwargs, frozenset({"filter"}))
+        if not 0.0 <= lambda_mult <= 1.0:
+            msg = f"lambda_mult must be between 0 and 1, got {lambda_mult!r}"
+            raise ValueError(msg)
+        predicate = to_predicate(kwargs.get("filter"))
+        query = self._as_matrix([embedding], 1)
+        with self._lock:
+            hits = self._search(query, max(k, fetch_k), predicate, fetch_k)
+            if not hits:
+                return []
+            vectors = np.vstack([self._index.reconstruct(n) for _, _, n in hits])
+            chosen = maximal_marginal_relevance(
+                query[0], vectors.tolist(), lambda_mult=lambda_mult, k=k
+            )
+            return [(self._copy(hits[i][0]), hits[i][1]) for i in chosen]
+
+    def max_marginal_relevance_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """MMR search for a text query; see the `_by_vector` variant."""
+        vector = self._embed_query(query)[0].tolist()
+        return self.max_marginal_relevance_search_with_score_by_vector(
+            vector, k, fetch_k, lambda_mult, **kwargs
+        )
+
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Diverse documents by maximal marginal relevance (copies)."""
+        pairs = self.max_marginal_relevance_search_with_score_by_vector(
+            embedding, k, fetch_k, lambda_mult, **kwargs
+        )
+        return [doc for doc, _ in pairs]
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Diverse documents for a text query by maximal marginal relevance."""
+        pairs = self.max_marginal_relevance_search_with_score(
+            query, k, fetch_k, lambda_mult, **kwargs
+        )
+        return [doc for doc, _ in pairs]
+
+    # -- construction, retriever, persistence ----------------------------------
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        distance_strategy: str = "cosine",
+        **kwargs: Any,
+    ) -> FaissVectorStore:
+        """Build a store from texts.
+
+        Args:
+            texts: Texts to add.
+            embedding: Any LangChain `Embeddings`.
+            metadatas: One metadata dict per text.
+            ids: One id per text (generated when absent).
+            distance_strategy: See the class.
+            **kwargs: Not used; any key is an error.
+        """
+        _reject_unknown(kwargs, frozenset())
+        store = cls(embedding, distance_strategy=distance_strategy)
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
+
+    def as_retriever(self, **kwargs: Any) -> FaissRetriever:
+        """A `FaissRetriever` over this store.
+
+        Args:
+            **kwargs: `FaissRetriever` fields: `k`, `filter`, `search_type`
+                (`"similarity"`, `"mmr"`, `"similarity_score_threshold"`),
+                `fetch_k`, `lambda_mult`, `score_threshold`, and also the
+                LangChain-style `search_kwargs={...}` holding the same keys.
+
+        Example:
+            ```python
+            retriever = store.as_retriever(k=20, filter={"source": "a.md"})
+            ```
+        """
+        from langchain_ce_rerank.retriever import FaissRetriever
+
+        tags = kwargs.pop("tags", None) or self._get_retriever_tags()
+        return FaissRetriever(vectorstore=self, tags=tags, **kwargs)
+
+    def save_local(self, folder: str | os.PathLike[str]) -> None:
+        """Save to `folder` atomically, without pickle.
+
+        A crash or error during the save leaves the previously saved index in
+        `folder` intact. Metadata must be JSON data (str, numbers, bool, None,
+        lists, str-keyed dicts); anything else is an error naming the document.
+        """
+        from langchain_ce_rerank import __version__
+
+        with self._lock:
+            index = None if self._index is None else faiss.clone_index(self._index)
+            records = [
+                _persistence.Record(
+                    id=doc_id,
+                    faiss_id=self._int_of[doc_id],
+                    page_content=doc.page_content,
+                    metadata=copy.deepcopy(doc.metadata),
+                )
+                for doc_id, doc in self._docs.items()
+            ]
+        _persistence.save(
+            folder,
+            _persistence.Snapshot(
+                index=index,
+                records=records,
+                distance_strategy=self._distance,
+                embedding_model=embedding_model_name(self._embedding),
+                library_version=__version__,
+            ),
+        )
+
+    @classmethod
+    def load_local(
+        cls, folder: str | os.PathLike[str], embedding: Embeddings
+    ) -> FaissVectorStore:
+        """Load a folder written by `save_local`; never executes code.
+
+        Args:
+            folder: The saved folder.
+            embedding: The embedding model the index was built with; its vector
+                dimension is checked against the index.
+
+        Raises:
+            FileNotFoundError: No folder or no manifest.
+            StoreLoadError: A file is missing, truncated or modified, or the
+                dimension does not match `embedding`.
+        """
+        snapshot = _persistence.load(folder)
+        store = cls(embedding, distance_strategy=snapshot.distance_strategy)
+        index = snapshot.index
+        if index is not None:
+            probe = len(embedding.embed_query("dimension check"))
+            if probe != index.d:
+                msg = (
+                    f"{os.path.join(folder, _persistence.MANIFEST)}: the index holds "
+                    f"{index.d}-dimensional vectors but the embedding returns "
+                    f"{probe}-dimensional ones; load it with the model it was "
+                    f"built with ({snapshot.embedding_model or 'name not recorded'})"
+                )
+                raise StoreLoadError(msg)
+        current = embedding_model_name(embedding)
+        if snapshot.embedding_model and current and current != snapshot.embedding_model:
+            logger.warning(
+                "Index in %s was built with %r but is loaded with %r; scores are "
+                "only meaningful with the same model.",
+                folder,
+                snapshot.embedding_model,
+                current,
+            )
+        store._index = index
+        for record in snapshot.records:
+            store._docs[record.id] = Document(
+                id=record.id, page_content=record.page_content, metadata=record.metadata
+            )
+            store._int_of[record.id] = record.faiss_id
+            store._str_of[record.faiss_id] = record.id
+        store._next_int = max(store._str_of, default=-1) + 1
+        return store
