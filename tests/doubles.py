@@ -1,0 +1,87 @@
+"""Small deterministic stand-ins for models, so ranking logic is tested exactly."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import numpy as np
+from langchain_core.cross_encoders import BaseCrossEncoder
+from langchain_core.embeddings import Embeddings
+
+
+class TableCrossEncoder(BaseCrossEncoder):
+    """Scores each pair by a lookup on the text (default 0.0); records every call."""
+
+    def __init__(self, table: dict[str, float] | None = None) -> None:
+        self.table = dict(table or {})
+        self.calls: list[list[tuple[str, str]]] = []
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        self.calls.append(list(text_pairs))
+        return [self.table.get(text, 0.0) for _, text in text_pairs]
+
+
+class WordOverlapCrossEncoder(BaseCrossEncoder):
+    """Scores a pair by how many query words the text contains."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        self.calls += 1
+        return [
+            float(sum(word in text.lower().split() for word in query.lower().split()))
+            for query, text in text_pairs
+        ]
+
+
+class BlockingCrossEncoder(BaseCrossEncoder):
+    """Blocks inside `score` until `release` is set (or fails after a timeout)."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        self.started.set()
+        if not self.release.wait(timeout=30):
+            msg = "never released: the event loop was blocked while scoring"
+            raise RuntimeError(msg)
+        return [float(len(text)) for _, text in text_pairs]
+
+
+class FunctionCrossEncoder(BaseCrossEncoder):
+    """Scores with any function of (query, text)."""
+
+    def __init__(self, fn: Callable[[str, str], float]) -> None:
+        self.fn = fn
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        return [self.fn(q, t) for q, t in text_pairs]
+
+
+class AxisEmbeddings(Embeddings):
+    """Each known word is one axis; a text embeds as the sum of its words' axes.
+
+    Gives exact, hand-checkable cosines: "red" vs "red blue" = 1/sqrt(2).
+    """
+
+    def __init__(self, vocabulary: list[str]) -> None:
+        self.vocabulary = {word: i for i, word in enumerate(vocabulary)}
+        self.calls = 0
+
+    def _embed(self, text: str) -> list[float]:
+        vector = np.zeros(len(self.vocabulary) + 1, dtype=np.float64)
+        vector[-1] = 1e-3  # never the zero vector
+        for word in text.lower().split():
+            if word in self.vocabulary:
+                vector[self.vocabulary[word]] += 1.0
+        return vector.tolist()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls += 1
+        return [self._embed(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed(text)

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import pytest
+from doubles import AxisEmbeddings
+from pydantic import ValidationError
+
+from langchain_ce_rerank import FaissRetriever, FaissVectorStore
+
+WORDS = ["red", "green", "blue", "cat"]
+
+
+@pytest.fixture
+def store() -> FaissVectorStore:
+    store = FaissVectorStore(AxisEmbeddings(WORDS))
+    store.add_texts(
+        ["red", "red green", "blue", "cat", "red cat"],
+        [{"src": "a"}, {"src": "b"}, {"src": "a"}, {"src": "b"}, {"src": "a"}],
+        ids=["r", "rg", "b", "c", "rc"],
+    )
+    return store
+
+
+def test_documents_carry_id_score_and_rank(store: FaissVectorStore) -> None:
+    docs = store.as_retriever(k=3).invoke("red")
+    assert [d.metadata["retrieval_rank"] for d in docs] == [1, 2, 3]
+    assert docs[0].id == "r"
+    assert docs[0].metadata["retrieval_score"] == pytest.approx(1.0, abs=1e-5)
+    scores = [d.metadata["retrieval_score"] for d in docs]
+    assert scores == sorted(scores, reverse=True)
+    assert all(isinstance(s, float) for s in scores)
+    assert docs[0].metadata["src"] == "a"
+
+
+def test_scores_match_the_store(store: FaissVectorStore) -> None:
+    docs = store.as_retriever(k=5).invoke("red green")
+    expected = store.similarity_search_with_score("red green", k=5)
+    assert [(d.id, d.metadata["retrieval_score"]) for d in docs] == [
+        (d.id, s) for d, s in expected
+    ]
+
+
+def test_returned_documents_are_copies(store: FaissVectorStore) -> None:
+    doc = store.as_retriever(k=1).invoke("red")[0]
+    doc.metadata["src"] = "changed"
+    assert store.get_by_ids(["r"])[0].metadata == {"src": "a"}
+    assert "retrieval_score" not in store.get_by_ids(["r"])[0].metadata
+
+
+def test_k_from_constructor_and_from_invoke(store: FaissVectorStore) -> None:
+    retriever = FaissRetriever(vectorstore=store, k=2)
+    assert len(retriever.invoke("red")) == 2
+    assert len(retriever.invoke("red", k=4)) == 4
+
+
+def test_k_below_one_is_rejected_at_construction(store: FaissVectorStore) -> None:
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        FaissRetriever(vectorstore=store, k=0)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        store.as_retriever().invoke("red", k=0)
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_blank_query_is_an_error(store: FaissVectorStore, query: str) -> None:
+    with pytest.raises(ValueError, match="query is empty or only whitespace"):
+        store.as_retriever().invoke(query)
+
+
+def test_unknown_options_are_errors(store: FaissVectorStore) -> None:
+    with pytest.raises(ValidationError, match="top_k"):
+        store.as_retriever(top_k=3)
+    with pytest.raises(ValidationError, match="unknown search_kwargs"):
+        store.as_retriever(search_kwargs={"kk": 3})
+    with pytest.raises(TypeError, match="unexpected argument"):
+        store.as_retriever().invoke("red", kk=3)
+
+
+def test_langchain_style_search_kwargs(store: FaissVectorStore) -> None:
+    retriever = store.as_retriever(search_kwargs={"k": 2, "filter": {"src": "b"}})
+    assert retriever.k == 2
+    assert {d.id for d in retriever.invoke("red")} == {"rg", "c"}
+
+
+def test_filter(store: FaissVectorStore) -> None:
+    docs = store.as_retriever(k=3, filter={"src": "a"}).invoke("cat")
+    assert docs[0].id == "rc"
+    assert {d.id for d in docs} == {"rc", "r", "b"}  # r and b tie for second
+    assert [d.metadata["retrieval_rank"] for d in docs] == [1, 2, 3]
+    override = store.as_retriever(k=3).invoke("cat", filter={"src": "b"})
+    assert {d.id for d in override} == {"c", "rg"}
+
+
+def test_mmr(store: FaissVectorStore) -> None:
+    docs = store.as_retriever(search_type="mmr", k=2, fetch_k=5, lambda_mult=0.2).invoke(
+        "red"
+    )
+    assert docs[0].id == "r"
+    assert docs[1].id in {"b", "c"}  # diversity beats the near-duplicates rg, rc
+    assert docs[1].metadata["retrieval_rank"] == 2
+    assert docs[0].metadata["retrieval_score"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_similarity_score_threshold(store: FaissVectorStore) -> None:
+    retriever = store.as_retriever(
+        search_type="similarity_score_threshold", k=5, score_threshold=0.99
+    )
+    assert [d.id for d in retriever.invoke("red")] == ["r"]
+    with pytest.raises(ValidationError, match="needs score_threshold"):
+        store.as_retriever(search_type="similarity_score_threshold")
+    with pytest.raises(ValidationError, match="search_type"):
+        store.as_retriever(search_type="nearest")
+
+
+async def test_ainvoke_carries_scores(store: FaissVectorStore) -> None:
+    docs = await store.as_retriever(k=2).ainvoke("red", k=3)
+    assert len(docs) == 3
+    assert docs[0].metadata["retrieval_rank"] == 1
+    assert docs[0].metadata["retrieval_score"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_batch(store: FaissVectorStore) -> None:
+    results = store.as_retriever(k=1).batch(["red", "blue"])
+    assert [r[0].id for r in results] == ["r", "b"]
