@@ -9,12 +9,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
-from langchain_core.embeddings import Embeddings  # noqa: E402
+import pytest
+from langchain_core.embeddings import Embeddings
 
-from langchain_ce_rerank.testing import build_standin_cross_encoder  # noqa: E402
+from langchain_ce_rerank.testing import build_standin_cross_encoder
 
 
 @pytest.fixture(scope="session")

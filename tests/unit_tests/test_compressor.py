@@ -55,9 +55,9 @@ def test_id_text_and_existing_metadata_are_kept_and_inputs_untouched() -> None:
         )
     ]
     snapshot = [d.model_copy(deep=True) for d in docs]
-    out = CrossEncoderCompressor(model=TableCrossEncoder({"a": 2.5})).compress_documents(
-        docs, "q"
-    )
+    out = CrossEncoderCompressor(
+        model=TableCrossEncoder({"a": 2.5})
+    ).compress_documents(docs, "q")
     assert out[0].id == "doc-a"
     assert out[0].page_content == "a"
     assert out[0].metadata == {
@@ -73,9 +73,21 @@ def test_id_text_and_existing_metadata_are_kept_and_inputs_untouched() -> None:
 def test_top_n_cuts_and_none_keeps_all() -> None:
     model = TableCrossEncoder({str(i): float(i) for i in range(10)})
     docs = _docs(*[str(i) for i in range(10)])
-    assert len(CrossEncoderCompressor(model=model, top_n=3).compress_documents(docs, "q")) == 3
-    assert len(CrossEncoderCompressor(model=model, top_n=None).compress_documents(docs, "q")) == 10
-    big = CrossEncoderCompressor(model=model, top_n=50).compress_documents(docs[:4], "q")
+    assert (
+        len(CrossEncoderCompressor(model=model, top_n=3).compress_documents(docs, "q"))
+        == 3
+    )
+    assert (
+        len(
+            CrossEncoderCompressor(model=model, top_n=None).compress_documents(
+                docs, "q"
+            )
+        )
+        == 10
+    )
+    big = CrossEncoderCompressor(model=model, top_n=50).compress_documents(
+        docs[:4], "q"
+    )
     assert [d.page_content for d in big] == ["3", "2", "1", "0"]
 
 
@@ -90,9 +102,9 @@ def test_threshold_applies_after_top_n() -> None:
         model=model, top_n=3, score_threshold=0.55
     ).compress_documents(docs, "q")
     assert [d.page_content for d in out] == ["a", "d"]
-    out = CrossEncoderCompressor(model=model, top_n=1, score_threshold=0.95).compress_documents(
-        docs, "q"
-    )
+    out = CrossEncoderCompressor(
+        model=model, top_n=1, score_threshold=0.95
+    ).compress_documents(docs, "q")
     assert out == []
 
 
@@ -168,7 +180,9 @@ def test_loading_options_with_a_loaded_model_are_an_error() -> None:
     with pytest.raises(ValidationError, match="device configure loading"):
         CrossEncoderCompressor(model=TableCrossEncoder(), device="cpu")
     with pytest.raises(ValidationError, match="model_kwargs"):
-        CrossEncoderCompressor(model=TableCrossEncoder(), model_kwargs={"revision": "x"})
+        CrossEncoderCompressor(
+            model=TableCrossEncoder(), model_kwargs={"revision": "x"}
+        )
 
 
 def test_model_of_wrong_type_is_an_error() -> None:

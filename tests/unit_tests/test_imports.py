@@ -43,4 +43,5 @@ def test_every_public_class_documents_an_example() -> None:
     for name in EXPECTED_ALL:
         obj = getattr(langchain_ce_rerank, name)
         if isinstance(obj, type):
-            assert obj.__doc__ and "```python" in obj.__doc__, name
+            assert obj.__doc__, name
+            assert "```python" in obj.__doc__, name

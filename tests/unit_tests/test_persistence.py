@@ -8,8 +8,7 @@ import pytest
 from doubles import AxisEmbeddings
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from langchain_ce_rerank import FaissVectorStore, StoreLoadError
-from langchain_ce_rerank import _persistence
+from langchain_ce_rerank import FaissVectorStore, StoreLoadError, _persistence
 
 WORDS = ["red", "green", "blue", "cat"]
 
@@ -52,7 +51,9 @@ def test_round_trip_keeps_documents_ids_scores_and_settings(
     assert loaded.similarity_search("cat", k=1)[0].id == "c"
 
 
-def test_distance_strategy_is_restored(embedding: AxisEmbeddings, tmp_path: Path) -> None:
+def test_distance_strategy_is_restored(
+    embedding: AxisEmbeddings, tmp_path: Path
+) -> None:
     store = FaissVectorStore.from_texts(["red"], embedding, distance_strategy="l2")
     store.save_local(tmp_path)
     assert FaissVectorStore.load_local(tmp_path, embedding).distance_strategy == "l2"
@@ -179,7 +180,7 @@ def test_dimension_mismatch_with_the_embedding(
     store: FaissVectorStore, tmp_path: Path
 ) -> None:
     store.save_local(tmp_path)
-    with pytest.raises(StoreLoadError, match="5-dimensional.*7-dimensional"):
+    with pytest.raises(StoreLoadError, match=r"5-dimensional.*7-dimensional"):
         FaissVectorStore.load_local(tmp_path, DeterministicFakeEmbedding(size=7))
 
 
@@ -233,10 +234,10 @@ def test_metadata_that_json_cannot_hold_is_refused_by_name(
 ) -> None:
     store = FaissVectorStore(embedding)
     store.add_texts(["red"], [{"when": object()}], ids=["doc-7"])
-    with pytest.raises(TypeError, match="'doc-7'.*not JSON-serializable"):
+    with pytest.raises(TypeError, match=r"'doc-7'.*not JSON-serializable"):
         store.save_local(tmp_path)
     store2 = FaissVectorStore(embedding)
     store2.add_texts(["red"], [{"pair": (1, 2)}], ids=["doc-8"])
-    with pytest.raises(TypeError, match="'doc-8'.*would change"):
+    with pytest.raises(TypeError, match=r"'doc-8'.*would change"):
         store2.save_local(tmp_path)
     assert not (tmp_path / "manifest.json").exists()

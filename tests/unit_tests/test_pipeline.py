@@ -30,7 +30,9 @@ def test_returns_top_n_with_both_stages_scores() -> None:
     docs = retriever.invoke("apple fruit")
     assert [d.id for d in docs] == ["apple", "green-apple"]
     for doc in docs:
-        assert {"retrieval_score", "retrieval_rank", "relevance_score"} <= set(doc.metadata)
+        assert {"retrieval_score", "retrieval_rank", "relevance_score"} <= set(
+            doc.metadata
+        )
     assert docs[0].metadata["relevance_score"] == 2.0
 
 
@@ -43,7 +45,9 @@ def test_k_is_the_number_of_candidates_reranked() -> None:
 
 
 def test_compressor_kwargs_are_passed_on() -> None:
-    retriever = _build(reranker=TableCrossEncoder({"blue sky": 1.0}), score_threshold=0.5)
+    retriever = _build(
+        reranker=TableCrossEncoder({"blue sky": 1.0}), score_threshold=0.5
+    )
     assert [d.id for d in retriever.invoke("sky")] == ["sky"]
 
 
@@ -57,7 +61,9 @@ def test_ready_compressor_is_used_as_is() -> None:
 
 def test_existing_vectorstore() -> None:
     store = FaissVectorStore.from_documents(DOCS, AxisEmbeddings(WORDS))
-    retriever = build_reranking_retriever(vectorstore=store, reranker=TableCrossEncoder())
+    retriever = build_reranking_retriever(
+        vectorstore=store, reranker=TableCrossEncoder()
+    )
     assert len(retriever.invoke("red")) == 5
     with pytest.raises(ValueError, match="not both"):
         build_reranking_retriever(DOCS, vectorstore=store, reranker=TableCrossEncoder())

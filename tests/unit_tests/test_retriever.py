@@ -90,9 +90,9 @@ def test_filter(store: FaissVectorStore) -> None:
 
 
 def test_mmr(store: FaissVectorStore) -> None:
-    docs = store.as_retriever(search_type="mmr", k=2, fetch_k=5, lambda_mult=0.2).invoke(
-        "red"
-    )
+    docs = store.as_retriever(
+        search_type="mmr", k=2, fetch_k=5, lambda_mult=0.2
+    ).invoke("red")
     assert docs[0].id == "r"
     assert docs[1].id in {"b", "c"}  # diversity beats the near-duplicates rg, rc
     assert docs[1].metadata["retrieval_rank"] == 2

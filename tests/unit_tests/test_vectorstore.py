@@ -74,7 +74,9 @@ def test_generated_ids_are_unique_strings(embedding: AxisEmbeddings) -> None:
 
 def test_adding_an_existing_id_replaces_the_document(store: FaissVectorStore) -> None:
     store.add_texts(["dog"], [{"n": 9}], ids=["r"])
-    assert store.get_by_ids(["r"]) == [Document(id="r", page_content="dog", metadata={"n": 9})]
+    assert store.get_by_ids(["r"]) == [
+        Document(id="r", page_content="dog", metadata={"n": 9})
+    ]
     assert len(store.ids) == 4
     assert store.similarity_search("red", k=1)[0].id == "rg"
 
@@ -108,11 +110,15 @@ def test_dimension_change_is_an_error(store: FaissVectorStore) -> None:
     other = FaissVectorStore(DeterministicFakeEmbedding(size=3))
     other.add_texts(["a"])
     other._embedding = store.embeddings  # a different model behind the same store
-    with pytest.raises(ValueError, match="dimension 9 but this store holds dimension 3"):
+    with pytest.raises(
+        ValueError, match="dimension 9 but this store holds dimension 3"
+    ):
         other.add_texts(["red"])
 
 
-def test_stored_documents_are_isolated_from_the_caller(embedding: AxisEmbeddings) -> None:
+def test_stored_documents_are_isolated_from_the_caller(
+    embedding: AxisEmbeddings,
+) -> None:
     metadata = {"tags": ["x"]}
     store = FaissVectorStore(embedding)
     store.add_texts(["red"], [metadata], ids=["r"])
@@ -196,7 +202,9 @@ def test_mmr_prefers_diverse_documents(embedding: AxisEmbeddings) -> None:
     store = FaissVectorStore(embedding)
     store.add_texts(["red", "red", "red alpha", "red cat"], ids=["a", "b", "c", "d"])
     plain = [d.id for d in store.similarity_search("red", k=2)]
-    diverse = store.max_marginal_relevance_search("red", k=2, fetch_k=4, lambda_mult=0.3)
+    diverse = store.max_marginal_relevance_search(
+        "red", k=2, fetch_k=4, lambda_mult=0.3
+    )
     assert set(plain) == {"a", "b"}  # exact duplicates crowd out the rest
     assert diverse[0].id in {"a", "b"}
     assert diverse[1].id in {"c", "d"}

@@ -1,0 +1,34 @@
+# One virtual environment, made and filled by these targets, so a fresh clone
+# needs nothing but python3 and make. torch is pinned to the CPU build.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RERANKER ?= .cache/standin-cross-encoder
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install test lint example
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(PY) -m pytest
+
+# Without Hub access, the example uses the untrained stand-in cross-encoder
+# (same architecture, meaningless scores); with it, run
+#   make example RERANKER=cross-encoder/ms-marco-MiniLM-L6-v2 HF_HUB_OFFLINE=0
+example: install
+	@if [ "$(RERANKER)" = ".cache/standin-cross-encoder" ]; then \
+		echo "Using the untrained stand-in cross-encoder: reranked scores are meaningless." >&2; \
+		$(PY) examples/build_standin_reranker.py $(RERANKER) >/dev/null; fi
+	$(PY) examples/rerank_results.py --reranker $(RERANKER)
