@@ -7,6 +7,7 @@ import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from string import Formatter
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from langchain_core.callbacks import Callbacks
@@ -15,7 +16,15 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from typing_extensions import Self, override
 
+from langchain_ce_rerank._passages import (
+    Span,
+    TokenSpans,
+    tokenizer_spans,
+    windows,
+    word_spans,
+)
 from langchain_ce_rerank._query import check_query
+from langchain_ce_rerank._ranking import reciprocal_rank_fusion, score_order
 from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER, load_cross_encoder
 
 __all__ = ["CrossEncoderCompressor", "CrossEncoderLike"]
@@ -92,6 +101,36 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
     show_progress_bar: bool = False
     """Show sentence-transformers' progress bar while scoring."""
 
+    long_documents: Literal["truncate", "max_passage"] = "truncate"
+    """`"truncate"`: the model reads the first `max_length` tokens of each pair.
+    `"max_passage"`: a longer document is cut into overlapping token windows
+    (the query repeated in each pair), all windows are scored in the same
+    batched call, the document scores as its best window, and
+    `metadata["relevance_passage"]` holds that window's `[start, end]`
+    character span in the scored text."""
+
+    passage_tokens: int | None = Field(default=None, ge=8)
+    """Tokens per (query, window) pair for `"max_passage"`; None uses the
+    model's `max_length`. Required for a `BaseCrossEncoder`, whose windows are
+    counted in whitespace-separated words."""
+
+    passage_overlap: int = Field(default=64, ge=0)
+    """Tokens each window shares with the previous one."""
+
+    fusion: Literal["none", "rrf"] = "none"
+    """`"rrf"`: order by Reciprocal Rank Fusion of the cross-encoder rank and
+    the first-stage rank (`metadata["retrieval_rank"]`, else input order),
+    stored as `metadata["fused_score"]`. `top_n` and `score_threshold` keep
+    their meaning; the threshold still applies to `relevance_score`."""
+
+    rrf_k: int = Field(default=60, ge=1)
+    """The RRF constant: each ranking adds `1 / (rrf_k + rank)`."""
+
+    content_template: str | None = None
+    """Text the model reads, from metadata fields and `page_content`, e.g.
+    `"{title}\\n{page_content}"`. None reads `page_content`. A field missing
+    from a document's metadata is an error naming the field and document."""
+
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     _loaded: BaseCrossEncoder | CrossEncoderLike | None = PrivateAttr(default=None)
@@ -99,7 +138,38 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
     _predict_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @model_validator(mode="after")
-    def _check_loading_options(self) -> Self:
+    def _check_options(self) -> Self:
+        if self.content_template is not None:
+            try:
+                fields = [f for _, f, _, _ in Formatter().parse(self.content_template)]
+            except ValueError as err:
+                msg = f"content_template {self.content_template!r} is malformed: {err}"
+                raise ValueError(msg) from err
+            if not any(fields):
+                msg = (
+                    f"content_template {self.content_template!r} has no {{field}}; "
+                    "include at least {page_content}"
+                )
+                raise ValueError(msg)
+        if self.passage_tokens is not None and (
+            self.passage_overlap >= self.passage_tokens
+        ):
+            msg = (
+                f"passage_overlap ({self.passage_overlap}) must be smaller than "
+                f"passage_tokens ({self.passage_tokens})"
+            )
+            raise ValueError(msg)
+        if (
+            self.long_documents == "max_passage"
+            and isinstance(self.model, BaseCrossEncoder)
+            and self.passage_tokens is None
+        ):
+            msg = (
+                "long_documents='max_passage' with a BaseCrossEncoder needs "
+                "passage_tokens=... (its window, in words): the model exposes no "
+                "tokenizer or max_length"
+            )
+            raise ValueError(msg)
         if isinstance(self.model, str | Path):
             return self
         given = [
@@ -173,6 +243,147 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
             scores = [_sigmoid(value) for value in scores]
         return scores
 
+    def _scored_text(self, doc: Document, position: int) -> str:
+        if self.content_template is None:
+            return doc.page_content
+        try:
+            return self.content_template.format_map(
+                {**doc.metadata, "page_content": doc.page_content}
+            )
+        except KeyError as err:
+            msg = (
+                f"content_template {self.content_template!r} needs metadata field "
+                f"{err.args[0]!r}, which document {doc.id!r} (position {position}) "
+                "does not have"
+            )
+            raise ValueError(msg) from err
+
+    def _windows(self, query: str, text: str) -> list[Span]:
+        model = self.load_model()
+        tokenizer = getattr(model, "tokenizer", None)
+        spans: TokenSpans
+        if isinstance(model, BaseCrossEncoder) or tokenizer is None:
+            spans = word_spans
+            budget = self.passage_tokens or 0
+            reserved = len(word_spans(query))
+        else:
+            spans = tokenizer_spans(tokenizer)
+            budget = self.passage_tokens or int(getattr(model, "max_seq_length", 512))
+            reserved = len(spans(query)) + tokenizer.num_special_tokens_to_add(
+                pair=True
+            )
+        size = budget - reserved
+        if size <= self.passage_overlap:
+            msg = (
+                f"the query takes {reserved} of the {budget} tokens per pair, "
+                f"leaving {size} for each passage window (passage_overlap is "
+                f"{self.passage_overlap}); shorten the query or raise passage_tokens"
+            )
+            raise ValueError(msg)
+        return windows(text, spans(text), size, self.passage_overlap)
+
+    def score_documents(
+        self, documents: Sequence[Document], query: str
+    ) -> list[tuple[float, Span | None]]:
+        """Score each document against `query`, without reordering.
+
+        Identical scored texts are scored once. With `long_documents=
+        "max_passage"` every window of every document goes to the model in one
+        batched call.
+
+        Args:
+            documents: Candidates.
+            query: The query.
+
+        Returns:
+            Per document, its score and (for `"max_passage"`) the character span
+            of its best window, else None.
+        """
+        check_query(query)
+        texts = [self._scored_text(doc, i) for i, doc in enumerate(documents)]
+        unique = list(dict.fromkeys(texts))
+        best: dict[str, tuple[float, Span | None]] = {}
+        if self.long_documents == "truncate":
+            best = {
+                t: (s, None)
+                for t, s in zip(unique, self.score(query, unique), strict=True)
+            }
+        else:
+            spans = [self._windows(query, text) for text in unique]
+            flat = [
+                text[a:b] for text, ws in zip(unique, spans, strict=True) for a, b in ws
+            ]
+            flat_scores = iter(self.score(query, flat))
+            for text, ws in zip(unique, spans, strict=True):
+                window_scores = [next(flat_scores) for _ in ws]
+                top = score_order(window_scores)[0]
+                best[text] = (window_scores[top], ws[top])
+        return [best[text] for text in texts]
+
+    def _first_stage_ranks(self, docs: Sequence[Document]) -> list[int]:
+        ranks = [doc.metadata.get("retrieval_rank") for doc in docs]
+        if all(isinstance(r, int) and not isinstance(r, bool) for r in ranks):
+            return [int(r) for r in ranks]  # type: ignore[arg-type]
+        if any(r is not None for r in ranks):
+            logger.warning(
+                "Some documents lack an integer retrieval_rank; RRF uses the "
+                "input order as the first-stage order for all of them."
+            )
+        return list(range(1, len(docs) + 1))
+
+    def rerank(
+        self,
+        documents: Sequence[Document],
+        scored: Sequence[tuple[float, Span | None]],
+    ) -> list[Document]:
+        """Order, cut and filter already scored documents into new Documents.
+
+        This is the second half of `compress_documents`, exposed so evaluation
+        can compare orderings (plain, fused) of one scoring pass.
+
+        Args:
+            documents: The candidates, in first-stage order.
+            scored: `score_documents(documents, query)`'s result.
+
+        Returns:
+            New documents with `relevance_score` (and `fused_score`,
+            `relevance_passage` where they apply) in metadata.
+        """
+        scores = [score for score, _ in scored]
+        if any(math.isnan(s) for s in scores):
+            logger.warning("The cross-encoder returned NaN scores; ranking them last.")
+        order = score_order(scores)
+        fused: list[float] | None = None
+        if self.fusion == "rrf":
+            ce_rank = [0] * len(order)
+            for rank, i in enumerate(order, start=1):
+                ce_rank[i] = rank
+            fused_scores = reciprocal_rank_fusion(
+                [ce_rank, self._first_stage_ranks(documents)], self.rrf_k
+            )
+            # Stable on the cross-encoder order: equal fused scores go to the
+            # document the cross-encoder preferred.
+            order = sorted(order, key=lambda i: -fused_scores[i])
+            fused = fused_scores
+        if self.top_n is not None:
+            order = order[: self.top_n]
+        if self.score_threshold is not None:
+            order = [i for i in order if scores[i] >= self.score_threshold]
+        result = []
+        for i in order:
+            extra: dict[str, Any] = {"relevance_score": scores[i]}
+            if fused is not None:
+                extra["fused_score"] = fused[i]
+            span = scored[i][1]
+            if span is not None:
+                extra["relevance_passage"] = [span[0], span[1]]
+            result.append(
+                documents[i].model_copy(
+                    update={"metadata": {**documents[i].metadata, **extra}}
+                )
+            )
+        return result
+
     @override
     def compress_documents(
         self,
@@ -198,26 +409,7 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
             if not isinstance(doc.page_content, str):
                 msg = f"document {position} (id={doc.id!r}) has non-text page_content"
                 raise TypeError(msg)
-        # Identical texts (e.g. the same passage from two merged retrievers)
-        # are scored once.
-        unique = list(dict.fromkeys(doc.page_content for doc in docs))
-        by_text = dict(zip(unique, self.score(query, unique), strict=True))
-        scores = [by_text[doc.page_content] for doc in docs]
-        if any(math.isnan(s) for s in scores):
-            logger.warning("The cross-encoder returned NaN scores; ranking them last.")
-        order = sorted(
-            range(len(docs)), key=lambda i: (math.isnan(scores[i]), -scores[i])
-        )
-        if self.top_n is not None:
-            order = order[: self.top_n]
-        if self.score_threshold is not None:
-            order = [i for i in order if scores[i] >= self.score_threshold]
-        return [
-            docs[i].model_copy(
-                update={"metadata": {**docs[i].metadata, "relevance_score": scores[i]}}
-            )
-            for i in order
-        ]
+        return self.rerank(docs, self.score_documents(docs, query))
 
 
 def _sigmoid(value: float) -> float:

@@ -85,3 +85,22 @@ class AxisEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self._embed(text)
+
+
+class TruncatingKeywordCrossEncoder(BaseCrossEncoder):
+    """Reads only the first `window` words of each (query + text) pair, as a real
+    cross-encoder reads only its token window, and scores 1.0 per keyword seen.
+    """
+
+    def __init__(self, keyword: str, window: int = 512) -> None:
+        self.keyword = keyword
+        self.window = window
+        self.received: list[str] = []
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        scores = []
+        for query, text in text_pairs:
+            self.received.append(text)
+            words = (query.split() + text.split())[: self.window]
+            scores.append(float(words.count(self.keyword)))
+        return scores
