@@ -155,7 +155,7 @@ def _bad(path: Path, problem: str) -> StoreLoadError:
     return StoreLoadError(f"{path}: {problem}")
 
 
-def _read_manifest(folder: Path) -> dict[str, Any]:
+def read_manifest(folder: Path) -> dict[str, Any]:
     if not folder.is_dir():
         msg = (
             f"no saved index at {str(folder)!r}: the folder does not exist. "
@@ -240,7 +240,7 @@ def load(folder: str | os.PathLike[str]) -> Snapshot:
         StoreLoadError: A file is missing, truncated, modified or inconsistent.
     """
     root = Path(folder)
-    manifest = _read_manifest(root)
+    manifest = read_manifest(root)
     docstore_path = root / str(manifest["files"].get("docstore", {}).get("name"))
     records = _parse_records(docstore_path, _read_data_file(root, manifest, "docstore"))
     count = manifest["count"]

@@ -8,6 +8,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import faiss
@@ -21,7 +22,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from langchain_ce_rerank import _persistence
 from langchain_ce_rerank._filter import Predicate, to_predicate
 from langchain_ce_rerank.errors import StoreLoadError
-from langchain_ce_rerank.models import embedding_model_name
+from langchain_ce_rerank.models import embedding_model_name, load_embeddings
 
 if TYPE_CHECKING:
     from langchain_ce_rerank.retriever import FaissRetriever
@@ -559,23 +560,44 @@ class FaissVectorStore(VectorStore):
             ),
         )
 
+    @staticmethod
+    def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+        """The manifest of a saved folder (dimension, distance, count, model...).
+
+        Raises:
+            FileNotFoundError: No folder or no manifest.
+            StoreLoadError: The manifest is damaged or of an unknown format.
+        """
+        return _persistence.read_manifest(Path(folder))
+
     @classmethod
     def load_local(
-        cls, folder: str | os.PathLike[str], embedding: Embeddings
+        cls, folder: str | os.PathLike[str], embedding: Embeddings | None = None
     ) -> FaissVectorStore:
         """Load a folder written by `save_local`; never executes code.
 
         Args:
             folder: The saved folder.
             embedding: The embedding model the index was built with; its vector
-                dimension is checked against the index.
+                dimension is checked against the index. None loads the model
+                named in the manifest with `load_embeddings`.
 
         Raises:
             FileNotFoundError: No folder or no manifest.
-            StoreLoadError: A file is missing, truncated or modified, or the
-                dimension does not match `embedding`.
+            StoreLoadError: A file is missing, truncated or modified, the
+                dimension does not match `embedding`, or no embedding was given
+                and none is recorded.
+            ModelNotFoundError: The recorded embedding model cannot be loaded.
         """
         snapshot = _persistence.load(folder)
+        if embedding is None:
+            if not snapshot.embedding_model:
+                msg = (
+                    f"{os.path.join(folder, _persistence.MANIFEST)} records no "
+                    "embedding model; pass embedding=... to load_local"
+                )
+                raise StoreLoadError(msg)
+            embedding = load_embeddings(snapshot.embedding_model)
         store = cls(embedding, distance_strategy=snapshot.distance_strategy)
         index = snapshot.index
         if index is not None:

@@ -38,7 +38,10 @@ def test_rrf_scores_and_order() -> None:
     assert [d.id for d in out] == ["a", "c", "b", "d"]
     for doc in out:
         assert doc.metadata["fused_score"] == pytest.approx(expected[doc.id])
-        assert doc.metadata["relevance_score"] == {"a": 4.0, "b": 1.0, "c": 3.0, "d": 2.0}[doc.id]
+        assert (
+            doc.metadata["relevance_score"]
+            == {"a": 4.0, "b": 1.0, "c": 3.0, "d": 2.0}[doc.id]
+        )
 
 
 def test_rrf_ties_go_to_the_cross_encoders_choice() -> None:

@@ -110,4 +110,6 @@ def test_max_passage_with_the_real_tokenizer(standin_ce_path: Path) -> None:
     assert end - start < len(LONG)
     # The document's score is exactly its best window's score.
     windows_scores = compressor.score(QUERY, [LONG[start:end]])
-    assert long.metadata["relevance_score"] == pytest.approx(windows_scores[0], abs=1e-5)
+    assert long.metadata["relevance_score"] == pytest.approx(
+        windows_scores[0], abs=1e-5
+    )

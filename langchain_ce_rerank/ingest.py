@@ -1,0 +1,242 @@
+"""From files on disk to chunked Documents with stable ids, and index syncing.
+
+`.txt` and `.md` files become one text each; `.jsonl` files hold one JSON object
+per line with `id`, `text` and optional `metadata`. Texts are split with
+`langchain-text-splitters`. Each chunk's id is built from its source path, its
+row id (JSONL), its position and a hash of its content, so re-indexing the same
+files yields the same ids, and a changed chunk gets a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from langchain_ce_rerank.vectorstore import FaissVectorStore
+
+__all__ = [
+    "DEFAULT_CHUNK_OVERLAP",
+    "DEFAULT_CHUNK_SIZE",
+    "SUPPORTED_SUFFIXES",
+    "Corpus",
+    "SyncReport",
+    "load_corpus",
+    "sync_store",
+]
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl")
+DEFAULT_CHUNK_SIZE = 1000
+"""Characters per chunk: about 250 tokens of English, which leaves room for the
+query inside a 512-token cross-encoder window."""
+DEFAULT_CHUNK_OVERLAP = 150
+
+
+@dataclass
+class Corpus:
+    """What `load_corpus` read: chunks, the files they came from, and skips."""
+
+    documents: list[Document] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(path, reason) for every file or JSONL row that could not be used."""
+
+
+@dataclass
+class SyncReport:
+    """What `sync_store` changed."""
+
+    added: int
+    unchanged: int
+    removed: int
+
+
+def _files_under(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw).expanduser().resolve()
+        if not path.exists():
+            msg = f"{raw}: no such file or folder"
+            raise FileNotFoundError(msg)
+        if path.is_dir():
+            found.extend(
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+            )
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+def _chunk_id(source: str, row: str | None, position: int, text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    unit = f"#{row}" if row is not None else ""
+    return f"{source}{unit}#{position}:{digest}"
+
+
+def _jsonl_rows(
+    path: Path, text: str, skipped: list[tuple[str, str]]
+) -> Iterable[tuple[str, str, dict[str, Any]]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            skipped.append((where, f"not valid JSON ({err.msg})"))
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            skipped.append((where, "a row needs a string 'text'"))
+            continue
+        if not isinstance(row.get("id"), str | int):
+            skipped.append((where, "a row needs an 'id' (string or number)"))
+            continue
+        metadata = row.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            skipped.append((where, "'metadata' must be an object"))
+            continue
+        yield str(row["id"]), row["text"], metadata
+
+
+def load_corpus(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
+) -> Corpus:
+    """Read `.txt`, `.md` and `.jsonl` files and folders into chunked Documents.
+
+    Unreadable or non-UTF-8 files (and malformed JSONL rows) are skipped with a
+    warning and listed in `Corpus.skipped`; nothing else is dropped.
+
+    Args:
+        paths: Files and folders (searched recursively).
+        chunk_size: Maximum characters per chunk.
+        chunk_overlap: Characters shared by neighbouring chunks.
+
+    Returns:
+        The chunks, each with `source` (absolute file path), `doc_id` (the JSONL
+        row id, or the path), `chunk` (position) and `start_index` in metadata.
+
+    Raises:
+        FileNotFoundError: A path does not exist.
+        ValueError: Bad chunk settings.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.ingest import load_corpus
+
+        corpus = load_corpus(["docs/"], chunk_size=800)
+        print(len(corpus.documents), corpus.skipped)
+        ```
+    """
+    if chunk_size < 1 or not 0 <= chunk_overlap < chunk_size:
+        msg = (
+            f"need chunk_size >= 1 and 0 <= chunk_overlap < chunk_size, got "
+            f"chunk_size={chunk_size}, chunk_overlap={chunk_overlap}"
+        )
+        raise ValueError(msg)
+    splitter = RecursiveCharacterTextSplitter(
+        chunk_size=chunk_size, chunk_overlap=chunk_overlap, add_start_index=True
+    )
+    corpus = Corpus()
+    for path in _files_under(paths):
+        source = str(path)
+        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            corpus.skipped.append((source, f"unsupported type {path.suffix!r}"))
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            corpus.skipped.append(
+                (source, f"not UTF-8 ({err.reason} at byte {err.start})")
+            )
+            continue
+        except OSError as err:
+            corpus.skipped.append((source, f"unreadable ({err.strerror or err})"))
+            continue
+        corpus.files.append(source)
+        if path.suffix.lower() == ".jsonl":
+            units: Iterable[tuple[str | None, str, dict[str, Any]]] = _jsonl_rows(
+                path, text, corpus.skipped
+            )
+        else:
+            units = [(None, text, {})]
+        for row_id, body, metadata in units:
+            base = {**metadata, "source": source, "doc_id": row_id or source}
+            for position, chunk in enumerate(splitter.create_documents([body], [base])):
+                chunk.metadata["chunk"] = position
+                chunk.id = _chunk_id(source, row_id, position, chunk.page_content)
+                corpus.documents.append(chunk)
+    for where, reason in corpus.skipped:
+        logger.warning("Skipped %s: %s", where, reason)
+    return corpus
+
+
+def _in_scope(source: object, roots: Sequence[Path]) -> bool:
+    if not isinstance(source, str):
+        return False
+    path = Path(source)
+    return any(path == root or root in path.parents for root in roots)
+
+
+def sync_store(
+    store: FaissVectorStore,
+    corpus: Corpus,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    batch_size: int = 64,
+    progress: Callable[[int], object] | None = None,
+) -> SyncReport:
+    """Make `store` hold exactly `corpus` for everything under `paths`.
+
+    New or changed chunks are embedded and added; chunks of changed or deleted
+    files under `paths` are removed; unchanged chunks are not re-embedded.
+    Chunks of files that were skipped this time (unreadable) are kept.
+
+    Args:
+        store: The store to update in place.
+        corpus: `load_corpus(paths, ...)`'s result.
+        paths: The same paths, which bound what may be removed.
+        batch_size: Chunks embedded per call.
+        progress: Called with the number of chunks added after each batch.
+
+    Returns:
+        How many chunks were added, left unchanged and removed.
+    """
+    roots = [Path(p).expanduser().resolve() for p in paths]
+    skipped = {where for where, _ in corpus.skipped}
+    existing: dict[str, Document] = {
+        doc.id: doc for doc in store.get_by_ids(store.ids) if doc.id
+    }
+    wanted = {doc.id for doc in corpus.documents}
+    stale = [
+        doc_id
+        for doc_id, doc in existing.items()
+        if doc_id not in wanted
+        and _in_scope(doc.metadata.get("source"), roots)
+        and doc.metadata.get("source") not in skipped
+    ]
+    fresh = [doc for doc in corpus.documents if doc.id not in existing]
+    for start in range(0, len(fresh), batch_size):
+        batch = fresh[start : start + batch_size]
+        store.add_documents(batch)
+        if progress is not None:
+            progress(len(batch))
+    if stale:
+        store.delete(stale)
+    return SyncReport(
+        added=len(fresh), unchanged=len(wanted) - len(fresh), removed=len(stale)
+    )
