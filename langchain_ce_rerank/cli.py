@@ -142,11 +142,15 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _display_source(doc: Document) -> str:
+    """The source path, relative when under the working folder, else shortened."""
     source = str(doc.metadata.get("source", ""))
+    if not source:
+        return ""
+    path = Path(source)
     try:
-        return os.path.relpath(source) if source else ""
-    except ValueError:  # another drive on Windows
-        return source
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path("…", *path.parts[-2:])) if len(path.parts) > 2 else source
 
 
 def _snippet(text: str) -> str:
@@ -210,7 +214,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
         ("source", "left"),
         ("snippet", "left"),
     ):
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        table.add_column(
+            name,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=True,
+            min_width=len(name),
+            overflow="ellipsis",
+        )
     for doc, row in zip(reranked, rows, strict=True):
         table.add_row(
             f"{row['retrieval_rank']} -> {row['rank']}",

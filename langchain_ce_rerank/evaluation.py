@@ -182,12 +182,16 @@ def _metrics(qrels: Qrels, run: Run, recall_at: Sequence[int]) -> dict[str, floa
     cutoffs.update({f"Recall@{c}": R @ c for c in sorted(set(recall_at))})
     per_query: dict[str, dict[str, float]] = {name: {} for name in cutoffs}
     by_measure = {measure: name for name, measure in cutoffs.items()}
-    judged = {q: dict(d) for q, d in qrels.items() if q in run}
-    for metric in ir_measures.iter_calc(list(cutoffs.values()), judged, run):
-        per_query[by_measure[metric.measure]][metric.query_id] = float(metric.value)
-    # A query that retrieved nothing scores 0 instead of silently dropping out.
+    evaluated = [q for q in run if q in qrels]
+    # pytrec_eval aborts the whole process on a query with an empty ranking,
+    # so those are left out of the call and scored 0 below.
+    ranked = {q: run[q] for q in evaluated if run[q]}
+    if ranked:
+        judged = {q: dict(qrels[q]) for q in ranked}
+        for metric in ir_measures.iter_calc(list(cutoffs.values()), judged, ranked):
+            per_query[by_measure[metric.measure]][metric.query_id] = float(metric.value)
     return {
-        name: sum(values.get(q, 0.0) for q in judged) / max(len(judged), 1)
+        name: sum(values.get(q, 0.0) for q in evaluated) / max(len(evaluated), 1)
         for name, values in per_query.items()
     }
 
