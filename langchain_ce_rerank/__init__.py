@@ -4,6 +4,8 @@ from importlib import metadata
 
 from langchain_ce_rerank.compressor import CrossEncoderCompressor
 from langchain_ce_rerank.errors import ModelNotFoundError, StoreLoadError
+from langchain_ce_rerank.evaluation import EvaluationReport, evaluate, load_beir
+from langchain_ce_rerank.ingest import load_corpus, sync_store
 from langchain_ce_rerank.models import load_embeddings
 from langchain_ce_rerank.pipeline import build_reranking_retriever
 from langchain_ce_rerank.retriever import FaissRetriever
@@ -16,11 +18,16 @@ except metadata.PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "CrossEncoderCompressor",
+    "EvaluationReport",
     "FaissRetriever",
     "FaissVectorStore",
     "ModelNotFoundError",
     "StoreLoadError",
     "__version__",
     "build_reranking_retriever",
+    "evaluate",
+    "load_beir",
+    "load_corpus",
     "load_embeddings",
+    "sync_store",
 ]

@@ -58,7 +58,22 @@ class ConfigurationResult:
 
 @dataclass
 class EvaluationReport:
-    """All configurations evaluated on the same queries and candidates."""
+    """All configurations evaluated on the same queries and candidates.
+
+    Example:
+        ```python
+        from langchain_core.embeddings import DeterministicFakeEmbedding
+        from langchain_ce_rerank import FaissVectorStore, evaluate
+
+        store = FaissVectorStore.from_texts(
+            ["a cat", "a dog"], DeterministicFakeEmbedding(size=8), ids=["cat", "dog"]
+        )
+        report = evaluate(store.as_retriever(k=2), {"q": "a cat"}, {"q": {"cat": 1}})
+        for config in report.configurations:
+            print(config.name, config.metrics, config.latency_ms)
+        print(report.to_dict())
+        ```
+    """
 
     configurations: list[ConfigurationResult]
     num_queries: int
@@ -122,13 +137,26 @@ def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
 
 
 def load_beir(folder: str | os.PathLike[str], split: str = "test") -> BeirDataset:
-    """Load `corpus.jsonl`, `queries.jsonl` and `qrels/<split>.tsv` from `folder`.
+    r"""Load `corpus.jsonl`, `queries.jsonl` and `qrels/<split>.tsv` from `folder`.
 
     Corpus rows become Documents with `id` and `metadata["doc_id"]` set to `_id`
     and the title (if any) in `metadata["title"]`.
 
     Raises:
         FileNotFoundError: A file of the layout is missing.
+
+    Example:
+        ```python
+        from pathlib import Path
+        from langchain_ce_rerank import load_beir
+
+        Path("ds/qrels").mkdir(parents=True, exist_ok=True)
+        Path("ds/corpus.jsonl").write_text('{"_id": "d1", "title": "", "text": "cats"}')
+        Path("ds/queries.jsonl").write_text('{"_id": "q1", "text": "cat"}')
+        Path("ds/qrels/test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+        data = load_beir("ds")
+        print(len(data.corpus), data.queries, data.qrels)
+        ```
     """
     root = Path(folder)
     for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
@@ -226,10 +254,18 @@ def evaluate(
 
     Example:
         ```python
-        report = evaluate(build_reranking_retriever(docs), queries, qrels)
-        for config in report.configurations:
-            print(config.name, config.metrics["nDCG@10"], config.latency_ms)
+        from langchain_core.embeddings import DeterministicFakeEmbedding
+        from langchain_ce_rerank import FaissVectorStore, evaluate
+
+        store = FaissVectorStore.from_texts(
+            ["a cat", "a dog"], DeterministicFakeEmbedding(size=8), ids=["cat", "dog"]
+        )
+        report = evaluate(store.as_retriever(k=2), {"q1": "a cat"}, {"q1": {"cat": 1}})
+        print(report.configurations[0].metrics["nDCG@10"])
         ```
+
+        Pass `build_reranking_retriever(...)` instead of a plain retriever to
+        compare the first stage with the reranked and fused orders.
     """
     judged = [qid for qid in queries if qid in qrels]
     if not judged:

@@ -1,7 +1,8 @@
 """From files on disk to chunked Documents with stable ids, and index syncing.
 
 `.txt` and `.md` files become one text each; `.jsonl` files hold one JSON object
-per line with `id`, `text` and optional `metadata`. Texts are split with
+per line with `id`, `text` and optional `metadata` (a BEIR `corpus.jsonl`, with
+`_id` and `title`, works as it is). Texts are split with
 `langchain-text-splitters`. Each chunk's id is built from its source path, its
 row id (JSONL), its position and a hash of its content, so re-indexing the same
 files yields the same ids, and a changed chunk gets a new one.
@@ -100,14 +101,18 @@ def _jsonl_rows(
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             skipped.append((where, "a row needs a string 'text'"))
             continue
-        if not isinstance(row.get("id"), str | int):
+        # BEIR corpora name the id "_id" and carry a "title": accept both.
+        row_id = row.get("id", row.get("_id"))
+        if not isinstance(row_id, str | int):
             skipped.append((where, "a row needs an 'id' (string or number)"))
             continue
         metadata = row.get("metadata") or {}
         if not isinstance(metadata, dict):
             skipped.append((where, "'metadata' must be an object"))
             continue
-        yield str(row["id"]), row["text"], metadata
+        if isinstance(row.get("title"), str) and "title" not in metadata:
+            metadata = {**metadata, "title": row["title"]}
+        yield str(row_id), row["text"], metadata
 
 
 def load_corpus(
@@ -116,7 +121,7 @@ def load_corpus(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
 ) -> Corpus:
-    """Read `.txt`, `.md` and `.jsonl` files and folders into chunked Documents.
+    r"""Read `.txt`, `.md` and `.jsonl` files and folders into chunked Documents.
 
     Unreadable or non-UTF-8 files (and malformed JSONL rows) are skipped with a
     warning and listed in `Corpus.skipped`; nothing else is dropped.
@@ -136,10 +141,12 @@ def load_corpus(
 
     Example:
         ```python
-        from langchain_ce_rerank.ingest import load_corpus
+        from pathlib import Path
+        from langchain_ce_rerank import load_corpus
 
-        corpus = load_corpus(["docs/"], chunk_size=800)
-        print(len(corpus.documents), corpus.skipped)
+        Path("notes.md").write_text("# Backups\n\nTar the volume, copy, extract.")
+        corpus = load_corpus(["notes.md"], chunk_size=800)
+        print(corpus.documents[0].id, corpus.documents[0].metadata, corpus.skipped)
         ```
     """
     if chunk_size < 1 or not 0 <= chunk_overlap < chunk_size:
@@ -215,6 +222,19 @@ def sync_store(
 
     Returns:
         How many chunks were added, left unchanged and removed.
+
+    Example:
+        ```python
+        from pathlib import Path
+        from langchain_core.embeddings import DeterministicFakeEmbedding
+        from langchain_ce_rerank import FaissVectorStore, load_corpus, sync_store
+
+        Path("docs").mkdir(exist_ok=True)
+        Path("docs/a.md").write_text("Tar the volume, copy it, extract it.")
+        store = FaissVectorStore(DeterministicFakeEmbedding(size=8))
+        print(sync_store(store, load_corpus(["docs"]), ["docs"]))  # 1 added
+        print(sync_store(store, load_corpus(["docs"]), ["docs"]))  # 1 unchanged
+        ```
     """
     roots = [Path(p).expanduser().resolve() for p in paths]
     skipped = {where for where, _ in corpus.skipped}

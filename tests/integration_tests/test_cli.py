@@ -234,3 +234,34 @@ def test_help_is_complete(command: str, capsys: pytest.CaptureFixture[str]) -> N
         stripped = line.strip()
         if stripped.startswith("--") and "  " in stripped:
             assert stripped.split("  ", 1)[1].strip(), f"undocumented option: {line}"
+
+
+def test_eval_against_an_index_built_from_a_beir_corpus(
+    standin_ce_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ix"
+    built = _cli("index", str(DATASET / "corpus.jsonl"), "--out", str(out))
+    assert built.returncode == 0, built.stderr
+    assert "Indexed 1 files" in built.stdout
+    result = _cli(
+        "eval",
+        "--index",
+        str(out),
+        "--queries",
+        str(DATASET / "queries.jsonl"),
+        "--qrels",
+        str(DATASET / "qrels" / "test.tsv"),
+        "-k",
+        "3",
+        "--top-n",
+        "1",
+        "--reranker",
+        str(standin_ce_path),
+        "--json",
+        "-",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    first = data["configurations"][0]["metrics"]
+    assert data["num_queries"] == 25
+    assert first["Recall@3"] > 0.5  # chunk doc_ids map back to corpus ids

@@ -7,13 +7,18 @@ import langchain_ce_rerank
 
 EXPECTED_ALL = [
     "CrossEncoderCompressor",
+    "EvaluationReport",
     "FaissRetriever",
     "FaissVectorStore",
     "ModelNotFoundError",
     "StoreLoadError",
     "__version__",
     "build_reranking_retriever",
+    "evaluate",
+    "load_beir",
+    "load_corpus",
     "load_embeddings",
+    "sync_store",
 ]
 
 

@@ -123,3 +123,11 @@ def test_sync_keeps_chunks_of_files_that_became_unreadable(folder: Path) -> None
     report = sync_store(store, corpus, [folder])
     assert report.removed == 0
     assert len(store.ids) == before
+
+
+def test_beir_corpus_rows_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"_id": "d1", "title": "Backups", "text": "Tar the volume."}\n')
+    [doc] = load_corpus([path]).documents
+    assert doc.metadata["doc_id"] == "d1"
+    assert doc.metadata["title"] == "Backups"
