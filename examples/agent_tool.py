@@ -10,32 +10,15 @@ A scripted fake chat model plays the agent so this runs offline.
 
 from __future__ import annotations
 
-import argparse
-
-from docker_corpus import DOCUMENTS, QUERY
-from langchain_core.documents import Document
+from docker_corpus import QUERY, example_retriever
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.prompts import PromptTemplate
 from langchain_core.tools import create_retriever_tool
 
-from langchain_ce_rerank import build_reranking_retriever, load_embeddings
-from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reranker", default=DEFAULT_CROSS_ENCODER)
-    args = parser.parse_args()
-
-    retriever = build_reranking_retriever(
-        [Document(page_content=t) for t in DOCUMENTS],
-        embedding=load_embeddings(device="cpu"),
-        reranker=args.reranker,
-        k=4,
-        top_n=3,
-        device="cpu",
-    )
+    retriever = example_retriever(__doc__.splitlines()[0], top_n=3)
     tool = create_retriever_tool(
         retriever,
         name="search_ops_docs",

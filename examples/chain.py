@@ -8,18 +8,13 @@ LangChain chat model (ChatOpenAI, ChatOllama, ...) and nothing else changes.
 
 from __future__ import annotations
 
-import argparse
-
-from docker_corpus import DOCUMENTS, QUERY
+from docker_corpus import QUERY, example_retriever
 from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompt_values import PromptValue
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
-
-from langchain_ce_rerank import build_reranking_retriever, load_embeddings
-from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER
 
 
 def format_docs(docs: list[Document]) -> str:
@@ -36,18 +31,7 @@ def show_prompt(prompt: PromptValue) -> PromptValue:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reranker", default=DEFAULT_CROSS_ENCODER)
-    args = parser.parse_args()
-
-    retriever = build_reranking_retriever(
-        [Document(page_content=t) for t in DOCUMENTS],
-        embedding=load_embeddings(device="cpu"),
-        reranker=args.reranker,
-        k=4,
-        top_n=2,
-        device="cpu",
-    )
+    retriever = example_retriever(__doc__.splitlines()[0], top_n=2)
     prompt = ChatPromptTemplate.from_messages(
         [
             ("system", "Answer using only this context:\n{context}"),

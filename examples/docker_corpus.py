@@ -1,4 +1,18 @@
-"""The Docker corpus and query from the Sentence Transformers how-to (the seed)."""
+"""The seed's Docker corpus and query, and a reranking retriever over them.
+
+The corpus comes from the Sentence Transformers how-to; the retriever is shared
+by the chain and agent-tool examples.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from langchain_classic.retrievers import ContextualCompressionRetriever
+from langchain_core.documents import Document
+
+from langchain_ce_rerank import build_reranking_retriever, load_embeddings
+from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER
 
 QUERY = "How do I restore a Docker volume backup on another host?"
 
@@ -12,3 +26,22 @@ DOCUMENTS = [
     "backups.",
     "Inspect container logs with docker logs when a service exits during startup.",
 ]
+
+
+def example_retriever(description: str, top_n: int) -> ContextualCompressionRetriever:
+    """Parse `--reranker` and build the two-stage retriever over DOCUMENTS."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--reranker",
+        default=DEFAULT_CROSS_ENCODER,
+        help="cross-encoder model id or local folder (default: %(default)s)",
+    )
+    args = parser.parse_args()
+    return build_reranking_retriever(
+        [Document(page_content=t) for t in DOCUMENTS],
+        embedding=load_embeddings(device="cpu"),
+        reranker=args.reranker,
+        k=4,
+        top_n=top_n,
+        device="cpu",
+    )
