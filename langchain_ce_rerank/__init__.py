@@ -7,7 +7,7 @@ from langchain_ce_rerank.errors import ModelNotFoundError, StoreLoadError
 from langchain_ce_rerank.evaluation import EvaluationReport, evaluate, load_beir
 from langchain_ce_rerank.ingest import load_corpus, sync_store
 from langchain_ce_rerank.models import load_embeddings
-from langchain_ce_rerank.pipeline import build_reranking_retriever
+from langchain_ce_rerank.pipeline import RerankingRetriever, build_reranking_retriever
 from langchain_ce_rerank.retriever import FaissRetriever
 from langchain_ce_rerank.vectorstore import FaissVectorStore
 
@@ -22,6 +22,7 @@ __all__ = [
     "FaissRetriever",
     "FaissVectorStore",
     "ModelNotFoundError",
+    "RerankingRetriever",
     "StoreLoadError",
     "__version__",
     "build_reranking_retriever",

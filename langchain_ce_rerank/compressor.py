@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from string import Formatter
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -16,6 +16,7 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from typing_extensions import Self, override
 
+from langchain_ce_rerank._cache import CacheInfo, ScoreCache, text_key
 from langchain_ce_rerank._passages import (
     Span,
     TokenSpans,
@@ -131,11 +132,23 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
     `"{title}\\n{page_content}"`. None reads `page_content`. A field missing
     from a document's metadata is an error naming the field and document."""
 
+    cache_size: int = Field(default=4096, ge=0)
+    """Scores remembered (LRU, keyed on model, query, text digest and
+    max_length); 0 turns the cache off. On by default: a lookup costs about a
+    microsecond against milliseconds per pair for the model, and repeated
+    queries (chat turns, agents re-asking, evaluation reruns) then skip the
+    model entirely. 4096 entries take about 1 MB. See `cache_info()`."""
+
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
+    _cache: ScoreCache = PrivateAttr()
     _loaded: BaseCrossEncoder | CrossEncoderLike | None = PrivateAttr(default=None)
     _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _predict_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Create the score cache once the fields are validated."""
+        self._cache = ScoreCache(self.cache_size)
 
     @model_validator(mode="after")
     def _check_options(self) -> Self:
@@ -204,6 +217,80 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
                         self._loaded = self.model
         return self._loaded
 
+    def cache_info(self) -> CacheInfo:
+        """Score cache hits, misses and sizes (see `cache_size`)."""
+        return self._cache.info()
+
+    def clear_cache(self) -> None:
+        """Empty the score cache and reset its counters."""
+        self._cache.clear()
+
+    def _model_key(self) -> Hashable:
+        if isinstance(self.model, str | Path):
+            return (
+                "path",
+                str(self.model),
+                self.max_length,
+                tuple(sorted(map(str, self.model_kwargs.items()))),
+            )
+        return ("object", id(self.model))
+
+    def _predict(self, pairs: list[tuple[str, str]]) -> list[float]:
+        """Raw model scores for `pairs`, fed to the model shortest first."""
+        model = self.load_model()
+        # One length-sorted stream: neighbouring pairs pad to similar lengths.
+        order = sorted(
+            range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1])
+        )
+        ordered = [pairs[i] for i in order]
+        if isinstance(model, BaseCrossEncoder):
+            raw = list(model.score(ordered))
+        else:
+            import torch
+
+            # Fast tokenizers raise "Already borrowed" when one instance is
+            # used from two threads at once, and torch already spreads one call
+            # over every core, so calls into a shared model are serialized.
+            with self._predict_lock:
+                raw = model.predict(
+                    ordered,
+                    batch_size=self.batch_size,
+                    show_progress_bar=self.show_progress_bar,
+                    activation_fn=torch.nn.Identity(),
+                    convert_to_numpy=True,
+                ).tolist()
+        if len(raw) != len(pairs):
+            msg = f"the model returned {len(raw)} scores for {len(pairs)} pairs"
+            raise RuntimeError(msg)
+        scores = [0.0] * len(pairs)
+        for position, i in enumerate(order):
+            scores[i] = float(raw[position])
+        return scores
+
+    def _raw_scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Raw scores in input order; repeated pairs and cache hits skip the model."""
+        unique = list(dict.fromkeys(pairs))
+        model_key = self._model_key()
+        keys = {pair: (model_key, *text_key(*pair)) for pair in unique}
+        known: dict[tuple[str, str], float] = {}
+        missing = []
+        for pair in unique:
+            cached = self._cache.get(keys[pair])
+            if cached is None:
+                missing.append(pair)
+            else:
+                known[pair] = cached
+        if missing:
+            for pair, score in zip(missing, self._predict(missing), strict=True):
+                known[pair] = score
+                self._cache.put(keys[pair], score)
+        return [known[pair] for pair in pairs]
+
+    def _activate(self, scores: list[float]) -> list[float]:
+        if self.activation == "sigmoid":
+            return [_sigmoid(value) for value in scores]
+        return scores
+
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         """Score each text against `query` (after `activation`), in input order.
 
@@ -215,33 +302,7 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
             One float per text.
         """
         check_query(query)
-        if not texts:
-            return []
-        model = self.load_model()
-        pairs = [(query, text) for text in texts]
-        if isinstance(model, BaseCrossEncoder):
-            raw = list(model.score(pairs))
-        else:
-            import torch
-
-            # Fast tokenizers raise "Already borrowed" when one instance is
-            # used from two threads at once, and torch already spreads one call
-            # over every core, so calls into a shared model are serialized.
-            with self._predict_lock:
-                raw = model.predict(
-                    pairs,
-                    batch_size=self.batch_size,
-                    show_progress_bar=self.show_progress_bar,
-                    activation_fn=torch.nn.Identity(),
-                    convert_to_numpy=True,
-                ).tolist()
-        if len(raw) != len(pairs):
-            msg = f"the model returned {len(raw)} scores for {len(pairs)} pairs"
-            raise RuntimeError(msg)
-        scores = [float(value) for value in raw]
-        if self.activation == "sigmoid":
-            scores = [_sigmoid(value) for value in scores]
-        return scores
+        return self._activate(self._raw_scores([(query, text) for text in texts]))
 
     def _scored_text(self, doc: Document, position: int) -> str:
         if self.content_template is None:
@@ -282,14 +343,57 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
             raise ValueError(msg)
         return windows(text, spans(text), size, self.passage_overlap)
 
+    def _units(
+        self, documents: Sequence[Document], query: str
+    ) -> list[list[tuple[Span | None, str]]]:
+        """Per document, the texts to score: itself, or its passage windows."""
+        texts = [self._scored_text(doc, i) for i, doc in enumerate(documents)]
+        if self.long_documents == "truncate":
+            return [[(None, text)] for text in texts]
+        spans: dict[str, list[Span]] = {}
+        for text in texts:
+            if text not in spans:
+                spans[text] = self._windows(query, text)
+        return [[((a, b), text[a:b]) for a, b in spans[text]] for text in texts]
+
+    def score_documents_batch(
+        self, items: Sequence[tuple[Sequence[Document], str]]
+    ) -> list[list[tuple[float, Span | None]]]:
+        """Score many (documents, query) lists in one stream of model batches.
+
+        Every pair from every query is flattened, de-duplicated, looked up in
+        the score cache, and the rest goes to the model in one length-sorted
+        call.
+
+        Args:
+            items: `(documents, query)` pairs.
+
+        Returns:
+            Per item, per document: its score and, for `"max_passage"`, the
+            character span of its best window (else None).
+        """
+        units = []
+        pairs: list[tuple[str, str]] = []
+        for documents, query in items:
+            check_query(query)
+            per_doc = self._units(documents, query)
+            units.append(per_doc)
+            pairs.extend((query, text) for windows_ in per_doc for _, text in windows_)
+        scores = iter(self._activate(self._raw_scores(pairs)))
+        results = []
+        for per_doc in units:
+            scored = []
+            for windows_ in per_doc:
+                window_scores = [next(scores) for _ in windows_]
+                top = score_order(window_scores)[0]
+                scored.append((window_scores[top], windows_[top][0]))
+            results.append(scored)
+        return results
+
     def score_documents(
         self, documents: Sequence[Document], query: str
     ) -> list[tuple[float, Span | None]]:
         """Score each document against `query`, without reordering.
-
-        Identical scored texts are scored once. With `long_documents=
-        "max_passage"` every window of every document goes to the model in one
-        batched call.
 
         Args:
             documents: Candidates.
@@ -299,26 +403,7 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
             Per document, its score and (for `"max_passage"`) the character span
             of its best window, else None.
         """
-        check_query(query)
-        texts = [self._scored_text(doc, i) for i, doc in enumerate(documents)]
-        unique = list(dict.fromkeys(texts))
-        best: dict[str, tuple[float, Span | None]] = {}
-        if self.long_documents == "truncate":
-            best = {
-                t: (s, None)
-                for t, s in zip(unique, self.score(query, unique), strict=True)
-            }
-        else:
-            spans = [self._windows(query, text) for text in unique]
-            flat = [
-                text[a:b] for text, ws in zip(unique, spans, strict=True) for a, b in ws
-            ]
-            flat_scores = iter(self.score(query, flat))
-            for text, ws in zip(unique, spans, strict=True):
-                window_scores = [next(flat_scores) for _ in ws]
-                top = score_order(window_scores)[0]
-                best[text] = (window_scores[top], ws[top])
-        return [best[text] for text in texts]
+        return self.score_documents_batch([(documents, query)])[0]
 
     def _first_stage_ranks(self, docs: Sequence[Document]) -> list[int]:
         ranks = [doc.metadata.get("retrieval_rank") for doc in docs]
@@ -401,15 +486,37 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
         Returns:
             New documents with `metadata["relevance_score"]`.
         """
-        check_query(query)
-        docs = list(documents)
-        if not docs:
-            return []
-        for position, doc in enumerate(docs):
-            if not isinstance(doc.page_content, str):
-                msg = f"document {position} (id={doc.id!r}) has non-text page_content"
-                raise TypeError(msg)
-        return self.rerank(docs, self.score_documents(docs, query))
+        return self.compress_documents_batch([(documents, query)])[0]
+
+    def compress_documents_batch(
+        self, items: Sequence[tuple[Sequence[Document], str]]
+    ) -> list[list[Document]]:
+        """Rerank many (documents, query) lists with one stream of model calls.
+
+        Equivalent to `[compress_documents(d, q) for d, q in items]`, but every
+        pair of every query goes to the model in one de-duplicated,
+        length-sorted stream, which keeps batches full and padding low.
+
+        Args:
+            items: `(documents, query)` pairs.
+
+        Returns:
+            The reranked documents of each item, in order.
+        """
+        lists = [(list(documents), query) for documents, query in items]
+        for documents, query in lists:
+            check_query(query)
+            for position, doc in enumerate(documents):
+                if not isinstance(doc.page_content, str):
+                    msg = (
+                        f"document {position} (id={doc.id!r}) has non-text page_content"
+                    )
+                    raise TypeError(msg)
+        scored = self.score_documents_batch(lists)
+        return [
+            self.rerank(documents, scores)
+            for (documents, _), scores in zip(lists, scored, strict=True)
+        ]
 
 
 def _sigmoid(value: float) -> float:

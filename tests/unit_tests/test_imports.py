@@ -11,6 +11,7 @@ EXPECTED_ALL = [
     "FaissRetriever",
     "FaissVectorStore",
     "ModelNotFoundError",
+    "RerankingRetriever",
     "StoreLoadError",
     "__version__",
     "build_reranking_retriever",
