@@ -30,6 +30,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from langchain_ce_rerank._faiss_index import stored_ids
 from langchain_ce_rerank.errors import StoreLoadError
 
 FORMAT = "langchain-ce-rerank/faiss-store"
@@ -58,6 +59,8 @@ class Snapshot:
     distance_strategy: str
     embedding_model: str | None
     library_version: str
+    index_factory: str = "Flat"
+    search_params: dict[str, int | None] | None = None
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -137,6 +140,8 @@ def save(folder: str | os.PathLike[str], snapshot: Snapshot) -> None:
         "library_version": snapshot.library_version,
         "dimension": None if index is None else int(index.d),
         "distance_strategy": snapshot.distance_strategy,
+        "index_factory": snapshot.index_factory,
+        "search_params": snapshot.search_params or {},
         "count": len(snapshot.records),
         "embedding_model": snapshot.embedding_model,
         "files": files,
@@ -263,10 +268,7 @@ def load(folder: str | os.PathLike[str]) -> Snapshot:
                 f"holds {index.ntotal} vectors of dimension {index.d}, the "
                 f"manifest says {count} of dimension {dimension}",
             )
-        mapped: Any = faiss.downcast_index(index)
-        id_map = mapped.id_map
-        stored_ids = set(faiss.vector_to_array(id_map).tolist())
-        if stored_ids != {record.faiss_id for record in records}:
+        if stored_ids(index) != {record.faiss_id for record in records}:
             raise _bad(index_path, "its vector ids do not match the docstore")
     elif count:
         raise _bad(root / MANIFEST, f"count is {count} but there is no index")
@@ -276,4 +278,6 @@ def load(folder: str | os.PathLike[str]) -> Snapshot:
         distance_strategy=manifest["distance_strategy"],
         embedding_model=manifest.get("embedding_model"),
         library_version=str(manifest.get("library_version", "")),
+        index_factory=str(manifest.get("index_factory") or "Flat"),
+        search_params=dict(manifest.get("search_params") or {}),
     )

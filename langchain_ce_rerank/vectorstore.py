@@ -19,7 +19,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-from langchain_ce_rerank import _persistence
+from langchain_ce_rerank import _faiss_index, _persistence
 from langchain_ce_rerank._filter import Predicate, to_predicate
 from langchain_ce_rerank.errors import StoreLoadError
 from langchain_ce_rerank.models import embedding_model_name, load_embeddings
@@ -59,7 +59,7 @@ def _reject_unknown(kwargs: dict[str, Any], allowed: frozenset[str]) -> None:
 
 
 class FaissVectorStore(VectorStore):
-    """A LangChain `VectorStore` backed by an exact FAISS index.
+    """A LangChain `VectorStore` backed by a FAISS index (exact by default).
 
     Documents get string ids (generated when absent); adding an existing id
     replaces that document. Searches and writes may run from many threads: a
@@ -74,6 +74,14 @@ class FaissVectorStore(VectorStore):
         embedding: Any LangChain `Embeddings`.
         distance_strategy: `"cosine"` (vectors are L2-normalized; default),
             `"l2"` or `"inner_product"`.
+        index_factory: The FAISS index, as a `faiss.index_factory` string:
+            `"Flat"` (exact; default), `"HNSW32"` (graph: fast approximate
+            search, no deletes), or an IVF index with scalar or product
+            quantization for corpora past memory, e.g. `"IVF1024,SQ8"` or
+            `"IVF4096,PQ32"`. IVF and PQ indexes train on the first documents
+            added, or on a sample passed to `train()`.
+        nprobe: IVF lists searched per query (more is slower and more exact).
+        ef_search: HNSW candidate-list size per query (likewise).
 
     Example:
         ```python
@@ -88,7 +96,13 @@ class FaissVectorStore(VectorStore):
     """
 
     def __init__(
-        self, embedding: Embeddings, *, distance_strategy: str = "cosine"
+        self,
+        embedding: Embeddings,
+        *,
+        distance_strategy: str = "cosine",
+        index_factory: str = "Flat",
+        nprobe: int | None = None,
+        ef_search: int | None = None,
     ) -> None:
         if not isinstance(embedding, Embeddings):
             msg = (
@@ -104,9 +118,22 @@ class FaissVectorStore(VectorStore):
                 "'cosine', 'l2' or 'inner_product'"
             )
             raise ValueError(msg)
+        if not isinstance(index_factory, str) or not index_factory.strip():
+            msg = (
+                "index_factory must be a faiss.index_factory string, got "
+                f"{index_factory!r}"
+            )
+            raise ValueError(msg)
+        for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                msg = f"{name} must be a positive integer, got {value!r}"
+                raise ValueError(msg)
         self._embedding = embedding
         self._distance: DistanceStrategy = strategy
-        self._index: Any = None  # faiss.IndexIDMap2, created on the first add
+        self._factory = index_factory.strip()
+        self._nprobe = nprobe
+        self._ef_search = ef_search
+        self._index: Any = None  # created by the first add or train
         self._docs: dict[str, Document] = {}
         self._int_of: dict[str, int] = {}
         self._str_of: dict[int, str] = {}
@@ -124,6 +151,11 @@ class FaissVectorStore(VectorStore):
     def distance_strategy(self) -> DistanceStrategy:
         """How vectors are compared: `"cosine"`, `"l2"` or `"inner_product"`."""
         return self._distance
+
+    @property
+    def index_factory(self) -> str:
+        """The FAISS index type, as a `faiss.index_factory` string."""
+        return self._factory
 
     @property
     def ids(self) -> list[str]:
@@ -154,7 +186,50 @@ class FaissVectorStore(VectorStore):
         metric = (
             faiss.METRIC_L2 if self._distance == "l2" else faiss.METRIC_INNER_PRODUCT
         )
-        return faiss.IndexIDMap2(faiss.IndexFlat(dimension, metric))
+        index = _faiss_index.build(self._factory, dimension, metric)
+        _faiss_index.set_search_params(index, self._nprobe, self._ef_search)
+        return index
+
+    def _ready_index(self, matrix: _Vectors) -> None:
+        """Create and, if needed, train the index (caller holds the lock)."""
+        if self._index is None:
+            self._index = self._new_index(matrix.shape[1])
+        elif matrix.shape[1] != self._index.d:
+            msg = (
+                f"the embedding returned vectors of dimension {matrix.shape[1]} "
+                f"but this store holds dimension {self._index.d}; use the "
+                "embedding model the store was built with"
+            )
+            raise ValueError(msg)
+        if not self._index.is_trained:
+            _faiss_index.train(self._index, matrix, self._factory)
+
+    def train(self, texts: Sequence[str]) -> None:
+        """Train an IVF or PQ index on a representative sample of texts.
+
+        Not needed for `"Flat"` or `"HNSW32"`. Without it, the first
+        `add_texts` call trains the index on the documents it adds.
+
+        Raises:
+            ValueError: The index is already trained or the sample is too small.
+        """
+        matrix = self._as_matrix(
+            self._embedding.embed_documents(list(texts)), len(texts)
+        )
+        with self._lock:
+            if self._index is not None and self._index.is_trained:
+                msg = f"the {self._factory!r} index is already trained"
+                raise ValueError(msg)
+            self._ready_index(matrix)
+
+    def _check_removable(self, what: str) -> None:
+        if not _faiss_index.supports_removal(self._factory):
+            msg = (
+                f"cannot {what}: FAISS cannot remove vectors from a "
+                f"{self._factory!r} index; rebuild the store, or use "
+                "index_factory='Flat' or an IVF index if documents change"
+            )
+            raise NotImplementedError(msg)
 
     def add_texts(
         self,
@@ -210,15 +285,9 @@ class FaissVectorStore(VectorStore):
         # continue meanwhile; the index and docstore then change in one step.
         matrix = self._as_matrix(self._embedding.embed_documents(texts), len(texts))
         with self._lock:
-            if self._index is None:
-                self._index = self._new_index(matrix.shape[1])
-            elif matrix.shape[1] != self._index.d:
-                msg = (
-                    f"the embedding returned vectors of dimension {matrix.shape[1]} "
-                    f"but this store holds dimension {self._index.d}; use the "
-                    "embedding model the store was built with"
-                )
-                raise ValueError(msg)
+            if any(doc_id in self._docs for doc_id in final_ids):
+                self._check_removable("replace existing ids")
+            self._ready_index(matrix)
             self._remove(final_ids)
             new_ints = np.arange(
                 self._next_int, self._next_int + len(texts), dtype=np.int64
@@ -266,6 +335,8 @@ class FaissVectorStore(VectorStore):
             )
             raise ValueError(msg)
         with self._lock:
+            if any(doc_id in self._docs for doc_id in ids):
+                self._check_removable("delete documents")
             return self._remove(list(ids)) > 0
 
     # -- reading ----------------------------------------------------------------
@@ -493,6 +564,9 @@ class FaissVectorStore(VectorStore):
         *,
         ids: list[str] | None = None,
         distance_strategy: str = "cosine",
+        index_factory: str = "Flat",
+        nprobe: int | None = None,
+        ef_search: int | None = None,
         **kwargs: Any,
     ) -> FaissVectorStore:
         """Build a store from texts.
@@ -503,10 +577,19 @@ class FaissVectorStore(VectorStore):
             metadatas: One metadata dict per text.
             ids: One id per text (generated when absent).
             distance_strategy: See the class.
+            index_factory: See the class.
+            nprobe: See the class.
+            ef_search: See the class.
             **kwargs: Not used; any key is an error.
         """
         _reject_unknown(kwargs, frozenset())
-        store = cls(embedding, distance_strategy=distance_strategy)
+        store = cls(
+            embedding,
+            distance_strategy=distance_strategy,
+            index_factory=index_factory,
+            nprobe=nprobe,
+            ef_search=ef_search,
+        )
         store.add_texts(texts, metadatas, ids=ids)
         return store
 
@@ -557,6 +640,8 @@ class FaissVectorStore(VectorStore):
                 distance_strategy=self._distance,
                 embedding_model=embedding_model_name(self._embedding),
                 library_version=__version__,
+                index_factory=self._factory,
+                search_params={"nprobe": self._nprobe, "ef_search": self._ef_search},
             ),
         )
 
@@ -598,7 +683,14 @@ class FaissVectorStore(VectorStore):
                 )
                 raise StoreLoadError(msg)
             embedding = load_embeddings(snapshot.embedding_model)
-        store = cls(embedding, distance_strategy=snapshot.distance_strategy)
+        params = snapshot.search_params or {}
+        store = cls(
+            embedding,
+            distance_strategy=snapshot.distance_strategy,
+            index_factory=snapshot.index_factory,
+            nprobe=params.get("nprobe"),
+            ef_search=params.get("ef_search"),
+        )
         index = snapshot.index
         if index is not None:
             probe = len(embedding.embed_query("dimension check"))
@@ -619,6 +711,8 @@ class FaissVectorStore(VectorStore):
                 snapshot.embedding_model,
                 current,
             )
+        if index is not None:
+            _faiss_index.set_search_params(index, store._nprobe, store._ef_search)
         store._index = index
         for record in snapshot.records:
             store._docs[record.id] = Document(

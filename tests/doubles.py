@@ -104,3 +104,23 @@ class TruncatingKeywordCrossEncoder(BaseCrossEncoder):
             words = (query.split() + text.split())[: self.window]
             scores.append(float(words.count(self.keyword)))
         return scores
+
+
+class TableEmbeddings(Embeddings):
+    """Texts "v0".."vN" embed to fixed random unit vectors; anything else fails."""
+
+    def __init__(self, count: int, dimension: int = 32, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        vectors = rng.standard_normal((count, dimension))
+        self.vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def _embed(self, text: str) -> list[float]:
+        return self.vectors[int(text[1:])].tolist()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._embed(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        if text == "dimension check":
+            return self.vectors[0].tolist()
+        return self._embed(text)

@@ -1,0 +1,87 @@
+"""Building, training and tuning the FAISS index behind `FaissVectorStore`.
+
+Every index maps FAISS's int64 ids to the store's documents. Flat and HNSW
+indexes are wrapped in `IndexIDMap2`; IVF indexes keep the ids themselves with a
+hash-table direct map, because `IndexIDMap2.remove_ids` on an IVF index
+compacts its id table while the inverted lists keep their ids, which silently
+mismatches documents after a delete.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+
+def is_ivf(spec: str) -> bool:
+    """True when the factory string builds an inverted-file index."""
+    return "IVF" in spec.upper()
+
+
+def supports_removal(spec: str) -> bool:
+    """FAISS cannot remove vectors from HNSW graphs; Flat and IVF can."""
+    return "HNSW" not in spec.upper()
+
+
+def build(spec: str, dimension: int, metric: int) -> Any:
+    """A new, empty index for `spec` (a `faiss.index_factory` string).
+
+    Raises:
+        ValueError: FAISS rejects the string for this dimension.
+    """
+    try:
+        if is_ivf(spec):
+            index = faiss.index_factory(dimension, spec, metric)
+            hashtable = faiss.DirectMap.Hashtable  # type: ignore[attr-defined]
+            faiss.extract_index_ivf(index).set_direct_map_type(hashtable)
+            return index
+        return faiss.index_factory(dimension, f"IDMap2,{spec}", metric)
+    except RuntimeError as err:
+        reason = str(err).strip().splitlines()[-1]
+        msg = (
+            f"FAISS cannot build index_factory={spec!r} for {dimension}-dimensional "
+            f"vectors ({reason}); try 'Flat', 'HNSW32', 'IVF1024,SQ8' or "
+            "'IVF1024,PQ32' (PQ needs a dimension divisible by its sub-quantizers)"
+        )
+        raise ValueError(msg) from err
+
+
+def train(index: Any, vectors: npt.NDArray[np.float32], spec: str) -> None:
+    """Train `index` on `vectors`, with an error that says how to fix a failure."""
+    try:
+        index.train(vectors)
+    except RuntimeError as err:
+        reason = str(err).strip().splitlines()[-1]
+        msg = (
+            f"training the {spec!r} index on {len(vectors)} vectors failed "
+            f"({reason}); add more documents in the first call, or call "
+            "store.train(sample_texts) with a representative sample first"
+        )
+        raise ValueError(msg) from err
+
+
+def set_search_params(index: Any, nprobe: int | None, ef_search: int | None) -> None:
+    """Apply the search knobs that this kind of index has."""
+    space = faiss.ParameterSpace()
+    if nprobe is not None:
+        space.set_index_parameter(index, "nprobe", nprobe)
+    if ef_search is not None:
+        space.set_index_parameter(index, "efSearch", ef_search)
+
+
+def stored_ids(index: Any) -> set[int]:
+    """The int64 ids held by an index built by `build`."""
+    top = faiss.downcast_index(index)
+    id_map = getattr(top, "id_map", None)
+    if id_map is not None:
+        return set(faiss.vector_to_array(id_map).tolist())
+    invlists: Any = faiss.extract_index_ivf(index).invlists
+    ids: set[int] = set()
+    for number in range(invlists.nlist):
+        size = invlists.list_size(number)
+        if size:
+            ids.update(faiss.rev_swig_ptr(invlists.get_ids(number), size).tolist())
+    return ids
