@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from typing_extensions import Self, override
 
 from langchain_ce_rerank._cache import CacheInfo, ScoreCache, text_key
+from langchain_ce_rerank._export import require_backend
 from langchain_ce_rerank._passages import (
     Span,
     TokenSpans,
@@ -132,6 +133,19 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
     `"{title}\\n{page_content}"`. None reads `page_content`. A field missing
     from a document's metadata is an error naming the field and document."""
 
+    backend: Literal["torch", "onnx"] = "torch"
+    """Inference backend when loading by id or folder: `"torch"`, or `"onnx"`
+    (onnxruntime; `pip install "langchain-ce-rerank[onnx]"`). The ONNX export
+    is made once and cached (see `export_cache_folder`)."""
+
+    quantization: Literal["int8"] | None = None
+    """`"int8"`: onnxruntime dynamic int8 quantization (needs `backend="onnx"`),
+    cached like the export."""
+
+    export_cache_folder: str | Path | None = None
+    """Where ONNX exports are cached; None uses `$LANGCHAIN_CE_RERANK_CACHE`
+    or `~/.cache/langchain-ce-rerank`."""
+
     cache_size: int = Field(default=4096, ge=0)
     """Scores remembered (LRU, keyed on model, query, text digest and
     max_length); 0 turns the cache off. On by default: a lookup costs about a
@@ -183,11 +197,17 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
                 "tokenizer or max_length"
             )
             raise ValueError(msg)
+        if self.quantization is not None and self.backend == "torch":
+            msg = f"quantization={self.quantization!r} needs backend='onnx'"
+            raise ValueError(msg)
+        if self.backend != "torch":
+            require_backend(self.backend)
         if isinstance(self.model, str | Path):
             return self
         given = [
             name for name in ("max_length", "device") if getattr(self, name) is not None
         ] + (["model_kwargs"] if self.model_kwargs else [])
+        given += [n for n in ("backend",) if self.backend != "torch"]
         if given:
             msg = (
                 f"{', '.join(given)} configure loading a model by id or folder, but "
@@ -212,6 +232,9 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
                             device=self.device,
                             max_length=self.max_length,
                             model_kwargs=self.model_kwargs,
+                            backend=self.backend,
+                            quantization=self.quantization,
+                            cache_folder=self.export_cache_folder,
                         )
                     else:
                         self._loaded = self.model
@@ -231,6 +254,8 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
                 "path",
                 str(self.model),
                 self.max_length,
+                self.backend,
+                self.quantization,
                 tuple(sorted(map(str, self.model_kwargs.items()))),
             )
         return ("object", id(self.model))

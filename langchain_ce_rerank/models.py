@@ -24,6 +24,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from langchain_core.embeddings import Embeddings
 
+from langchain_ce_rerank._export import (
+    Backend,
+    Quantization,
+    default_cache_folder,
+    load_exported,
+    require_backend,
+)
 from langchain_ce_rerank.errors import ModelNotFoundError
 
 if TYPE_CHECKING:
@@ -207,6 +214,9 @@ def load_cross_encoder(
     device: str | None = None,
     max_length: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    backend: Backend = "torch",
+    quantization: Quantization = None,
+    cache_folder: str | os.PathLike[str] | None = None,
 ) -> CrossEncoder:
     """Load a `sentence_transformers.CrossEncoder` from a hub id or a folder.
 
@@ -216,21 +226,39 @@ def load_cross_encoder(
         max_length: Token window for each (query, document) pair; None keeps the
             model's own.
         model_kwargs: Extra keyword arguments for `CrossEncoder(...)`.
+        backend: `"torch"`, or `"onnx"` (onnxruntime; the `[onnx]` extra).
+        quantization: `"int8"` for onnxruntime's dynamic int8 quantization.
+        cache_folder: Where ONNX exports are kept; default
+            `$LANGCHAIN_CE_RERANK_CACHE` or `~/.cache/langchain-ce-rerank`.
 
     Returns:
         The loaded model.
 
     Raises:
         ModelNotFoundError: The model cannot be found on disk or downloaded.
+        ImportError: The backend's pip extra is not installed.
+        ValueError: `quantization` with the torch backend.
     """
     from sentence_transformers import CrossEncoder
 
     kwargs: dict[str, Any] = dict(model_kwargs or {})
     if max_length is not None:
         kwargs["max_length"] = max_length
-    loaded = _load(
-        model, lambda path: CrossEncoder(path, device=pick_device(device), **kwargs)
-    )
+    chosen = pick_device(device)
+    if backend == "torch":
+        if quantization is not None:
+            msg = f"quantization={quantization!r} needs backend='onnx'"
+            raise ValueError(msg)
+        loaded = _load(model, lambda path: CrossEncoder(path, device=chosen, **kwargs))
+    else:
+        require_backend(backend)
+        cache = Path(cache_folder) if cache_folder else default_cache_folder()
+        loaded = _load(
+            model,
+            lambda path: load_exported(
+                path, backend, quantization, cache=cache, device=chosen, kwargs=kwargs
+            ),
+        )
     return cast("CrossEncoder", loaded)
 
 
