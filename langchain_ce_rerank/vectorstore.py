@@ -165,13 +165,16 @@ class FaissVectorStore(VectorStore):
 
     # -- writing ----------------------------------------------------------------
 
-    def _as_matrix(self, vectors: Sequence[Sequence[float]], expected: int) -> _Vectors:
-        matrix = np.asarray(vectors, dtype=np.float32)
+    def _as_matrix(self, vectors: npt.ArrayLike, expected: int) -> _Vectors:
+        try:
+            matrix = np.asarray(vectors, dtype=np.float32)
+        except ValueError as err:
+            msg = f"expected {expected} vectors of one dimension, got ragged vectors"
+            raise ValueError(msg) from err
         if matrix.ndim != 2 or matrix.shape[0] != expected:
             msg = (
-                f"the embedding returned {len(vectors)} vectors of shape "
-                f"{matrix.shape[1:]} for {expected} texts; expected {expected} "
-                "vectors of one dimension"
+                f"expected {expected} vectors of one dimension (one per text), got "
+                f"an array of shape {matrix.shape}"
             )
             raise ValueError(msg)
         if not np.isfinite(matrix).all():
@@ -255,6 +258,45 @@ class FaissVectorStore(VectorStore):
                 does not match the index.
         """
         _reject_unknown(kwargs, frozenset())
+        texts, metas, final_ids = self._prepare(texts, metadatas, ids)
+        if not texts:
+            return []
+        # Embedding is the slow part and runs outside the lock, so searches
+        # continue meanwhile; the index and docstore then change in one step.
+        vectors = self._embedding.embed_documents(texts)
+        return self._insert(texts, metas, final_ids, vectors)
+
+    def add_embeddings(
+        self,
+        texts: Sequence[str],
+        embeddings: npt.ArrayLike,
+        metadatas: list[dict[Any, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+    ) -> list[str]:
+        """Add texts with vectors computed elsewhere (e.g. a batch job).
+
+        Args:
+            texts: Texts to add.
+            embeddings: One vector per text: a (n, dimension) array or lists.
+            metadatas: One metadata dict per text (copied).
+            ids: One id per text; None entries (or no list) get a new UUID.
+
+        Returns:
+            The ids of the added texts, in order.
+        """
+        texts, metas, final_ids = self._prepare(texts, metadatas, ids)
+        if not texts:
+            return []
+        return self._insert(texts, metas, final_ids, embeddings)
+
+    def _prepare(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict[Any, Any]] | None,
+        ids: list[str] | None,
+    ) -> tuple[list[str], list[dict[Any, Any]], list[str]]:
+        """Validated texts, copied metadata and final ids (generated if absent)."""
         texts = list(texts)
         if metadatas is not None and len(metadatas) != len(texts):
             msg = f"got {len(texts)} texts but {len(metadatas)} metadatas"
@@ -278,12 +320,17 @@ class FaissVectorStore(VectorStore):
                 msg = f"id {doc_id!r} appears twice in one add; ids must be unique"
                 raise ValueError(msg)
             seen.add(doc_id)
-        if not texts:
-            return []
         metas = [copy.deepcopy(dict(m)) for m in (metadatas or [{}] * len(texts))]
-        # Embedding is the slow part and runs outside the lock, so searches
-        # continue meanwhile; the index and docstore then change in one step.
-        matrix = self._as_matrix(self._embedding.embed_documents(texts), len(texts))
+        return texts, metas, final_ids
+
+    def _insert(
+        self,
+        texts: list[str],
+        metas: list[dict[Any, Any]],
+        final_ids: list[str],
+        vectors: npt.ArrayLike,
+    ) -> list[str]:
+        matrix = self._as_matrix(vectors, len(texts))
         with self._lock:
             if any(doc_id in self._docs for doc_id in final_ids):
                 self._check_removable("replace existing ids")

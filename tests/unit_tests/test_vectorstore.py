@@ -294,3 +294,21 @@ def test_concurrent_reads_and_writes_never_see_half_added_documents(
     assert errors == []
     assert len(store.ids) == len(set(store.ids))
     assert len(store.similarity_search("red", k=100)) == len(store.ids)
+
+
+def test_add_embeddings_takes_precomputed_vectors(embedding: AxisEmbeddings) -> None:
+    import numpy as np
+
+    store = FaissVectorStore(embedding)
+    vectors = np.array([embedding.embed_query("red"), embedding.embed_query("blue")])
+    embedding.calls = 0
+    ids = store.add_embeddings(
+        ["red", "blue"], vectors, [{"n": 1}, {"n": 2}], ids=["r", "b"]
+    )
+    assert ids == ["r", "b"]
+    assert embedding.calls == 0  # nothing re-embedded
+    assert store.similarity_search("blue", k=1)[0].metadata == {"n": 2}
+    with pytest.raises(ValueError, match="expected 2 vectors"):
+        store.add_embeddings(["a", "b"], vectors[:1])
+    with pytest.raises(ValueError, match="ragged"):
+        store.add_embeddings(["a", "b"], [[1.0, 2.0], [1.0]])
