@@ -207,18 +207,36 @@ class FaissVectorStore(VectorStore):
         if not self._index.is_trained:
             _faiss_index.train(self._index, matrix, self._factory)
 
-    def train(self, texts: Sequence[str]) -> None:
-        """Train an IVF or PQ index on a representative sample of texts.
+    def train(
+        self,
+        texts: Sequence[str] | None = None,
+        *,
+        embeddings: npt.ArrayLike | None = None,
+    ) -> None:
+        """Train an IVF or PQ index on a representative sample.
 
-        Not needed for `"Flat"` or `"HNSW32"`. Without it, the first
-        `add_texts` call trains the index on the documents it adds.
+        Not needed for `"Flat"` or `"HNSW32"`. Without it, the first add trains
+        the index on the documents it adds.
+
+        Args:
+            texts: Sample texts, embedded with the store's embedding model.
+            embeddings: Or sample vectors computed elsewhere (one of the two).
 
         Raises:
-            ValueError: The index is already trained or the sample is too small.
+            ValueError: Neither or both given, the index is already trained, or
+                the sample is too small.
         """
-        matrix = self._as_matrix(
-            self._embedding.embed_documents(list(texts)), len(texts)
-        )
+        if (texts is None) == (embeddings is None):
+            msg = "train() needs either texts or embeddings (exactly one)"
+            raise ValueError(msg)
+        if texts is not None:
+            sample = list(texts)
+            matrix = self._as_matrix(
+                self._embedding.embed_documents(sample), len(sample)
+            )
+        else:
+            vectors = np.asarray(embeddings, dtype=np.float32)
+            matrix = self._as_matrix(vectors, len(vectors))
         with self._lock:
             if self._index is not None and self._index.is_trained:
                 msg = f"the {self._factory!r} index is already trained"

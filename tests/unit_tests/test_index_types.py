@@ -108,6 +108,15 @@ def test_ivf_trains_on_the_first_add_or_on_a_sample(embedding: TableEmbeddings) 
     assert store.similarity_search("v3", k=1)[0].id == "v3"
     with pytest.raises(ValueError, match="already trained"):
         store.train(TEXTS)
+    with pytest.raises(ValueError, match="exactly one"):
+        store.train()
+
+
+def test_ivf_trains_on_precomputed_vectors(embedding: TableEmbeddings) -> None:
+    store = FaissVectorStore(embedding, index_factory="IVF16,Flat", nprobe=16)
+    store.train(embeddings=embedding.vectors)
+    store.add_embeddings(TEXTS[:5], embedding.vectors[:5], ids=TEXTS[:5])
+    assert store.similarity_search("v2", k=1)[0].id == "v2"
 
 
 def test_bad_factory_and_knobs(embedding: TableEmbeddings) -> None:

@@ -1,0 +1,58 @@
+"""Real English passages for benchmarks, from docstrings that installed packages ship.
+
+Deterministic: the same packages give the same passages. Lengths are drawn
+uniformly from 30 to 400 words, as retrieved passages of mixed length are.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import random
+
+_MODULES = (
+    "numpy",
+    "scipy.stats",
+    "scipy.linalg",
+    "json",
+    "collections",
+    "argparse",
+    "email",
+)
+QUERY = "how do I compute the standard deviation of an array along an axis"
+
+
+def _docstrings() -> list[str]:
+    docs = []
+    for name in _MODULES:
+        module = importlib.import_module(name)
+        for attribute in sorted(dir(module)):
+            if attribute.startswith("_"):
+                continue
+            doc = inspect.getdoc(getattr(module, attribute, None)) or ""
+            prose = [
+                line
+                for line in doc.splitlines()
+                if line.strip()
+                and not line.lstrip().startswith((">>>", "...", "-----"))
+            ]
+            words = " ".join(prose).split()
+            if len(words) >= 30:
+                docs.append(" ".join(words))
+    return docs
+
+
+def passages(count: int, seed: int = 0) -> list[str]:
+    """`count` passages of 30-400 words."""
+    rng = random.Random(seed)
+    pool = _docstrings()
+    rng.shuffle(pool)
+    result: list[str] = []
+    for doc in pool:
+        words = doc.split()
+        length = min(len(words), rng.randint(30, 400))
+        result.append(" ".join(words[:length]))
+        if len(result) == count:
+            return result
+    msg = f"only {len(result)} passages available, {count} asked for"
+    raise RuntimeError(msg)

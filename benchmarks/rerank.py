@@ -1,0 +1,149 @@
+"""Reranking speed and ranking agreement: our compressor vs. the anchors, one run.
+
+For 20/50/100/200 candidates of real English text (30-400 words) and one
+query, with the architecture-identical MiniLM-L6 stand-in cross-encoder, it
+times (median of repeats):
+
+- raw `sentence_transformers.CrossEncoder.predict` on the same pairs;
+- LangChain's `CrossEncoderReranker` with `HuggingFaceCrossEncoder`
+  (langchain-community, benchmark-only);
+- `CrossEncoderCompressor` with each backend available (torch; onnx and
+  onnx int8 when the [onnx] extra is installed), cache off;
+- a repeated query with the score cache on;
+
+and prints milliseconds and ratios to raw predict, then Spearman, Kendall and
+top-5 overlap of each backend's scores against torch fp32 at 100 candidates.
+
+    make -s bench-rerank      # or: python benchmarks/rerank.py --reranker FOLDER
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from _texts import QUERY, passages
+from langchain_core.documents import Document
+from scipy.stats import kendalltau, spearmanr
+
+from langchain_ce_rerank import CrossEncoderCompressor
+from langchain_ce_rerank.testing import build_standin_cross_encoder
+
+SIZES = (20, 50, 100, 200)
+
+
+def _median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: first-call allocations and lazy loading are not measured
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reranker", help="cross-encoder folder (default: stand-in)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    folder = args.reranker or str(
+        build_standin_cross_encoder(Path(tempfile.gettempdir()) / "ce-rerank-standin")
+    )
+    cache = Path(tempfile.gettempdir()) / "ce-rerank-bench-exports"
+
+    from langchain_classic.retrievers.document_compressors import CrossEncoderReranker
+    from langchain_community.cross_encoders import HuggingFaceCrossEncoder
+    from sentence_transformers import CrossEncoder
+
+    texts = passages(max(args.sizes))
+    raw = CrossEncoder(folder, device="cpu")
+    langchain = CrossEncoderReranker(
+        model=HuggingFaceCrossEncoder(
+            model_name=folder, model_kwargs={"device": "cpu"}
+        ),
+        top_n=5,
+    )
+    ours = {
+        "ours torch": CrossEncoderCompressor(model=folder, device="cpu", cache_size=0)
+    }
+    try:
+        for name, quant in (("ours onnx", None), ("ours onnx int8", "int8")):
+            ours[name] = CrossEncoderCompressor(
+                model=folder,
+                device="cpu",
+                cache_size=0,
+                backend="onnx",
+                quantization=quant,
+                export_cache_folder=cache,
+            )
+            ours[name].load_model()
+    except ImportError as err:
+        print(f"(onnx backends skipped: {err})")
+    tokenizer = raw.tokenizer
+    lengths = [
+        len(tokenizer(QUERY, t, truncation=True, max_length=512)["input_ids"])
+        for t in texts
+    ]
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"{len(texts)} passages, mean {np.mean([len(t.split()) for t in texts]):.0f} words, "
+        f"mean {np.mean(lengths):.0f} tokens a pair"
+    )
+    header = f"{'candidates':>10} {'method':<30} {'ms':>9} {'time / raw predict':>19}"
+    print(header)
+    print("-" * len(header))
+    for size in args.sizes:
+        pairs = [(QUERY, t) for t in texts[:size]]
+        docs = [Document(page_content=t) for t in texts[:size]]
+        base = _median_ms(lambda: raw.predict(pairs), args.repeats)
+        rows = {"raw CrossEncoder.predict": base}
+        rows["LangChain CrossEncoderReranker"] = _median_ms(
+            lambda: langchain.compress_documents(docs, QUERY), args.repeats
+        )
+        for name, compressor in ours.items():
+            rows[name] = _median_ms(
+                lambda c=compressor: c.compress_documents(docs, QUERY), args.repeats
+            )
+        cached = CrossEncoderCompressor(model=folder, device="cpu")
+        cached.compress_documents(docs, QUERY)
+        rows["ours torch, cached repeat"] = _median_ms(
+            lambda: cached.compress_documents(docs, QUERY), args.repeats
+        )
+        for name, ms in rows.items():
+            print(f"{size:>10} {name:<30} {ms:>9.1f} {ms / base:>18.3f}x")
+        lc = rows["LangChain CrossEncoderReranker"]
+        fastest = min(
+            (ms, n)
+            for n, ms in rows.items()
+            if n.startswith("ours") and "cached" not in n
+        )
+        print(
+            f"{'':>10} fastest ours ({fastest[1]}) is {lc / fastest[0]:.2f}x faster than "
+            f"LangChain; cache makes a repeat {rows['ours torch'] / rows['ours torch, cached repeat']:.0f}x faster"
+        )
+    print()
+    size = 100 if 100 in args.sizes else max(args.sizes)
+    reference = np.array(ours["ours torch"].score(QUERY, texts[:size]))
+    top5 = set(np.argsort(-reference)[:5])
+    print(f"Ranking agreement with torch fp32 at {size} candidates")
+    for name, compressor in ours.items():
+        scores = np.array(compressor.score(QUERY, texts[:size]))
+        overlap = len(top5 & set(np.argsort(-scores)[:5])) / 5
+        print(
+            f"  {name:<16} spearman {spearmanr(reference, scores).statistic:.4f}  "
+            f"kendall {kendalltau(reference, scores).statistic:.4f}  top-5 overlap {overlap:.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""First-stage speed, memory and recall: FaissVectorStore vs. raw FAISS vs. LangChain.
+
+Normalized random 384-d vectors (random is fine for speed), k=50, one query and
+a batch of 64 queries. For each corpus size it reports, side by side in one
+run: raw `faiss` search, `FaissVectorStore.similarity_search_with_score_by_vector`,
+`FaissRetriever.invoke` / `.batch`, and langchain-community `FAISS`
+(benchmark-only; 100k only, since it needs Python lists of every vector), with
+ratios to raw FAISS; then build time, resident memory and recall@50 against the
+exact index for each index type offered.
+
+    python benchmarks/retrieval.py --sizes 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import statistics
+import time
+from collections.abc import Callable
+
+import faiss
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from langchain_ce_rerank import FaissVectorStore
+
+DIM = 384
+K = 50
+TYPES = [
+    ("Flat", {}),
+    ("HNSW32", {"ef_search": 128}),
+    ("IVF1024,SQ8", {"nprobe": 32}),
+    ("IVF1024,PQ48", {"nprobe": 32}),
+]
+
+
+class QueryTable(Embeddings):
+    """Queries "q0".."qN" map to precomputed vectors, so timing excludes models."""
+
+    def __init__(self, queries: np.ndarray) -> None:
+        self.queries = queries
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        raise NotImplementedError("documents are added with add_embeddings")
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.queries[int(text[1:])].tolist()
+
+
+def _median_ms(fn: Callable[[], object], repeats: int = 20) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def _rss_mb() -> float:
+    # ru_maxrss is the peak in KiB on Linux; read the current size instead.
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.standard_normal((n, DIM), dtype=np.float32)
+    faiss.normalize_L2(x)
+    return x
+
+
+def speed(size: int, vectors: np.ndarray, queries: np.ndarray) -> None:
+    texts = [f"doc {i}" for i in range(size)]
+    raw = faiss.IndexFlatIP(DIM)
+    raw.add(vectors)
+    store = FaissVectorStore(QueryTable(queries))
+    store.add_embeddings(texts, vectors, ids=[str(i) for i in range(size)])
+    retriever = store.as_retriever(k=K)
+    batch = [f"q{i}" for i in range(64)]
+    rows = {
+        "raw faiss, 1 query": _median_ms(lambda: raw.search(queries[:1], K)),
+        "FaissVectorStore by vector": _median_ms(
+            lambda: store.similarity_search_with_score_by_vector(
+                queries[0].tolist(), k=K
+            )
+        ),
+        "FaissRetriever.invoke": _median_ms(lambda: retriever.invoke("q0")),
+        "raw faiss, 64 queries": _median_ms(lambda: raw.search(queries[:64], K), 5),
+        "FaissRetriever.batch(64)": _median_ms(lambda: retriever.batch(batch), 5),
+    }
+    if size <= 200_000:
+        from langchain_community.vectorstores import FAISS
+        from langchain_community.vectorstores.utils import DistanceStrategy
+
+        community = FAISS.from_embeddings(
+            list(zip(texts, vectors.tolist(), strict=True)),
+            QueryTable(queries),
+            distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
+        )
+        community_retriever = community.as_retriever(search_kwargs={"k": K})
+        rows["langchain-community FAISS retriever"] = _median_ms(
+            lambda: community_retriever.invoke("q0")
+        )
+        rows["langchain-community FAISS batch(64)"] = _median_ms(
+            lambda: community_retriever.batch(batch), 5
+        )
+    one, many = rows["raw faiss, 1 query"], rows["raw faiss, 64 queries"]
+    print(f"\n{size:,} vectors, k={K}")
+    for name, ms in rows.items():
+        base = many if "64" in name else one
+        print(f"  {name:<38} {ms:>9.2f} ms  {ms / base:>6.2f}x raw faiss")
+
+
+def index_types(
+    size: int, vectors: np.ndarray, queries: np.ndarray, names: list[str]
+) -> None:
+    exact = faiss.IndexFlatIP(DIM)
+    exact.add(vectors)
+    _, truth = exact.search(queries, K)
+    del exact
+    print(f"\n{size:,} vectors: index types (recall@{K} against exact, 64 queries)")
+    for factory, knobs in TYPES:
+        if factory not in names:
+            continue
+        gc.collect()
+        before = _rss_mb()
+        start = time.perf_counter()
+        store = FaissVectorStore(QueryTable(queries), index_factory=factory, **knobs)  # type: ignore[arg-type]
+        if factory.startswith("IVF"):
+            rows = np.random.default_rng(1).choice(
+                size, min(size, 100_000), replace=False
+            )
+            store.train(embeddings=vectors[rows])
+        store.add_embeddings([""] * size, vectors, ids=[str(i) for i in range(size)])
+        build = time.perf_counter() - start
+        memory = _rss_mb() - before
+        found = [
+            {
+                int(str(d.id))
+                for d, _ in store.similarity_search_with_score_by_vector(
+                    q.tolist(), k=K
+                )
+            }
+            for q in queries
+        ]
+        recall = np.mean(
+            [len(f & set(t.tolist())) / K for f, t in zip(found, truth, strict=True)]
+        )
+        ms = _median_ms(
+            lambda: store.similarity_search_with_score_by_vector(
+                queries[0].tolist(), k=K
+            )
+        )
+        print(
+            f"  {factory:<14} build {build:>7.1f} s  memory +{memory:>7.0f} MB  "
+            f"recall@{K} {recall:.3f}  query {ms:.2f} ms"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    parser.add_argument(
+        "--skip-types", action="store_true", help="only the speed table"
+    )
+    args = parser.parse_args()
+    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads")
+    rng = np.random.default_rng(0)
+    queries = _unit(rng, 64)
+    for size in args.sizes:
+        vectors = _unit(rng, size)
+        speed(size, vectors, queries)
+        if not args.skip_types:
+            index_types(size, vectors, queries, args.types)
+        del vectors
+        gc.collect()
+
+
+if __name__ == "__main__":
+    main()
