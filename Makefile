@@ -7,7 +7,7 @@ VENV_ONNX ?= .venv-onnx
 RERANKER ?= .cache/standin-cross-encoder
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install test test-core test-onnx lint example
+.PHONY: install test test-core test-onnx lint example bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -46,3 +46,11 @@ example: install
 		echo "Using the untrained stand-in cross-encoder: reranked scores are meaningless." >&2; \
 		$(PY) examples/build_standin_reranker.py $(RERANKER) >/dev/null; fi
 	$(PY) examples/rerank_results.py --reranker $(RERANKER)
+
+# Benchmarks run in the [onnx] venv so every backend is timed in one run.
+bench: $(VENV_ONNX)/.installed
+	$(VENV_ONNX)/bin/python -m pip install --quiet -e ".[test,onnx,bench]"
+	cd benchmarks && ../$(VENV_ONNX)/bin/python rerank.py
+	cd benchmarks && ../$(VENV_ONNX)/bin/python retrieval.py --sizes 100000
+	cd benchmarks && ../$(VENV_ONNX)/bin/python retrieval.py --sizes 1000000 --types Flat IVF1024,SQ8 IVF1024,PQ48
+	cd benchmarks && ../$(VENV_ONNX)/bin/python indexing.py

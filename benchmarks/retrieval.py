@@ -166,6 +166,12 @@ def main() -> None:
     parser.add_argument(
         "--skip-types", action="store_true", help="only the speed table"
     )
+    parser.add_argument(
+        "--types",
+        nargs="+",
+        default=[name for name, _ in TYPES],
+        help="index types to build (HNSW32 at 1M takes long on 2 cores)",
+    )
     args = parser.parse_args()
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads")
     rng = np.random.default_rng(0)

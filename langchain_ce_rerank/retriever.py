@@ -145,18 +145,11 @@ class FaissRetriever(VectorStoreRetriever):
     ) -> list[Document]:
         options = self._options(kwargs)
         pairs = self._search(check_query(query), options)
-        return [
-            doc.model_copy(
-                update={
-                    "metadata": {
-                        **doc.metadata,
-                        "retrieval_score": float(score),
-                        "retrieval_rank": rank,
-                    }
-                }
-            )
-            for rank, (doc, score) in enumerate(pairs, start=1)
-        ]
+        # The store returns fresh copies, so their metadata is ours to extend.
+        for rank, (doc, score) in enumerate(pairs, start=1):
+            doc.metadata["retrieval_score"] = float(score)
+            doc.metadata["retrieval_rank"] = rank
+        return [doc for doc, _ in pairs]
 
     @override
     async def _aget_relevant_documents(
