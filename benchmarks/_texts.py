@@ -43,16 +43,18 @@ def _docstrings() -> list[str]:
 
 
 def passages(count: int, seed: int = 0) -> list[str]:
-    """`count` passages of 30-400 words."""
+    """`count` passages of 30-400 words (long docstrings give several)."""
     rng = random.Random(seed)
     pool = _docstrings()
     rng.shuffle(pool)
     result: list[str] = []
     for doc in pool:
         words = doc.split()
-        length = min(len(words), rng.randint(30, 400))
-        result.append(" ".join(words[:length]))
-        if len(result) == count:
-            return result
+        while len(words) >= 30:
+            length = min(len(words), rng.randint(30, 400))
+            result.append(" ".join(words[:length]))
+            words = words[length:]
+            if len(result) == count:
+                return result
     msg = f"only {len(result)} passages available, {count} asked for"
     raise RuntimeError(msg)

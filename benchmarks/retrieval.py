@@ -137,6 +137,7 @@ def index_types(
         store.add_embeddings([""] * size, vectors, ids=[str(i) for i in range(size)])
         build = time.perf_counter() - start
         memory = _rss_mb() - before
+        index_mb = faiss.serialize_index(store._index).nbytes / 2**20
         found = [
             {
                 int(str(d.id))
@@ -155,7 +156,8 @@ def index_types(
             )
         )
         print(
-            f"  {factory:<14} build {build:>7.1f} s  memory +{memory:>7.0f} MB  "
+            f"  {factory:<14} build {build:>7.1f} s  index {index_mb:>7.0f} MB  "
+            f"RSS +{memory:>6.0f} MB  "
             f"recall@{K} {recall:.3f}  query {ms:.2f} ms"
         )
 
