@@ -92,11 +92,10 @@ def export_folder(
 ) -> Path:
     """Where the export of `source` for these settings lives in `cache`."""
     name = Path(source.rstrip("/")).name or "model"
-    return (
-        cache
-        / "exports"
-        / f"{name}-{backend}-{quantization or 'fp32'}-{_fingerprint(source)}"
-    )
+    # int8 kernels differ by processor, so a cache shared between machines
+    # keeps one quantized export per instruction set.
+    precision = f"int8-{quantization_config()}" if quantization else "fp32"
+    return cache / "exports" / f"{name}-{backend}-{precision}-{_fingerprint(source)}"
 
 
 def load_exported(
