@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from _texts import QUERY, passages
+from _timing import median_ms
 from langchain_core.documents import Document
 from scipy.stats import kendalltau, spearmanr
 
@@ -37,16 +35,6 @@ from langchain_ce_rerank import CrossEncoderCompressor
 from langchain_ce_rerank.testing import build_standin_cross_encoder
 
 SIZES = (20, 50, 100, 200)
-
-
-def _median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: first-call allocations and lazy loading are not measured
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def main() -> None:
@@ -105,18 +93,18 @@ def main() -> None:
     for size in args.sizes:
         pairs = [(QUERY, t) for t in texts[:size]]
         docs = [Document(page_content=t) for t in texts[:size]]
-        base = _median_ms(lambda: raw.predict(pairs), args.repeats)
+        base = median_ms(lambda: raw.predict(pairs), args.repeats)
         rows = {"raw CrossEncoder.predict": base}
-        rows["LangChain CrossEncoderReranker"] = _median_ms(
+        rows["LangChain CrossEncoderReranker"] = median_ms(
             lambda: langchain.compress_documents(docs, QUERY), args.repeats
         )
         for name, compressor in ours.items():
-            rows[name] = _median_ms(
+            rows[name] = median_ms(
                 lambda c=compressor: c.compress_documents(docs, QUERY), args.repeats
             )
         cached = CrossEncoderCompressor(model=folder, device="cpu")
         cached.compress_documents(docs, QUERY)
-        rows["ours torch, cached repeat"] = _median_ms(
+        rows["ours torch, cached repeat"] = median_ms(
             lambda: cached.compress_documents(docs, QUERY), args.repeats
         )
         for name, ms in rows.items():

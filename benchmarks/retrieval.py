@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import gc
 import resource
-import statistics
 import time
-from collections.abc import Callable
 
 import faiss
 import numpy as np
+from _timing import median_ms
 from langchain_core.embeddings import Embeddings
 
 from langchain_ce_rerank import FaissVectorStore
@@ -49,16 +48,6 @@ class QueryTable(Embeddings):
         return self.queries[int(text[1:])].tolist()
 
 
-def _median_ms(fn: Callable[[], object], repeats: int = 20) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
-
-
 def _rss_mb() -> float:
     # ru_maxrss is the peak in KiB on Linux; read the current size instead.
     with open("/proc/self/statm") as handle:
@@ -81,15 +70,15 @@ def speed(size: int, vectors: np.ndarray, queries: np.ndarray) -> None:
     retriever = store.as_retriever(k=K)
     batch = [f"q{i}" for i in range(64)]
     rows = {
-        "raw faiss, 1 query": _median_ms(lambda: raw.search(queries[:1], K)),
-        "FaissVectorStore by vector": _median_ms(
+        "raw faiss, 1 query": median_ms(lambda: raw.search(queries[:1], K)),
+        "FaissVectorStore by vector": median_ms(
             lambda: store.similarity_search_with_score_by_vector(
                 queries[0].tolist(), k=K
             )
         ),
-        "FaissRetriever.invoke": _median_ms(lambda: retriever.invoke("q0")),
-        "raw faiss, 64 queries": _median_ms(lambda: raw.search(queries[:64], K), 5),
-        "FaissRetriever.batch(64)": _median_ms(lambda: retriever.batch(batch), 5),
+        "FaissRetriever.invoke": median_ms(lambda: retriever.invoke("q0")),
+        "raw faiss, 64 queries": median_ms(lambda: raw.search(queries[:64], K), 5),
+        "FaissRetriever.batch(64)": median_ms(lambda: retriever.batch(batch), 5),
     }
     if size <= 200_000:
         from langchain_community.vectorstores import FAISS
@@ -101,10 +90,10 @@ def speed(size: int, vectors: np.ndarray, queries: np.ndarray) -> None:
             distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
         )
         community_retriever = community.as_retriever(search_kwargs={"k": K})
-        rows["langchain-community FAISS retriever"] = _median_ms(
+        rows["langchain-community FAISS retriever"] = median_ms(
             lambda: community_retriever.invoke("q0")
         )
-        rows["langchain-community FAISS batch(64)"] = _median_ms(
+        rows["langchain-community FAISS batch(64)"] = median_ms(
             lambda: community_retriever.batch(batch), 5
         )
     one, many = rows["raw faiss, 1 query"], rows["raw faiss, 64 queries"]
@@ -150,7 +139,7 @@ def index_types(
         recall = np.mean(
             [len(f & set(t.tolist())) / K for f, t in zip(found, truth, strict=True)]
         )
-        ms = _median_ms(
+        ms = median_ms(
             lambda: store.similarity_search_with_score_by_vector(
                 queries[0].tolist(), k=K
             )
