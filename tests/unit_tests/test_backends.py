@@ -5,21 +5,34 @@ from doubles import TableCrossEncoder
 from pydantic import ValidationError
 
 from langchain_ce_rerank import CrossEncoderCompressor, _export
-from langchain_ce_rerank.models import load_cross_encoder
+from langchain_ce_rerank.models import load_cross_encoder, load_embeddings
 
 
-def test_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_missing_extra_names_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
     monkeypatch.setattr(_export, "_find_spec", lambda name: None)
-    with pytest.raises(ImportError, match=r'pip install "langchain-ce-rerank\[onnx\]"'):
-        CrossEncoderCompressor(backend="onnx")
-    with pytest.raises(ImportError, match=r"langchain-ce-rerank\[onnx\]"):
-        load_cross_encoder("some/model", backend="onnx")
+    extra = rf'pip install "langchain-ce-rerank\[{backend}\]"'
+    with pytest.raises(ImportError, match=extra):
+        CrossEncoderCompressor(backend=backend)  # type: ignore[arg-type]
+    with pytest.raises(ImportError, match=extra):
+        load_cross_encoder("some/model", backend=backend)  # type: ignore[arg-type]
 
 
-def test_int8_needs_the_onnx_backend() -> None:
-    with pytest.raises(ValidationError, match="needs backend='onnx'"):
+def test_only_the_missing_module_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        _export, "_find_spec", lambda name: None if name == "nncf" else object()
+    )
+    with pytest.raises(ImportError, match=r"needs nncf: pip install") as info:
+        CrossEncoderCompressor(backend="openvino")
+    assert "openvino," not in str(info.value)
+
+
+def test_int8_needs_an_accelerated_backend() -> None:
+    with pytest.raises(ValidationError, match="needs backend='openvino'"):
         CrossEncoderCompressor(quantization="int8")
-    with pytest.raises(ValueError, match="needs backend='onnx'"):
+    with pytest.raises(ValueError, match="or backend='onnx'"):
         load_cross_encoder("some/model", quantization="int8")
 
 
@@ -43,7 +56,12 @@ def test_scores_of_different_backends_never_share_cache_entries(
     int8_key = CrossEncoderCompressor(
         model="m", backend="onnx", quantization="int8"
     )._model_key()
-    assert len({torch_key, onnx_key, int8_key}) == 3
+    openvino_key = CrossEncoderCompressor(model="m", backend="openvino")._model_key()
+    openvino_int8_key = CrossEncoderCompressor(
+        model="m", backend="openvino", quantization="int8"
+    )._model_key()
+    keys = {torch_key, onnx_key, int8_key, openvino_key, openvino_int8_key}
+    assert len(keys) == 5
 
 
 def test_export_folder_depends_on_the_source_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -55,5 +73,26 @@ def test_export_folder_depends_on_the_source_files(tmp_path) -> None:  # type: i
     assert first != _export.export_folder(
         str(source), "onnx", "int8", tmp_path / "cache"
     )
+    assert first != _export.export_folder(
+        str(source), "openvino", None, tmp_path / "cache"
+    )
     (source / "config.json").write_text('{"changed": true}')
     assert first != _export.export_folder(str(source), "onnx", None, tmp_path / "cache")
+
+
+def test_only_onnx_int8_exports_are_kept_per_instruction_set(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    isa = _export.instruction_set()
+    onnx = _export.export_folder("m", "onnx", "int8", tmp_path)
+    openvino = _export.export_folder("m", "openvino", "int8", tmp_path)
+    assert f"int8-{isa}" in onnx.name
+    assert isa not in openvino.name
+
+
+def test_embeddings_check_backend_options_before_loading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ValueError, match="needs backend='openvino'"):
+        load_embeddings("no/such-model", quantization="int8")
+    monkeypatch.setattr(_export, "_find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r"langchain-ce-rerank\[openvino\]"):
+        load_embeddings("no/such-model", backend="openvino")

@@ -1,0 +1,71 @@
+"""Offline calibration pairs for static int8 quantization.
+
+Static int8 (OpenVINO through NNCF) measures the range of every activation on
+sample inputs before choosing its int8 scale. sentence-transformers' helper
+only calibrates on a Hugging Face Hub dataset (GLUE SST-2 by default), which
+cannot be downloaded offline, so the samples are built here from what every
+Python installation ships: the standard library's docstrings, real English
+prose of mixed length. Deterministic, so the same Python gives the same
+quantized model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import random
+import warnings
+
+# Kept apart from the modules benchmarks/_texts.py reads (numpy, scipy, json,
+# collections, argparse, email), so benchmarks never score calibration text.
+_MODULES = (
+    "asyncio",
+    "datetime",
+    "functools",
+    "itertools",
+    "logging",
+    "os",
+    "pathlib",
+    "re",
+    "subprocess",
+    "threading",
+    "typing",
+    "unittest",
+)
+
+
+def _docstrings() -> list[str]:
+    texts: set[str] = set()
+    for name in _MODULES:
+        module = importlib.import_module(name)
+        for attribute in sorted(dir(module)):
+            with warnings.catch_warnings():  # typing.io and the like are deprecated
+                warnings.simplefilter("ignore", DeprecationWarning)
+                value = getattr(module, attribute, None)
+            doc = inspect.getdoc(value) or ""
+            text = " ".join(doc.split())
+            if len(text.split()) >= 20:
+                texts.add(text)
+    return sorted(texts)
+
+
+def calibration_pairs(count: int = 300, seed: int = 0) -> list[tuple[str, str]]:
+    """(query, passage) pairs of real English text, deterministic for a seed.
+
+    Queries are the first words of other docstrings (short, like search
+    queries); passages are whole docstrings (20 to a few hundred words).
+
+    Args:
+        count: Pairs wanted; fewer come back if the docstrings run out.
+        seed: Shuffling seed.
+
+    Returns:
+        The pairs.
+    """
+    texts = _docstrings()
+    random.Random(seed).shuffle(texts)
+    pairs = []
+    for i, passage in enumerate(texts[:count]):
+        query = " ".join(texts[(i * 7 + 1) % len(texts)].split()[:10])
+        pairs.append((query, passage))
+    return pairs

@@ -1,0 +1,143 @@
+"""The onnx and openvino backends on the stand-in cross-encoder.
+
+They need the `[onnx]` and `[openvino]` extras, which pin an older transformers
+than the main environment uses, so `make test` runs them in their own
+environment (`.venv-accel`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from langchain_core.documents import Document
+
+from langchain_ce_rerank import CrossEncoderCompressor, load_embeddings
+
+BACKENDS = [
+    pytest.param("onnx", marks=pytest.mark.onnx),
+    pytest.param("openvino", marks=pytest.mark.openvino),
+]
+
+QUERY = "How do I restore a Docker volume backup on another host?"
+TEXTS = [
+    "Create a tar archive from a Docker volume and extract it on the new host.",
+    "Inspect container logs with docker logs when a service exits.",
+    "List Docker images and tags before promoting a release.",
+    "Upload a finished build directory to Amazon S3 with aws s3 sync.",
+    "Use docker compose pull and docker compose up -d after an image update.",
+    "Ünïcödé and emoji 🐳 are scored too.",
+    "",
+    "docker volume backup " * 300,
+]
+
+
+def _scores(compressor: CrossEncoderCompressor) -> np.ndarray:
+    return np.array(compressor.score(QUERY, TEXTS))
+
+
+@pytest.fixture(scope="module")
+def torch_scores(standin_ce_path: Path) -> np.ndarray:
+    return _scores(CrossEncoderCompressor(model=standin_ce_path, device="cpu"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_scores_match_torch_and_the_export_is_reused(
+    backend: str,
+    standin_ce_path: Path,
+    torch_scores: np.ndarray,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="langchain_ce_rerank._export")
+    first = CrossEncoderCompressor(
+        model=standin_ce_path,
+        backend=backend,  # type: ignore[arg-type]
+        export_cache_folder=tmp_path,
+        device="cpu",
+    )
+    scores = _scores(first)
+    np.testing.assert_allclose(scores, torch_scores, atol=1e-4)
+    assert "Exporting" in caplog.text
+    exports = list((tmp_path / "exports").iterdir())
+    assert len(exports) == 1
+    caplog.clear()
+    second = CrossEncoderCompressor(
+        model=standin_ce_path,
+        backend=backend,  # type: ignore[arg-type]
+        export_cache_folder=tmp_path,
+        device="cpu",
+    )
+    np.testing.assert_allclose(_scores(second), scores, atol=1e-6)
+    assert "Exporting" not in caplog.text  # loaded from the cache, not exported again
+    assert list((tmp_path / "exports").iterdir()) == exports
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_int8_keeps_the_ranking(
+    backend: str,
+    standin_ce_path: Path,
+    torch_scores: np.ndarray,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="langchain_ce_rerank._export")
+    int8 = CrossEncoderCompressor(
+        model=standin_ce_path,
+        backend=backend,  # type: ignore[arg-type]
+        quantization="int8",
+        export_cache_folder=tmp_path,
+        device="cpu",
+        top_n=None,
+    )
+    scores = _scores(int8)
+    # The stand-in's untrained head spreads scores over ~0.03, so near-ties
+    # may swap; what int8 must keep is the scores' shape and size. Ranking
+    # agreement on real text is measured in benchmarks/rerank.py.
+    assert np.corrcoef(scores, torch_scores)[0, 1] > 0.9
+    assert np.abs(scores - torch_scores).max() < 0.05
+    docs = int8.compress_documents([Document(page_content=t) for t in TEXTS], QUERY)
+    assert len(docs) == len(TEXTS)
+    (export,) = (tmp_path / "exports").iterdir()  # one folder, no staging left
+    assert export.name.startswith(f"{standin_ce_path.name}-{backend}-int8")
+    # A second compressor loads the quantized export instead of redoing it.
+    caplog.clear()
+    again = CrossEncoderCompressor(
+        model=standin_ce_path,
+        backend=backend,  # type: ignore[arg-type]
+        quantization="int8",
+        export_cache_folder=tmp_path,
+        device="cpu",
+    )
+    np.testing.assert_allclose(_scores(again), scores, atol=1e-5)
+    assert "Exporting" not in caplog.text
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("quantization", [None, "int8"])
+def test_embeddings_agree_with_torch_and_the_export_is_reused(
+    backend: str,
+    quantization: str | None,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="langchain_ce_rerank._export")
+    texts = [t for t in TEXTS if t]
+    reference = np.array(load_embeddings(device="cpu").embed_documents(texts))
+    options = {
+        "device": "cpu",
+        "backend": backend,
+        "quantization": quantization,
+        "cache_folder": tmp_path,
+    }
+    vectors = np.array(load_embeddings(**options).embed_documents(texts))  # type: ignore[arg-type]
+    assert "Exporting" in caplog.text
+    # Normalized vectors: the row-wise dot product is the cosine similarity.
+    cosine = (reference * vectors).sum(axis=1)
+    assert cosine.min() > (0.9999 if quantization is None else 0.97)
+    caplog.clear()
+    again = np.array(load_embeddings(**options).embed_documents(texts))  # type: ignore[arg-type]
+    np.testing.assert_allclose(again, vectors, atol=1e-5)
+    assert "Exporting" not in caplog.text
