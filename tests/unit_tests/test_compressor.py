@@ -5,6 +5,7 @@ import math
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from doubles import (
     BlockingCrossEncoder,
@@ -263,3 +264,31 @@ def test_works_after_a_non_faiss_retriever_and_in_a_pipeline() -> None:
     pipeline = DocumentCompressorPipeline(transformers=[compressor])
     piped = pipeline.compress_documents(candidates, "red fruit")
     assert [d.page_content for d in piped] == [d.page_content for d in out]
+
+
+class _RecordingPredictor:
+    """A sentence-transformers-like model that records its batch sizes."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.batch_sizes: list[int] = []
+
+    def predict(self, inputs, batch_size, **kwargs):
+        self.batch_sizes.append(batch_size)
+        return np.array([float(len(text)) for _, text in inputs])
+
+
+@pytest.mark.parametrize(
+    ("device", "given", "expected"),
+    [("cpu", None, 4), ("cuda:0", None, 32), ("mps", None, 32), ("cpu", 16, 16)],
+)
+def test_batch_size_defaults_by_device(
+    device: str, given: int | None, expected: int
+) -> None:
+    model = _RecordingPredictor(device)
+    compressor = CrossEncoderCompressor(model=model, batch_size=given, top_n=None)
+    out = compressor.compress_documents(
+        [Document(page_content="a"), Document(page_content="abc")], "q"
+    )
+    assert [d.page_content for d in out] == ["abc", "a"]
+    assert model.batch_sizes == [expected]
