@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any, ClassVar, Literal
 
 from langchain_core.callbacks import (
@@ -10,6 +11,7 @@ from langchain_core.callbacks import (
     CallbackManagerForRetrieverRun,
 )
 from langchain_core.documents import Document
+from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStoreRetriever
 from pydantic import ConfigDict, Field, model_validator
@@ -23,6 +25,14 @@ __all__ = ["FaissRetriever"]
 
 _OPTIONS = ("k", "filter", "fetch_k", "lambda_mult", "score_threshold")
 
+_Hits = list[tuple[Document, float]]
+# Results of one batched search, visible to the per-query runs of the `batch`
+# call that made them (LangChain copies the context into its worker threads
+# and tasks) and to nothing else. Keyed by retriever identity and query.
+_PREFETCHED: ContextVar[dict[tuple[int, str], tuple[dict[str, Any], _Hits]] | None] = (
+    ContextVar("faiss_retriever_prefetched", default=None)
+)
+
 
 class FaissRetriever(VectorStoreRetriever):
     """First-stage retriever over a `FaissVectorStore`.
@@ -31,6 +41,10 @@ class FaissRetriever(VectorStoreRetriever):
     `metadata["retrieval_score"]` (the store's native score: cosine similarity
     by default) and `metadata["retrieval_rank"]` (1-based). Every option can also
     be given per call: `retriever.invoke(query, k=5, filter={...})`.
+
+    `batch`/`abatch` embed every query first and search FAISS once for all of
+    them (one matrix product instead of one scan per query); each query then
+    runs as usual, with its own callbacks and trace, on those results.
 
     Example:
         ```python
@@ -130,14 +144,90 @@ class FaissRetriever(VectorStoreRetriever):
                 lambda_mult=options["lambda_mult"],
                 filter=filter_,
             )
-        pairs = store.similarity_search_with_score(
-            query, k=k, filter=filter_, fetch_k=options["fetch_k"]
-        )
+        pairs = self._take_prefetched(query, options)
+        if pairs is None:
+            pairs = store.similarity_search_with_score(
+                query, k=k, filter=filter_, fetch_k=options["fetch_k"]
+            )
         if self.search_type == "similarity_score_threshold":
             threshold = options["score_threshold"]
             relevance = store._select_relevance_score_fn()
             pairs = [(d, s) for d, s in pairs if relevance(s) >= threshold]
         return pairs
+
+    def _take_prefetched(self, query: str, options: dict[str, Any]) -> _Hits | None:
+        prefetched = _PREFETCHED.get()
+        if prefetched is None:
+            return None
+        # pop: a query repeated in the batch searches again for its own copies.
+        entry = prefetched.pop((id(self), query), None)
+        if entry is None or entry[0] != options:
+            return None
+        return entry[1]
+
+    def _prefetch(
+        self, inputs: list[str], kwargs: dict[str, Any]
+    ) -> dict[tuple[int, str], tuple[dict[str, Any], _Hits]] | None:
+        """Embed all queries and search FAISS once; None where that cannot apply.
+
+        Invalid options or queries also give None: each run then raises its own
+        error, exactly as `invoke` would.
+        """
+        if self.search_type == "mmr" or len(inputs) < 2:
+            return None
+        try:
+            options = self._options(kwargs)
+            queries = list(dict.fromkeys(check_query(q) for q in inputs))
+        except (TypeError, ValueError):
+            return None
+        store = self.vectorstore
+        vectors = store._as_matrix(
+            [store.embeddings.embed_query(q) for q in queries], len(queries)
+        )
+        rows = store._scored_many(
+            vectors,
+            options["k"],
+            {"filter": options["filter"], "fetch_k": options["fetch_k"]},
+        )
+        return {
+            (id(self), query): (options, hits)
+            for query, hits in zip(queries, rows, strict=True)
+        }
+
+    @override
+    def batch(
+        self,
+        inputs: list[str],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[list[Document]]:
+        token = _PREFETCHED.set(self._prefetch(inputs, kwargs))
+        try:
+            return super().batch(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        finally:
+            _PREFETCHED.reset(token)
+
+    @override
+    async def abatch(
+        self,
+        inputs: list[str],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[list[Document]]:
+        prefetched = await run_in_executor(None, self._prefetch, inputs, kwargs)
+        token = _PREFETCHED.set(prefetched)
+        try:
+            return await super().abatch(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        finally:
+            _PREFETCHED.reset(token)
 
     @override
     def _get_relevant_documents(

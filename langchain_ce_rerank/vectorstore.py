@@ -438,40 +438,66 @@ class FaissVectorStore(VectorStore):
         predicate: Predicate | None,
         fetch_k: int,
     ) -> list[tuple[Document, float, int]]:
-        """Top-k (stored doc, native score, faiss id), filtered; caller holds lock.
+        """Top-k (stored doc, native score, faiss id) of one query; lock held."""
+        return self._search_many(query, k, predicate, fetch_k)[0]
 
-        With a filter, candidates are fetched in growing rounds until `k` match
-        or the whole index has been read, so a filtered search returns `k`
-        results whenever `k` documents match.
+    def _search_many(
+        self,
+        queries: _Vectors,
+        k: int,
+        predicate: Predicate | None,
+        fetch_k: int,
+    ) -> list[list[tuple[Document, float, int]]]:
+        """Top-k hits for each row of `queries`, filtered; caller holds lock.
+
+        All rows go to FAISS in one search call (one matrix product for a flat
+        index). With a filter, a row short of `k` matches is searched again in
+        growing rounds until `k` match or the whole index has been read, so a
+        filtered search returns `k` results whenever `k` documents match.
         """
         if self._index is None or self._index.ntotal == 0:
-            return []
-        if query.shape[1] != self._index.d:
+            return [[] for _ in range(len(queries))]
+        if queries.shape[1] != self._index.d:
             msg = (
-                f"the query vector has dimension {query.shape[1]} but this store "
+                f"the query vector has dimension {queries.shape[1]} but this store "
                 f"holds dimension {self._index.d}"
             )
             raise ValueError(msg)
         total = int(self._index.ntotal)
-        want = k if predicate is None else max(k, fetch_k)
-        while True:
-            want = min(want, total)
-            distances, numbers = self._index.search(query, want)
-            hits: list[tuple[Document, float, int]] = []
-            for raw, number in zip(
-                distances[0].tolist(), numbers[0].tolist(), strict=True
-            ):
-                if number < 0:
-                    continue
-                doc = self._docs[self._str_of[number]]
-                if predicate is not None and not predicate(dict(doc.metadata)):
-                    continue
-                hits.append((doc, self._native_score(raw), number))
-                if len(hits) == k:
-                    return hits
-            if want >= total:
-                return hits
-            want *= 4
+        first = min(k if predicate is None else max(k, fetch_k), total)
+        distances, numbers = self._index.search(queries, first)
+        results = []
+        for row in range(len(queries)):
+            hits = self._hits(distances[row], numbers[row], k, predicate)
+            want = first
+            while len(hits) < k and want < total:
+                want = min(want * 4, total)
+                more_distances, more_numbers = self._index.search(
+                    queries[row : row + 1], want
+                )
+                hits = self._hits(more_distances[0], more_numbers[0], k, predicate)
+            results.append(hits)
+        return results
+
+    def _hits(
+        self,
+        distances: npt.NDArray[np.float32],
+        numbers: npt.NDArray[np.int64],
+        k: int,
+        predicate: Predicate | None,
+    ) -> list[tuple[Document, float, int]]:
+        """The first `k` of one row of FAISS results that exist and match."""
+        hits: list[tuple[Document, float, int]] = []
+        for raw, number in zip(distances.tolist(), numbers.tolist(), strict=True):
+            if number < 0:
+                continue
+            doc = self._docs[self._str_of[number]]
+            if predicate is not None and not predicate(dict(doc.metadata)):
+                continue
+            hits.append((doc, self._native_score(raw), number))
+            if len(hits) == k:
+                break
+        return hits
 
     def similarity_search_with_score_by_vector(
         self, embedding: list[float], k: int = 4, **kwargs: Any
@@ -492,14 +518,22 @@ class FaissVectorStore(VectorStore):
     def _scored(
         self, query: _Vectors, k: int, options: dict[str, Any]
     ) -> list[tuple[Document, float]]:
-        """Copies of the top-k documents with native scores, for a query matrix."""
+        """Copies of the top-k documents with native scores, for one query row."""
+        return self._scored_many(query, k, options)[0]
+
+    def _scored_many(
+        self, queries: _Vectors, k: int, options: dict[str, Any]
+    ) -> list[list[tuple[Document, float]]]:
+        """`_scored` for every row of `queries`, in one FAISS search call."""
         _check_k("k", k)
         _reject_unknown(options, _SEARCH_OPTIONS)
         predicate = to_predicate(options.get("filter"))
         fetch_k = int(options.get("fetch_k", 20))
         with self._lock:
-            hits = self._search(query, k, predicate, fetch_k)
-            return [(self._copy(doc), score) for doc, score, _ in hits]
+            rows = self._search_many(queries, k, predicate, fetch_k)
+            return [
+                [(self._copy(doc), score) for doc, score, _ in hits] for hits in rows
+            ]
 
     def similarity_search_with_score(
         self, query: str, k: int = 4, **kwargs: Any

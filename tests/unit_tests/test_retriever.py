@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 from doubles import AxisEmbeddings
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.documents import Document
 from pydantic import ValidationError
 
 from langchain_ce_rerank import FaissRetriever, FaissVectorStore
@@ -120,3 +122,113 @@ async def test_ainvoke_carries_scores(store: FaissVectorStore) -> None:
 def test_batch(store: FaissVectorStore) -> None:
     results = store.as_retriever(k=1).batch(["red", "blue"])
     assert [r[0].id for r in results] == ["r", "b"]
+
+
+class _CountingIndex:
+    """Delegates to a FAISS index and counts `search` calls."""
+
+    def __init__(self, index: object) -> None:
+        self._inner = index
+        self.searches: list[int] = []
+
+    def search(self, queries, k):
+        self.searches.append(len(queries))
+        return self._inner.search(queries, k)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+class _Starts(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def on_retriever_start(self, serialized, query, **kwargs) -> None:
+        self.queries.append(query)
+
+
+def _view(results: list[list[Document]]) -> list[list[tuple]]:
+    return [
+        [
+            (
+                d.id,
+                d.metadata["retrieval_rank"],
+                round(d.metadata["retrieval_score"], 5),
+            )
+            for d in docs
+        ]
+        for docs in results
+    ]
+
+
+QUERIES = ["red", "blue", "cat", "red green", "green"]
+
+
+@pytest.mark.parametrize(
+    ("options", "call_kwargs"),
+    [
+        ({"k": 2}, {}),
+        ({"k": 3}, {"k": 1}),
+        ({"k": 2, "filter": {"src": "a"}}, {}),
+        ({"k": 2, "filter": lambda m: m["src"] == "b", "fetch_k": 1}, {}),
+        (
+            {
+                "search_type": "similarity_score_threshold",
+                "score_threshold": 0.8,
+                "k": 4,
+            },
+            {},
+        ),
+    ],
+)
+def test_batch_searches_faiss_once_and_equals_invoke(
+    store: FaissVectorStore, options: dict, call_kwargs: dict
+) -> None:
+    retriever = store.as_retriever(**options)
+    expected = [retriever.invoke(q, **call_kwargs) for q in QUERIES]
+    counting = _CountingIndex(store._index)
+    store._index = counting
+    handler = _Starts()
+    results = retriever.batch(QUERIES, {"callbacks": [handler]}, **call_kwargs)
+    assert _view(results) == _view(expected)
+    assert counting.searches[0] == len(QUERIES)  # all queries in one call
+    if "filter" not in options:
+        assert counting.searches == [len(QUERIES)]
+    assert sorted(handler.queries) == sorted(QUERIES)  # each run still traced
+
+
+async def test_abatch_searches_faiss_once_and_equals_invoke(
+    store: FaissVectorStore,
+) -> None:
+    retriever = store.as_retriever(k=2)
+    expected = [retriever.invoke(q) for q in QUERIES]
+    counting = _CountingIndex(store._index)
+    store._index = counting
+    handler = _Starts()
+    results = await retriever.abatch(QUERIES, {"callbacks": [handler]})
+    assert _view(results) == _view(expected)
+    assert counting.searches == [len(QUERIES)]
+    assert sorted(handler.queries) == sorted(QUERIES)
+
+
+def test_batch_gives_each_query_its_own_documents(store: FaissVectorStore) -> None:
+    first, second = store.as_retriever(k=2).batch(["red", "red"])
+    assert _view([first]) == _view([second])
+    first[0].metadata["src"] = "changed"
+    assert second[0].metadata["src"] == "a"
+    assert store.get_by_ids(["r"])[0].metadata["src"] == "a"
+
+
+def test_batch_reports_a_bad_query_like_invoke(store: FaissVectorStore) -> None:
+    results = store.as_retriever(k=1).batch(["red", ""], return_exceptions=True)
+    assert results[0][0].id == "r"
+    assert isinstance(results[1], ValueError)
+    with pytest.raises(TypeError, match="unexpected argument"):
+        store.as_retriever(k=1).batch(["red", "blue"], nonsense=1)
+
+
+def test_mmr_batch_equals_invoke(store: FaissVectorStore) -> None:
+    retriever = store.as_retriever(search_type="mmr", k=2, fetch_k=4)
+    assert _view(retriever.batch(QUERIES)) == _view(
+        [retriever.invoke(q) for q in QUERIES]
+    )
