@@ -85,3 +85,47 @@ def stored_ids(index: Any) -> set[int]:
         if size:
             ids.update(faiss.rev_swig_ptr(invlists.get_ids(number), size).tolist())
     return ids
+
+
+# FAISS takes the BLAS path (all cores) only from this many queries up; below
+# it, a flat search parallelizes over queries, so one query reads the whole
+# index on one core. Its own default threshold is 20.
+_FEW_QUERIES = 20
+
+
+def search(
+    index: Any, queries: npt.NDArray[np.float32], k: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """`index.search(queries, k)`, with all cores on a few inner-product queries.
+
+    For an `IDMap2` over a flat inner-product index and fewer than 20 queries,
+    the scores are one matrix-vector product through numpy's BLAS (threaded)
+    over a zero-copy view of the stored vectors, then a partial sort: the same
+    results FAISS gives (ties aside), measured about 2x faster for one query
+    at 100k vectors on 2 cores. Everything else goes to FAISS unchanged.
+    Changing FAISS's global `distance_compute_blas_threshold` would do the same
+    but would change it for every other FAISS user in the process.
+    """
+    top: Any = faiss.downcast_index(index)
+    inner = getattr(top, "index", None)
+    flat = faiss.downcast_index(inner) if inner is not None else None
+    if (
+        not isinstance(flat, faiss.IndexFlatIP)
+        or len(queries) >= _FEW_QUERIES
+        or k > flat.ntotal
+    ):
+        return index.search(queries, k)  # type: ignore[no-any-return]
+    total, dimension = int(flat.ntotal), int(flat.d)
+    stored = faiss.rev_swig_ptr(flat.get_xb(), total * dimension).reshape(
+        total, dimension
+    )
+    ids = faiss.rev_swig_ptr(top.id_map.data(), total)
+    scores = queries @ stored.T  # (queries, total)
+    best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    best_scores = np.take_along_axis(scores, best, axis=1)
+    order = np.argsort(-best_scores, axis=1, kind="stable")
+    positions = np.take_along_axis(best, order, axis=1)
+    return (
+        np.take_along_axis(best_scores, order, axis=1).astype(np.float32),
+        ids[positions].astype(np.int64),
+    )

@@ -465,15 +465,15 @@ class FaissVectorStore(VectorStore):
             raise ValueError(msg)
         total = int(self._index.ntotal)
         first = min(k if predicate is None else max(k, fetch_k), total)
-        distances, numbers = self._index.search(queries, first)
+        distances, numbers = _faiss_index.search(self._index, queries, first)
         results = []
         for row in range(len(queries)):
             hits = self._hits(distances[row], numbers[row], k, predicate)
             want = first
             while len(hits) < k and want < total:
                 want = min(want * 4, total)
-                more_distances, more_numbers = self._index.search(
-                    queries[row : row + 1], want
+                more_distances, more_numbers = _faiss_index.search(
+                    self._index, queries[row : row + 1], want
                 )
                 hits = self._hits(more_distances[0], more_numbers[0], k, predicate)
             results.append(hits)
