@@ -1,4 +1,4 @@
-"""The one timing rule every benchmark uses."""
+"""The timing rules every benchmark uses."""
 
 from __future__ import annotations
 
@@ -13,10 +13,27 @@ def median_ms(fn: Callable[[], object], repeats: int = 20) -> float:
     One untimed warm-up call comes first, so first-call allocations and lazy
     loading are not measured.
     """
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    return interleaved_median_ms({"fn": fn}, repeats)["fn"]
+
+
+def interleaved_median_ms(
+    fns: dict[str, Callable[[], object]], repeats: int
+) -> dict[str, float]:
+    """Median wall time in milliseconds of each of `fns`, timed in rounds.
+
+    Every round calls each function once, the starting one rotating, so a slow
+    spell on a shared machine lands on all of them rather than on whichever
+    happened to be running; ratios between them are then fairer than those of
+    back-to-back medians. Each gets one untimed warm-up call first.
+    """
+    names = list(fns)
+    for name in names:
+        fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(repeats):
+        start_at = round_ % len(names)
+        for name in names[start_at:] + names[:start_at]:
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1000 * statistics.median(t) for name, t in times.items()}

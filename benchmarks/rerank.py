@@ -7,14 +7,17 @@ times (median of repeats):
 - raw `sentence_transformers.CrossEncoder.predict` on the same pairs;
 - LangChain's `CrossEncoderReranker` with `HuggingFaceCrossEncoder`
   (langchain-community, benchmark-only);
-- `CrossEncoderCompressor` with each backend available (torch; onnx and
-  onnx int8 when the [onnx] extra is installed), cache off;
+- `CrossEncoderCompressor` with its defaults and each backend available
+  (torch; onnx and onnx int8 with the [onnx] extra; openvino and openvino
+  int8 with the [openvino] extra), cache off;
 - a repeated query with the score cache on;
 
-and prints milliseconds and ratios to raw predict, then Spearman, Kendall and
-top-5 overlap of each backend's scores against torch fp32 at 100 candidates.
+in interleaved rounds (see `_timing.interleaved_median_ms`), and prints
+milliseconds and ratios to raw predict and to LangChain, then Spearman,
+Kendall and top-5 overlap of each backend's scores against torch fp32 at 100
+candidates.
 
-    make -s bench-rerank      # or: python benchmarks/rerank.py --reranker FOLDER
+    make bench      # or: python benchmarks/rerank.py --reranker FOLDER
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _texts import QUERY, passages
-from _timing import median_ms
+from _timing import interleaved_median_ms
 from langchain_core.documents import Document
 from scipy.stats import kendalltau, spearmanr
 
@@ -64,19 +67,22 @@ def main() -> None:
     ours = {
         "ours torch": CrossEncoderCompressor(model=folder, device="cpu", cache_size=0)
     }
-    try:
-        for name, quant in (("ours onnx", None), ("ours onnx int8", "int8")):
-            ours[name] = CrossEncoderCompressor(
-                model=folder,
-                device="cpu",
-                cache_size=0,
-                backend="onnx",
-                quantization=quant,
-                export_cache_folder=cache,
-            )
+    for backend in ("onnx", "openvino"):
+        for quant in (None, "int8"):
+            name = f"ours {backend}{' int8' if quant else ''}"
+            try:
+                ours[name] = CrossEncoderCompressor(
+                    model=folder,
+                    device="cpu",
+                    cache_size=0,
+                    backend=backend,
+                    quantization=quant,
+                    export_cache_folder=cache,
+                )
+            except ImportError as err:
+                print(f"({name} skipped: {err})")
+                continue
             ours[name].load_model()
-    except ImportError as err:
-        print(f"(onnx backends skipped: {err})")
     tokenizer = raw.tokenizer
     lengths = [
         len(tokenizer(QUERY, t, truncation=True, max_length=512)["input_ids"])
@@ -87,29 +93,36 @@ def main() -> None:
         f"{len(texts)} passages, mean {np.mean([len(t.split()) for t in texts]):.0f} words, "
         f"mean {np.mean(lengths):.0f} tokens a pair"
     )
-    header = f"{'candidates':>10} {'method':<30} {'ms':>9} {'time / raw predict':>19}"
+    header = (
+        f"{'candidates':>10} {'method':<30} {'ms':>9} {'/ raw predict':>14}"
+        f" {'LangChain / this':>17}"
+    )
     print(header)
     print("-" * len(header))
     for size in args.sizes:
         pairs = [(QUERY, t) for t in texts[:size]]
         docs = [Document(page_content=t) for t in texts[:size]]
-        base = median_ms(lambda: raw.predict(pairs), args.repeats)
-        rows = {"raw CrossEncoder.predict": base}
-        rows["LangChain CrossEncoderReranker"] = median_ms(
-            lambda: langchain.compress_documents(docs, QUERY), args.repeats
-        )
-        for name, compressor in ours.items():
-            rows[name] = median_ms(
-                lambda c=compressor: c.compress_documents(docs, QUERY), args.repeats
-            )
         cached = CrossEncoderCompressor(model=folder, device="cpu")
         cached.compress_documents(docs, QUERY)
-        rows["ours torch, cached repeat"] = median_ms(
-            lambda: cached.compress_documents(docs, QUERY), args.repeats
-        )
-        for name, ms in rows.items():
-            print(f"{size:>10} {name:<30} {ms:>9.1f} {ms / base:>18.3f}x")
+        fns = {
+            "raw CrossEncoder.predict": lambda: raw.predict(pairs),
+            "LangChain CrossEncoderReranker": lambda: langchain.compress_documents(
+                docs, QUERY
+            ),
+            **{
+                name: lambda c=compressor: c.compress_documents(docs, QUERY)
+                for name, compressor in ours.items()
+            },
+            "ours torch, cached repeat": lambda: cached.compress_documents(docs, QUERY),
+        }
+        rows = interleaved_median_ms(fns, args.repeats)
+        base = rows["raw CrossEncoder.predict"]
         lc = rows["LangChain CrossEncoderReranker"]
+        for name, ms in rows.items():
+            print(
+                f"{size:>10} {name:<30} {ms:>9.1f} {ms / base:>13.3f}x"
+                f" {lc / ms:>16.2f}x"
+            )
         fastest = min(
             (ms, n)
             for n, ms in rows.items()
@@ -128,7 +141,7 @@ def main() -> None:
         scores = np.array(compressor.score(QUERY, texts[:size]))
         overlap = len(top5 & set(np.argsort(-scores)[:5])) / 5
         print(
-            f"  {name:<16} spearman {spearmanr(reference, scores).statistic:.4f}  "
+            f"  {name:<20} spearman {spearmanr(reference, scores).statistic:.4f}  "
             f"kendall {kendalltau(reference, scores).statistic:.4f}  top-5 overlap {overlap:.1f}"
         )
 
