@@ -93,6 +93,21 @@ def stored_ids(index: Any) -> set[int]:
 _FEW_QUERIES = 20
 
 
+def flat_inner_product(index: Any) -> Any:
+    """The flat inner-product index inside an `IDMap2`, else None."""
+    top = faiss.downcast_index(index)
+    if not isinstance(top, faiss.IndexIDMap2):
+        return None
+    # index_factory builds IndexFlat with the metric set; a loaded index
+    # comes back as IndexFlatIP (a subclass). Both qualify.
+    flat = faiss.downcast_index(top.index)
+    if isinstance(flat, faiss.IndexFlat) and (
+        flat.metric_type == faiss.METRIC_INNER_PRODUCT
+    ):
+        return flat
+    return None
+
+
 def search(
     index: Any, queries: npt.NDArray[np.float32], k: int
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
@@ -106,26 +121,40 @@ def search(
     Changing FAISS's global `distance_compute_blas_threshold` would do the same
     but would change it for every other FAISS user in the process.
     """
-    top: Any = faiss.downcast_index(index)
-    inner = getattr(top, "index", None)
-    flat = faiss.downcast_index(inner) if inner is not None else None
-    if (
-        not isinstance(flat, faiss.IndexFlatIP)
-        or len(queries) >= _FEW_QUERIES
-        or k > flat.ntotal
-    ):
+    flat = flat_inner_product(index)
+    if flat is None or len(queries) >= _FEW_QUERIES or k > flat.ntotal:
         return index.search(queries, k)  # type: ignore[no-any-return]
+    top: Any = faiss.downcast_index(index)
     total, dimension = int(flat.ntotal), int(flat.d)
     stored = faiss.rev_swig_ptr(flat.get_xb(), total * dimension).reshape(
         total, dimension
     )
     ids = faiss.rev_swig_ptr(top.id_map.data(), total)
-    scores = queries @ stored.T  # (queries, total)
-    best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    best_scores = np.take_along_axis(scores, best, axis=1)
-    order = np.argsort(-best_scores, axis=1, kind="stable")
-    positions = np.take_along_axis(best, order, axis=1)
-    return (
-        np.take_along_axis(best_scores, order, axis=1).astype(np.float32),
-        ids[positions].astype(np.int64),
-    )
+    approximate = queries @ stored.T  # (queries, total), all cores
+    out_scores = np.empty((len(queries), k), dtype=np.float32)
+    out_ids = np.empty((len(queries), k), dtype=np.int64)
+    for row, query in enumerate(queries):
+        out_scores[row], positions = _top_k(approximate[row], stored, query, k)
+        out_ids[row] = ids[positions]
+    return out_scores, out_ids
+
+
+def _top_k(
+    approximate: npt.NDArray[np.float32],
+    stored: npt.NDArray[np.float32],
+    query: npt.NDArray[np.float32],
+    k: int,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.intp]]:
+    """Best `k` (scores, positions), deterministic for the same stored data.
+
+    BLAS rounds differently with the buffer's memory alignment, so two stores
+    holding the same vectors (one saved, one loaded) could order near-ties
+    differently. Every candidate within rounding of the k-th score is
+    therefore scored again from a fresh copy, and ties go to the earlier
+    position.
+    """
+    kth = np.partition(approximate, len(approximate) - k)[len(approximate) - k]
+    candidates = np.flatnonzero(approximate >= kth - 1e-4 * max(1.0, abs(kth)))
+    exact = stored[candidates] @ query
+    best = np.lexsort((candidates, -exact))[:k]
+    return exact[best], candidates[best]

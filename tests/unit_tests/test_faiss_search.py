@@ -29,6 +29,7 @@ def _index(spec: str, metric: int, vectors: np.ndarray) -> faiss.Index:
 def test_flat_inner_product_matches_faiss(queries: int, k: int) -> None:
     vectors = _vectors(500)
     index = _index("Flat", faiss.METRIC_INNER_PRODUCT, vectors)
+    assert _faiss_index.flat_inner_product(index) is not None  # the fast path
     query = _vectors(queries, seed=1)
     expected_scores, expected_ids = index.search(query, k)
     scores, ids = _faiss_index.search(index, query, k)
@@ -36,6 +37,23 @@ def test_flat_inner_product_matches_faiss(queries: int, k: int) -> None:
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-6)
     assert scores.dtype == np.float32
     assert ids.dtype == np.int64
+
+
+def test_a_loaded_flat_index_takes_the_fast_path_too() -> None:
+    index = _index("Flat", faiss.METRIC_INNER_PRODUCT, _vectors(50))
+    loaded = faiss.deserialize_index(faiss.serialize_index(index))
+    assert _faiss_index.flat_inner_product(loaded) is not None
+
+
+def test_ties_go_to_the_earlier_vector_in_every_copy_of_a_store() -> None:
+    vectors = np.zeros((6, 4), dtype=np.float32)
+    vectors[:, 0] = 1.0
+    index = _faiss_index.build("Flat", 4, faiss.METRIC_INNER_PRODUCT)
+    index.add_with_ids(vectors, np.array([50, 10, 40, 5, 20, 30], dtype=np.int64))
+    loaded = faiss.deserialize_index(faiss.serialize_index(index))
+    for copy in (index, loaded):
+        _, ids = _faiss_index.search(copy, vectors[:1], 3)
+        assert ids.tolist() == [[50, 10, 40]]
 
 
 def test_fast_path_follows_removals() -> None:
@@ -58,6 +76,7 @@ def test_fast_path_follows_removals() -> None:
 def test_other_indexes_go_to_faiss(spec: str, metric: int) -> None:
     vectors = _vectors(200)
     index = _index(spec, metric, vectors)
+    assert _faiss_index.flat_inner_product(index) is None
     query = vectors[:2]
     expected = index.search(query, 5)
     got = _faiss_index.search(index, query, 5)

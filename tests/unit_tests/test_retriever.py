@@ -6,7 +6,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
 from pydantic import ValidationError
 
-from langchain_ce_rerank import FaissRetriever, FaissVectorStore
+from langchain_ce_rerank import FaissRetriever, FaissVectorStore, _faiss_index
 
 WORDS = ["red", "green", "blue", "cat"]
 
@@ -124,19 +124,18 @@ def test_batch(store: FaissVectorStore) -> None:
     assert [r[0].id for r in results] == ["r", "b"]
 
 
-class _CountingIndex:
-    """Delegates to a FAISS index and counts `search` calls."""
+@pytest.fixture
+def searches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Rows of every FAISS search call the store makes."""
+    calls: list[int] = []
+    search = _faiss_index.search
 
-    def __init__(self, index: object) -> None:
-        self._inner = index
-        self.searches: list[int] = []
+    def counting(index, queries, k):
+        calls.append(len(queries))
+        return search(index, queries, k)
 
-    def search(self, queries, k):
-        self.searches.append(len(queries))
-        return self._inner.search(queries, k)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._inner, name)
+    monkeypatch.setattr(_faiss_index, "search", counting)
+    return calls
 
 
 class _Starts(BaseCallbackHandler):
@@ -182,32 +181,30 @@ QUERIES = ["red", "blue", "cat", "red green", "green"]
     ],
 )
 def test_batch_searches_faiss_once_and_equals_invoke(
-    store: FaissVectorStore, options: dict, call_kwargs: dict
+    store: FaissVectorStore, options: dict, call_kwargs: dict, searches: list[int]
 ) -> None:
     retriever = store.as_retriever(**options)
     expected = [retriever.invoke(q, **call_kwargs) for q in QUERIES]
-    counting = _CountingIndex(store._index)
-    store._index = counting
+    searches.clear()
     handler = _Starts()
     results = retriever.batch(QUERIES, {"callbacks": [handler]}, **call_kwargs)
     assert _view(results) == _view(expected)
-    assert counting.searches[0] == len(QUERIES)  # all queries in one call
+    assert searches[0] == len(QUERIES)  # all queries in one call
     if "filter" not in options:
-        assert counting.searches == [len(QUERIES)]
+        assert searches == [len(QUERIES)]
     assert sorted(handler.queries) == sorted(QUERIES)  # each run still traced
 
 
 async def test_abatch_searches_faiss_once_and_equals_invoke(
-    store: FaissVectorStore,
+    store: FaissVectorStore, searches: list[int]
 ) -> None:
     retriever = store.as_retriever(k=2)
     expected = [retriever.invoke(q) for q in QUERIES]
-    counting = _CountingIndex(store._index)
-    store._index = counting
+    searches.clear()
     handler = _Starts()
     results = await retriever.abatch(QUERIES, {"callbacks": [handler]})
     assert _view(results) == _view(expected)
-    assert counting.searches == [len(QUERIES)]
+    assert searches == [len(QUERIES)]
     assert sorted(handler.queries) == sorted(QUERIES)
 
 
