@@ -16,11 +16,13 @@ int8 per backend:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -216,17 +218,23 @@ def ensure_export(
     if (target / file_name).is_file():
         return target, file_name
     logger.info("Exporting %s to %s (%s); this happens once.", source, target, backend)
-    model = load(source)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    # The exporters print progress bars to stdout; keep stdout for the caller's
+    # own output (e.g. `ce-rerank query --json`).
+    redirect = contextlib.redirect_stdout(sys.stderr)
     try:
-        model.save_pretrained(str(staging))
-        if quantization and backend == "onnx":
-            from sentence_transformers import export_dynamic_quantized_onnx_model
+        with redirect:
+            model = load(source)
+            model.save_pretrained(str(staging))
+            if quantization and backend == "onnx":
+                from sentence_transformers import export_dynamic_quantized_onnx_model
 
-            export_dynamic_quantized_onnx_model(model, instruction_set(), str(staging))
-        elif quantization:
-            _quantize_openvino(model, staging)
+                export_dynamic_quantized_onnx_model(
+                    model, instruction_set(), str(staging)
+                )
+            elif quantization:
+                _quantize_openvino(model, staging)
         if target.exists():  # another process finished first
             shutil.rmtree(staging)
         else:

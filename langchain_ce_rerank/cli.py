@@ -71,6 +71,8 @@ def _reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
         long_documents=args.long_documents,
         fusion=args.fusion,
         content_template=args.content_template,
+        backend=args.backend,
+        quantization="int8" if args.int8 else None,
     )
     compressor.load_model()
     return compressor
@@ -374,6 +376,23 @@ def _add_reranker_options(parser: argparse.ArgumentParser) -> None:
         metavar="TEMPLATE",
         help='text the reranker reads, e.g. "{title}\\n{page_content}"',
     )
+    group.add_argument(
+        "--backend",
+        choices=("torch", "openvino", "onnx"),
+        default="torch",
+        help=(
+            "cross-encoder inference backend; openvino and onnx need the "
+            "[openvino] / [onnx] extra (default: %(default)s)"
+        ),
+    )
+    group.add_argument(
+        "--int8",
+        action="store_true",
+        help=(
+            "int8 cross-encoder (with --backend openvino or onnx; fastest on "
+            "CPU: --backend openvino --int8)"
+        ),
+    )
     group.add_argument("--device", help="torch device (default: cuda, mps, then cpu)")
 
 
@@ -502,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _quiet_model_loading()
         status: int = args.func(args)
-    except (CliError, OSError, ValueError) as err:
+    except (CliError, ImportError, OSError, ValueError) as err:
         message = " ".join(str(err).split())
         print(f"ce-rerank: error: {message}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from langchain_ce_rerank import _export
 from langchain_ce_rerank.cli import main
 
 ROOT = Path(__file__).parents[2]
@@ -265,3 +266,51 @@ def test_eval_against_an_index_built_from_a_beir_corpus(
     first = data["configurations"][0]["metrics"]
     assert data["num_queries"] == 25
     assert first["Recall@3"] > 0.5  # chunk doc_ids map back to corpus ids
+
+
+def test_int8_needs_an_accelerated_backend(
+    capsys: pytest.CaptureFixture[str], index: Path
+) -> None:
+    err = _error(capsys, "query", str(index), "question", "--int8")
+    assert "needs backend='openvino'" in err
+
+
+def test_missing_backend_extra_is_one_line(
+    capsys: pytest.CaptureFixture[str], index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_export, "_find_spec", lambda name: None)
+    err = _error(
+        capsys, "query", str(index), "question", "--backend", "openvino", "--int8"
+    )
+    assert 'pip install "langchain-ce-rerank[openvino]"' in err
+
+
+@pytest.mark.openvino
+def test_query_with_the_openvino_int8_reranker(
+    index: Path, standin_ce_path: Path, tmp_path: Path
+) -> None:
+    env_cache = {"LANGCHAIN_CE_RERANK_CACHE": str(tmp_path)}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "langchain_ce_rerank.cli",
+            "query",
+            str(index),
+            QUESTION,
+            "--reranker",
+            str(standin_ce_path),
+            "--backend",
+            "openvino",
+            "--int8",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **env_cache},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["results"]) == 5
+    (export,) = (tmp_path / "exports").iterdir()
+    assert "-openvino-int8-" in export.name
