@@ -58,3 +58,77 @@ def passages(count: int, seed: int = 0) -> list[str]:
                 return result
     msg = f"only {len(result)} passages available, {count} asked for"
     raise RuntimeError(msg)
+
+
+# A wider pool for recall on real embeddings (thousands of passages); kept
+# apart from `passages` so the rerank and indexing texts stay as they were.
+_WIDE_PACKAGES = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "sklearn",
+    "sympy",
+    "torch",
+    "transformers",
+    "email",
+    "asyncio",
+    "xml",
+    "http",
+    "unittest",
+)
+
+
+def _wide_docstrings() -> list[str]:
+    import pkgutil
+    import warnings
+
+    docs: set[str] = set()
+    for package in _WIDE_PACKAGES:
+        try:
+            root = importlib.import_module(package)
+        except ImportError:
+            continue
+        names = [package] + [
+            m.name
+            for m in pkgutil.walk_packages(getattr(root, "__path__", []), package + ".")
+            if "test" not in m.name and "._" not in m.name
+        ]
+        for name in names[:400]:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    module = importlib.import_module(name)
+            except Exception:  # optional dependencies missing: skip the module
+                continue
+            for attribute in sorted(dir(module)):
+                if attribute.startswith("_"):
+                    continue
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        doc = inspect.getdoc(getattr(module, attribute, None)) or ""
+                except Exception:  # lazy attributes whose imports fail
+                    continue
+                words = " ".join(
+                    line
+                    for line in doc.splitlines()
+                    if line.strip() and not line.lstrip().startswith((">>>", "..."))
+                ).split()
+                if len(words) >= 30:
+                    docs.add(" ".join(words))
+    return sorted(docs)
+
+
+def wide_passages(count: int, seed: int = 0) -> list[str]:
+    """Up to `count` distinct passages of 30-200 words from many packages."""
+    rng = random.Random(seed)
+    pool = _wide_docstrings()
+    rng.shuffle(pool)
+    result: list[str] = []
+    for doc in pool:
+        words = doc.split()
+        while len(words) >= 30 and len(result) < count:
+            length = min(len(words), rng.randint(30, 200))
+            result.append(" ".join(words[:length]))
+            words = words[length:]
+    return result
