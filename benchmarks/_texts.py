@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import itertools
 import random
+from collections.abc import Iterator
 
 _MODULES = (
     "numpy",
@@ -42,22 +44,26 @@ def _docstrings() -> list[str]:
     return docs
 
 
+def _cut(pool: list[str], rng: random.Random, longest: int) -> Iterator[str]:
+    """Passages of 30 to `longest` words, cut in order from each text of `pool`."""
+    for doc in pool:
+        words = doc.split()
+        while len(words) >= 30:
+            length = min(len(words), rng.randint(30, longest))
+            yield " ".join(words[:length])
+            words = words[length:]
+
+
 def passages(count: int, seed: int = 0) -> list[str]:
     """`count` passages of 30-400 words (long docstrings give several)."""
     rng = random.Random(seed)
     pool = _docstrings()
     rng.shuffle(pool)
-    result: list[str] = []
-    for doc in pool:
-        words = doc.split()
-        while len(words) >= 30:
-            length = min(len(words), rng.randint(30, 400))
-            result.append(" ".join(words[:length]))
-            words = words[length:]
-            if len(result) == count:
-                return result
-    msg = f"only {len(result)} passages available, {count} asked for"
-    raise RuntimeError(msg)
+    result = list(itertools.islice(_cut(pool, rng, 400), count))
+    if len(result) < count:
+        msg = f"only {len(result)} passages available, {count} asked for"
+        raise RuntimeError(msg)
+    return result
 
 
 # A wider pool for recall on real embeddings (thousands of passages); kept
@@ -124,11 +130,4 @@ def wide_passages(count: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     pool = _wide_docstrings()
     rng.shuffle(pool)
-    result: list[str] = []
-    for doc in pool:
-        words = doc.split()
-        while len(words) >= 30 and len(result) < count:
-            length = min(len(words), rng.randint(30, 200))
-            result.append(" ".join(words[:length]))
-            words = words[length:]
-    return result
+    return list(itertools.islice(_cut(pool, rng, 200), count))

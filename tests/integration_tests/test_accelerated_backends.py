@@ -38,6 +38,18 @@ def _scores(compressor: CrossEncoderCompressor) -> np.ndarray:
     return np.array(compressor.score(QUERY, TEXTS))
 
 
+def _accelerated(
+    model: Path, backend: str, cache: Path, **options: object
+) -> CrossEncoderCompressor:
+    return CrossEncoderCompressor(
+        model=model,
+        backend=backend,  # type: ignore[arg-type]
+        export_cache_folder=cache,
+        device="cpu",
+        **options,  # type: ignore[arg-type]
+    )
+
+
 @pytest.fixture(scope="module")
 def torch_scores(standin_ce_path: Path) -> np.ndarray:
     return _scores(CrossEncoderCompressor(model=standin_ce_path, device="cpu"))
@@ -52,24 +64,14 @@ def test_scores_match_torch_and_the_export_is_reused(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="langchain_ce_rerank._export")
-    first = CrossEncoderCompressor(
-        model=standin_ce_path,
-        backend=backend,  # type: ignore[arg-type]
-        export_cache_folder=tmp_path,
-        device="cpu",
-    )
+    first = _accelerated(standin_ce_path, backend, tmp_path)
     scores = _scores(first)
     np.testing.assert_allclose(scores, torch_scores, atol=1e-4)
     assert "Exporting" in caplog.text
     exports = list((tmp_path / "exports").iterdir())
     assert len(exports) == 1
     caplog.clear()
-    second = CrossEncoderCompressor(
-        model=standin_ce_path,
-        backend=backend,  # type: ignore[arg-type]
-        export_cache_folder=tmp_path,
-        device="cpu",
-    )
+    second = _accelerated(standin_ce_path, backend, tmp_path)
     np.testing.assert_allclose(_scores(second), scores, atol=1e-6)
     assert "Exporting" not in caplog.text  # loaded from the cache, not exported again
     assert list((tmp_path / "exports").iterdir()) == exports
@@ -84,13 +86,8 @@ def test_int8_keeps_the_ranking(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="langchain_ce_rerank._export")
-    int8 = CrossEncoderCompressor(
-        model=standin_ce_path,
-        backend=backend,  # type: ignore[arg-type]
-        quantization="int8",
-        export_cache_folder=tmp_path,
-        device="cpu",
-        top_n=None,
+    int8 = _accelerated(
+        standin_ce_path, backend, tmp_path, quantization="int8", top_n=None
     )
     scores = _scores(int8)
     # The stand-in's untrained head spreads scores over ~0.03, so near-ties
@@ -104,13 +101,7 @@ def test_int8_keeps_the_ranking(
     assert export.name.startswith(f"{standin_ce_path.name}-{backend}-int8")
     # A second compressor loads the quantized export instead of redoing it.
     caplog.clear()
-    again = CrossEncoderCompressor(
-        model=standin_ce_path,
-        backend=backend,  # type: ignore[arg-type]
-        quantization="int8",
-        export_cache_folder=tmp_path,
-        device="cpu",
-    )
+    again = _accelerated(standin_ce_path, backend, tmp_path, quantization="int8")
     np.testing.assert_allclose(_scores(again), scores, atol=1e-5)
     assert "Exporting" not in caplog.text
 
