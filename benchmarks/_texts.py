@@ -16,6 +16,7 @@ _MODULES = (
     "numpy",
     "scipy.stats",
     "scipy.linalg",
+    "scipy.optimize",
     "json",
     "collections",
     "argparse",
@@ -32,16 +33,30 @@ def _docstrings() -> list[str]:
             if attribute.startswith("_"):
                 continue
             doc = inspect.getdoc(getattr(module, attribute, None)) or ""
-            prose = [
-                line
-                for line in doc.splitlines()
-                if line.strip()
-                and not line.lstrip().startswith((">>>", "...", "-----"))
-            ]
-            words = " ".join(prose).split()
-            if len(words) >= 30:
-                docs.append(" ".join(words))
+            text = _prose(doc)
+            if len(text.split()) >= 30:
+                docs.append(text)
     return docs
+
+
+def _is_prose(line: str) -> bool:
+    """False for blank lines, doctest code, rules and numeric example output.
+
+    Example output goes too because some packages (scipy.stats) fill their
+    docstring examples with random numbers at import, which made the passages
+    differ from run to run.
+    """
+    stripped = line.strip()
+    if not stripped or stripped.startswith((">>>", "...", "-----", "array(")):
+        return False
+    tokens = stripped.split()
+    numeric = sum(any(c.isdigit() for c in token) for token in tokens)
+    return numeric * 2 <= len(tokens)
+
+
+def _prose(doc: str) -> str:
+    """The prose lines of a docstring, joined into one line of words."""
+    return " ".join(" ".join(filter(_is_prose, doc.splitlines())).split())
 
 
 def _cut(pool: list[str], rng: random.Random, longest: int) -> Iterator[str]:
@@ -115,18 +130,19 @@ def _wide_docstrings() -> list[str]:
                         doc = inspect.getdoc(getattr(module, attribute, None)) or ""
                 except Exception:  # lazy attributes whose imports fail
                     continue
-                words = " ".join(
-                    line
-                    for line in doc.splitlines()
-                    if line.strip() and not line.lstrip().startswith((">>>", "..."))
-                ).split()
-                if len(words) >= 30:
-                    docs.add(" ".join(words))
+                text = _prose(doc)
+                if len(text.split()) >= 30:
+                    docs.add(text)
     return sorted(docs)
 
 
 def wide_passages(count: int, seed: int = 0) -> list[str]:
-    """Up to `count` distinct passages of 30-200 words from many packages."""
+    """Up to `count` distinct passages of 30-200 words from many packages.
+
+    Not guaranteed identical from run to run: across this many modules some
+    docstrings are still generated at import. Used for recall, which only
+    needs real text, not the same text.
+    """
     rng = random.Random(seed)
     pool = _wide_docstrings()
     rng.shuffle(pool)
