@@ -6,6 +6,11 @@ per line with `id`, `text` and optional `metadata` (a BEIR `corpus.jsonl`, with
 `langchain-text-splitters`. Each chunk's id is built from its source path, its
 row id (JSONL), its position and a hash of its content, so re-indexing the same
 files yields the same ids, and a changed chunk gets a new one.
+
+Files of other types found in a folder are listed in `Corpus.skipped`, never
+dropped silently; hidden files and folders (names starting with ".") are not
+searched. `load_corpus(..., dedupe=True)` keeps one chunk per distinct text and
+records where the merged copies came from.
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ class Corpus:
     files: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """(path, reason) for every file or JSONL row that could not be used."""
+    duplicates: list[Document] = field(default_factory=list)
+    """With `dedupe=True`: the chunks left out because an earlier chunk has the
+    same text; `metadata["duplicate_of"]` is the id of the chunk that was kept."""
 
 
 @dataclass
@@ -60,6 +68,9 @@ class SyncReport:
     added: int
     unchanged: int
     removed: int
+    updated: int = 0
+    """Chunks whose text was unchanged but whose metadata changed (for example
+    the `duplicate_sources` of a merged chunk); they are re-embedded."""
 
 
 def _files_under(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -73,7 +84,8 @@ def _files_under(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
             found.extend(
                 p
                 for p in sorted(path.rglob("*"))
-                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         else:
             found.append(path)
@@ -84,6 +96,30 @@ def _chunk_id(source: str, row: str | None, position: int, text: str) -> str:
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     unit = f"#{row}" if row is not None else ""
     return f"{source}{unit}#{position}:{digest}"
+
+
+def _unsupported(path: Path) -> str:
+    kind = f"type {path.suffix!r}" if path.suffix else "file without an extension"
+    return f"unsupported {kind} (only {', '.join(SUPPORTED_SUFFIXES)} are read)"
+
+
+def _merge_duplicates(corpus: Corpus) -> None:
+    """Keep the first chunk of each distinct text; note where the others were."""
+    kept: dict[str, Document] = {}
+    unique: list[Document] = []
+    for doc in corpus.documents:
+        first = kept.get(doc.page_content)
+        if first is None:
+            kept[doc.page_content] = doc
+            unique.append(doc)
+            continue
+        doc.metadata["duplicate_of"] = first.id
+        corpus.duplicates.append(doc)
+        sources = first.metadata.setdefault("duplicate_sources", [])
+        if doc.metadata["source"] not in sources:
+            sources.append(doc.metadata["source"])
+        first.metadata.setdefault("duplicate_ids", []).append(doc.id)
+    corpus.documents = unique
 
 
 def _jsonl_rows(
@@ -120,16 +156,23 @@ def load_corpus(
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
+    dedupe: bool = False,
 ) -> Corpus:
     r"""Read `.txt`, `.md` and `.jsonl` files and folders into chunked Documents.
 
-    Unreadable or non-UTF-8 files (and malformed JSONL rows) are skipped with a
-    warning and listed in `Corpus.skipped`; nothing else is dropped.
+    Files of other types, unreadable or non-UTF-8 files, and malformed JSONL
+    rows are skipped with a warning and listed in `Corpus.skipped`; nothing
+    else is dropped, unless `dedupe` merges copies of the same text.
 
     Args:
-        paths: Files and folders (searched recursively).
+        paths: Files and folders (searched recursively, hidden names excepted).
         chunk_size: Maximum characters per chunk.
         chunk_overlap: Characters shared by neighbouring chunks.
+        dedupe: Keep only the first chunk (in file order) of each distinct text.
+            The kept chunk lists the others' files in
+            `metadata["duplicate_sources"]` and their ids in
+            `metadata["duplicate_ids"]`; the merged chunks are in
+            `Corpus.duplicates`. Off by default: the corpus mirrors the files.
 
     Returns:
         The chunks, each with `source` (absolute file path), `doc_id` (the JSONL
@@ -145,8 +188,10 @@ def load_corpus(
         from langchain_ce_rerank import load_corpus
 
         Path("notes.md").write_text("# Backups\n\nTar the volume, copy, extract.")
-        corpus = load_corpus(["notes.md"], chunk_size=800)
+        Path("copy.md").write_text("# Backups\n\nTar the volume, copy, extract.")
+        corpus = load_corpus(["notes.md", "copy.md"], chunk_size=800, dedupe=True)
         print(corpus.documents[0].id, corpus.documents[0].metadata, corpus.skipped)
+        print(len(corpus.duplicates))  # 1: copy.md's chunk, merged into notes.md's
         ```
     """
     if chunk_size < 1 or not 0 <= chunk_overlap < chunk_size:
@@ -162,7 +207,7 @@ def load_corpus(
     for path in _files_under(paths):
         source = str(path)
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-            corpus.skipped.append((source, f"unsupported type {path.suffix!r}"))
+            corpus.skipped.append((source, _unsupported(path)))
             continue
         try:
             text = path.read_text(encoding="utf-8")
@@ -187,6 +232,8 @@ def load_corpus(
                 chunk.metadata["chunk"] = position
                 chunk.id = _chunk_id(source, row_id, position, chunk.page_content)
                 corpus.documents.append(chunk)
+    if dedupe:
+        _merge_duplicates(corpus)
     for where, reason in corpus.skipped:
         logger.warning("Skipped %s: %s", where, reason)
     return corpus
@@ -211,6 +258,8 @@ def sync_store(
 
     New or changed chunks are embedded and added; chunks of changed or deleted
     files under `paths` are removed; unchanged chunks are not re-embedded.
+    A chunk whose text is unchanged but whose metadata changed (a JSONL row's
+    metadata, or the sources merged into it by `dedupe`) is replaced.
     Chunks of files that were skipped this time (unreadable) are kept.
 
     Args:
@@ -218,10 +267,10 @@ def sync_store(
         corpus: `load_corpus(paths, ...)`'s result.
         paths: The same paths, which bound what may be removed.
         batch_size: Chunks embedded per call.
-        progress: Called with the number of chunks added after each batch.
+        progress: Called with the number of chunks embedded after each batch.
 
     Returns:
-        How many chunks were added, left unchanged and removed.
+        How many chunks were added, updated, left unchanged and removed.
 
     Example:
         ```python
@@ -250,13 +299,26 @@ def sync_store(
         and doc.metadata.get("source") not in skipped
     ]
     fresh = [doc for doc in corpus.documents if doc.id not in existing]
+    changed = [
+        doc
+        for doc in corpus.documents
+        if doc.id in existing and existing[doc.id].metadata != doc.metadata
+    ]
     for start in range(0, len(fresh), batch_size):
         batch = fresh[start : start + batch_size]
         store.add_documents(batch)
         if progress is not None:
             progress(len(batch))
+    for start in range(0, len(changed), batch_size):
+        batch = changed[start : start + batch_size]
+        store.add_documents(batch)  # replaces by id
+        if progress is not None:
+            progress(len(batch))
     if stale:
         store.delete(stale)
     return SyncReport(
-        added=len(fresh), unchanged=len(wanted) - len(fresh), removed=len(stale)
+        added=len(fresh),
+        unchanged=len(wanted) - len(fresh) - len(changed),
+        removed=len(stale),
+        updated=len(changed),
     )

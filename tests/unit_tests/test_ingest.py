@@ -31,7 +31,10 @@ def folder(tmp_path: Path) -> Path:
         encoding="utf-8",
     )
     (root / "latin1.txt").write_bytes("café".encode("latin-1"))
-    (root / "ignored.pdf").write_bytes(b"%PDF")
+    (root / "notes.pdf").write_bytes(b"%PDF")
+    (root / "LICENSE").write_text("no extension", encoding="utf-8")
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD").write_text("hidden: not searched", encoding="utf-8")
     return root
 
 
@@ -46,7 +49,12 @@ def test_reads_supported_files_and_reports_skips(folder: Path) -> None:
     assert "not UTF-8" in reasons[str(folder / "latin1.txt")]
     assert "not valid JSON" in reasons[f"{folder / 'rows.jsonl'}:3"]
     assert "needs a string 'text'" in reasons[f"{folder / 'rows.jsonl'}:4"]
-    assert not any("ignored.pdf" in where for where in reasons)  # not a text type
+    # Files of other types are listed with the reason and what is read instead.
+    assert reasons[str(folder / "notes.pdf")] == (
+        "unsupported type '.pdf' (only .txt, .md, .jsonl are read)"
+    )
+    assert "file without an extension" in reasons[str(folder / "LICENSE")]
+    assert not any(".git" in where for where in reasons)  # hidden: not searched
 
 
 def test_chunk_metadata_and_jsonl_rows(folder: Path) -> None:
@@ -131,3 +139,82 @@ def test_beir_corpus_rows_are_accepted(tmp_path: Path) -> None:
     [doc] = load_corpus([path]).documents
     assert doc.metadata["doc_id"] == "d1"
     assert doc.metadata["title"] == "Backups"
+
+
+# -- dedupe by content ----------------------------------------------------------
+
+
+@pytest.fixture
+def copies(tmp_path: Path) -> Path:
+    root = tmp_path / "copies"
+    (root / "old").mkdir(parents=True)
+    (root / "a.md").write_text("alpha beta", encoding="utf-8")
+    (root / "old" / "b.md").write_text("alpha beta", encoding="utf-8")
+    (root / "c.md").write_text("gamma", encoding="utf-8")
+    return root
+
+
+def test_dedupe_is_off_by_default(copies: Path) -> None:
+    corpus = load_corpus([copies])
+    assert [d.page_content for d in corpus.documents].count("alpha beta") == 2
+    assert corpus.duplicates == []
+
+
+def test_dedupe_keeps_one_chunk_and_records_the_merged_sources(copies: Path) -> None:
+    corpus = load_corpus([copies], dedupe=True)
+    texts = [d.page_content for d in corpus.documents]
+    assert sorted(texts) == ["alpha beta", "gamma"]
+    kept = next(d for d in corpus.documents if d.page_content == "alpha beta")
+    assert kept.metadata["source"] == str(copies / "a.md")  # first in file order
+    assert kept.metadata["duplicate_sources"] == [str(copies / "old" / "b.md")]
+    [merged] = corpus.duplicates
+    assert merged.metadata["source"] == str(copies / "old" / "b.md")
+    assert merged.metadata["duplicate_of"] == kept.id
+    assert kept.metadata["duplicate_ids"] == [merged.id]
+    plain = next(d for d in corpus.documents if d.page_content == "gamma")
+    assert "duplicate_sources" not in plain.metadata
+
+
+def test_reindexing_with_dedupe_is_idempotent(copies: Path) -> None:
+    embedding = AxisEmbeddings(WORDS)
+    store = FaissVectorStore(embedding)
+    first = sync_store(store, load_corpus([copies], dedupe=True), [copies])
+    assert (first.added, first.removed) == (2, 0)
+    embedding.calls = 0
+    again = sync_store(store, load_corpus([copies], dedupe=True), [copies])
+    assert (again.added, again.updated, again.unchanged, again.removed) == (0, 0, 2, 0)
+    assert embedding.calls == 0
+    assert len(store.ids) == 2
+
+
+def test_a_new_copy_updates_the_kept_chunk_and_a_deleted_original_hands_over(
+    copies: Path,
+) -> None:
+    (copies / "old" / "b.md").unlink()
+    store = FaissVectorStore(AxisEmbeddings(WORDS))
+    sync_store(store, load_corpus([copies], dedupe=True), [copies])
+
+    (copies / "old" / "b.md").write_text("alpha beta", encoding="utf-8")
+    report = sync_store(store, load_corpus([copies], dedupe=True), [copies])
+    assert (report.added, report.updated, report.removed) == (0, 1, 0)
+    [kept] = [d for d in store.get_by_ids(store.ids) if d.page_content == "alpha beta"]
+    assert kept.metadata["duplicate_sources"] == [str(copies / "old" / "b.md")]
+
+    (copies / "a.md").unlink()
+    report = sync_store(store, load_corpus([copies], dedupe=True), [copies])
+    assert (report.added, report.removed) == (1, 1)
+    [kept] = [d for d in store.get_by_ids(store.ids) if d.page_content == "alpha beta"]
+    assert kept.metadata["source"] == str(copies / "old" / "b.md")
+    assert "duplicate_sources" not in kept.metadata
+
+
+def test_changed_jsonl_metadata_replaces_the_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": "r1", "text": "alpha", "metadata": {"v": 1}}\n')
+    store = FaissVectorStore(AxisEmbeddings(WORDS))
+    sync_store(store, load_corpus([path]), [path])
+    path.write_text('{"id": "r1", "text": "alpha", "metadata": {"v": 2}}\n')
+    report = sync_store(store, load_corpus([path]), [path])
+    assert (report.added, report.updated, report.removed) == (0, 1, 0)
+    [doc] = store.get_by_ids(store.ids)
+    assert doc.metadata["v"] == 2
