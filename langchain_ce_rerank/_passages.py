@@ -1,61 +1,8 @@
-"""Splitting a long text into overlapping token windows, as character spans.
+"""Former home of the passage windows, now `langchain_ce_rerank.engine.windows`.
 
-A cross-encoder reads at most `max_length` tokens per (query, document) pair
-and silently drops the rest. To score a long document fairly, it is cut into
-overlapping windows that each fit beside the query; the caller scores every
-window and keeps the best. Spans are character offsets into the original text,
-so the best window can be shown to the user.
+Kept so existing imports of this private path keep working.
 """
 
-from __future__ import annotations
+from langchain_ce_rerank.engine.windows import Span, TokenSpans, windows, word_spans
 
-import re
-from collections.abc import Callable
-from typing import Any, TypeAlias
-
-Span: TypeAlias = tuple[int, int]
-TokenSpans: TypeAlias = Callable[[str], list[Span]]
-
-_WORD = re.compile(r"\S+")
-
-
-def word_spans(text: str) -> list[Span]:
-    """Whitespace-separated words as tokens (for models without a tokenizer)."""
-    return [match.span() for match in _WORD.finditer(text)]
-
-
-def tokenizer_spans(tokenizer: Any) -> TokenSpans:
-    """Token character spans from a Hugging Face tokenizer (no special tokens)."""
-
-    def spans(text: str) -> list[Span]:
-        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        return [(int(a), int(b)) for a, b in encoded["offset_mapping"] if b > a]
-
-    return spans
-
-
-def windows(text: str, spans: list[Span], size: int, overlap: int) -> list[Span]:
-    """Character spans of windows of `size` tokens, overlapping by `overlap`.
-
-    A text that fits in one window yields one span covering all of it.
-
-    Raises:
-        ValueError: `size` < 1 or `overlap` not in [0, size).
-    """
-    if size < 1:
-        msg = f"a passage window must hold at least 1 token, got {size}"
-        raise ValueError(msg)
-    if not 0 <= overlap < size:
-        msg = f"passage_overlap must be in [0, {size}), got {overlap}"
-        raise ValueError(msg)
-    if len(spans) <= size:
-        return [(0, len(text))]
-    result: list[Span] = []
-    step = size - overlap
-    start = 0
-    while True:
-        end = min(start + size, len(spans))
-        result.append((spans[start][0], spans[end - 1][1]))
-        if end == len(spans):
-            return result
-        start += step
+__all__ = ["Span", "TokenSpans", "windows", "word_spans"]

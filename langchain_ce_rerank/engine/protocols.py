@@ -1,0 +1,34 @@
+"""What the engine needs from a model: the two interfaces it can drive."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["CrossEncoderLike", "PairScorer"]
+
+
+@runtime_checkable
+class CrossEncoderLike(Protocol):
+    """A loaded `sentence_transformers.CrossEncoder`, or anything with its `predict`.
+
+    The engine calls `predict(pairs, batch_size=..., show_progress_bar=...,
+    activation_fn=torch.nn.Identity(), convert_to_numpy=True)` and reads
+    `tokenizer` and `max_seq_length` when present (for passage windows).
+    """
+
+    def predict(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        """Score (query, text) pairs."""
+
+
+@runtime_checkable
+class PairScorer(Protocol):
+    """Any scorer of (query, text) pairs: one raw score per pair, in order.
+
+    LangChain's `BaseCrossEncoder`, `RemoteCrossEncoder` and small test
+    doubles all have this shape. A scorer exposes no tokenizer, so
+    `long_documents="max_passage"` counts its windows in words.
+    """
+
+    def score(self, text_pairs: Any, /) -> Sequence[float]:
+        """Score (query, text) pairs."""

@@ -1,0 +1,560 @@
+"""`Reranker`: the framework-neutral cross-encoder engine behind every door.
+
+It owns everything that is not LangChain or LlamaIndex: model loading and
+backends, the score cache, long-document windows, content templates,
+de-duplication, length-sorted batches, activation and ordering. The doors
+(`CrossEncoderCompressor`, the LlamaIndex `CrossEncoderRerank`, the HTTP
+server) only translate their framework's objects to texts and back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import weakref
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Any, Final, Literal, TypeAlias
+
+from pydantic import Field, PrivateAttr, model_validator
+from typing_extensions import Self
+
+from langchain_ce_rerank._query import check_query
+from langchain_ce_rerank.engine.cache import CacheInfo, ScoreCache, text_key
+from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
+from langchain_ce_rerank.engine.ranking import reciprocal_rank_fusion, score_order
+from langchain_ce_rerank.engine.results import RerankResult, ScoredText
+from langchain_ce_rerank.engine.settings import LOADING_FIELDS, RerankerSettings
+from langchain_ce_rerank.engine.windows import (
+    Span,
+    TokenSpans,
+    tokenizer_spans,
+    windows,
+    word_spans,
+)
+
+__all__ = ["UNSET", "LoadedModel", "Reranker", "Unset", "check_text"]
+
+logger = logging.getLogger(__name__)
+
+LoadedModel: TypeAlias = CrossEncoderLike | PairScorer
+Loader: TypeAlias = Callable[..., LoadedModel]
+
+
+class Unset(Enum):
+    """Marks a per-call option that was not given (None means "no limit")."""
+
+    UNSET = "UNSET"
+
+
+UNSET: Final = Unset.UNSET
+
+# One lock per loaded model object, shared by every engine that uses it (models
+# are shared per process): fast tokenizers raise "Already borrowed" when one
+# instance is used from two threads at once, and torch already spreads one call
+# over every core, so calls into a model are serialized.
+_MODEL_LOCKS: weakref.WeakKeyDictionary[object, threading.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+_MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def _model_lock(model: object) -> threading.Lock | None:
+    """The lock of a loaded model; None for a model that takes no weak reference."""
+    with _MODEL_LOCKS_GUARD:
+        try:
+            return _MODEL_LOCKS.setdefault(model, threading.Lock())
+        except TypeError:
+            return None
+
+
+def check_text(text: object, label: str) -> str:
+    """Return `text` if a tokenizer can encode it, else raise a clear error.
+
+    Args:
+        text: The query or candidate text.
+        label: How to name it in the error, e.g. `"document 3 (id='a')"`.
+
+    Raises:
+        TypeError: `text` is not a string.
+        ValueError: `text` holds a lone surrogate (not valid Unicode text).
+    """
+    if not isinstance(text, str):
+        msg = f"{label} must be a string, got {type(text).__name__}: {text!r:.80}"
+        raise TypeError(msg)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        bad = text[err.start : err.end]
+        msg = (
+            f"{label} contains a lone surrogate {bad!r} at character {err.start}, "
+            "which is not valid Unicode and no tokenizer can encode; clean the "
+            "text first, e.g. text.encode('utf-8', 'replace').decode()"
+        )
+        raise ValueError(msg) from None
+    return text
+
+
+def _default_batch_size(model: object) -> int:
+    """4 pairs a batch on CPU, 32 on an accelerator (see `batch_size`)."""
+    device = str(getattr(model, "device", "cpu"))
+    return 4 if device.startswith("cpu") else 32
+
+
+def _sigmoid(value: float) -> float:
+    # Split by sign so large logits of either sign never overflow exp().
+    if value >= 0:
+        return 1.0 / (1.0 + math.exp(-value))
+    exp = math.exp(value)
+    return exp / (1.0 + exp)
+
+
+def _default_loader(model: str | Path, **kwargs: Any) -> LoadedModel:
+    from langchain_ce_rerank.models import load_cross_encoder
+
+    loaded: LoadedModel = load_cross_encoder(model, **kwargs)
+    return loaded
+
+
+class Reranker(RerankerSettings):
+    """Score and rank (query, text) pairs with a cross-encoder; no framework.
+
+    Loads the model lazily, once (or via `load_model()`); one engine may be
+    shared between threads and between doors (`CrossEncoderCompressor(model=
+    engine)`, `CrossEncoderRerank(model=engine)`), which then share its model
+    and score cache. Scores are plain Python floats; repeated texts are scored
+    once; pairs reach the model in one length-sorted stream.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.engine import Reranker
+
+
+        class Overlap:  # any object with score(pairs) works; or a model id
+            def score(self, text_pairs):
+                return [
+                    float(len(set(q.split()) & set(t.split()))) for q, t in text_pairs
+                ]
+
+
+        engine = Reranker(model=Overlap(), top_n=2)
+        for result in engine.rank("red apple", ["blue sky", "red apple", "apple pie"]):
+            print(result.rank, result.index, result.score)
+        ```
+    """
+
+    loader: Loader | None = Field(default=None, exclude=True)
+    """How a model id or folder is loaded: called as `loader(model, device=...,
+    max_length=..., model_kwargs=..., backend=..., quantization=...,
+    cache_folder=...)`. None uses `langchain_ce_rerank.models.load_cross_encoder`,
+    which shares loaded models within the process."""
+
+    _cache: ScoreCache = PrivateAttr()
+    _loaded: LoadedModel | None = PrivateAttr(default=None)
+    _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _own_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Create the score cache once the fields are validated."""
+        self._cache = ScoreCache(self.cache_size)
+
+    @model_validator(mode="after")
+    def _not_nested(self) -> Self:
+        if isinstance(self.model, Reranker):
+            msg = "model is already a Reranker engine: use that engine directly"
+            raise ValueError(msg)
+        return self
+
+    # -- the model ------------------------------------------------------------
+
+    def load_model(self) -> LoadedModel:
+        """Load the model now (it is otherwise loaded on first use) and return it.
+
+        Raises:
+            ModelNotFoundError: The model id or folder cannot be found.
+        """
+        if self._loaded is None:
+            with self._load_lock:
+                if self._loaded is None:
+                    if isinstance(self.model, str | Path):
+                        loader = self.loader or _default_loader
+                        self._loaded = loader(
+                            self.model,
+                            device=self.device,
+                            max_length=self.max_length,
+                            model_kwargs=self.model_kwargs,
+                            backend=self.backend,
+                            quantization=self.quantization,
+                            cache_folder=self.export_cache_folder,
+                        )
+                    else:
+                        self._loaded = self.model
+        return self._loaded
+
+    def with_settings(self, **changes: Any) -> Reranker:
+        """A new engine with some settings changed, sharing what stays valid.
+
+        The loaded model and the score cache (raw scores, before activation)
+        are shared when the model and its loading settings are unchanged, so
+        `engine.with_settings(activation="sigmoid")` costs no model call.
+
+        Args:
+            **changes: Settings to change, by field name.
+
+        Returns:
+            The new engine (this one is unchanged).
+        """
+        engine = Reranker(**{**self.settings(), "loader": self.loader, **changes})
+        if engine._model_key() == self._model_key():
+            engine._loaded = self._loaded
+            if engine.cache_size == self.cache_size:
+                engine._cache = self._cache
+        return engine
+
+    def cache_info(self) -> CacheInfo:
+        """Score cache hits, misses and sizes (see `cache_size`)."""
+        return self._cache.info()
+
+    def clear_cache(self) -> None:
+        """Empty the score cache and reset its counters."""
+        self._cache.clear()
+
+    def _model_key(self) -> Hashable:
+        if isinstance(self.model, str | Path):
+            return (
+                "path",
+                str(self.model),
+                *(str(getattr(self, name)) for name in LOADING_FIELDS),
+            )
+        return ("object", id(self.model))
+
+    def _predict(self, pairs: list[tuple[str, str]]) -> list[float]:
+        """Raw model scores for `pairs`, fed to the model shortest first."""
+        model = self.load_model()
+        # One length-sorted stream: neighbouring pairs pad to similar lengths.
+        order = sorted(
+            range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1])
+        )
+        ordered = [pairs[i] for i in order]
+        if isinstance(model, CrossEncoderLike):
+            import torch
+
+            with _model_lock(model) or self._own_lock:
+                raw = model.predict(
+                    ordered,
+                    batch_size=self.batch_size or _default_batch_size(model),
+                    show_progress_bar=self.show_progress_bar,
+                    activation_fn=torch.nn.Identity(),
+                    convert_to_numpy=True,
+                ).tolist()
+        else:
+            raw = list(model.score(ordered))
+        if len(raw) != len(pairs):
+            msg = f"the model returned {len(raw)} scores for {len(pairs)} pairs"
+            raise RuntimeError(msg)
+        scores = [0.0] * len(pairs)
+        for position, i in enumerate(order):
+            scores[i] = float(raw[position])
+        return scores
+
+    def _raw_scores(
+        self, pairs: Sequence[tuple[str, str]], *, use_cache: bool = True
+    ) -> list[float]:
+        """Raw scores in input order; repeated pairs and cache hits skip the model."""
+        unique = list(dict.fromkeys(pairs))
+        if not use_cache:
+            known = dict(zip(unique, self._predict(unique), strict=True))
+            return [known[pair] for pair in pairs]
+        model_key = self._model_key()
+        keys = {pair: (model_key, *text_key(*pair)) for pair in unique}
+        known = {}
+        missing = []
+        for pair in unique:
+            cached = self._cache.get(keys[pair])
+            if cached is None:
+                missing.append(pair)
+            else:
+                known[pair] = cached
+        if missing:
+            for pair, score in zip(missing, self._predict(missing), strict=True):
+                known[pair] = score
+                self._cache.put(keys[pair], score)
+        return [known[pair] for pair in pairs]
+
+    def _activate(self, scores: list[float]) -> list[float]:
+        if self.activation == "sigmoid":
+            return [_sigmoid(value) for value in scores]
+        return scores
+
+    # -- texts ----------------------------------------------------------------
+
+    def render(self, content: str, metadata: Mapping[str, Any], label: str) -> str:
+        """The text the model reads for one candidate (`content_template`).
+
+        Args:
+            content: The candidate's main text (`page_content`, node text).
+            metadata: Its metadata, for the template's other fields.
+            label: How to name the candidate in an error.
+
+        Raises:
+            ValueError: The template needs a field the metadata lacks.
+        """
+        if self.content_template is None:
+            return content
+        try:
+            return self.content_template.format_map(
+                {**metadata, "page_content": content}
+            )
+        except KeyError as err:
+            msg = (
+                f"content_template {self.content_template!r} needs metadata field "
+                f"{err.args[0]!r}, which {label} does not have"
+            )
+            raise ValueError(msg) from err
+
+    def _windows(self, query: str, text: str) -> list[Span]:
+        model = self.load_model()
+        tokenizer = getattr(model, "tokenizer", None)
+        spans: TokenSpans
+        if not isinstance(model, CrossEncoderLike) or tokenizer is None:
+            spans = word_spans
+            budget = self.passage_tokens or 0
+            reserved = len(word_spans(query))
+        else:
+            spans = tokenizer_spans(tokenizer)
+            budget = self.passage_tokens or int(getattr(model, "max_seq_length", 512))
+            reserved = len(spans(query)) + tokenizer.num_special_tokens_to_add(
+                pair=True
+            )
+        size = budget - reserved
+        if size <= self.passage_overlap:
+            msg = (
+                f"the query takes {reserved} of the {budget} tokens per pair, "
+                f"leaving {size} for each passage window (passage_overlap is "
+                f"{self.passage_overlap}); shorten the query or raise passage_tokens"
+            )
+            raise ValueError(msg)
+        return windows(text, spans(text), size, self.passage_overlap)
+
+    def _units(
+        self, query: str, texts: Sequence[str]
+    ) -> list[list[tuple[Span | None, str]]]:
+        """Per text, what to score: itself, or its passage windows."""
+        if self.long_documents == "truncate":
+            return [[(None, text)] for text in texts]
+        spans: dict[str, list[Span]] = {}
+        for text in texts:
+            if text not in spans:
+                spans[text] = self._windows(query, text)
+        return [[((a, b), text[a:b]) for a, b in spans[text]] for text in texts]
+
+    # -- scoring --------------------------------------------------------------
+
+    def score_batch(
+        self,
+        items: Sequence[tuple[str, Sequence[str]]],
+        *,
+        use_cache: bool = True,
+    ) -> list[list[ScoredText]]:
+        """Score many (query, texts) lists in one stream of model batches.
+
+        Every pair from every query is flattened, de-duplicated, looked up in
+        the score cache, and the rest goes to the model in one length-sorted
+        call.
+
+        Args:
+            items: `(query, texts)` pairs.
+            use_cache: False reads and writes no cache entry, so every unique
+                pair reaches the model (for measuring the model's latency).
+
+        Returns:
+            Per item, per text, in input order: its score and, for
+            `"max_passage"`, the character span of its best window.
+
+        Raises:
+            ValueError: A blank query, or a text that is not valid Unicode.
+            TypeError: A query or text that is not a string.
+        """
+        units = []
+        pairs: list[tuple[str, str]] = []
+        for number, (query, texts) in enumerate(items):
+            check_text(check_query(query), "the query")
+            for i, text in enumerate(texts):
+                check_text(
+                    text, f"text {i} of item {number}" if number else f"text {i}"
+                )
+            per_text = self._units(query, texts)
+            units.append(per_text)
+            pairs.extend((query, text) for windows_ in per_text for _, text in windows_)
+        scores = iter(self._activate(self._raw_scores(pairs, use_cache=use_cache)))
+        results = []
+        for per_text in units:
+            scored = []
+            for windows_ in per_text:
+                window_scores = [next(scores) for _ in windows_]
+                top = score_order(window_scores)[0]
+                scored.append(ScoredText(window_scores[top], windows_[top][0]))
+            results.append(scored)
+        return results
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Score each text against `query` (after `activation`), in input order.
+
+        Args:
+            query: The query; blank is an error.
+            texts: Candidate texts.
+
+        Returns:
+            One plain float per text.
+        """
+        return [scored.score for scored in self.score_batch([(query, texts)])[0]]
+
+    # -- ranking --------------------------------------------------------------
+
+    def order(
+        self,
+        scored: Sequence[ScoredText],
+        *,
+        top_n: int | Unset | None = UNSET,
+        score_threshold: float | Unset | None = UNSET,
+        first_stage_ranks: Sequence[int] | None = None,
+        fusion: Literal["none", "rrf"] | Unset = UNSET,
+        rrf_k: int | Unset = UNSET,
+    ) -> list[RerankResult]:
+        """Order, cut and filter already scored candidates.
+
+        Sorted by score, highest first (ties keep input order, NaN last), or
+        by RRF when `fusion="rrf"`; cut to `top_n`, *then* filtered by
+        `score_threshold`.
+
+        Args:
+            scored: One `score_batch` item's result.
+            top_n: Override of the `top_n` setting for this call.
+            score_threshold: Override of the `score_threshold` setting.
+            first_stage_ranks: 1-based first-stage rank per candidate, for RRF;
+                None uses the input order.
+            fusion: Override of the `fusion` setting.
+            rrf_k: Override of the `rrf_k` setting.
+
+        Returns:
+            The kept candidates in their new order.
+        """
+        top_n = self.top_n if top_n is UNSET else top_n
+        threshold = (
+            self.score_threshold if score_threshold is UNSET else score_threshold
+        )
+        fusion = self.fusion if fusion is UNSET else fusion
+        rrf_k = self.rrf_k if rrf_k is UNSET else rrf_k
+        check_top_n(top_n)
+        check_threshold(threshold)
+        scores = [item.score for item in scored]
+        if any(math.isnan(s) for s in scores):
+            logger.warning("The cross-encoder returned NaN scores; ranking them last.")
+        order = score_order(scores)
+        fused: list[float] | None = None
+        if fusion == "rrf":
+            ce_rank = [0] * len(order)
+            for rank, i in enumerate(order, start=1):
+                ce_rank[i] = rank
+            ranks = first_stage_ranks or list(range(1, len(scored) + 1))
+            fused = reciprocal_rank_fusion([ce_rank, ranks], rrf_k)
+            # Stable on the cross-encoder order: equal fused scores go to the
+            # candidate the cross-encoder preferred.
+            order = sorted(order, key=lambda i: -fused[i])
+        if top_n is not None:
+            order = order[:top_n]
+        if threshold is not None:
+            order = [i for i in order if scores[i] >= threshold]
+        return [
+            RerankResult(
+                index=i,
+                score=scores[i],
+                rank=rank,
+                passage=scored[i].passage,
+                fused_score=None if fused is None else fused[i],
+            )
+            for rank, i in enumerate(order, start=1)
+        ]
+
+    def rank(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        top_n: int | Unset | None = UNSET,
+        score_threshold: float | Unset | None = UNSET,
+        first_stage_ranks: Sequence[int] | None = None,
+    ) -> list[RerankResult]:
+        """Score `texts` against `query` and return them reranked.
+
+        Args:
+            query: The query; blank is an error.
+            texts: Candidate texts, e.g. a first stage's results in its order.
+            top_n: Override of the `top_n` setting for this call.
+            score_threshold: Override of the `score_threshold` setting.
+            first_stage_ranks: 1-based first-stage ranks, for `fusion="rrf"`.
+
+        Returns:
+            `RerankResult`s, best first, each with its input `index`.
+        """
+        scored = self.score_batch([(query, texts)])[0]
+        return self.order(
+            scored,
+            top_n=top_n,
+            score_threshold=score_threshold,
+            first_stage_ranks=first_stage_ranks,
+        )
+
+    def rank_batch(
+        self,
+        items: Sequence[tuple[str, Sequence[str]]],
+        *,
+        top_n: int | Unset | None = UNSET,
+        score_threshold: float | Unset | None = UNSET,
+    ) -> list[list[RerankResult]]:
+        """`rank` for many (query, texts) items, scored in one model stream.
+
+        Args:
+            items: `(query, texts)` pairs.
+            top_n: Override of the `top_n` setting for every item.
+            score_threshold: Override of the `score_threshold` setting.
+
+        Returns:
+            Per item, its `RerankResult`s, best first.
+        """
+        return [
+            self.order(scored, top_n=top_n, score_threshold=score_threshold)
+            for scored in self.score_batch(items)
+        ]
+
+
+def check_top_n(top_n: object) -> None:
+    """Reject a `top_n` that is not None or a positive integer.
+
+    Raises:
+        ValueError: `top_n` is below 1 or not an integer.
+    """
+    if top_n is None:
+        return
+    if not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1:
+        msg = f"top_n must be a positive integer or None (keep all), got {top_n!r}"
+        raise ValueError(msg)
+
+
+def check_threshold(threshold: object) -> None:
+    """Reject a `score_threshold` that is not None or a number.
+
+    Raises:
+        ValueError: `threshold` is not a real number (or is NaN).
+    """
+    if threshold is None:
+        return
+    if (
+        not isinstance(threshold, int | float)
+        or isinstance(threshold, bool)
+        or math.isnan(threshold)
+    ):
+        msg = f"score_threshold must be a number or None, got {threshold!r}"
+        raise ValueError(msg)
