@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
@@ -13,13 +13,13 @@ from langchain_core.callbacks import (
 from langchain_core.documents import Document
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import run_in_executor
-from langchain_core.vectorstores import VectorStoreRetriever
-from pydantic import ConfigDict, Field, model_validator
+from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from typing_extensions import override
 
 from langchain_ce_rerank._filter import MetadataFilter
 from langchain_ce_rerank._query import check_query
-from langchain_ce_rerank.vectorstore import FaissVectorStore
+from langchain_ce_rerank._store_search import StoreSearch
 
 __all__ = ["FaissRetriever"]
 
@@ -61,8 +61,9 @@ class FaissRetriever(VectorStoreRetriever):
         ```
     """
 
-    vectorstore: FaissVectorStore
-    """The store to search."""
+    vectorstore: VectorStore
+    """The `FaissVectorStore` to search. (Typed by its read side, so this
+    module needs nothing from vectorstore.py, which imports it.)"""
 
     search_type: Literal["similarity", "mmr", "similarity_score_threshold"] = (
         "similarity"
@@ -83,8 +84,10 @@ class FaissRetriever(VectorStoreRetriever):
     """MMR trade-off: 1 favours relevance, 0 favours diversity."""
 
     score_threshold: float | None = None
-    """For `similarity_score_threshold`: minimum relevance score in [0, 1]
-    (for cosine, `(1 + similarity) / 2`)."""
+    """Minimum relevance score in [0, 1] (for cosine, `(1 + similarity) / 2`;
+    LangChain's normalized relevance, not the raw `retrieval_score`): hits
+    below it are dropped, whatever the `search_type`. Required by
+    `"similarity_score_threshold"`."""
 
     allowed_search_types: ClassVar[tuple[str, ...]] = (
         "similarity",
@@ -119,6 +122,21 @@ class FaissRetriever(VectorStoreRetriever):
             raise ValueError(msg)
         return values
 
+    @field_validator("vectorstore")
+    @classmethod
+    def _searchable(cls, store: VectorStore) -> VectorStore:
+        if not isinstance(store, StoreSearch):
+            msg = (
+                f"FaissRetriever searches a FaissVectorStore, got a "
+                f"{type(store).__name__}; call that store's own as_retriever()"
+            )
+            raise ValueError(msg)
+        return store
+
+    @property
+    def _store(self) -> StoreSearch:
+        return cast("StoreSearch", self.vectorstore)
+
     def _options(self, overrides: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(overrides) - set(_OPTIONS))
         if unknown:
@@ -134,23 +152,27 @@ class FaissRetriever(VectorStoreRetriever):
     def _search(
         self, query: str, options: dict[str, Any]
     ) -> list[tuple[Document, float]]:
-        store = self.vectorstore
+        store = self._store
         k, filter_ = options["k"], options["filter"]
         if self.search_type == "mmr":
-            return store.max_marginal_relevance_search_with_score(
+            pairs = store.max_marginal_relevance_search_with_score(
                 query,
                 k=k,
                 fetch_k=options["fetch_k"],
                 lambda_mult=options["lambda_mult"],
                 filter=filter_,
             )
-        pairs = self._take_prefetched(query, options)
-        if pairs is None:
-            pairs = store.similarity_search_with_score(
-                query, k=k, filter=filter_, fetch_k=options["fetch_k"]
+        else:
+            found = self._take_prefetched(query, options)
+            pairs = (
+                store.similarity_search_with_score(
+                    query, k=k, filter=filter_, fetch_k=options["fetch_k"]
+                )
+                if found is None
+                else found
             )
-        if self.search_type == "similarity_score_threshold":
-            threshold = options["score_threshold"]
+        threshold = options["score_threshold"]
+        if threshold is not None:
             relevance = store._select_relevance_score_fn()
             pairs = [(d, s) for d, s in pairs if relevance(s) >= threshold]
         return pairs
@@ -180,9 +202,10 @@ class FaissRetriever(VectorStoreRetriever):
             queries = list(dict.fromkeys(check_query(q) for q in inputs))
         except (TypeError, ValueError):
             return None
-        store = self.vectorstore
+        store = self._store
         vectors = store._as_matrix(
-            [store.embeddings.embed_query(q) for q in queries], len(queries)
+            [self.vectorstore.embeddings.embed_query(q) for q in queries],
+            len(queries),
         )
         rows = store._scored_many(
             vectors,

@@ -9,7 +9,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faiss
 import numpy as np
@@ -28,9 +28,7 @@ from langchain_ce_rerank._store_search import (
 )
 from langchain_ce_rerank.errors import StoreLoadError
 from langchain_ce_rerank.models import embedding_model_name, load_embeddings
-
-if TYPE_CHECKING:
-    from langchain_ce_rerank.retriever import FaissRetriever
+from langchain_ce_rerank.retriever import FaissRetriever
 
 __all__ = ["DistanceStrategy", "FaissVectorStore"]
 
@@ -151,6 +149,30 @@ class FaissVectorStore(StoreSearch, VectorStore):
         """Ids of the stored documents, in insertion order (a copy)."""
         with self._lock:
             return list(self._docs)
+
+    def _summary(self) -> dict[str, object]:
+        """What the store holds, without embedding anything (for reprs)."""
+        with self._lock:
+            dimension = None if self._index is None else int(self._index.d)
+            size = len(self._docs)
+        return {
+            "size": size,
+            "dimension": dimension,
+            "index": self._factory,
+            "distance": self._distance,
+            "embedding": embedding_model_name(self._embedding)
+            or type(self._embedding).__name__,
+        }
+
+    def __repr__(self) -> str:
+        from langchain_ce_rerank.display import summary_text
+
+        return summary_text(type(self).__name__, self._summary())
+
+    def _repr_html_(self) -> str:
+        from langchain_ce_rerank.display import summary_html
+
+        return summary_html(type(self).__name__, self._summary())
 
     # -- writing ----------------------------------------------------------------
 
@@ -448,8 +470,6 @@ class FaissVectorStore(StoreSearch, VectorStore):
             retriever = store.as_retriever(k=20, filter={"source": "a.md"})
             ```
         """
-        from langchain_ce_rerank.retriever import FaissRetriever
-
         tags = kwargs.pop("tags", None) or self._get_retriever_tags()
         return FaissRetriever(vectorstore=self, tags=tags, **kwargs)
 

@@ -229,3 +229,31 @@ def test_mmr_batch_equals_invoke(store: FaissVectorStore) -> None:
     assert _view(retriever.batch(QUERIES)) == _view(
         [retriever.invoke(q) for q in QUERIES]
     )
+
+
+def test_score_threshold_applies_whatever_the_search_type(
+    store: FaissVectorStore,
+) -> None:
+    # Seen by a user: accepted per call and silently ignored by "similarity".
+    retriever = store.as_retriever(k=5)
+    everything = retriever.invoke("red")
+    assert len(everything) == 5
+    kept = retriever.invoke("red", score_threshold=0.9)
+    relevance = store._select_relevance_score_fn()
+    assert 0 < len(kept) < len(everything)
+    assert all(relevance(d.metadata["retrieval_score"]) >= 0.9 for d in kept)
+    assert [d.id for d in kept] == [d.id for d in everything[: len(kept)]]
+    mmr = store.as_retriever(search_type="mmr", k=5, score_threshold=0.9)
+    assert all(
+        relevance(d.metadata["retrieval_score"]) >= 0.9 for d in mmr.invoke("red")
+    )
+
+
+def test_a_store_that_is_not_faiss_is_refused() -> None:
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    with pytest.raises(ValidationError, match="searches a FaissVectorStore"):
+        FaissRetriever(
+            vectorstore=InMemoryVectorStore(DeterministicFakeEmbedding(size=4))
+        )
