@@ -1,4 +1,4 @@
-"""Offline helpers for tests and air-gapped demos.
+"""An offline stand-in cross-encoder for tests and air-gapped demos.
 
 `build_standin_cross_encoder` writes a checkpoint with the architecture of
 `cross-encoder/ms-marco-MiniLM-L6-v2` (the all-MiniLM-L6-v2 BERT weights from
