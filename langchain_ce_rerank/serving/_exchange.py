@@ -1,0 +1,258 @@
+"""Requests to a reranking server: planned, sent with retries, scores put back.
+
+`Exchange` holds everything one request needs (where it goes, how to retry)
+and sends it over a sync or an async `httpx` client; both paths share the
+decisions of `_handle` and `_transport_failure`, so they behave alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from langchain_ce_rerank.serving._retry import (
+    RETRY_STATUSES,
+    RemoteRerankError,
+    RemoteRerankTimeoutError,
+    backoff_delay,
+    retry_after_seconds,
+)
+from langchain_ce_rerank.serving._schemas import ApiSpec, error_message, read_scores
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["Exchange", "Request", "assemble", "plan_requests"]
+
+logger = logging.getLogger("langchain_ce_rerank.serving.client")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request: a query and a slice of its texts."""
+
+    query: str
+    positions: list[int]
+    """Where each text's score goes in the caller's list."""
+    texts: list[str]
+
+
+def plan_requests(
+    text_pairs: Sequence[tuple[str, str]], limit: int | None
+) -> list[Request]:
+    """One request per query (in order of first appearance), split by `limit`."""
+    groups: dict[str, tuple[list[int], list[str]]] = {}
+    for position, pair in enumerate(text_pairs):
+        if (
+            not isinstance(pair, tuple | list)
+            or len(pair) != 2
+            or not all(isinstance(part, str) for part in pair)
+        ):
+            msg = (
+                "RemoteCrossEncoder.score takes (query, text) pairs of strings; "
+                f"pair {position} is {pair!r}"
+            )
+            raise TypeError(msg)
+        positions, texts = groups.setdefault(pair[0], ([], []))
+        positions.append(position)
+        texts.append(pair[1])
+    requests = []
+    for query, (positions, texts) in groups.items():
+        step = limit or len(texts)
+        for start in range(0, len(texts), step):
+            stop = start + step
+            requests.append(Request(query, positions[start:stop], texts[start:stop]))
+    return requests
+
+
+def assemble(
+    n_pairs: int, requests: list[Request], results: list[list[float]]
+) -> list[float]:
+    """The requests' scores placed back at their pairs' positions."""
+    scores = [0.0] * n_pairs
+    for request, request_scores in zip(requests, results, strict=True):
+        for position, score in zip(request.positions, request_scores, strict=True):
+            scores[position] = score
+    return scores
+
+
+_HINTS = {
+    401: "; check api_key (or the RERANK_API_KEY environment variable)",
+    403: "; check api_key (or the RERANK_API_KEY environment variable)",
+    404: "; check the URL and api=",
+    413: "; send fewer documents per request: lower max_batch_size "
+    "(TEI's limit is its --max-client-batch-size, 32 by default)",
+}
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """How to send requests to one server and read its answers."""
+
+    spec: ApiSpec
+    endpoint: str
+    model: str | None
+    raw_scores: bool
+    timeout: float
+    max_retries: int
+    backoff: float
+    max_backoff: float
+
+    @property
+    def where(self) -> str:
+        """The server, as error messages name it."""
+        return f"{self.spec.name} server at {self.endpoint}"
+
+    def _error(
+        self, message: str, response: httpx.Response | None = None
+    ) -> RemoteRerankError:
+        if response is None:
+            return RemoteRerankError(message, url=self.endpoint)
+        return RemoteRerankError(
+            message, status=response.status_code, body=response.text, url=self.endpoint
+        )
+
+    def _handle(
+        self, response: httpx.Response, request: Request, label: str, attempt: int
+    ) -> list[float] | float:
+        """Scores, or the seconds to wait before retrying; raises otherwise."""
+        status, text = response.status_code, response.text
+        if status in RETRY_STATUSES:
+            problem = f"HTTP {status}: {error_message(text)}"
+            retry_after = retry_after_seconds(response.headers.get("retry-after"))
+            return self._retry_or_raise(attempt, label, problem, retry_after, response)
+        if not 200 <= status < 300:
+            hint = _HINTS.get(status, "")
+            if status == 404:
+                hint += repr(self.spec.name)
+            msg = (
+                f"{self.where} rejected {label} with HTTP {status}: "
+                f"{error_message(text)}{hint}"
+            )
+            raise self._error(msg, response)
+        try:
+            payload = response.json()
+        except ValueError:
+            msg = (
+                f"{self.where} answered {label} with malformed JSON: "
+                f"{error_message(text, limit=120)!r}; no scores were attached"
+            )
+            raise self._error(msg, response) from None
+        try:
+            return read_scores(self.spec, payload, len(request.texts))
+        except ValueError as exc:
+            msg = f"{self.where} answered {label} unusably: {exc}; no scores attached"
+            raise self._error(msg, response) from None
+
+    def _retry_or_raise(
+        self,
+        attempt: int,
+        label: str,
+        problem: str,
+        retry_after: float | None,
+        response: httpx.Response | None,
+    ) -> float:
+        if attempt >= self.max_retries:
+            msg = (
+                f"{self.where} failed {label} {attempt + 1} times, last with "
+                f"{problem}; gave up after max_retries={self.max_retries}"
+            )
+            raise self._error(msg, response)
+        delay = backoff_delay(attempt, self.backoff, self.max_backoff, retry_after)
+        logger.warning(
+            "%s: %s failed with %s; retry %d of %d in %.2f s%s",
+            self.where,
+            label,
+            problem,
+            attempt + 1,
+            self.max_retries,
+            delay,
+            " (Retry-After)" if retry_after is not None else "",
+        )
+        return delay
+
+    def _transport_failure(
+        self, exc: httpx.TransportError, attempt: int, label: str
+    ) -> float:
+        """Seconds to wait before retrying a failed connection; raises otherwise."""
+        import httpx
+
+        if isinstance(exc, httpx.TimeoutException) and not isinstance(
+            exc, httpx.ConnectTimeout
+        ):
+            msg = (
+                f"{self.where} did not answer {label} within timeout="
+                f"{self.timeout} s; raise timeout or lower max_batch_size"
+            )
+            raise RemoteRerankTimeoutError(msg, url=self.endpoint) from exc
+        retryable = (
+            httpx.NetworkError,
+            httpx.RemoteProtocolError,
+            httpx.ConnectTimeout,
+        )
+        problem = f"{type(exc).__name__}: {exc or 'connection failed'}"
+        if not isinstance(exc, retryable):
+            msg = f"{self.where} could not be reached for {label}: {problem}"
+            raise self._error(msg) from exc
+        try:
+            return self._retry_or_raise(attempt, label, problem, None, None)
+        except RemoteRerankError as final:
+            raise final from exc
+
+    def _start(
+        self, request: Request, number: int, total: int
+    ) -> tuple[str, dict[str, object]]:
+        n = len(request.texts)
+        label = f"request {number} of {total} ({n} document{'s' if n != 1 else ''})"
+        body = self.spec.build_body(
+            request.query, request.texts, self.model, self.raw_scores
+        )
+        return label, body
+
+    def send(
+        self, client: httpx.Client, request: Request, number: int, total: int
+    ) -> list[float]:
+        """Post one request, retrying as configured; its scores in text order."""
+        import httpx
+
+        label, body = self._start(request, number, total)
+        attempt = 0
+        while True:
+            try:
+                response = client.post(self.endpoint, json=body)
+            except httpx.TransportError as exc:
+                outcome: list[float] | float = self._transport_failure(
+                    exc, attempt, label
+                )
+            else:
+                outcome = self._handle(response, request, label, attempt)
+            if isinstance(outcome, list):
+                return outcome
+            time.sleep(outcome)
+            attempt += 1
+
+    async def asend(
+        self, client: httpx.AsyncClient, request: Request, number: int, total: int
+    ) -> list[float]:
+        """Async `send`."""
+        import httpx
+
+        label, body = self._start(request, number, total)
+        attempt = 0
+        while True:
+            try:
+                response = await client.post(self.endpoint, json=body)
+            except httpx.TransportError as exc:
+                outcome: list[float] | float = self._transport_failure(
+                    exc, attempt, label
+                )
+            else:
+                outcome = self._handle(response, request, label, attempt)
+            if isinstance(outcome, list):
+                return outcome
+            await asyncio.sleep(outcome)
+            attempt += 1
