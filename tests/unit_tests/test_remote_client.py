@@ -428,6 +428,39 @@ def test_mock_transport_results_in_reverse_order_map_by_index() -> None:
     assert reranker.rank("q", ["a", "b", "c"]) == [(2, 2.0), (1, 1.0), (0, 0.0)]
 
 
+# -- as the model of CrossEncoderCompressor -------------------------------------------
+
+
+def test_compressor_reranks_through_the_server(server_url: str) -> None:
+    from langchain_core.documents import Document
+
+    from langchain_ce_rerank import CrossEncoderCompressor
+
+    reranker, run = remote(server_url, "tei", max_batch_size=2)
+    compressor = CrossEncoderCompressor(model=reranker, top_n=3)
+    docs = [Document(page_content=text, id=str(i)) for i, text in enumerate(TEXTS)]
+    best = compressor.compress_documents(docs, QUERY)
+    by_score = sorted(TEXTS, key=lambda text: -fake_logit(QUERY, text))[:3]
+    assert [doc.page_content for doc in best] == by_score
+    assert [doc.metadata["relevance_score"] for doc in best] == pytest.approx(
+        [fake_logit(QUERY, text) for text in by_score]
+    )
+    assert sorted(stats(server_url, run)["batch_sizes"]) == [1, 2, 2]
+
+
+async def test_compressor_reranks_through_the_server_async(server_url: str) -> None:
+    from langchain_core.documents import Document
+
+    from langchain_ce_rerank import CrossEncoderCompressor
+
+    reranker, _ = remote(server_url, "vllm")
+    compressor = CrossEncoderCompressor(model=reranker, top_n=2)
+    docs = [Document(page_content=text) for text in TEXTS]
+    best = await compressor.acompress_documents(docs, QUERY)
+    by_score = sorted(TEXTS, key=lambda text: -fake_sigmoid(QUERY, text))[:2]
+    assert [doc.page_content for doc in best] == by_score
+
+
 # -- configuration, keys, lifecycle --------------------------------------------------
 
 
