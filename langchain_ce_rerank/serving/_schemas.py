@@ -42,7 +42,14 @@ def _tei_body(
     # score. Without raw_scores the server applies a sigmoid; raw_scores=true
     # returns the logits, comparable with CrossEncoderCompressor's raw scores.
     # Inputs over --max-client-batch-size (default 32) are refused with HTTP 413.
-    return {"query": query, "texts": list(texts), "raw_scores": bool(raw_scores)}
+    # truncate=true cuts pairs longer than the model's window, as an in-process
+    # CrossEncoder does, instead of failing the request with HTTP 422.
+    return {
+        "query": query,
+        "texts": list(texts),
+        "raw_scores": bool(raw_scores),
+        "truncate": True,
+    }
 
 
 def _infinity_body(

@@ -81,6 +81,8 @@ class RemoteCrossEncoder(BaseModel):
     logits (`raw_scores=True`), the scale of `CrossEncoderCompressor`'s scores
     for the same model; Cohere and vLLM return their own relevance scores
     (vLLM applies the model's activation, a sigmoid for one-label models).
+    TEI is asked to truncate pairs longer than the model's window, as an
+    in-process cross-encoder does, rather than refuse them.
 
     `score`/`rank` use a pooled `httpx.Client` (safe to share between
     threads), `ascore`/`arank` an `httpx.AsyncClient`; `close()`/`aclose()`

@@ -168,7 +168,12 @@ def test_requests_carry_the_documented_fields(api: str) -> None:
     assert request.headers["authorization"] == "Bearer sk-123"
     assert body["query"] == "q"
     if api == "tei":
-        assert body == {"query": "q", "texts": ["a", "b"], "raw_scores": True}
+        assert body == {
+            "query": "q",
+            "texts": ["a", "b"],
+            "raw_scores": True,
+            "truncate": True,
+        }
     elif api == "infinity":
         assert body == {
             "query": "q",
