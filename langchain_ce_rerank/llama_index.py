@@ -1,0 +1,409 @@
+"""`CrossEncoderRerank`: rerank LlamaIndex nodes with a cross-encoder.
+
+A thin LlamaIndex door over the framework-neutral engine
+(`langchain_ce_rerank.engine.Reranker`), the twin of the LangChain
+`CrossEncoderCompressor`: same settings, same scores. It turns
+`NodeWithScore`s into the texts the engine scores and the engine's results
+back into new `NodeWithScore`s.
+
+Import it explicitly (`import langchain_ce_rerank` never imports LlamaIndex);
+it needs `pip install "langchain-ce-rerank[llama-index]"`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+try:
+    from llama_index.core.callbacks import CBEventType, EventPayload
+
+    # LlamaIndex's own postprocessors import it from here (re-exported
+    # without __all__, so mypy --strict needs telling).
+    from llama_index.core.instrumentation import (  # type: ignore[attr-defined]
+        get_dispatcher,
+    )
+    from llama_index.core.instrumentation.events.rerank import (
+        ReRankEndEvent,
+        ReRankStartEvent,
+    )
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+except ImportError as err:  # pragma: no cover - tested in a subprocess
+    msg = (
+        "langchain_ce_rerank.llama_index needs llama-index-core, which is not "
+        f"installed ({err}); install it with: "
+        'pip install "langchain-ce-rerank[llama-index]"'
+    )
+    raise ImportError(msg) from err
+
+from pydantic import PrivateAttr, model_validator
+from typing_extensions import Self, override
+
+from langchain_ce_rerank._query import check_query
+from langchain_ce_rerank.engine import (
+    UNSET,
+    CacheInfo,
+    Reranker,
+    RerankerSettings,
+    RerankResult,
+    Unset,
+)
+from langchain_ce_rerank.engine.reranker import LoadedModel
+from langchain_ce_rerank.engine.settings import RANKING_FIELDS
+
+__all__ = ["BOOKKEEPING_KEYS", "CrossEncoderRerank"]
+
+logger = logging.getLogger(__name__)
+dispatcher = get_dispatcher(__name__)
+
+_SCORING_FIELDS = tuple(
+    name for name in RerankerSettings.model_fields if name not in RANKING_FIELDS
+)
+
+BOOKKEEPING_KEYS = (
+    "retrieval_score",
+    "retrieval_rank",
+    "fused_score",
+    "relevance_passage",
+)
+"""Metadata keys the reranker writes; hidden from the LLM and embedding text."""
+
+
+class CrossEncoderRerank(RerankerSettings, BaseNodePostprocessor):
+    """Rerank LlamaIndex nodes by a cross-encoder's score for each (query, node).
+
+    A node postprocessor for any query engine or retriever pipeline. Returns
+    new `NodeWithScore`s over copies of the nodes (the caller's nodes and
+    `NodeWithScore`s are never mutated), sorted by the cross-encoder's score,
+    highest first, ties kept in input order, cut to `top_n`, then filtered by
+    `score_threshold`. Each `score` is a plain Python float. On each copy,
+    `metadata["retrieval_score"]` and `metadata["retrieval_rank"]` keep the
+    first stage's score and 1-based position (plus `fused_score` for
+    `fusion="rrf"` and `relevance_passage` for `long_documents="max_passage"`);
+    these keys are excluded from the text the LLM and embeddings read.
+
+    The model reads `node.get_content(metadata_mode=...)` (`"embed"` by
+    default, as LlamaIndex embeds the node), or `content_template` filled with
+    the node's metadata and `{page_content}` (that content). Every other
+    setting means what it means for `CrossEncoderCompressor`; `model=` also
+    takes a `Reranker` engine, to share its model and score cache with other
+    doors. `postprocess_nodes(nodes, query_str=..., top_n=3)` overrides
+    `top_n` / `score_threshold` for one call; `apostprocess_nodes` scores in a
+    worker thread, so the event loop stays free. Emits LlamaIndex's
+    `ReRankStartEvent` / `ReRankEndEvent` and the `RERANKING` callback event.
+
+    Example:
+        ```python
+        from llama_index.core.schema import NodeWithScore, TextNode
+        from langchain_ce_rerank.llama_index import CrossEncoderRerank
+
+
+        class Overlap:  # any object with score(pairs) works; or a model id
+            def score(self, text_pairs):
+                return [
+                    float(len(set(q.split()) & set(t.split()))) for q, t in text_pairs
+                ]
+
+
+        # e.g. CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L6-v2")
+        rerank = CrossEncoderRerank(model=Overlap(), top_n=1)
+        nodes = [
+            NodeWithScore(node=TextNode(text="Cats purr."), score=0.6),
+            NodeWithScore(node=TextNode(text="Paris is in France."), score=0.4),
+        ]
+        best = rerank.postprocess_nodes(nodes, query_str="Where is Paris")
+        print(best[0].score, best[0].node.metadata["retrieval_rank"])  # 2.0 2
+        ```
+    """
+
+    metadata_mode: MetadataMode = MetadataMode.EMBED
+    """Which metadata `node.get_content` puts in the text the model reads:
+    `"embed"` (LlamaIndex's default for retrieval: metadata not in
+    `excluded_embed_metadata_keys`), `"llm"`, `"all"`, or `"none"` (the node's
+    text alone)."""
+
+    _engine: Reranker | None = PrivateAttr(default=None)
+    _engine_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @classmethod
+    @override
+    def class_name(cls) -> str:
+        """The name LlamaIndex serializes this component under."""
+        return "CrossEncoderRerank"
+
+    @model_validator(mode="after")
+    def _engine_settings_live_on_the_engine(self) -> Self:
+        if isinstance(self.model, Reranker):
+            defaults = RerankerSettings.model_fields
+            given = [
+                name
+                for name in _SCORING_FIELDS
+                if name != "model"
+                and getattr(self, name) != defaults[name].default
+                and not (name == "model_kwargs" and not self.model_kwargs)
+            ]
+            if given:
+                msg = (
+                    f"{', '.join(given)} configure scoring, but model is a Reranker "
+                    "engine with its own settings; set them on the engine instead: "
+                    "CrossEncoderRerank(model=Reranker(..., "
+                    f"{given[0]}=...))"
+                )
+                raise ValueError(msg)
+        return self
+
+    # -- the engine -----------------------------------------------------------
+
+    @property
+    def engine(self) -> Reranker:
+        """The engine that scores for this postprocessor (made on first use)."""
+        if isinstance(self.model, Reranker):
+            return self.model
+        settings = {name: getattr(self, name) for name in _SCORING_FIELDS}
+        with self._engine_lock:
+            engine = self._engine
+            if engine is None:
+                engine = self._engine = Reranker(**settings)
+            elif any(getattr(engine, k) != v for k, v in settings.items()):
+                # A copy with other scoring settings gets its own engine,
+                # sharing the loaded model and score cache where still valid.
+                engine = self._engine = engine.with_settings(**settings)
+        return engine
+
+    def load_model(self) -> LoadedModel:
+        """Load the model now (it is otherwise loaded on first use) and return it.
+
+        Raises:
+            ModelNotFoundError: The model id or folder cannot be found.
+        """
+        return self.engine.load_model()
+
+    def cache_info(self) -> CacheInfo:
+        """Score cache hits, misses and sizes (see `cache_size`)."""
+        return self.engine.cache_info()
+
+    def clear_cache(self) -> None:
+        """Empty the score cache and reset its counters."""
+        self.engine.clear_cache()
+
+    def _model_name(self) -> str:
+        model = self.engine.model
+        return str(model) if isinstance(model, str | Path) else type(model).__name__
+
+    # -- scoring --------------------------------------------------------------
+
+    def node_texts(self, nodes: list[NodeWithScore]) -> list[str]:
+        """The text the model reads for each node (`metadata_mode`, template).
+
+        Args:
+            nodes: The candidates.
+
+        Returns:
+            One text per node, in input order.
+
+        Raises:
+            TypeError: An item is not a `NodeWithScore`.
+            ValueError: `content_template` needs a field a node's metadata lacks.
+        """
+        engine = self.engine
+        texts = []
+        for position, item in enumerate(nodes):
+            if not isinstance(item, NodeWithScore):
+                msg = (
+                    "nodes must be llama_index NodeWithScore objects, but item "
+                    f"{position} is a {type(item).__name__} ({item!r:.60}); wrap "
+                    "nodes as NodeWithScore(node=node, score=None)"
+                )
+                raise TypeError(msg)
+            node = item.node
+            texts.append(
+                engine.render(
+                    node.get_content(metadata_mode=self.metadata_mode),
+                    node.metadata,
+                    f"node {node.node_id!r} (position {position})",
+                )
+            )
+        return texts
+
+    def _reranked(
+        self, nodes: list[NodeWithScore], results: list[RerankResult]
+    ) -> list[NodeWithScore]:
+        """New NodeWithScores over copies of the kept nodes, in result order."""
+        reranked = []
+        for result in results:
+            item = nodes[result.index]
+            extra: dict[str, Any] = {"retrieval_rank": result.index + 1}
+            if item.score is not None:
+                extra["retrieval_score"] = float(item.score)
+            if result.fused_score is not None:
+                extra["fused_score"] = result.fused_score
+            if result.passage is not None:
+                extra["relevance_passage"] = list(result.passage)
+            node = item.node
+            copy = node.model_copy(
+                update={
+                    "metadata": {**node.metadata, **extra},
+                    "excluded_embed_metadata_keys": _hide(
+                        node.excluded_embed_metadata_keys
+                    ),
+                    "excluded_llm_metadata_keys": _hide(
+                        node.excluded_llm_metadata_keys
+                    ),
+                }
+            )
+            reranked.append(NodeWithScore(node=copy, score=float(result.score)))
+        return reranked
+
+    # -- LlamaIndex's interface -----------------------------------------------
+
+    @override
+    def postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+        query_str: str | None = None,
+        *,
+        top_n: int | Unset | None = UNSET,
+        score_threshold: float | Unset | None = UNSET,
+    ) -> list[NodeWithScore]:
+        """Rerank `nodes` for the query; see the class docstring for the rules.
+
+        Args:
+            nodes: Candidates, e.g. a retriever's output in its order.
+            query_bundle: The query (or pass `query_str`, not both).
+            query_str: The query text.
+            top_n: Override of the `top_n` setting for this call.
+            score_threshold: Override of the `score_threshold` setting.
+
+        Returns:
+            New `NodeWithScore`s over copies of the kept nodes, best first.
+
+        Raises:
+            ValueError: No query, a blank query, or both forms of the query.
+        """
+        return self._postprocess_nodes(
+            nodes,
+            _query_bundle(query_bundle, query_str),
+            top_n=top_n,
+            score_threshold=score_threshold,
+        )
+
+    @override
+    async def apostprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+        query_str: str | None = None,
+        *,
+        top_n: int | Unset | None = UNSET,
+        score_threshold: float | Unset | None = UNSET,
+    ) -> list[NodeWithScore]:
+        """`postprocess_nodes`, scored in a worker thread off the event loop."""
+        return await self._apostprocess_nodes(
+            nodes,
+            _query_bundle(query_bundle, query_str),
+            top_n=top_n,
+            score_threshold=score_threshold,
+        )
+
+    @override
+    async def _apostprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+        *,
+        top_n: int | Unset | None = UNSET,
+        score_threshold: float | Unset | None = UNSET,
+    ) -> list[NodeWithScore]:
+        return await asyncio.to_thread(
+            self._postprocess_nodes,
+            nodes,
+            query_bundle,
+            top_n=top_n,
+            score_threshold=score_threshold,
+        )
+
+    @override
+    def _postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+        *,
+        top_n: int | Unset | None = UNSET,
+        score_threshold: float | Unset | None = UNSET,
+    ) -> list[NodeWithScore]:
+        if query_bundle is None:
+            msg = (
+                "CrossEncoderRerank needs a query: call "
+                "postprocess_nodes(nodes, query_str='...') or pass "
+                "query_bundle=QueryBundle('...')"
+            )
+            raise ValueError(msg)
+        query = check_query(query_bundle.query_str)
+        texts = self.node_texts(nodes)
+        top_n = self.top_n if top_n is UNSET else top_n
+        threshold = (
+            self.score_threshold if score_threshold is UNSET else score_threshold
+        )
+        model_name = self._model_name()
+        dispatcher.event(
+            ReRankStartEvent(
+                query=query_bundle,
+                nodes=nodes,
+                top_n=len(nodes) if top_n is None else top_n,
+                model_name=model_name,
+            )
+        )
+        with self.callback_manager.event(
+            CBEventType.RERANKING,
+            payload={
+                EventPayload.NODES: nodes,
+                EventPayload.MODEL_NAME: model_name,
+                EventPayload.QUERY_STR: query,
+                EventPayload.TOP_K: top_n,
+            },
+        ) as event:
+            reranked = (
+                self._rerank(nodes, query, texts, top_n, threshold) if nodes else []
+            )
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        return reranked
+
+    def _rerank(
+        self,
+        nodes: list[NodeWithScore],
+        query: str,
+        texts: list[str],
+        top_n: int | None,
+        threshold: float | None,
+    ) -> list[NodeWithScore]:
+        engine = self.engine
+        scored = engine.score_batch([(query, texts)])[0]
+        results = engine.order(
+            scored,
+            top_n=top_n,
+            score_threshold=threshold,
+            fusion=self.fusion,
+            rrf_k=self.rrf_k,
+        )
+        return self._reranked(nodes, results)
+
+
+def _hide(keys: list[str]) -> list[str]:
+    return [*keys, *(key for key in BOOKKEEPING_KEYS if key not in keys)]
+
+
+def _query_bundle(
+    query_bundle: QueryBundle | None, query_str: str | None
+) -> QueryBundle | None:
+    if query_str is not None and query_bundle is not None:
+        msg = "pass the query as query_bundle or as query_str, not both"
+        raise ValueError(msg)
+    if query_str is not None:
+        return QueryBundle(query_str)
+    return query_bundle
