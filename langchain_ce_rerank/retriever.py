@@ -204,7 +204,7 @@ class FaissRetriever(VectorStoreRetriever):
             return None
         store = self._store
         vectors = store._as_matrix(
-            [self.vectorstore.embeddings.embed_query(q) for q in queries],
+            [store._embedding.embed_query(q) for q in queries],
             len(queries),
         )
         rows = store._scored_many(
