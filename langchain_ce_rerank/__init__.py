@@ -1,15 +1,57 @@
-"""Two-stage retrieval for LangChain: FAISS candidates, cross-encoder reranking."""
+"""Two-stage retrieval for LangChain: FAISS candidates, cross-encoder reranking.
 
+Names are imported on first use, so `import langchain_ce_rerank` stays cheap
+and imports no optional framework: `langchain_ce_rerank.engine` needs no
+LangChain at all, and the LlamaIndex door lives in
+`langchain_ce_rerank.llama_index`, imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
 from importlib import metadata
+from typing import TYPE_CHECKING, Any
 
-from langchain_ce_rerank.compressor import CrossEncoderCompressor
-from langchain_ce_rerank.errors import ModelNotFoundError, StoreLoadError
-from langchain_ce_rerank.evaluation import EvaluationReport, evaluate, load_beir
-from langchain_ce_rerank.ingest import load_corpus, sync_store
-from langchain_ce_rerank.models import load_embeddings
-from langchain_ce_rerank.pipeline import RerankingRetriever, build_reranking_retriever
-from langchain_ce_rerank.retriever import FaissRetriever
-from langchain_ce_rerank.vectorstore import FaissVectorStore
+if TYPE_CHECKING:
+    from langchain_ce_rerank.compressor import CrossEncoderCompressor
+    from langchain_ce_rerank.engine import Reranker, RerankResult
+    from langchain_ce_rerank.errors import ModelNotFoundError, StoreLoadError
+    from langchain_ce_rerank.evaluation import EvaluationReport, evaluate, load_beir
+    from langchain_ce_rerank.ingest import load_corpus, sync_store
+    from langchain_ce_rerank.models import load_embeddings
+    from langchain_ce_rerank.pipeline import (
+        RerankingRetriever,
+        build_reranking_retriever,
+    )
+    from langchain_ce_rerank.retriever import FaissRetriever
+    from langchain_ce_rerank.serving import (
+        RemoteCrossEncoder,
+        RemoteRerankError,
+        RemoteRerankTimeoutError,
+    )
+    from langchain_ce_rerank.vectorstore import FaissVectorStore
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "CrossEncoderCompressor": "compressor",
+    "EvaluationReport": "evaluation",
+    "FaissRetriever": "retriever",
+    "FaissVectorStore": "vectorstore",
+    "ModelNotFoundError": "errors",
+    "RemoteCrossEncoder": "serving",
+    "RemoteRerankError": "serving",
+    "RemoteRerankTimeoutError": "serving",
+    "RerankResult": "engine",
+    "Reranker": "engine",
+    "RerankingRetriever": "pipeline",
+    "StoreLoadError": "errors",
+    "build_reranking_retriever": "pipeline",
+    "evaluate": "evaluation",
+    "load_beir": "evaluation",
+    "load_corpus": "ingest",
+    "load_embeddings": "models",
+    "sync_store": "ingest",
+}
 
 try:
     __version__ = metadata.version(__package__ or __name__)
@@ -22,6 +64,11 @@ __all__ = [
     "FaissRetriever",
     "FaissVectorStore",
     "ModelNotFoundError",
+    "RemoteCrossEncoder",
+    "RemoteRerankError",
+    "RemoteRerankTimeoutError",
+    "RerankResult",
+    "Reranker",
     "RerankingRetriever",
     "StoreLoadError",
     "__version__",
@@ -32,3 +79,17 @@ __all__ = [
     "load_embeddings",
     "sync_store",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

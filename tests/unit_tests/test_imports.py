@@ -11,6 +11,11 @@ EXPECTED_ALL = [
     "FaissRetriever",
     "FaissVectorStore",
     "ModelNotFoundError",
+    "RemoteCrossEncoder",
+    "RemoteRerankError",
+    "RemoteRerankTimeoutError",
+    "RerankResult",
+    "Reranker",
     "RerankingRetriever",
     "StoreLoadError",
     "__version__",
@@ -51,3 +56,39 @@ def test_every_public_class_documents_an_example() -> None:
         if isinstance(obj, type):
             assert obj.__doc__, name
             assert "```python" in obj.__doc__, name
+
+
+def _modules_after(statement: str, prefixes: tuple[str, ...]) -> list[str]:
+    code = (
+        f"import sys; {statement}; "
+        f"print(sorted(m for m in sys.modules if m.startswith({prefixes!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return eval(out.stdout)  # a printed list of strings
+
+
+def test_the_engine_imports_no_langchain() -> None:
+    loaded = _modules_after("import langchain_ce_rerank.engine", ("langchain",))
+    assert "langchain_ce_rerank.engine.reranker" in loaded
+    assert [m for m in loaded if not m.startswith("langchain_ce_rerank")] == []
+    # ... and none of our LangChain doors either.
+    assert "langchain_ce_rerank.compressor" not in loaded
+
+
+def test_the_package_imports_no_llama_index_even_when_used() -> None:
+    statement = (
+        "import langchain_ce_rerank as m; "
+        "[getattr(m, n) for n in m.__all__ if n != '__version__']"
+    )
+    assert _modules_after(statement, ("llama_index",)) == []
+    assert "langchain_core" in str(_modules_after(statement, ("langchain_core",)))
+
+
+def test_the_store_and_retriever_modules_do_not_import_each_other() -> None:
+    loaded = _modules_after(
+        "import langchain_ce_rerank.retriever", ("langchain_ce_rerank.",)
+    )
+    assert "langchain_ce_rerank.retriever" in loaded
+    assert "langchain_ce_rerank.vectorstore" not in loaded
