@@ -244,28 +244,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _print_report(report: EvaluationReport) -> None:
-    from rich.table import Table
+    from langchain_ce_rerank.display import report_table
 
-    names = list(report.configurations[0].metrics)
-    table = Table(
-        title=f"{report.num_queries} queries, k={report.k}, top_n={report.top_n}",
-        title_justify="left",
-    )
-    table.add_column("configuration")
-    for name in names:
-        table.add_column(name, justify="right")
-    for name in ("first stage ms", "rerank ms", "total ms"):
-        table.add_column(name, justify="right")
-    for config in report.configurations:
-        table.add_row(
-            config.name,
-            *(f"{config.metrics[n]:.4f}" for n in names),
-            *(
-                f"{config.latency_ms[s]:.1f}"
-                for s in ("first_stage", "rerank", "total")
-            ),
-        )
-    _console().print(table)
+    _console().print(report_table(report))
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

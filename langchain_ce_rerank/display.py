@@ -1,0 +1,644 @@
+"""Tables people would rather look at than read: reranked results, reports, stores.
+
+`explain(retriever, query)` runs a query and returns a `RerankExplanation`: the
+documents plus what the reranker did to them (final rank, movement from the
+first stage, both stages' scores, source, snippet). Jupyter renders it as an
+HTML table (`_repr_html_`); `print()` in a terminal shows the same table as
+text. Nothing here changes what `invoke` returns: chains keep receiving plain
+`Document` lists.
+
+The `EvaluationReport` table is built here too, once, for both `ce-rerank eval`
+and notebooks. All user text is HTML-escaped; rendering never calls a model.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.table import Table
+
+    from langchain_ce_rerank.evaluation import EvaluationReport
+
+__all__ = [
+    "RankedDocument",
+    "RerankExplanation",
+    "ScoreKind",
+    "explain",
+    "report_html",
+    "report_table",
+    "report_text",
+    "summary_html",
+    "summary_text",
+]
+
+ScoreKind = Literal["logit", "probability", "score"]
+"""What a reranker score is: a raw logit, a 0..1 probability, or unknown."""
+
+_SCORE_KINDS: tuple[ScoreKind, ...] = ("logit", "probability", "score")
+_ACTIVATION_KINDS: dict[str, ScoreKind] = {"none": "logit", "sigmoid": "probability"}
+_SCORE_NOTES: dict[str, str] = {
+    "logit": "cross-encoder logit: higher is more relevant; compare within one query",
+    "probability": "cross-encoder probability (sigmoid of the logit), 0 to 1",
+    "score": "reranker score: higher is more relevant",
+}
+_RETRIEVAL_KINDS: dict[str, str] = {
+    "cosine": "cosine",
+    "l2": "L2 distance",
+    "inner_product": "dot product",
+}
+_RETRIEVAL_NOTES: dict[str, str] = {
+    "cosine": "first-stage cosine similarity",
+    "L2 distance": "first-stage Euclidean distance: lower is closer",
+    "dot product": "first-stage dot product",
+}
+
+_TEXT_SNIPPET = 160
+_HTML_SNIPPET = 280
+_SOURCE = 36
+_TITLE = 2000
+
+# Inline styles only: notebook sanitizers drop <style> blocks, and colours are
+# left to the theme (text inherits it; greys are translucent) so light and dark
+# themes both stay legible. The two accents are mid-tones readable on either.
+_TABLE = (
+    "border-collapse:collapse;margin:0.25em 0 0.5em 0;table-layout:auto;"
+    "font-size:0.92em;line-height:1.35;color:inherit"
+)
+_TH = (
+    "padding:0.3em 0.7em;border-bottom:1px solid rgba(127,127,127,0.55);"
+    "background:rgba(127,127,127,0.12);font-weight:600;white-space:nowrap;"
+    "vertical-align:bottom"
+)
+_TD = (
+    "padding:0.3em 0.7em;border-bottom:1px solid rgba(127,127,127,0.22);"
+    "vertical-align:top;background:transparent"
+)
+_NUMBER = "text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap"
+_UP, _DOWN = "#2f9e44", "#e8590c"
+_MUTED = "opacity:0.72"
+
+
+@dataclass(frozen=True)
+class RankedDocument:
+    """One row of a `RerankExplanation`: a document and where it ended up.
+
+    Example:
+        ```python
+        from langchain_core.documents import Document
+        from langchain_ce_rerank.display import RerankExplanation
+
+        doc = Document(page_content="x", metadata={"retrieval_rank": 3})
+        row = RerankExplanation.from_documents("q", [doc]).rows[0]
+        print(row.rank, row.retrieval_rank, row.movement)  # 1 3 2
+        ```
+    """
+
+    rank: int
+    """Final position, 1-based."""
+    retrieval_rank: int | None
+    """First-stage position (`metadata["retrieval_rank"]`), if recorded."""
+    relevance_score: float | None
+    """Reranker score (`metadata["relevance_score"]`), if any."""
+    retrieval_score: float | None
+    """First-stage score (`metadata["retrieval_score"]`), if any."""
+    fused_score: float | None
+    """RRF score (`metadata["fused_score"]`) when the reranker fused ranks."""
+    source: str
+    """`metadata["source"]`, else the document id, else empty."""
+    document: Document
+    """The document as the retriever returned it."""
+
+    @property
+    def movement(self) -> int | None:
+        """Places gained from the first stage (negative: places lost)."""
+        if self.retrieval_rank is None:
+            return None
+        return self.retrieval_rank - self.rank
+
+
+@dataclass(frozen=True)
+class RerankExplanation(Sequence[Document]):
+    """Reranked documents with the reasons for their order, ready to display.
+
+    Renders as an HTML table in Jupyter and as a text table in `print()` or
+    `repr()`: final rank, movement from the first stage (`7 -> 1`), the
+    reranker score (and whether it is a logit or a probability), the first-stage
+    score, the source and a snippet, under the query. It is a sequence of the
+    documents (iterate, index, `len`); `.documents` is a plain `list[Document]`
+    to hand to a chain.
+
+    Example:
+        ```python
+        from langchain_core.documents import Document
+        from langchain_ce_rerank.display import RerankExplanation
+
+        docs = [
+            Document(
+                page_content="Tar the volume and copy it.",
+                metadata={
+                    "retrieval_rank": 2,
+                    "retrieval_score": 0.61,
+                    "relevance_score": 3.2,
+                    "source": "backup.md",
+                },
+            )
+        ]
+        shown = RerankExplanation.from_documents("Move a volume?", docs)
+        print(shown)  # the table; shown._repr_html_() is what Jupyter draws
+        assert shown.documents == docs and shown[0] is docs[0]
+        ```
+    """
+
+    query: str
+    """The query the documents answer."""
+    rows: tuple[RankedDocument, ...]
+    """One row per document, in final order."""
+    score_kind: ScoreKind = "logit"
+    """What `relevance_score` is: `"logit"`, `"probability"` or `"score"`."""
+    retrieval_kind: str = "cosine"
+    """What `retrieval_score` is: `"cosine"`, `"L2 distance"`, `"dot product"`
+    or `"score"`."""
+
+    @classmethod
+    def from_documents(
+        cls,
+        query: str,
+        documents: Iterable[Document],
+        *,
+        score_kind: ScoreKind = "logit",
+        retrieval_kind: str = "cosine",
+    ) -> RerankExplanation:
+        """Explain documents already in hand, e.g. from `retriever.invoke(query)`.
+
+        Args:
+            query: The query they were ranked for.
+            documents: Documents in final order; their metadata supplies the
+                columns (`retrieval_rank`, `retrieval_score`, `relevance_score`,
+                `fused_score`, `source`); missing values show as blanks.
+            score_kind: `"logit"` (the compressor's default `activation="none"`),
+                `"probability"` (`activation="sigmoid"`) or `"score"`.
+            retrieval_kind: What the first-stage score is; `"cosine"` for the
+                store's default distance.
+
+        Raises:
+            ValueError: An unknown `score_kind`.
+            TypeError: `query` is not a string or an item is not a `Document`.
+        """
+        if score_kind not in _SCORE_KINDS:
+            msg = (
+                f"score_kind must be 'logit', 'probability' or 'score', got "
+                f"{score_kind!r}: RerankExplanation.from_documents(query, docs, "
+                "score_kind='probability') for activation='sigmoid'"
+            )
+            raise ValueError(msg)
+        if not isinstance(query, str):
+            msg = f"query must be a string, got {type(query).__name__}: {query!r}"
+            raise TypeError(msg)
+        rows = []
+        for rank, doc in enumerate(documents, start=1):
+            if not isinstance(doc, Document):
+                msg = (
+                    f"documents must be langchain Documents, got "
+                    f"{type(doc).__name__} at position {rank}"
+                )
+                raise TypeError(msg)
+            meta = doc.metadata
+            retrieval_rank = meta.get("retrieval_rank")
+            rows.append(
+                RankedDocument(
+                    rank=rank,
+                    retrieval_rank=(
+                        int(retrieval_rank)
+                        if isinstance(retrieval_rank, int)
+                        and not isinstance(retrieval_rank, bool)
+                        else None
+                    ),
+                    relevance_score=_number(meta.get("relevance_score")),
+                    retrieval_score=_number(meta.get("retrieval_score")),
+                    fused_score=_number(meta.get("fused_score")),
+                    source=str(meta.get("source") or doc.id or ""),
+                    document=doc,
+                )
+            )
+        return cls(query, tuple(rows), score_kind, retrieval_kind)
+
+    @property
+    def documents(self) -> list[Document]:
+        """The documents in final order, as a new plain list."""
+        return [row.document for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Document: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Document]: ...
+
+    def __getitem__(self, index: int | slice) -> Document | list[Document]:
+        if isinstance(index, slice):
+            return [row.document for row in self.rows[index]]
+        return self.rows[index].document
+
+    def __iter__(self) -> Iterator[Document]:
+        return (row.document for row in self.rows)
+
+    # -- rendering ----------------------------------------------------------------
+
+    def _columns(self) -> list[str]:
+        columns = ["#", "move"]
+        if any(r.relevance_score is not None for r in self.rows):
+            columns.append("rerank")
+        if any(r.fused_score is not None for r in self.rows):
+            columns.append("rrf")
+        if any(r.retrieval_score is not None for r in self.rows):
+            columns.append("first stage")
+        columns += ["source", "snippet"]
+        return columns
+
+    def _header(self, column: str) -> str:
+        if column == "rerank":
+            return f"rerank ({self.score_kind})"
+        if column == "rrf":
+            return "RRF score"
+        if column == "first stage":
+            return self.retrieval_kind
+        return column
+
+    def _notes(self) -> list[str]:
+        columns = self._columns()
+        notes = ["move: first-stage rank -> final rank"]
+        if "rerank" in columns:
+            notes.append(f"rerank: {_SCORE_NOTES[self.score_kind]}")
+        if "rrf" in columns:
+            notes.append("RRF score: the order (reranker rank fused with first stage)")
+        if "first stage" in columns:
+            note = _RETRIEVAL_NOTES.get(self.retrieval_kind, "first-stage score")
+            notes.append(f"{self.retrieval_kind}: {note}")
+        return notes
+
+    def __str__(self) -> str:
+        from rich.table import Table
+        from rich.text import Text
+
+        columns = self._columns()
+        headers = [self._header(c) for c in columns]
+        width = _text_width()
+        source = _SOURCE if width >= 120 else 20
+        rows = [
+            {
+                "#": str(row.rank),
+                "move": _move_text(row),
+                "rerank": _score(row.relevance_score),
+                "rrf": _score(row.fused_score),
+                "first stage": _score(row.retrieval_score),
+                "source": _shorten_left(row.source, source),
+                "snippet": " ".join(row.document.page_content.split()),
+            }
+            for row in self.rows
+        ]
+        # The snippet gets what the other columns leave of the width (rich
+        # would otherwise squeeze every column, numbers included).
+        fixed = sum(
+            max([len(h), *(len(r[c]) for r in rows)])
+            for c, h in zip(columns, headers, strict=True)
+            if c != "snippet"
+        )
+        room = width - fixed - 3 * len(columns) - 1
+        snippet = max(len("snippet"), min(_TEXT_SNIPPET, room))
+        table = Table(title=Text(f"Query: {self.query}"), title_justify="left")
+        for column, header in zip(columns, headers, strict=True):
+            table.add_column(header, justify=_align(column), no_wrap=True)  # type: ignore[arg-type]
+        for cells in rows:
+            cells["snippet"] = _snippet(cells["snippet"], snippet)
+            table.add_row(*(Text(cells[c]) for c in columns))
+        notes = "\n".join(self._notes()) if self.rows else "no documents"
+        return _render_text(table, Text(notes), width=width)
+
+    def __repr__(self) -> str:
+        return self.__str__()
+
+    def _repr_html_(self) -> str:
+        columns = self._columns()
+        head = "".join(
+            f'<th style="{_TH};text-align:{_align(c)}">{_esc(self._header(c))}</th>'
+            for c in columns
+        )
+        body = []
+        for row in self.rows:
+            cells = {
+                "#": f'<td style="{_TD};{_NUMBER}">{row.rank}</td>',
+                "move": f'<td style="{_TD};{_NUMBER}">{_move_html(row)}</td>',
+                "rerank": _number_cell(row.relevance_score),
+                "rrf": _number_cell(row.fused_score),
+                "first stage": _number_cell(row.retrieval_score),
+                "source": (
+                    f'<td style="{_TD};white-space:nowrap" '
+                    f'title="{_esc(row.source)}">'
+                    f"{_esc(_shorten_left(row.source, _SOURCE))}</td>"
+                ),
+                "snippet": (
+                    f'<td style="{_TD};text-align:left;min-width:24em;'
+                    f'max-width:46em;white-space:normal;overflow-wrap:anywhere" '
+                    f'title="{_esc(_snippet(row.document.page_content, _TITLE))}">'
+                    f"{_esc(_snippet(row.document.page_content, _HTML_SNIPPET))}</td>"
+                ),
+            }
+            body.append("<tr>" + "".join(cells[c] for c in columns) + "</tr>")
+        if not self.rows:
+            body.append(
+                f'<tr><td style="{_TD};{_MUTED}" colspan="{len(columns)}">'
+                "no documents</td></tr>"
+            )
+        notes = " &middot; ".join(
+            _esc(n).replace("-&gt;", "&rarr;") for n in self._notes()
+        )
+        return (
+            '<div class="ce-rerank-explanation" style="color:inherit">'
+            f'<div style="margin:0.2em 0"><span style="{_MUTED}">Query:</span> '
+            f"<b>{_esc(self.query)}</b></div>"
+            f'<table class="ce-rerank" style="{_TABLE}">'
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            f'<div style="font-size:0.82em;{_MUTED}">{notes}</div></div>'
+        )
+
+
+def explain(
+    retriever: BaseRetriever, query: str, **invoke_kwargs: Any
+) -> RerankExplanation:
+    """Run `retriever.invoke(query)` and explain the order of what comes back.
+
+    The reranker score's meaning comes from the compressor behind a
+    `ContextualCompressionRetriever` (`build_reranking_retriever`): its
+    `activation` field, `"none"` for logits or `"sigmoid"` for probabilities.
+    The first-stage score's meaning comes from the store's distance strategy
+    (cosine by default). Any other retriever works too; columns it does not
+    fill are left out or blank.
+
+    Args:
+        retriever: The retriever to query, usually `build_reranking_retriever`'s.
+        query: The query text.
+        **invoke_kwargs: Passed to `retriever.invoke`, e.g. `k=8`.
+
+    Returns:
+        A `RerankExplanation`: a table in Jupyter, a sequence of the documents
+        everywhere (`.documents` for the plain list).
+
+    Example:
+        ```python
+        from langchain_core.cross_encoders import BaseCrossEncoder
+        from langchain_core.documents import Document
+        from langchain_core.embeddings import DeterministicFakeEmbedding
+        from langchain_ce_rerank import build_reranking_retriever
+        from langchain_ce_rerank.display import explain
+
+
+        class Overlap(BaseCrossEncoder):  # counts shared words; any model works
+            def score(self, text_pairs):
+                return [
+                    float(len(set(q.split()) & set(t.split()))) for q, t in text_pairs
+                ]
+
+
+        retriever = build_reranking_retriever(
+            [Document(page_content=t) for t in ["red apple", "blue sky", "red sky"]],
+            embedding=DeterministicFakeEmbedding(size=8),
+            reranker=Overlap(),
+            k=3,
+        )
+        shown = explain(retriever, "red apple")
+        print(shown)
+        best = shown.documents[0]
+        ```
+    """
+    documents = retriever.invoke(query, **invoke_kwargs)
+    activation = getattr(
+        getattr(retriever, "base_compressor", None), "activation", None
+    )
+    score_kind = _ACTIVATION_KINDS.get(activation, "score") if activation else "score"
+    first = getattr(retriever, "base_retriever", retriever)
+    distance = getattr(getattr(first, "vectorstore", None), "distance_strategy", None)
+    retrieval_kind = _RETRIEVAL_KINDS.get(str(distance), "score")
+    return RerankExplanation.from_documents(
+        query, documents, score_kind=score_kind, retrieval_kind=retrieval_kind
+    )
+
+
+# -- evaluation reports -----------------------------------------------------------
+
+_LATENCIES = (
+    ("first_stage", "first stage ms"),
+    ("rerank", "rerank ms"),
+    ("total", "total ms"),
+)
+
+
+def _report_cells(
+    report: EvaluationReport,
+) -> tuple[str, list[str], list[list[tuple[str, bool]]]]:
+    """Title, headers and rows of (text, is the column's best) for a report."""
+    title = f"{report.num_queries} queries, k={report.k}, top_n={report.top_n}"
+    configs = report.configurations
+    names = list(configs[0].metrics) if configs else []
+    best = {n: max(c.metrics[n] for c in configs) for n in names}
+    headers = ["configuration", *names, *(label for _, label in _LATENCIES)]
+    rows = [
+        [
+            (c.name, False),
+            *(
+                (f"{c.metrics[n]:.4f}", len(configs) > 1 and c.metrics[n] == best[n])
+                for n in names
+            ),
+            *((f"{c.latency_ms[key]:.1f}", False) for key, _ in _LATENCIES),
+        ]
+        for c in configs
+    ]
+    return title, headers, rows
+
+
+def report_table(report: EvaluationReport) -> Table:
+    """The `ce-rerank eval` table as a rich `Table` (best metric values in bold).
+
+    Args:
+        report: What `evaluate` returned.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    title, headers, rows = _report_cells(report)
+    table = Table(title=title, title_justify="left")
+    for position, header in enumerate(headers):
+        table.add_column(header, justify="left" if position == 0 else "right")
+    for row in rows:
+        table.add_row(*(Text(text, style="bold" if best else "") for text, best in row))
+    return table
+
+
+def report_text(report: EvaluationReport) -> str:
+    """The `ce-rerank eval` table as plain text.
+
+    Args:
+        report: What `evaluate` returned.
+    """
+    return _render_text(report_table(report))
+
+
+def report_html(report: EvaluationReport) -> str:
+    """The `ce-rerank eval` table as an HTML table (best metric values in bold).
+
+    Args:
+        report: What `evaluate` returned.
+    """
+    title, headers, rows = _report_cells(report)
+    head = "".join(
+        f'<th style="{_TH};text-align:{"left" if i == 0 else "right"}">{_esc(h)}</th>'
+        for i, h in enumerate(headers)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td style="{_TD};'
+            f"{'text-align:left;white-space:nowrap' if i == 0 else _NUMBER}"
+            f'{";font-weight:700" if best else ""}">{_esc(text)}</td>'
+            for i, (text, best) in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return (
+        '<div class="ce-rerank-report" style="color:inherit">'
+        f'<div style="margin:0.2em 0">{_esc(title)}</div>'
+        f'<table class="ce-rerank" style="{_TABLE}">'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f'<div style="font-size:0.82em;{_MUTED}">latency: mean per query; '
+        "bold: best value of each metric</div></div>"
+    )
+
+
+# -- one-object summaries (the store) ----------------------------------------------
+
+
+def summary_text(name: str, fields: Mapping[str, object]) -> str:
+    """`Name(key=value, ...)`, the plain repr of a summarised object.
+
+    Args:
+        name: The class name.
+        fields: What to show, in order.
+    """
+    inner = ", ".join(f"{key}={value!r}" for key, value in fields.items())
+    return f"{name}({inner})"
+
+
+def summary_html(name: str, fields: Mapping[str, object]) -> str:
+    """A two-column HTML table of `fields` under `name`, values escaped.
+
+    Args:
+        name: The class name.
+        fields: What to show, in order.
+    """
+    body = "".join(
+        f'<tr><th style="{_TH};text-align:left;background:transparent;'
+        f'font-weight:400;{_MUTED}">{_esc(key)}</th>'
+        f'<td style="{_TD};text-align:left">'
+        f"{_esc('—' if value is None else str(value))}</td></tr>"
+        for key, value in fields.items()
+    )
+    return (
+        f'<div style="color:inherit"><b>{_esc(name)}</b>'
+        f'<table class="ce-rerank" style="{_TABLE}"><tbody>{body}</tbody></table>'
+        "</div>"
+    )
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _score(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _align(column: str) -> str:
+    return "left" if column in ("source", "snippet") else "right"
+
+
+def _snippet(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _shorten_left(text: str, limit: int) -> str:
+    """Keep the end of a long path: the file name matters most."""
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+
+
+def _move_text(row: RankedDocument) -> str:
+    if row.retrieval_rank is None:
+        return f"? -> {row.rank}"
+    return f"{row.retrieval_rank} -> {row.rank}"
+
+
+def _move_html(row: RankedDocument) -> str:
+    moved = row.movement
+    if moved is None:
+        return f'<span style="{_MUTED}">?</span> &rarr; {row.rank}'
+    if moved > 0:
+        badge = f'<span style="color:{_UP};font-weight:600">&#9650;{moved}</span>'
+    elif moved < 0:
+        badge = f'<span style="color:{_DOWN};font-weight:600">&#9660;{-moved}</span>'
+    else:
+        badge = f'<span style="{_MUTED}">=</span>'
+    return (
+        f"{row.retrieval_rank} &rarr; {row.rank} "
+        f'<span style="display:inline-block;min-width:2.4em;text-align:left">'
+        f"{badge}</span>"
+    )
+
+
+def _number_cell(value: float | None) -> str:
+    return f'<td style="{_TD};{_NUMBER}">{_score(value)}</td>'
+
+
+def _text_width() -> int:
+    """The terminal's width (120 when unknown, at least 80)."""
+    return max(80, shutil.get_terminal_size((120, 24)).columns)
+
+
+def _render_text(*renderables: RenderableType, width: int | None = None) -> str:
+    """Render with rich into a string: no colour codes, the terminal's width."""
+    from rich.console import Console
+
+    width = width or _text_width()
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=width,
+        color_system=None,
+        force_terminal=False,
+        force_jupyter=False,
+        highlight=False,
+        emoji=False,
+    )
+    for renderable in renderables:
+        console.print(renderable)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
