@@ -5,14 +5,32 @@ Each error message says what was wrong, with the offending value, and what to do
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = ["ModelNotFoundError", "StoreLoadError"]
+
+
+DEFAULT_REMEDY = "model='/path/to/model'"
+"""How the Python API's `model=` parameter is spelt in the default message."""
 
 
 class ModelNotFoundError(OSError):
     """A model id or folder could not be resolved to loadable weights.
 
     The message names the model, every place that was looked in, and how to pass
-    a local folder instead. The library never falls back to another model.
+    a local folder instead, in the words of the entry point the user called:
+    each entry point re-words it with `with_remedy` (the CLI says
+    `--reranker PATH`, `build_reranking_retriever` says
+    `reranker='/path/to/model'`). The library never falls back to another model.
+
+    Args:
+        model: The model id or folder as the user gave it.
+        looked: Every place that was looked in, each with what was found there.
+        cause: Why loading failed, when a loader said so; "" otherwise.
+        remedy: How to pass a local folder at this entry point.
+        note: A further sentence for the end of the message (for example how to
+            build the offline stand-in); "" for none.
 
     Example:
         ```python
@@ -21,9 +39,65 @@ class ModelNotFoundError(OSError):
         try:
             CrossEncoderCompressor(model="/no/such/folder").load_model()
         except ModelNotFoundError as err:
-            print(err)
+            print(err.model, err.looked)
+            print(err.with_remedy("--reranker PATH"))
         ```
     """
+
+    def __init__(
+        self,
+        model: str,
+        looked: Sequence[str],
+        cause: str = "",
+        remedy: str = DEFAULT_REMEDY,
+        *,
+        note: str = "",
+    ) -> None:
+        self.model = model
+        self.looked: tuple[str, ...] = tuple(looked)
+        self.cause = cause
+        self.remedy = remedy
+        self.note = note
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        because = f" ({self.cause})" if self.cause else ""
+        where = "; ".join(self.looked) or "nowhere"
+        tail = f" {self.note}" if self.note else ""
+        return (
+            f"model {self.model!r} could not be loaded{because}. Looked in: "
+            f"{where}. Pass a local folder that holds the model instead, e.g. "
+            f"{self.remedy} (a folder written by save_pretrained or "
+            f"huggingface-cli download).{tail}"
+        )
+
+    def with_remedy(self, remedy: str) -> ModelNotFoundError:
+        """The same error, telling the user to pass a folder as `remedy`.
+
+        Args:
+            remedy: The entry point's own spelling, e.g. `"--reranker PATH"` or
+                `"reranker='/path/to/model'"`.
+
+        Returns:
+            A new error with the same model, places, cause and note; raise it
+            with `raise err.with_remedy(...) from err`.
+        """
+        return ModelNotFoundError(
+            self.model, self.looked, self.cause, remedy, note=self.note
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its facts, so it crosses process pools intact.
+        return (
+            _rebuild_model_not_found,
+            (self.model, self.looked, self.cause, self.remedy, self.note),
+        )
+
+
+def _rebuild_model_not_found(
+    model: str, looked: Sequence[str], cause: str, remedy: str, note: str
+) -> ModelNotFoundError:
+    return ModelNotFoundError(model, looked, cause, remedy, note=note)
 
 
 class StoreLoadError(ValueError):

