@@ -54,3 +54,16 @@ def test_agent_tool_example(standin_ce_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "calls search_ops_docs" in result.stdout
     assert result.stdout.count("artifact: retrieval #") == 3
+
+
+def test_llama_index_query_engine_example(standin_ce_path: Path) -> None:
+    result = _run("llama_index_query_engine.py", "--reranker", str(standin_ce_path))
+    assert result.returncode == 0, result.stderr
+    lines = re.findall(
+        r"^\d\. score=-?\d+\.\d\d \(was (\d), cosine=(\d\.\d{3})\) \| ",
+        result.stdout,
+        re.M,
+    )
+    # The first stage is the bundled MiniLM's, as in rerank_results.py.
+    assert sorted(cosine for _, cosine in lines) == ["0.272", "0.364", "0.466", "0.740"]
+    assert sorted(rank for rank, _ in lines) == ["1", "2", "3", "4"]
