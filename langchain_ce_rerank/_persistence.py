@@ -1,18 +1,31 @@
-"""Pickle-free, atomic persistence for `FaissVectorStore`.
+"""Pickle-free, atomic, tamper-evident persistence for `FaissVectorStore`.
 
-A saved folder holds three files:
+A saved folder holds:
 
 - `manifest.json`: format and version, dimension, distance, count, embedding
-  model name, and the name, size and SHA-256 of each data file;
+  model name, the name, size and SHA-256 of each data file, and an `integrity`
+  block: a SHA-256 over the manifest's own canonical content (which includes the
+  data files' digests) and a short digest per field, to name an edited field;
 - `index.<digest>.faiss`: the FAISS index, written by FAISS's own serializer;
-- `docstore.<digest>.jsonl`: one JSON object per document.
+- `docstore.<digest>.jsonl`: one JSON object per document;
+- `.save.lock`: an empty file that concurrent savers lock in turn.
 
 Data files are content-addressed and written before the manifest, which is
 swapped in with one `os.replace`. A crash at any point therefore leaves either
-the old manifest (pointing at the old, untouched data files) or the new one:
-the previously saved index is never damaged. Loading reads only JSON and FAISS's
-binary format, so it cannot execute code, and checks sizes and checksums so a
-truncated or edited file is reported by name.
+the old manifest (pointing at the old, untouched data files) or the new one.
+Loading reads only JSON and FAISS's binary format, so it cannot execute code,
+and checks the manifest's digest, sizes and checksums, so a truncated or edited
+file is reported by name. Files are created like any ordinary file, with the
+process umask applied to mode 0666.
+
+Concurrency: savers into one folder take turns under an exclusive lock on
+`.save.lock`. A save keeps the data files of the generation it replaces, so a
+reader that read the previous manifest still finds its files; a reader that is
+overtaken by two saves sees the manifest change under it and starts over.
+
+Format versions: 2 adds the `integrity` block. Folders of format version 1 (no
+digest) still load, with a warning that their manifest is not tamper-evident;
+saving them again writes version 2.
 """
 
 from __future__ import annotations
@@ -20,9 +33,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
-import tempfile
+import secrets
+import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +50,38 @@ import numpy as np
 from langchain_ce_rerank._faiss_index import stored_ids
 from langchain_ce_rerank.errors import StoreLoadError
 
+logger = logging.getLogger(__name__)
+
 FORMAT = "langchain-ce-rerank/faiss-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
+LOCK = ".save.lock"
+INTEGRITY = "integrity"
+# The fields that decide how a loaded store searches and scores; all fields are
+# covered by the digest, these are the ones an error message asks to check.
+BEHAVIOUR_FIELDS = (
+    "dimension",
+    "distance_strategy",
+    "index_factory",
+    "search_params",
+    "count",
+    "embedding_model",
+    "files",
+)
 _DATA_FILE = re.compile(r"^(index\.[0-9a-f]{16}\.faiss|docstore\.[0-9a-f]{16}\.jsonl)$")
 _TMP_PREFIX = ".tmp-"
+# A temporary file is only removed once it is this old. Its name carries the pid
+# of its writer, but a pid cannot tell a live writer from a dead one when the
+# folder is shared across hosts (NFS) or containers (separate pid namespaces),
+# and pids are reused. Savers on one folder already take turns under the lock,
+# so a temporary file seen while holding it belongs to a saver that crashed, or
+# to one that does not lock (an older release); a live writer touches its file
+# as it writes and renames it moments after the last byte, so an hour without a
+# change means the writer is gone.
+STALE_TMP_SECONDS = 3600.0
+# Attempts at one load while other processes keep swapping the manifest.
+LOAD_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -74,7 +118,11 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _write_atomic(folder: Path, name: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=folder)
+    # os.open with 0o666 lets the umask decide the mode, as for any ordinary
+    # file (tempfile.mkstemp would force 0600 and hide the index from others).
+    tmp = folder / f"{_TMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -85,6 +133,29 @@ def _write_atomic(folder: Path, name: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def _save_lock(folder: Path) -> Iterator[None]:
+    """Hold the folder's exclusive save lock; released when the file is closed."""
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            while True:  # LK_LOCK gives up after ~10 s; a save may take longer
+                try:
+                    msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:
+                    continue
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _docstore_bytes(records: list[Record]) -> bytes:
@@ -119,48 +190,99 @@ def _docstore_bytes(records: list[Record]) -> bytes:
     return ("\n".join(lines) + "\n" if lines else "").encode("utf-8")
 
 
+def _canonical(value: Any) -> bytes:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8")
+
+
+def _field_digest(value: Any) -> str:
+    return hashlib.sha256(_canonical(value)).hexdigest()[:16]
+
+
+def _with_integrity(content: dict[str, Any]) -> dict[str, Any]:
+    """`content` plus the digests `_check_integrity` verifies."""
+    content = json.loads(json.dumps(content))  # exactly what a reader will parse
+    return {
+        **content,
+        INTEGRITY: {
+            "algorithm": "sha256",
+            "manifest_sha256": hashlib.sha256(_canonical(content)).hexdigest(),
+            "field_sha256": {key: _field_digest(v) for key, v in content.items()},
+        },
+    }
+
+
+def _referenced(folder: Path) -> set[str]:
+    """Data file names the manifest now in `folder` points at (none if unreadable)."""
+    try:
+        files = json.loads((folder / MANIFEST).read_bytes())["files"]
+        return {entry["name"] for entry in files.values()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
+def _remove_garbage(folder: Path, keep: set[str]) -> None:
+    """Remove data files not in `keep` and stale temporary files; under the lock."""
+    now = time.time()
+    for path in folder.iterdir():
+        try:
+            if _DATA_FILE.match(path.name):
+                stale = path.name not in keep
+            elif path.name.startswith(_TMP_PREFIX):
+                stale = now - path.stat().st_mtime > STALE_TMP_SECONDS
+            else:
+                continue
+            if stale:
+                path.unlink()
+        except OSError:  # gone already, or open elsewhere on Windows
+            continue
+
+
 def save(folder: str | os.PathLike[str], snapshot: Snapshot) -> None:
     """Write `snapshot` to `folder` atomically (see the module docstring)."""
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
-    files: dict[str, dict[str, Any]] = {}
     payloads: dict[str, bytes] = {"docstore": _docstore_bytes(snapshot.records)}
     if snapshot.index is not None:
         payloads["index"] = faiss.serialize_index(snapshot.index).tobytes()
-    for role, data in payloads.items():
-        digest = hashlib.sha256(data).hexdigest()
-        suffix = "faiss" if role == "index" else "jsonl"
-        name = f"{role}.{digest[:16]}.{suffix}"
-        _write_atomic(target, name, data)
-        files[role] = {"name": name, "bytes": len(data), "sha256": digest}
-    index = snapshot.index
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "library_version": snapshot.library_version,
-        "dimension": None if index is None else int(index.d),
-        "distance_strategy": snapshot.distance_strategy,
-        "index_factory": snapshot.index_factory,
-        "search_params": snapshot.search_params or {},
-        "count": len(snapshot.records),
-        "embedding_model": snapshot.embedding_model,
-        "files": files,
-    }
-    _write_atomic(target, MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
-    _fsync_dir(target)
-    keep = {entry["name"] for entry in files.values()}
-    for path in target.iterdir():
-        stale = _DATA_FILE.match(path.name) and path.name not in keep
-        if stale or path.name.startswith(_TMP_PREFIX):
-            with contextlib.suppress(OSError):
-                path.unlink()
+    with _save_lock(target):
+        previous = _referenced(target)
+        files: dict[str, dict[str, Any]] = {}
+        for role, data in payloads.items():
+            digest = hashlib.sha256(data).hexdigest()
+            suffix = "faiss" if role == "index" else "jsonl"
+            name = f"{role}.{digest[:16]}.{suffix}"
+            _write_atomic(target, name, data)
+            files[role] = {"name": name, "bytes": len(data), "sha256": digest}
+        index = snapshot.index
+        manifest = _with_integrity(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "library_version": snapshot.library_version,
+                "dimension": None if index is None else int(index.d),
+                "distance_strategy": snapshot.distance_strategy,
+                "index_factory": snapshot.index_factory,
+                "search_params": snapshot.search_params or {},
+                "count": len(snapshot.records),
+                "embedding_model": snapshot.embedding_model,
+                "files": files,
+            }
+        )
+        text = json.dumps(manifest, indent=2, ensure_ascii=False)
+        _write_atomic(target, MANIFEST, text.encode("utf-8"))
+        _fsync_dir(target)
+        # The replaced generation stays until the next save, for readers that
+        # read its manifest just before the swap.
+        _remove_garbage(target, {entry["name"] for entry in files.values()} | previous)
 
 
 def _bad(path: Path, problem: str) -> StoreLoadError:
     return StoreLoadError(f"{path}: {problem}")
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
+def _manifest_bytes(folder: Path) -> bytes:
     if not folder.is_dir():
         msg = (
             f"no saved index at {str(folder)!r}: the folder does not exist. "
@@ -168,29 +290,82 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         )
         raise FileNotFoundError(msg)
     path = folder / MANIFEST
-    if not path.is_file():
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
         msg = (
             f"{path} is missing: {str(folder)!r} is not a folder written by "
             "FaissVectorStore.save_local (or its save never completed)."
         )
-        raise FileNotFoundError(msg)
+        raise FileNotFoundError(msg) from None
+
+
+def _check_integrity(path: Path, manifest: dict[str, Any]) -> None:
+    """Raise unless `manifest` is exactly what `save` wrote, naming edited fields."""
+    integrity = manifest.get(INTEGRITY)
+    content = {key: value for key, value in manifest.items() if key != INTEGRITY}
+    expected = integrity.get("manifest_sha256") if isinstance(integrity, dict) else None
+    if expected == hashlib.sha256(_canonical(content)).hexdigest():
+        return
+    fix = (
+        "The manifest decides how the index is searched and scored, so an edited "
+        "one is refused rather than loaded with different results. Restore the "
+        "saved manifest (undo the edit, or copy the folder from a backup). To "
+        "change a setting, build the store with it and write a new manifest with "
+        "save_local; to record another embedding model name, "
+        "FaissVectorStore.load_local(folder, embedding=...) then save_local."
+    )
+    if not isinstance(expected, str):
+        problem = (
+            f"has no {INTEGRITY}.manifest_sha256, which every format_version "
+            f"{FORMAT_VERSION} manifest written by save_local carries: it was edited"
+        )
+        raise _bad(path, f"{problem}. {fix}")
+    saved = integrity.get("field_sha256") if isinstance(integrity, dict) else None
+    saved = saved if isinstance(saved, dict) else {}
+    changed = sorted(
+        key
+        for key in content.keys() | saved.keys()
+        if key not in content or saved.get(key) != _field_digest(content[key])
+    )
+    if changed:
+        fields = ", ".join(repr(key) for key in changed)
+        problem = f"edited after save_local wrote it: field(s) {fields} changed"
+    else:
+        checks = ", ".join(BEHAVIOUR_FIELDS)
+        problem = (
+            "edited after save_local wrote it: its content no longer matches "
+            f"{INTEGRITY}.manifest_sha256 (check the fields {checks})"
+        )
+    raise _bad(path, f"{problem}. {fix}")
+
+
+def _parse_manifest(folder: Path, raw: bytes) -> dict[str, Any]:
+    path = folder / MANIFEST
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise _bad(path, f"not valid JSON ({err}); the file is damaged") from err
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise _bad(path, f"not a {FORMAT} manifest")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise _bad(
             path,
             f"format_version {version!r} is not supported (this release reads "
-            f"{FORMAT_VERSION}); upgrade langchain-ce-rerank",
+            f"{', '.join(map(str, READABLE_VERSIONS))}); upgrade langchain-ce-rerank",
         )
+    if version >= 2:
+        _check_integrity(path, manifest)
     for key, kind in (("count", int), ("files", dict), ("distance_strategy", str)):
         if not isinstance(manifest.get(key), kind):
             raise _bad(path, f"field {key!r} is missing or not a {kind.__name__}")
     return manifest
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The verified manifest of `folder` (see `FaissVectorStore.read_manifest`)."""
+    return _parse_manifest(folder, _manifest_bytes(folder))
 
 
 def _read_data_file(folder: Path, manifest: dict[str, Any], role: str) -> bytes:
@@ -201,9 +376,10 @@ def _read_data_file(folder: Path, manifest: dict[str, Any], role: str) -> bytes:
     if not _DATA_FILE.match(name):
         raise _bad(folder / MANIFEST, f"unexpected {role} file name {name!r}")
     path = folder / name
-    if not path.is_file():
-        raise _bad(path, f"the {role} file named in {MANIFEST} is missing")
-    data: bytes = path.read_bytes()
+    try:
+        data: bytes = path.read_bytes()
+    except FileNotFoundError:
+        raise _bad(path, f"the {role} file named in {MANIFEST} is missing") from None
     if len(data) != entry.get("bytes"):
         raise _bad(
             path, f"truncated or altered: {len(data)} bytes, expected {entry['bytes']}"
@@ -240,12 +416,47 @@ def _parse_records(path: Path, data: bytes) -> list[Record]:
 def load(folder: str | os.PathLike[str]) -> Snapshot:
     """Read and verify a folder written by `save`.
 
+    A load that finds a data file gone or different because another process
+    swapped the manifest meanwhile starts over with the new manifest.
+
     Raises:
         FileNotFoundError: The folder or its manifest does not exist.
-        StoreLoadError: A file is missing, truncated, modified or inconsistent.
+        StoreLoadError: The manifest was edited, a file is missing, truncated,
+            modified or inconsistent, or saves kept replacing the folder.
     """
     root = Path(folder)
-    manifest = read_manifest(root)
+    raw = _manifest_bytes(root)
+    for attempt in range(1, LOAD_ATTEMPTS + 1):
+        manifest = _parse_manifest(root, raw)
+        try:
+            snapshot = _load_generation(root, manifest)
+        except StoreLoadError as err:
+            current = _manifest_bytes(root)
+            if current == raw:
+                raise  # the folder is stable: the fault is real
+            if attempt == LOAD_ATTEMPTS:
+                msg = (
+                    f"{root}: another process saved into this folder "
+                    f"{LOAD_ATTEMPTS} times while it was being loaded; load it "
+                    "again when the saves stop"
+                )
+                raise StoreLoadError(msg) from err
+            logger.debug("%s changed while loading (%s); loading again", root, err)
+            raw = current
+            continue
+        if manifest["format_version"] < FORMAT_VERSION:
+            logger.warning(
+                "%s was saved by an older release (format_version %s): its "
+                "manifest carries no digest, so edits to it cannot be detected. "
+                "Save it again with FaissVectorStore.save_local to upgrade it.",
+                root / MANIFEST,
+                manifest["format_version"],
+            )
+        return snapshot
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _load_generation(root: Path, manifest: dict[str, Any]) -> Snapshot:
     docstore_path = root / str(manifest["files"].get("docstore", {}).get("name"))
     records = _parse_records(docstore_path, _read_data_file(root, manifest, "docstore"))
     count = manifest["count"]

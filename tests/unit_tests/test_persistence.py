@@ -1,8 +1,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import pickle
+import stat
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from doubles import AxisEmbeddings
@@ -32,6 +38,15 @@ def store(embedding: AxisEmbeddings) -> FaissVectorStore:
 def _data_file(folder: Path, role: str) -> Path:
     manifest = json.loads((folder / "manifest.json").read_text())
     return folder / manifest["files"][role]["name"]
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_text())
+    return manifest
+
+
+def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
 def test_round_trip_keeps_documents_ids_scores_and_settings(
@@ -68,24 +83,33 @@ def test_empty_store_round_trips(embedding: AxisEmbeddings, tmp_path: Path) -> N
 def test_manifest_describes_the_index(store: FaissVectorStore, tmp_path: Path) -> None:
     store.save_local(tmp_path)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["dimension"] == len(WORDS) + 1
     assert manifest["distance_strategy"] == "cosine"
     assert manifest["count"] == 3
     assert "embedding_model" in manifest
 
 
-def test_resaving_removes_the_previous_data_files(
+def test_resaving_keeps_only_the_generation_it_replaced(
     store: FaissVectorStore, tmp_path: Path
 ) -> None:
     store.save_local(tmp_path)
+    first = {_data_file(tmp_path, "index").name, _data_file(tmp_path, "docstore").name}
     store.add_texts(["cat"])
     store.save_local(tmp_path)
-    assert sorted(p.name.split(".")[0] for p in tmp_path.iterdir()) == [
-        "docstore",
-        "index",
-        "manifest",
-    ]
+    second = {_data_file(tmp_path, "index").name, _data_file(tmp_path, "docstore").name}
+    # A reader that read the first manifest just before the swap still finds
+    # its files; the save after that removes them.
+    assert first | second <= {p.name for p in tmp_path.iterdir()}
+    store.add_texts(["red"])
+    store.save_local(tmp_path)
+    third = {_data_file(tmp_path, "index").name, _data_file(tmp_path, "docstore").name}
+    data = {
+        p.name
+        for p in tmp_path.iterdir()
+        if p.name.split(".")[0] in ("index", "docstore")
+    }
+    assert data == second | third
 
 
 def test_loading_never_unpickles(
@@ -169,9 +193,9 @@ def test_future_format_version_is_refused(
     store: FaissVectorStore, embedding: AxisEmbeddings, tmp_path: Path
 ) -> None:
     store.save_local(tmp_path)
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest = _manifest(tmp_path)
     manifest["format_version"] = 99
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    _write_manifest(tmp_path, manifest)
     with pytest.raises(StoreLoadError, match="format_version 99 is not supported"):
         FaissVectorStore.load_local(tmp_path, embedding)
 
@@ -241,3 +265,183 @@ def test_metadata_that_json_cannot_hold_is_refused_by_name(
     with pytest.raises(TypeError, match=r"'doc-8'.*would change"):
         store2.save_local(tmp_path)
     assert not (tmp_path / "manifest.json").exists()
+
+
+# -- the manifest is tamper-evident ---------------------------------------------
+
+
+def test_an_edited_distance_strategy_is_refused_by_name(
+    store: FaissVectorStore, embedding: AxisEmbeddings, tmp_path: Path
+) -> None:
+    store.save_local(tmp_path)
+    manifest = _manifest(tmp_path)
+    manifest["distance_strategy"] = "l2"  # would change every retrieval_score
+    _write_manifest(tmp_path, manifest)
+    with pytest.raises(StoreLoadError) as caught:
+        FaissVectorStore.load_local(tmp_path, embedding)
+    message = str(caught.value)
+    assert "manifest.json: edited after save_local wrote it" in message
+    assert "field(s) 'distance_strategy' changed" in message
+    assert "save_local" in message.split("changed.", 1)[1]  # how to fix it
+    with pytest.raises(StoreLoadError, match="'distance_strategy'"):
+        FaissVectorStore.read_manifest(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("dimension", 6),
+        ("index_factory", "HNSW32"),
+        ("search_params", {"nprobe": 64, "ef_search": None}),
+        ("count", 2),
+        ("embedding_model", "sentence-transformers/all-mpnet-base-v2"),
+        ("library_version", "0.0.1"),
+    ],
+)
+def test_every_edited_field_is_named(
+    store: FaissVectorStore,
+    embedding: AxisEmbeddings,
+    tmp_path: Path,
+    field: str,
+    value: object,
+) -> None:
+    store.save_local(tmp_path)
+    manifest = _manifest(tmp_path)
+    manifest[field] = value
+    _write_manifest(tmp_path, manifest)
+    with pytest.raises(StoreLoadError, match=rf"field\(s\) '{field}' changed"):
+        FaissVectorStore.load_local(tmp_path, embedding)
+
+
+def test_repointing_a_data_file_is_caught_even_with_matching_checksums(
+    store: FaissVectorStore, embedding: AxisEmbeddings, tmp_path: Path
+) -> None:
+    store.save_local(tmp_path)
+    old = _manifest(tmp_path)
+    store.delete(["bc"])
+    store.save_local(tmp_path)  # the first generation's files are still there
+    manifest = _manifest(tmp_path)
+    manifest["files"]["docstore"] = old["files"]["docstore"]
+    manifest["count"] = old["count"]
+    _write_manifest(tmp_path, manifest)
+    with pytest.raises(StoreLoadError, match=r"field\(s\) 'count', 'files' changed"):
+        FaissVectorStore.load_local(tmp_path, embedding)
+
+
+def test_added_and_removed_fields_are_named(
+    store: FaissVectorStore, embedding: AxisEmbeddings, tmp_path: Path
+) -> None:
+    store.save_local(tmp_path)
+    manifest = _manifest(tmp_path)
+    del manifest["embedding_model"]
+    manifest["normalize"] = False
+    _write_manifest(tmp_path, manifest)
+    with pytest.raises(
+        StoreLoadError, match=r"field\(s\) 'embedding_model', 'normalize' changed"
+    ):
+        FaissVectorStore.load_local(tmp_path, embedding)
+
+
+def test_an_edited_digest_asks_to_check_the_behaviour_fields(
+    store: FaissVectorStore, embedding: AxisEmbeddings, tmp_path: Path
+) -> None:
+    store.save_local(tmp_path)
+    manifest = _manifest(tmp_path)
+    manifest["integrity"]["manifest_sha256"] = "0" * 64
+    _write_manifest(tmp_path, manifest)
+    with pytest.raises(StoreLoadError, match=r"no longer matches.*distance_strategy"):
+        FaissVectorStore.load_local(tmp_path, embedding)
+
+
+def test_a_version_2_manifest_without_its_digest_is_refused(
+    store: FaissVectorStore, embedding: AxisEmbeddings, tmp_path: Path
+) -> None:
+    store.save_local(tmp_path)
+    manifest = _manifest(tmp_path)
+    del manifest["integrity"]
+    _write_manifest(tmp_path, manifest)
+    with pytest.raises(StoreLoadError, match=r"has no integrity\.manifest_sha256"):
+        FaissVectorStore.load_local(tmp_path, embedding)
+
+
+def test_reformatting_the_manifest_is_not_an_edit(
+    store: FaissVectorStore, embedding: AxisEmbeddings, tmp_path: Path
+) -> None:
+    store.save_local(tmp_path)
+    manifest = _manifest(tmp_path)
+    reordered = dict(reversed(list(manifest.items())))
+    (tmp_path / "manifest.json").write_text(json.dumps(reordered, indent=7))
+    assert FaissVectorStore.load_local(tmp_path, embedding).ids == store.ids
+
+
+def test_format_version_1_stores_load_with_a_warning_and_upgrade_on_save(
+    store: FaissVectorStore,
+    embedding: AxisEmbeddings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store.save_local(tmp_path)
+    saved = _manifest(tmp_path)
+    # Exactly what release 0.x (format_version 1) wrote: no integrity block.
+    v1_fields = (
+        "format", "library_version", "dimension", "distance_strategy",
+        "index_factory", "search_params", "count", "embedding_model", "files",
+    )  # fmt: skip
+    v1 = {key: saved[key] for key in v1_fields} | {"format_version": 1}
+    _write_manifest(tmp_path, v1)
+    with caplog.at_level(logging.WARNING, logger="langchain_ce_rerank._persistence"):
+        loaded = FaissVectorStore.load_local(tmp_path, embedding)
+    assert loaded.get_by_ids(loaded.ids) == store.get_by_ids(store.ids)
+    (record,) = caplog.records
+    assert "format_version 1" in record.getMessage()
+    assert "save_local" in record.getMessage()
+    loaded.save_local(tmp_path)
+    assert _manifest(tmp_path)["format_version"] == 2
+    assert "integrity" in _manifest(tmp_path)
+    caplog.clear()
+    FaissVectorStore.load_local(tmp_path, embedding)
+    assert caplog.records == []
+
+
+# -- files are ordinary files ---------------------------------------------------
+
+
+@pytest.fixture
+def restore_umask() -> Iterator[None]:
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+@pytest.mark.usefixtures("restore_umask")
+def test_saved_files_follow_the_umask(
+    store: FaissVectorStore, tmp_path: Path, umask: int, mode: int
+) -> None:
+    os.umask(umask)
+    store.save_local(tmp_path / "idx")
+    store.add_texts(["cat"])
+    store.save_local(tmp_path / "idx")  # replaced files keep the mode too
+    modes = {
+        p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "idx").iterdir()
+    }
+    assert set(modes.values()) == {mode}, modes
+
+
+def test_only_stale_temporary_files_are_removed(
+    store: FaissVectorStore, embedding: AxisEmbeddings, tmp_path: Path
+) -> None:
+    store.save_local(tmp_path)
+    in_flight = tmp_path / ".tmp-4242-another-saver"
+    abandoned = tmp_path / ".tmp-4343-crashed-saver"
+    in_flight.write_bytes(b"half an index")
+    abandoned.write_bytes(b"half an index")
+    old = time.time() - _persistence.STALE_TMP_SECONDS - 60
+    os.utime(abandoned, (old, old))
+    store.save_local(tmp_path)
+    assert in_flight.exists()
+    assert not abandoned.exists()
+    assert FaissVectorStore.load_local(tmp_path, embedding).ids == store.ids
