@@ -10,7 +10,9 @@ A scripted fake chat model plays the agent so this runs offline.
 
 from __future__ import annotations
 
-from docker_corpus import QUERY, example_retriever
+import sys
+
+from docker_corpus import QUERY, example_retriever, run
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.prompts import PromptTemplate
@@ -68,4 +70,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

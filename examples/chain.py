@@ -8,7 +8,9 @@ LangChain chat model (ChatOpenAI, ChatOllama, ...) and nothing else changes.
 
 from __future__ import annotations
 
-from docker_corpus import QUERY, example_retriever
+import sys
+
+from docker_corpus import QUERY, example_retriever, run
 from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.output_parsers import StrOutputParser
@@ -52,4 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

@@ -7,12 +7,18 @@ by the chain and agent-tool examples.
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.documents import Document
 
-from langchain_ce_rerank import build_reranking_retriever, load_embeddings
-from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER
+from langchain_ce_rerank import (
+    ModelNotFoundError,
+    build_reranking_retriever,
+    load_embeddings,
+)
+from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER, DEFAULT_EMBEDDING_MODEL
 
 QUERY = "How do I restore a Docker volume backup on another host?"
 
@@ -45,3 +51,19 @@ def example_retriever(description: str, top_n: int) -> ContextualCompressionRetr
         top_n=top_n,
         device="cpu",
     )
+
+
+def run(main: Callable[[], None]) -> int:
+    """Run an example's `main`; a model that cannot be found is one line, exit 1."""
+    try:
+        main()
+    except ModelNotFoundError as err:
+        # The bi-encoder has no flag here; its message says what to install.
+        reworded = (
+            err
+            if err.model == DEFAULT_EMBEDDING_MODEL
+            else err.with_remedy("--reranker PATH")
+        )
+        print(f"error: {reworded}", file=sys.stderr)
+        return 1
+    return 0
