@@ -36,7 +36,7 @@ lint: install
 test: lint test-core test-accel
 
 test-core: install
-	$(PY) -m pytest -m "not onnx and not openvino"
+	$(PY) -m pytest -m "not onnx and not openvino and not anchors"
 
 test-accel: $(VENV_ACCEL)/.installed
 	$(VENV_ACCEL)/bin/python -m pytest -m "onnx or openvino"
