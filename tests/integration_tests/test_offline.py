@@ -194,3 +194,31 @@ def test_loading_and_scoring_print_no_bars_reports_or_notebook_warnings(
         assert noise not in output, output
     assert "IProgress" not in output
     assert "TqdmWarning" not in output
+
+
+def test_readme_quickstart_runs_offline_with_what_it_says_to_pass(
+    standin_ce_path: Path,
+) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    assert 'pip install "langchain-ce-rerank[bundled-models]"' in quickstart
+    blocks = quickstart.split("```python\n")[1:]
+    online, offline = (block.split("```", 1)[0] for block in blocks[:2])
+    # The Quickstart with its retriever line replaced by the offline variant.
+    before, after = online.split("retriever = build_reranking_retriever(", 1)
+    script = (
+        before
+        + offline.replace(".cache/standin-cross-encoder", str(standin_ce_path))
+        + after.split("\n", 1)[1]
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert all("(first stage #" in line for line in lines)
