@@ -8,38 +8,29 @@ the engine scores and the engine's results back into new `Document`s.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.runnables.config import run_in_executor
-from pydantic import PrivateAttr, model_validator
-from typing_extensions import Self, override
+from typing_extensions import override
 
 from langchain_ce_rerank._query import check_query
 from langchain_ce_rerank.engine import (
     UNSET,
-    CacheInfo,
     CrossEncoderLike,
-    Reranker,
-    RerankerSettings,
     ScoredText,
     Unset,
     check_text,
 )
-from langchain_ce_rerank.engine.reranker import LoadedModel
-from langchain_ce_rerank.engine.settings import RANKING_FIELDS
+from langchain_ce_rerank.engine.door import EngineDoor
+from langchain_ce_rerank.engine.reranker import LoadedModel, Loader
 from langchain_ce_rerank.models import load_cross_encoder
 
 __all__ = ["CrossEncoderCompressor", "CrossEncoderLike"]
 
 logger = logging.getLogger(__name__)
-
-_SCORING_FIELDS = tuple(
-    name for name in RerankerSettings.model_fields if name not in RANKING_FIELDS
-)
 
 
 def _load(model: Any, **kwargs: Any) -> LoadedModel:
@@ -75,7 +66,7 @@ def check_documents(documents: Sequence[object]) -> list[Document]:
     return docs
 
 
-class CrossEncoderCompressor(RerankerSettings, BaseDocumentCompressor):
+class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
     """Rerank documents by a cross-encoder's score for each (query, document) pair.
 
     Returns new documents (the inputs are never mutated) sorted by
@@ -108,60 +99,9 @@ class CrossEncoderCompressor(RerankerSettings, BaseDocumentCompressor):
         ```
     """
 
-    _engine: Reranker | None = PrivateAttr(default=None)
-    _engine_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-
-    @model_validator(mode="after")
-    def _engine_settings_live_on_the_engine(self) -> Self:
-        if isinstance(self.model, Reranker):
-            defaults = RerankerSettings.model_fields
-            given = [
-                name
-                for name in _SCORING_FIELDS
-                if name != "model"
-                and getattr(self, name) != defaults[name].default
-                and not (name == "model_kwargs" and not self.model_kwargs)
-            ]
-            if given:
-                msg = (
-                    f"{', '.join(given)} configure scoring, but model is a Reranker "
-                    "engine with its own settings; set them on the engine instead"
-                )
-                raise ValueError(msg)
-        return self
-
-    @property
-    def engine(self) -> Reranker:
-        """The engine that scores for this compressor (made on first use)."""
-        if isinstance(self.model, Reranker):
-            return self.model
-        settings = {name: getattr(self, name) for name in _SCORING_FIELDS}
-        with self._engine_lock:
-            engine = self._engine
-            if engine is None:
-                engine = self._engine = Reranker(**settings, loader=_load)
-            elif any(getattr(engine, k) != v for k, v in settings.items()):
-                # A model_copy(update=...) shares the private engine of its
-                # source; a copy with other scoring settings gets its own,
-                # which keeps the model and raw-score cache where still valid.
-                engine = self._engine = engine.with_settings(**settings)
-        return engine
-
-    def load_model(self) -> LoadedModel:
-        """Load the model now (it is otherwise loaded on first use) and return it.
-
-        Raises:
-            ModelNotFoundError: The model id or folder cannot be found.
-        """
-        return self.engine.load_model()
-
-    def cache_info(self) -> CacheInfo:
-        """Score cache hits, misses and sizes (see `cache_size`)."""
-        return self.engine.cache_info()
-
-    def clear_cache(self) -> None:
-        """Empty the score cache and reset its counters."""
-        self.engine.clear_cache()
+    @override
+    def _loader(self) -> Loader:
+        return _load
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         """Score each text against `query` (after `activation`), in input order.

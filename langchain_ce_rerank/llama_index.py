@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,29 +39,16 @@ except ImportError as err:  # pragma: no cover - tested in a subprocess
     )
     raise ImportError(msg) from err
 
-from pydantic import PrivateAttr, model_validator
-from typing_extensions import Self, override
+from typing_extensions import override
 
 from langchain_ce_rerank._query import check_query
-from langchain_ce_rerank.engine import (
-    UNSET,
-    CacheInfo,
-    Reranker,
-    RerankerSettings,
-    RerankResult,
-    Unset,
-)
-from langchain_ce_rerank.engine.reranker import LoadedModel
-from langchain_ce_rerank.engine.settings import RANKING_FIELDS
+from langchain_ce_rerank.engine import UNSET, RerankResult, Unset
+from langchain_ce_rerank.engine.door import EngineDoor
 
 __all__ = ["BOOKKEEPING_KEYS", "CrossEncoderRerank"]
 
 logger = logging.getLogger(__name__)
 dispatcher = get_dispatcher(__name__)
-
-_SCORING_FIELDS = tuple(
-    name for name in RerankerSettings.model_fields if name not in RANKING_FIELDS
-)
 
 BOOKKEEPING_KEYS = (
     "retrieval_score",
@@ -73,7 +59,7 @@ BOOKKEEPING_KEYS = (
 """Metadata keys the reranker writes; hidden from the LLM and embedding text."""
 
 
-class CrossEncoderRerank(RerankerSettings, BaseNodePostprocessor):
+class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     """Rerank LlamaIndex nodes by a cross-encoder's score for each (query, node).
 
     A node postprocessor for any query engine or retriever pipeline. Returns
@@ -126,69 +112,11 @@ class CrossEncoderRerank(RerankerSettings, BaseNodePostprocessor):
     `excluded_embed_metadata_keys`), `"llm"`, `"all"`, or `"none"` (the node's
     text alone)."""
 
-    _engine: Reranker | None = PrivateAttr(default=None)
-    _engine_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-
     @classmethod
     @override
     def class_name(cls) -> str:
         """The name LlamaIndex serializes this component under."""
         return "CrossEncoderRerank"
-
-    @model_validator(mode="after")
-    def _engine_settings_live_on_the_engine(self) -> Self:
-        if isinstance(self.model, Reranker):
-            defaults = RerankerSettings.model_fields
-            given = [
-                name
-                for name in _SCORING_FIELDS
-                if name != "model"
-                and getattr(self, name) != defaults[name].default
-                and not (name == "model_kwargs" and not self.model_kwargs)
-            ]
-            if given:
-                msg = (
-                    f"{', '.join(given)} configure scoring, but model is a Reranker "
-                    "engine with its own settings; set them on the engine instead: "
-                    "CrossEncoderRerank(model=Reranker(..., "
-                    f"{given[0]}=...))"
-                )
-                raise ValueError(msg)
-        return self
-
-    # -- the engine -----------------------------------------------------------
-
-    @property
-    def engine(self) -> Reranker:
-        """The engine that scores for this postprocessor (made on first use)."""
-        if isinstance(self.model, Reranker):
-            return self.model
-        settings = {name: getattr(self, name) for name in _SCORING_FIELDS}
-        with self._engine_lock:
-            engine = self._engine
-            if engine is None:
-                engine = self._engine = Reranker(**settings)
-            elif any(getattr(engine, k) != v for k, v in settings.items()):
-                # A copy with other scoring settings gets its own engine,
-                # sharing the loaded model and score cache where still valid.
-                engine = self._engine = engine.with_settings(**settings)
-        return engine
-
-    def load_model(self) -> LoadedModel:
-        """Load the model now (it is otherwise loaded on first use) and return it.
-
-        Raises:
-            ModelNotFoundError: The model id or folder cannot be found.
-        """
-        return self.engine.load_model()
-
-    def cache_info(self) -> CacheInfo:
-        """Score cache hits, misses and sizes (see `cache_size`)."""
-        return self.engine.cache_info()
-
-    def clear_cache(self) -> None:
-        """Empty the score cache and reset its counters."""
-        self.engine.clear_cache()
 
     def _model_name(self) -> str:
         model = self.engine.model
