@@ -451,15 +451,17 @@ def _report_cells(
     title = f"{report.num_queries} queries, k={report.k}, top_n={report.top_n}"
     configs = report.configurations
     names = list(configs[0].metrics) if configs else []
-    best = {n: max(c.metrics[n] for c in configs) for n in names}
+    # Bold marks a winner: a column where every configuration ties has none.
+    best: dict[str, float] = {}
+    for name in names:
+        values = [c.metrics[name] for c in configs]
+        if len(set(values)) > 1:
+            best[name] = max(values)
     headers = ["configuration", *names, *(label for _, label in _LATENCIES)]
     rows = [
         [
             (c.name, False),
-            *(
-                (f"{c.metrics[n]:.4f}", len(configs) > 1 and c.metrics[n] == best[n])
-                for n in names
-            ),
+            *((f"{c.metrics[n]:.4f}", c.metrics[n] == best.get(n)) for n in names),
             *((f"{c.latency_ms[key]:.1f}", False) for key, _ in _LATENCIES),
         ]
         for c in configs

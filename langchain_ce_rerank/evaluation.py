@@ -157,7 +157,11 @@ class EvaluationReport:
             msg = "EvaluationReport.plot() needs matplotlib: pip install matplotlib"
             raise ImportError(msg) from err
         if ax is None:
-            _, ax = plt.subplots(figsize=(6.4, 3.2), layout="constrained")
+            # White, not the inline backend's transparent default, so the black
+            # labels stay legible under a dark notebook theme.
+            _, ax = plt.subplots(
+                figsize=(6.4, 3.2), layout="constrained", facecolor="white"
+            )
         labels = [config.name for config in self.configurations]
         values = [config.metrics[metric] for config in self.configurations]
         bars = ax.bar(labels, values, color=[f"C{i}" for i in range(len(labels))])

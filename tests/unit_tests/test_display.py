@@ -270,6 +270,7 @@ def test_report_html_marks_the_best_value_of_each_metric() -> None:
     assert "25 queries, k=5, top_n=3" in html
     assert re.search(r'font-weight:700">0\.9114<', html)
     assert not re.search(r'font-weight:700">0\.4868<', html)
+    assert not re.search(r'font-weight:700">1\.0000<', html)  # Recall@5: all tie
     assert "+ cross-encoder, RRF" in html
 
 
