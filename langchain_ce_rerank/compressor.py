@@ -100,7 +100,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
     """
 
     @override
-    def _loader(self) -> Loader:
+    def _base_loader(self) -> Loader:
         return _load
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:

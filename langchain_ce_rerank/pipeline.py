@@ -29,6 +29,7 @@ from langchain_ce_rerank.compressor import (
     CrossEncoderLike,
     check_documents,
 )
+from langchain_ce_rerank.errors import ModelNotFoundError
 from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER, load_embeddings
 from langchain_ce_rerank.vectorstore import FaissVectorStore
 
@@ -369,9 +370,20 @@ def build_reranking_retriever(
             top_n=top_n,
             **compressor_kwargs,
         )
+        # The reranker loads on first use; if it cannot be found, the error
+        # names this function's parameter, not the compressor's.
+        compressor._model_remedy = (
+            "build_reranking_retriever(reranker='/path/to/model')"
+        )
     if vectorstore is None:
         docs = None if documents is None else check_documents(list(documents))
-        vectorstore = FaissVectorStore(embedding or load_embeddings())
+        if embedding is None:
+            try:
+                embedding = load_embeddings()
+            except ModelNotFoundError as err:
+                remedy = "build_reranking_retriever(embedding=load_embeddings('/path'))"
+                raise err.with_remedy(remedy) from None
+        vectorstore = FaissVectorStore(embedding)
         if docs is not None:
             vectorstore.add_documents(docs)
     return RerankingRetriever(

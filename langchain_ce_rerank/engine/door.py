@@ -9,13 +9,21 @@ so the doors stay thin and cannot drift apart.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
+from typing import Any
 
 from pydantic import PrivateAttr, model_validator
 from typing_extensions import Self
 
 from langchain_ce_rerank.engine.cache import CacheInfo
-from langchain_ce_rerank.engine.reranker import LoadedModel, Loader, Reranker
+from langchain_ce_rerank.engine.reranker import (
+    LoadedModel,
+    Loader,
+    Reranker,
+    default_loader,
+)
 from langchain_ce_rerank.engine.settings import RANKING_FIELDS, RerankerSettings
+from langchain_ce_rerank.errors import ModelNotFoundError
 
 __all__ = ["SCORING_FIELDS", "EngineDoor"]
 
@@ -32,10 +40,26 @@ class EngineDoor(RerankerSettings):
 
     _engine: Reranker | None = PrivateAttr(default=None)
     _engine_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _model_remedy: str | None = PrivateAttr(default=None)
+    """How a user of this door passes a local folder, for `ModelNotFoundError`
+    (default `"<ClassName>(model='/path/to/model')"`); a function that builds
+    the door, such as `build_reranking_retriever`, sets its own spelling."""
 
-    def _loader(self) -> Loader | None:
-        """How the engine loads a model id or folder; None for the default."""
-        return None
+    def _base_loader(self) -> Loader:
+        """How the engine loads a model id or folder."""
+        return default_loader
+
+    def _loader(self) -> Loader:
+        base = self._base_loader()
+        remedy = self._model_remedy or f"{type(self).__name__}(model='/path/to/model')"
+
+        def load(model: str | Path, **kwargs: Any) -> LoadedModel:
+            try:
+                return base(model, **kwargs)
+            except ModelNotFoundError as err:
+                raise err.with_remedy(remedy) from None
+
+        return load
 
     @model_validator(mode="after")
     def _engine_settings_live_on_the_engine(self) -> Self:

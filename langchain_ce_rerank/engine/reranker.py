@@ -111,7 +111,8 @@ def _sigmoid(value: float) -> float:
     return exp / (1.0 + exp)
 
 
-def _default_loader(model: str | Path, **kwargs: Any) -> LoadedModel:
+def default_loader(model: str | Path, **kwargs: Any) -> LoadedModel:
+    """`langchain_ce_rerank.models.load_cross_encoder`, imported on first use."""
     from langchain_ce_rerank.models import load_cross_encoder
 
     loaded: LoadedModel = load_cross_encoder(model, **kwargs)
@@ -179,7 +180,7 @@ class Reranker(RerankerSettings):
             with self._load_lock:
                 if self._loaded is None:
                     if isinstance(self.model, str | Path):
-                        loader = self.loader or _default_loader
+                        loader = self.loader or default_loader
                         self._loaded = loader(
                             self.model,
                             device=self.device,
