@@ -1,0 +1,429 @@
+"""`create_app`: the HTTP door to a `Reranker`, speaking Cohere's Rerank API v2.
+
+Routes: `POST /v2/rerank` (Cohere v2, see `schemas.py`), `GET /healthz` (the
+process is up), `GET /readyz` (the model is loaded; 503 while it loads, fails
+or the server drains) and `GET /metrics` (Prometheus text). With an API key,
+`/v2/rerank` and `/metrics` need `Authorization: Bearer <key>`; the health
+endpoints stay open. Every error is JSON: `{"message": ...}` (Cohere's shape),
+with `errors` naming each bad field (422) or `limit` and `value` (413).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from langchain_ce_rerank.engine import Reranker, ScoredText, check_text
+from langchain_ce_rerank.serving.batcher import (
+    BatcherClosedError,
+    DynamicBatcher,
+    ModelNotReadyError,
+)
+from langchain_ce_rerank.serving.metrics import (
+    CONTENT_TYPE,
+    ServeMetrics,
+    require_prometheus,
+)
+from langchain_ce_rerank.serving.schemas import (
+    ErrorBody,
+    FieldError,
+    RerankMeta,
+    RerankRequest,
+    RerankResponse,
+    RerankResultItem,
+)
+
+# This module is the server itself: importing it means serving, so FastAPI is
+# imported here (nothing imports this module until a server is built).
+try:
+    from fastapi import FastAPI, Request, Response
+    from fastapi.responses import JSONResponse
+except ImportError as _err:  # pragma: no cover - exercised without the extra
+    _msg = (
+        "ce-rerank serve needs fastapi, which is not installed; "
+        'pip install "langchain-ce-rerank[serve]"'
+    )
+    raise ImportError(_msg) from _err
+
+__all__ = ["ServeSettings", "ServeState", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+class ServeSettings(BaseModel):
+    """What the server accepts and how it batches.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.serving.app import ServeSettings
+
+        settings = ServeSettings(model_name="my-reranker", max_documents=200)
+        print(settings.max_batch_wait_ms, settings.max_batch_pairs)
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str
+    """The name clients may send as `model`; any other name gets a 404."""
+
+    api_key: SecretStr | None = None
+    """Required as `Authorization: Bearer <key>` on `/v2/rerank` and
+    `/metrics` when set; None leaves them open."""
+
+    max_documents: int = Field(default=1000, ge=1)
+    """Most documents per request (Cohere recommends at most 1,000); more is 413."""
+
+    max_document_chars: int = Field(default=100_000, ge=1)
+    """Most characters per document; a longer one is 413."""
+
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    """Most bytes per request body, by Content-Length and as streamed; more is 413."""
+
+    max_batch_wait_ms: float = Field(default=5.0, ge=0)
+    """How long a request may wait for others to share its model call."""
+
+    max_batch_pairs: int = Field(default=256, ge=0)
+    """Most (query, document) pairs per model call; 0 scores requests one at a
+    time (no batching)."""
+
+    use_cache: bool = True
+    """Answer repeated (query, document) pairs from the engine's score cache."""
+
+
+@dataclass
+class ServeState:
+    """What the routes share; `app.state.ce_rerank` holds it."""
+
+    engine: Reranker
+    settings: ServeSettings
+    metrics: ServeMetrics
+    batcher: DynamicBatcher
+    draining: bool = False
+
+    def drain(self) -> None:
+        """Refuse new requests with 503 and let queued ones finish now."""
+        self.draining = True
+        self.batcher.flush()
+
+
+def _error(
+    status: int,
+    message: str,
+    *,
+    errors: list[FieldError] | None = None,
+    limit: int | None = None,
+    value: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = ErrorBody(message=message, errors=errors, limit=limit, value=value)
+    return JSONResponse(body.model_dump(exclude_none=True), status, headers=headers)
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else part)
+    return name or "body"
+
+
+def _validation_error(err: ValidationError) -> Response:
+    errors = [
+        FieldError(
+            field=_field_name(tuple(e["loc"])),
+            message=str(e["msg"]).removeprefix("Value error, "),
+        )
+        for e in err.errors()
+    ]
+    shown = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return _error(422, f"invalid request: {shown}{more}", errors=errors)
+
+
+def _unauthorized(state: ServeState, request: Request) -> Response | None:
+    key = state.settings.api_key
+    if key is None:
+        return None
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = key.get_secret_value().encode()
+    if scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), expected
+    ):
+        return None
+    return _error(
+        401,
+        "missing or wrong API key; send the header 'Authorization: Bearer <key>' "
+        "with the key the server was started with (--api-key or CE_RERANK_API_KEY)",
+        headers={"WWW-Authenticate": 'Bearer realm="ce-rerank"'},
+    )
+
+
+async def _read_body(state: ServeState, request: Request) -> bytes | Response:
+    limit = state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            return _error(400, f"Content-Length {declared!r} is not a byte count")
+        if int(declared) > limit:
+            return _error(
+                413,
+                f"request body of {int(declared)} bytes exceeds the limit of "
+                f"{limit} bytes (--max-body-bytes); send fewer or shorter documents",
+                limit=limit,
+                value=int(declared),
+            )
+    chunks = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            return _error(
+                413,
+                f"request body exceeds the limit of {limit} bytes "
+                f"(--max-body-bytes; {received} bytes received so far); send "
+                "fewer or shorter documents",
+                limit=limit,
+                value=received,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(state: ServeState, raw: bytes) -> RerankRequest | Response:
+    try:
+        payload = json.loads(raw)
+    except UnicodeDecodeError as err:
+        return _error(400, f"the request body is not UTF-8 text: {err}")
+    except json.JSONDecodeError as err:
+        return _error(
+            400,
+            f"the request body is not valid JSON: {err.msg} at line {err.lineno} "
+            f"column {err.colno}; send a JSON object such as "
+            '{"query": "...", "documents": ["..."]}',
+        )
+    try:
+        body = RerankRequest.model_validate(payload)
+    except ValidationError as err:
+        return _validation_error(err)
+    settings = state.settings
+    if body.model is not None and body.model != settings.model_name:
+        return _error(
+            404,
+            f"model {body.model!r} is not served here; this server serves "
+            f"{settings.model_name!r} (send that name, or leave model out)",
+        )
+    if len(body.documents) > settings.max_documents:
+        return _error(
+            413,
+            f"documents has {len(body.documents)} items, over the limit of "
+            f"{settings.max_documents} per request (--max-documents); split "
+            "them over several requests",
+            limit=settings.max_documents,
+            value=len(body.documents),
+        )
+    for i, text in enumerate(body.documents):
+        if len(text) > settings.max_document_chars:
+            return _error(
+                413,
+                f"documents[{i}] has {len(text)} characters, over the limit of "
+                f"{settings.max_document_chars} (--max-document-chars); send a "
+                "shorter passage",
+                limit=settings.max_document_chars,
+                value=len(text),
+            )
+    try:
+        check_text(body.query, "query")
+        for i, text in enumerate(body.documents):
+            check_text(text, f"documents[{i}]")
+    except ValueError as err:
+        field = str(err).split(" ", 1)[0]
+        return _error(
+            422,
+            f"invalid request: {err}",
+            errors=[FieldError(field=field, message=str(err))],
+        )
+    return body
+
+
+async def _rerank(state: ServeState, request: Request) -> Response:
+    if state.draining:
+        return _error(
+            503,
+            "the server is shutting down; retry on another instance",
+            headers={"Connection": "close", "Retry-After": "1"},
+        )
+    refused = _unauthorized(state, request)
+    if refused is not None:
+        return refused
+    if not state.batcher.ready.is_set():
+        return _error(503, state.batcher.status_message(), headers={"Retry-After": "1"})
+    raw = await _read_body(state, request)
+    if not isinstance(raw, bytes):
+        return raw
+    body = _parse(state, raw)
+    if not isinstance(body, RerankRequest):
+        return body
+    try:
+        scores = await state.batcher.score(
+            body.query, body.documents, body.max_tokens_per_doc
+        )
+    except (BatcherClosedError, ModelNotReadyError) as err:
+        return _error(503, str(err), headers={"Retry-After": "1"})
+    except Exception as err:  # the model failed on this request's pairs
+        logger.exception("Scoring a request failed")
+        return _error(500, f"scoring failed: {type(err).__name__}: {err}")
+    if not all(math.isfinite(score) for score in scores):
+        return _error(500, "the model returned a non-finite score (NaN or infinity)")
+    ranked = state.engine.order(
+        [ScoredText(score) for score in scores],
+        top_n=body.top_n,
+        score_threshold=None,
+        fusion="none",
+    )
+    response = RerankResponse(
+        id=str(uuid.uuid4()),
+        results=[
+            RerankResultItem(index=r.index, relevance_score=r.score) for r in ranked
+        ],
+        meta=RerankMeta(model=state.settings.model_name),
+    )
+    return JSONResponse(response.model_dump())
+
+
+def create_app(engine: Reranker, settings: ServeSettings) -> FastAPI:
+    """A FastAPI app that reranks with `engine` (Cohere v2 `POST /v2/rerank`).
+
+    The model loads in the background when the app starts (its lifespan);
+    `GET /readyz` answers 503 until then. Concurrent requests are coalesced
+    into shared model calls (`DynamicBatcher`) on one scoring thread.
+
+    Args:
+        engine: The engine that scores; the app's scoring thread is its only
+            caller from then on.
+        settings: Limits, batching and the API key.
+
+    Returns:
+        The app; `app.state.ce_rerank` is its `ServeState`.
+
+    Raises:
+        ImportError: fastapi or prometheus-client is not installed.
+
+    Example:
+        ```python
+        import asyncio
+
+        import httpx
+        from langchain_ce_rerank.engine import Reranker
+        from langchain_ce_rerank.serving.app import ServeSettings, create_app
+
+
+        class Length:
+            def score(self, pairs):
+                return [float(len(text)) for _, text in pairs]
+
+
+        app = create_app(Reranker(model=Length()), ServeSettings(model_name="length"))
+
+
+        async def main():
+            async with app.router.lifespan_context(app):
+                app.state.ce_rerank.batcher.ready.wait(10)
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(
+                    transport=transport, base_url="http://x"
+                ) as client:
+                    body = {"query": "q", "documents": ["a", "abc"]}
+                    print((await client.post("/v2/rerank", json=body)).json())
+
+
+        asyncio.run(main())
+        ```
+    """
+    require_prometheus()
+    metrics = ServeMetrics(engine.cache_info)
+    batcher = DynamicBatcher(
+        engine,
+        max_wait_ms=settings.max_batch_wait_ms,
+        max_batch_pairs=settings.max_batch_pairs,
+        use_cache=settings.use_cache,
+        metrics=metrics,
+    )
+    state = ServeState(engine, settings, metrics, batcher)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        batcher.start()
+        try:
+            yield
+        finally:
+            state.draining = True
+            await asyncio.to_thread(batcher.close)
+
+    app = FastAPI(
+        title="ce-rerank",
+        summary="A cross-encoder reranker behind Cohere's Rerank API v2.",
+        lifespan=lifespan,
+    )
+    app.state.ce_rerank = state
+
+    @app.post(
+        "/v2/rerank",
+        response_model=RerankResponse,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": RerankRequest.model_json_schema()}
+                },
+            }
+        },
+    )
+    async def rerank(request: Request) -> Response:
+        started = time.perf_counter()
+        metrics.in_flight.inc()
+        try:
+            response = await _rerank(state, request)
+        except Exception:
+            logger.exception("Unexpected error while reranking")
+            response = _error(500, "internal error while reranking; see the server log")
+        finally:
+            metrics.in_flight.dec()
+        metrics.requests.labels(status=str(response.status_code)).inc()
+        metrics.request_time.observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        body: dict[str, Any] = {"model": settings.model_name}
+        if state.draining:
+            return JSONResponse({**body, "status": "draining"}, 503)
+        if batcher.load_error is not None:
+            message = batcher.status_message()
+            return JSONResponse({**body, "status": "failed", "message": message}, 503)
+        if not batcher.ready.is_set():
+            return JSONResponse({**body, "status": "loading"}, 503)
+        return JSONResponse({**body, "status": "ready"})
+
+    @app.get("/metrics")
+    async def prometheus(request: Request) -> Response:
+        refused = _unauthorized(state, request)
+        if refused is not None:
+            return refused
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    return app

@@ -1,0 +1,295 @@
+"""Dynamic batching: concurrent rerank requests share one model call.
+
+Requests are queued by the event loop; one scoring thread owns the model. It
+takes the oldest request, adds every request already waiting (and those that
+arrive within `max_wait_ms`) while the batch stays within `max_batch_pairs`,
+and scores them all with one `Reranker.score_batch` call, which feeds every
+pair to the model in one length-sorted stream. The event loop never waits on
+the model, and the model is never entered from two threads at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from langchain_ce_rerank.engine.protocols import CrossEncoderLike
+from langchain_ce_rerank.engine.windows import TokenSpans, tokenizer_spans, word_spans
+
+if TYPE_CHECKING:
+    from langchain_ce_rerank.engine import Reranker
+    from langchain_ce_rerank.serving.metrics import ServeMetrics
+
+__all__ = ["BatcherClosedError", "DynamicBatcher", "ModelNotReadyError"]
+
+logger = logging.getLogger(__name__)
+
+
+class BatcherClosedError(RuntimeError):
+    """The batcher is shutting down and takes no new requests."""
+
+
+class ModelNotReadyError(RuntimeError):
+    """The model is still loading, or failed to load."""
+
+
+Outcome = list[float] | BaseException
+
+
+@dataclass
+class _Job:
+    query: str
+    texts: list[str]
+    max_tokens: int | None
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[list[float]]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+def _settle(future: asyncio.Future[list[float]], outcome: Outcome) -> None:
+    if future.done():  # the client went away and its request was cancelled
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+class DynamicBatcher:
+    """Coalesce concurrent requests into shared model calls on one thread.
+
+    Example:
+        ```python
+        import asyncio
+
+        from langchain_ce_rerank.engine import Reranker
+        from langchain_ce_rerank.serving.batcher import DynamicBatcher
+
+
+        class Length:
+            def score(self, pairs):
+                return [float(len(text)) for _, text in pairs]
+
+
+        batcher = DynamicBatcher(Reranker(model=Length()), max_wait_ms=2)
+        batcher.start()
+        print(asyncio.run(batcher.score("query", ["a", "abc"])))
+        batcher.close()
+        ```
+    """
+
+    def __init__(
+        self,
+        engine: Reranker,
+        *,
+        max_wait_ms: float = 5.0,
+        max_batch_pairs: int = 256,
+        use_cache: bool = True,
+        metrics: ServeMetrics | None = None,
+        on_load_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Prepare the batcher; `start()` loads the model and begins scoring.
+
+        Args:
+            engine: The engine that scores; only the batcher's thread calls it.
+            max_wait_ms: How long the oldest request may wait for others to
+                join its batch. 0 takes only the requests already waiting.
+            max_batch_pairs: Most pairs per model call; a request larger than
+                this is scored alone. 0 scores one request per call (no
+                batching, the benchmark's baseline).
+            use_cache: Let the engine answer repeated pairs from its cache.
+            metrics: Where to record queue waits, model times and batch sizes.
+            on_load_error: Called (on the scoring thread) if the model fails
+                to load.
+        """
+        if max_wait_ms < 0 or max_batch_pairs < 0:
+            msg = (
+                f"max_wait_ms ({max_wait_ms}) and max_batch_pairs "
+                f"({max_batch_pairs}) must be 0 or more"
+            )
+            raise ValueError(msg)
+        self.engine = engine
+        self.max_wait = max_wait_ms / 1000
+        self.max_batch_pairs = max_batch_pairs
+        self.use_cache = use_cache
+        self.metrics = metrics
+        self.on_load_error = on_load_error
+        self.ready = threading.Event()
+        """Set once the model is loaded."""
+        self.load_error: BaseException | None = None
+        """Why the model failed to load, if it did."""
+        self._queue: deque[_Job] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._flushing = False
+        self._spans: TokenSpans = word_spans
+        self._thread = threading.Thread(
+            target=self._run, name="ce-rerank-scorer", daemon=True
+        )
+
+    # -- the event loop's side ------------------------------------------------
+
+    def start(self) -> None:
+        """Start the scoring thread, which loads the model first."""
+        self._thread.start()
+
+    async def score(
+        self, query: str, texts: Sequence[str], max_tokens: int | None = None
+    ) -> list[float]:
+        """Scores of `texts` against `query`, in input order (plain floats).
+
+        Args:
+            query: The query.
+            texts: The documents.
+            max_tokens: Cut each document to this many tokens first.
+
+        Raises:
+            BatcherClosedError: The batcher is shutting down.
+            ModelNotReadyError: The model has not loaded (yet).
+        """
+        if not self.ready.is_set():
+            raise ModelNotReadyError(self.status_message())
+        if not texts:
+            return []
+        loop = asyncio.get_running_loop()
+        job = _Job(query, list(texts), max_tokens, loop, loop.create_future())
+        with self._cond:
+            if self._closing:
+                msg = "the server is shutting down"
+                raise BatcherClosedError(msg)
+            self._queue.append(job)
+            self._cond.notify_all()
+        return await job.future
+
+    def status_message(self) -> str:
+        """Why scoring is not possible yet, or "ready"."""
+        if self.load_error is not None:
+            return f"the model failed to load: {self.load_error}"
+        if not self.ready.is_set():
+            return "the model is still loading; retry shortly (see GET /readyz)"
+        return "ready"
+
+    def queued(self) -> int:
+        """Requests waiting for the scoring thread."""
+        with self._cond:
+            return len(self._queue)
+
+    def wait_queued(self, count: int, timeout: float) -> bool:
+        """Block until at least `count` requests wait (for tests); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._queue) >= count, timeout)
+
+    def flush(self) -> None:
+        """Stop waiting for requests to join a batch (no more are coming)."""
+        with self._cond:
+            self._flushing = True
+            self._cond.notify_all()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Score what is queued, then stop the thread; later `score` calls fail."""
+        with self._cond:
+            self._closing = self._flushing = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # -- the scoring thread ---------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            model = self.engine.load_model()
+        except Exception as err:
+            self.load_error = err
+            logger.error("The model failed to load: %s", err)
+            if self.on_load_error is not None:
+                self.on_load_error(err)
+            return
+        tokenizer = getattr(model, "tokenizer", None)
+        if isinstance(model, CrossEncoderLike) and tokenizer is not None:
+            self._spans = tokenizer_spans(tokenizer)
+        if self.metrics is not None:
+            self.metrics.ready.set(1)
+        self.ready.set()
+        logger.info("Model loaded; scoring requests.")
+        while (batch := self._next_batch()) is not None:
+            self._score(batch)
+
+    def _next_batch(self) -> list[_Job] | None:
+        with self._cond:
+            while not self._queue and not self._closing:
+                self._cond.wait()
+            if not self._queue:
+                return None
+            batch = [self._queue.popleft()]
+            if self.max_batch_pairs == 0:
+                return batch
+            pairs = len(batch[0].texts)
+            deadline = time.monotonic() + self.max_wait
+            while pairs < self.max_batch_pairs:
+                if self._queue:
+                    size = len(self._queue[0].texts)
+                    if pairs + size > self.max_batch_pairs:
+                        break
+                    batch.append(self._queue.popleft())
+                    pairs += size
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._flushing:
+                    break
+                self._cond.wait(remaining)
+            return batch
+
+    def _truncate(self, job: _Job) -> list[str]:
+        if job.max_tokens is None:
+            return job.texts
+        cut = []
+        for text in job.texts:
+            spans = self._spans(text)
+            cut.append(
+                text[: spans[job.max_tokens - 1][1]]
+                if len(spans) > job.max_tokens
+                else text
+            )
+        return cut
+
+    def _outcomes(self, batch: list[_Job]) -> list[Outcome]:
+        """Score a batch in one call; if it fails, each request alone."""
+        try:
+            items = [(job.query, self._truncate(job)) for job in batch]
+            scored = self.engine.score_batch(items, use_cache=self.use_cache)
+        except Exception as err:
+            if len(batch) == 1:
+                logger.warning("Scoring a request failed: %s", err)
+                return [err]
+            return [outcome for job in batch for outcome in self._outcomes([job])]
+        return [[item.score for item in per_request] for per_request in scored]
+
+    def _score(self, batch: list[_Job]) -> None:
+        started = time.perf_counter()
+        outcomes = self._outcomes(batch)
+        elapsed = time.perf_counter() - started
+        pairs = sum(len(job.texts) for job in batch)
+        if self.metrics is not None:
+            for job in batch:
+                self.metrics.queue_wait.observe(started - job.enqueued)
+            self.metrics.model_time.observe(elapsed)
+            self.metrics.batch_pairs.observe(pairs)
+            self.metrics.batch_requests.observe(len(batch))
+            self.metrics.pairs.inc(pairs)
+        logger.debug(
+            "Scored %d requests (%d pairs) in %.1f ms",
+            len(batch),
+            pairs,
+            elapsed * 1000,
+        )
+        for job, outcome in zip(batch, outcomes, strict=True):
+            try:
+                job.loop.call_soon_threadsafe(_settle, job.future, outcome)
+            except RuntimeError:  # the loop closed (the server stopped)
+                logger.debug("Dropped the answer to a request whose loop closed.")

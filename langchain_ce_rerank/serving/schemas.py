@@ -1,0 +1,133 @@
+"""The HTTP shapes of `ce-rerank serve`: Cohere's Rerank API v2, and its errors.
+
+Cohere Rerank API v2 (https://docs.cohere.com/reference/rerank):
+`POST /v2/rerank {model, query, documents, top_n?, max_tokens_per_doc?}` ->
+`{id, results: [{index, relevance_score}], meta}`, results sorted by relevance.
+Cohere documents `documents` as a "list of string" in v2 (v1 also took
+`{"text": ...}` objects; v2 does not), so only strings are accepted here.
+`RemoteCrossEncoder(url, api="cohere", model=...)` speaks exactly this.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "ErrorBody",
+    "FieldError",
+    "RerankMeta",
+    "RerankRequest",
+    "RerankResponse",
+    "RerankResultItem",
+]
+
+
+class RerankRequest(BaseModel):
+    """The body of `POST /v2/rerank` (Cohere v2); unknown fields are refused.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.serving.schemas import RerankRequest
+
+        body = RerankRequest(query="Where is Paris?", documents=["Paris is in France."])
+        print(body.model_dump(exclude_none=True))
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model: str | None = None
+    """The served model's name (`ce-rerank serve --model-name`). Cohere requires
+    it; this server also accepts it left out. A different name is refused with
+    404, so a client never gets scores from a model it did not ask for."""
+
+    query: str
+    """The search query; blank is refused."""
+
+    documents: list[str]
+    """The texts to score against `query`, as plain strings."""
+
+    top_n: int | None = Field(default=None, ge=1)
+    """Return only the best `top_n` results; None returns every document."""
+
+    max_tokens_per_doc: int | None = Field(default=None, ge=1)
+    """Cut each document to its first `max_tokens_per_doc` tokens (the served
+    model's tokenizer, or whitespace words for a model without one) before
+    scoring. None leaves documents to the model's own window."""
+
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, query: str) -> str:
+        if not query.strip():
+            msg = "query is empty or only whitespace; send the question text"
+            raise ValueError(msg)
+        return query
+
+
+class RerankResultItem(BaseModel):
+    """One scored document: its position in the request and its score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    """Position of the document in the request's `documents`."""
+
+    relevance_score: float
+    """The model's score (raw logit, or 0..1 with `--activation sigmoid`)."""
+
+
+class RerankMeta(BaseModel):
+    """Response metadata, in Cohere's shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_version: dict[str, str] = Field(default_factory=lambda: {"version": "2"})
+    """The API version answered: `{"version": "2"}`."""
+
+    model: str
+    """The served model's name."""
+
+
+class RerankResponse(BaseModel):
+    """The answer to `POST /v2/rerank`: results sorted best first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    """A fresh UUID per request."""
+
+    results: list[RerankResultItem]
+    """Best first; ties keep request order."""
+
+    meta: RerankMeta
+    """API version and served model."""
+
+
+class FieldError(BaseModel):
+    """One problem with one field of a request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    """The offending field, e.g. `documents[3]`."""
+
+    message: str
+    """What was wrong with it."""
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: `{"message": ...}` (Cohere's shape), plus details."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: str
+    """What was wrong and how to fix it."""
+
+    errors: list[FieldError] | None = None
+    """Per field problems (422 answers)."""
+
+    limit: int | None = None
+    """The limit exceeded (413 answers)."""
+
+    value: int | None = None
+    """The value that exceeded it (413 answers)."""
