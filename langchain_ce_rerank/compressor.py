@@ -13,7 +13,6 @@ from typing import Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from langchain_core.runnables.config import run_in_executor
 from typing_extensions import override
 
 from langchain_ce_rerank._query import check_query
@@ -135,6 +134,12 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             Per item, per document: its score and, for `"max_passage"`, the
             character span of its best window (else None).
         """
+        return self.engine.score_batch(self._texts(items), use_cache=use_cache)
+
+    def _texts(
+        self, items: Sequence[tuple[Sequence[Document], str]]
+    ) -> list[tuple[str, list[str]]]:
+        """Per item, the query and the text the model reads for each document."""
         engine = self.engine
         texts = []
         for documents, query in items:
@@ -152,7 +157,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
                     ],
                 )
             )
-        return engine.score_batch(texts, use_cache=use_cache)
+        return texts
 
     def score_documents(
         self, documents: Sequence[Document], query: str
@@ -264,15 +269,15 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
     ) -> Sequence[Document]:
-        """`compress_documents`, scored in a worker thread off the event loop."""
-        return await run_in_executor(
-            None,
-            self.compress_documents,
-            documents,
-            query,
-            callbacks,
-            top_n=top_n,
-            score_threshold=score_threshold,
+        """`compress_documents` without blocking the event loop.
+
+        The model runs in a worker thread, or, when it has its own async
+        `ascore` (such as `RemoteCrossEncoder`), is awaited directly.
+        """
+        docs = check_documents(documents)
+        scored = await self.engine.ascore_batch(self._texts([(docs, query)]))
+        return self.rerank(
+            docs, scored[0], top_n=top_n, score_threshold=score_threshold
         )
 
     def compress_documents_batch(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["CrossEncoderLike", "PairScorer"]
+__all__ = ["AsyncPairScorer", "CrossEncoderLike", "PairScorer"]
 
 
 @runtime_checkable
@@ -32,3 +32,18 @@ class PairScorer(Protocol):
 
     def score(self, text_pairs: Any, /) -> Sequence[float]:
         """Score (query, text) pairs."""
+
+
+@runtime_checkable
+class AsyncPairScorer(Protocol):
+    """A scorer that can also be awaited, such as `RemoteCrossEncoder`.
+
+    `Reranker.ascore_batch` awaits `ascore` instead of running `score` in a
+    worker thread.
+    """
+
+    def score(self, text_pairs: Any, /) -> Sequence[float]:
+        """Score (query, text) pairs."""
+
+    async def ascore(self, text_pairs: Any, /) -> Sequence[float]:
+        """Score (query, text) pairs without blocking the event loop."""

@@ -9,6 +9,7 @@ server) only translate their framework's objects to texts and back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -23,7 +24,11 @@ from typing_extensions import Self
 
 from langchain_ce_rerank._query import check_query
 from langchain_ce_rerank.engine.cache import CacheInfo, ScoreCache, text_key
-from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
+from langchain_ce_rerank.engine.protocols import (
+    AsyncPairScorer,
+    CrossEncoderLike,
+    PairScorer,
+)
 from langchain_ce_rerank.engine.ranking import reciprocal_rank_fusion, score_order
 from langchain_ce_rerank.engine.results import RerankResult, ScoredText
 from langchain_ce_rerank.engine.settings import LOADING_FIELDS, RerankerSettings
@@ -231,13 +236,27 @@ class Reranker(RerankerSettings):
             )
         return ("object", id(self.model))
 
+    @staticmethod
+    def _length_order(pairs: Sequence[tuple[str, str]]) -> list[int]:
+        # One length-sorted stream: neighbouring pairs pad to similar lengths.
+        return sorted(
+            range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1])
+        )
+
+    @staticmethod
+    def _in_input_order(order: list[int], raw: Sequence[Any]) -> list[float]:
+        if len(raw) != len(order):
+            msg = f"the model returned {len(raw)} scores for {len(order)} pairs"
+            raise RuntimeError(msg)
+        scores = [0.0] * len(order)
+        for position, i in enumerate(order):
+            scores[i] = float(raw[position])
+        return scores
+
     def _predict(self, pairs: list[tuple[str, str]]) -> list[float]:
         """Raw model scores for `pairs`, fed to the model shortest first."""
         model = self.load_model()
-        # One length-sorted stream: neighbouring pairs pad to similar lengths.
-        order = sorted(
-            range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1])
-        )
+        order = self._length_order(pairs)
         ordered = [pairs[i] for i in order]
         if isinstance(model, CrossEncoderLike):
             import torch
@@ -252,13 +271,23 @@ class Reranker(RerankerSettings):
                 ).tolist()
         else:
             raw = list(model.score(ordered))
-        if len(raw) != len(pairs):
-            msg = f"the model returned {len(raw)} scores for {len(pairs)} pairs"
-            raise RuntimeError(msg)
-        scores = [0.0] * len(pairs)
-        for position, i in enumerate(order):
-            scores[i] = float(raw[position])
-        return scores
+        return self._in_input_order(order, raw)
+
+    def _cache_lookup(
+        self, unique: list[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], float], list[tuple[str, str]], dict[Any, Any]]:
+        """(known scores, pairs the model must score, cache keys)."""
+        model_key = self._model_key()
+        keys = {pair: (model_key, *text_key(*pair)) for pair in unique}
+        known: dict[tuple[str, str], float] = {}
+        missing = []
+        for pair in unique:
+            cached = self._cache.get(keys[pair])
+            if cached is None:
+                missing.append(pair)
+            else:
+                known[pair] = cached
+        return known, missing, keys
 
     def _raw_scores(
         self, pairs: Sequence[tuple[str, str]], *, use_cache: bool = True
@@ -268,20 +297,30 @@ class Reranker(RerankerSettings):
         if not use_cache:
             known = dict(zip(unique, self._predict(unique), strict=True))
             return [known[pair] for pair in pairs]
-        model_key = self._model_key()
-        keys = {pair: (model_key, *text_key(*pair)) for pair in unique}
-        known = {}
-        missing = []
-        for pair in unique:
-            cached = self._cache.get(keys[pair])
-            if cached is None:
-                missing.append(pair)
-            else:
-                known[pair] = cached
+        known, missing, keys = self._cache_lookup(unique)
         if missing:
             for pair, score in zip(missing, self._predict(missing), strict=True):
                 known[pair] = score
                 self._cache.put(keys[pair], score)
+        return [known[pair] for pair in pairs]
+
+    async def _araw_scores(
+        self, scorer: AsyncPairScorer, pairs: Sequence[tuple[str, str]], use_cache: bool
+    ) -> list[float]:
+        """`_raw_scores` through a scorer's own `ascore` (a remote server)."""
+        unique = list(dict.fromkeys(pairs))
+        known, missing, keys = (
+            self._cache_lookup(unique) if use_cache else ({}, unique, {})
+        )
+        if missing:
+            order = self._length_order(missing)
+            raw = await scorer.ascore([missing[i] for i in order])
+            for pair, score in zip(
+                missing, self._in_input_order(order, raw), strict=True
+            ):
+                known[pair] = score
+                if use_cache:
+                    self._cache.put(keys[pair], score)
         return [known[pair] for pair in pairs]
 
     def _activate(self, scores: list[float]) -> list[float]:
@@ -378,6 +417,32 @@ class Reranker(RerankerSettings):
             ValueError: A blank query, or a text that is not valid Unicode.
             TypeError: A query or text that is not a string.
         """
+        units, pairs = self._prepare(items)
+        return self._best_windows(units, self._raw_scores(pairs, use_cache=use_cache))
+
+    async def ascore_batch(
+        self,
+        items: Sequence[tuple[str, Sequence[str]]],
+        *,
+        use_cache: bool = True,
+    ) -> list[list[ScoredText]]:
+        """`score_batch` for async code: the event loop is never blocked.
+
+        A model with its own `async ascore(pairs)` (such as
+        `RemoteCrossEncoder`, which awaits its server) is awaited directly;
+        any other model is run in a worker thread.
+        """
+        model = self._loaded or await asyncio.to_thread(self.load_model)
+        if not isinstance(model, AsyncPairScorer):
+            return await asyncio.to_thread(self.score_batch, items, use_cache=use_cache)
+        units, pairs = self._prepare(items)
+        raw = await self._araw_scores(model, pairs, use_cache)
+        return self._best_windows(units, raw)
+
+    def _prepare(
+        self, items: Sequence[tuple[str, Sequence[str]]]
+    ) -> tuple[list[list[list[tuple[Span | None, str]]]], list[tuple[str, str]]]:
+        """Check every text; per item, per text, its windows; all pairs, flat."""
         units = []
         pairs: list[tuple[str, str]] = []
         for number, (query, texts) in enumerate(items):
@@ -389,7 +454,13 @@ class Reranker(RerankerSettings):
             per_text = self._units(query, texts)
             units.append(per_text)
             pairs.extend((query, text) for windows_ in per_text for _, text in windows_)
-        scores = iter(self._activate(self._raw_scores(pairs, use_cache=use_cache)))
+        return units, pairs
+
+    def _best_windows(
+        self, units: list[list[list[tuple[Span | None, str]]]], raw: list[float]
+    ) -> list[list[ScoredText]]:
+        """Activated scores back into items, each text scoring as its best window."""
+        scores = iter(self._activate(raw))
         results = []
         for per_text in units:
             scored = []
