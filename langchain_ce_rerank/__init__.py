@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from langchain_ce_rerank.compressor import CrossEncoderCompressor
+    from langchain_ce_rerank.display import RerankExplanation, explain
     from langchain_ce_rerank.engine import Reranker, RerankResult
     from langchain_ce_rerank.errors import ModelNotFoundError, StoreLoadError
     from langchain_ce_rerank.evaluation import EvaluationReport, evaluate, load_beir
@@ -38,6 +39,7 @@ _EXPORTS = {
     "FaissRetriever": "retriever",
     "FaissVectorStore": "vectorstore",
     "ModelNotFoundError": "errors",
+    "RerankExplanation": "display",
     "RemoteCrossEncoder": "serving",
     "RemoteRerankError": "serving",
     "RemoteRerankTimeoutError": "serving",
@@ -47,6 +49,7 @@ _EXPORTS = {
     "StoreLoadError": "errors",
     "build_reranking_retriever": "pipeline",
     "evaluate": "evaluation",
+    "explain": "display",
     "load_beir": "evaluation",
     "load_corpus": "ingest",
     "load_embeddings": "models",
@@ -67,6 +70,7 @@ __all__ = [
     "RemoteCrossEncoder",
     "RemoteRerankError",
     "RemoteRerankTimeoutError",
+    "RerankExplanation",
     "RerankResult",
     "Reranker",
     "RerankingRetriever",
@@ -74,6 +78,7 @@ __all__ = [
     "__version__",
     "build_reranking_retriever",
     "evaluate",
+    "explain",
     "load_beir",
     "load_corpus",
     "load_embeddings",
