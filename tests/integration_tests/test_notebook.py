@@ -92,14 +92,6 @@ def test_the_notebook_runs_without_errors(executed: Any) -> None:
     assert errors == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "library noise: build_standin_cross_encoder (langchain_ce_rerank/testing) "
-        "lets transformers print 'Loading weights' and 'Writing model shards' "
-        "progress bars; remove this mark once it loads and saves quietly"
-    ),
-)
 def test_the_notebook_writes_nothing_to_stderr(executed: Any) -> None:
     noise = [
         o["text"]
