@@ -94,6 +94,17 @@ class RerankingRetriever(ContextualCompressionRetriever):
         ```
     """
 
+    def _repr_html_(self) -> str:
+        from langchain_ce_rerank.display import summary_html
+
+        return summary_html(
+            type(self).__name__,
+            {
+                "first stage": repr(self.base_retriever),
+                "reranker": repr(self.base_compressor),
+            },
+        )
+
     def _split(self, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """(first-stage kwargs, reranker kwargs) from the per-call options."""
         unknown = sorted(set(options) - set(_OPTIONS))

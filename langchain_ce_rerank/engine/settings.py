@@ -7,6 +7,7 @@ and validated once and means the same thing behind every door.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from string import Formatter
 from typing import Any, Literal
@@ -193,6 +194,19 @@ class RerankerSettings(BaseModel):
             )
             raise ValueError(msg)
         return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Only the settings that differ from their defaults (and the model)."""
+        fields = type(self).model_fields
+        for name, value in super().__repr_args__():
+            field = fields.get(name) if name is not None else None
+            if (
+                field is not None
+                and name != "model"
+                and value == field.get_default(call_default_factory=True)
+            ):
+                continue
+            yield name, value
 
     def settings(self) -> dict[str, Any]:
         """Every setting as a dict, to build an equivalent reranker elsewhere."""

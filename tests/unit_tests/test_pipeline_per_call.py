@@ -197,3 +197,21 @@ def test_build_with_plain_strings_says_what_was_expected() -> None:
             embedding=AxisEmbeddings(WORDS),
             reranker=TableCrossEncoder(),
         )
+
+
+def test_reprs_show_what_was_chosen_not_every_default() -> None:
+    retriever = build_reranking_retriever(
+        DOCS,
+        embedding=AxisEmbeddings(WORDS),
+        reranker="<org>/reranker",
+        activation="sigmoid",
+    )
+    compressor = repr(retriever.base_compressor)
+    assert compressor == (
+        "CrossEncoderCompressor(model='<org>/reranker', activation='sigmoid')"
+    )
+    assert "cache_size" not in repr(retriever)
+    html = retriever._repr_html_()
+    assert "&lt;org&gt;/reranker" in html
+    assert "<org>" not in html
+    assert "FaissVectorStore(size=5" in html
