@@ -1,7 +1,9 @@
 """The `ce-rerank` command: index a folder, query it, evaluate reranking.
 
 The CLI owns the terminal: tables come from rich, progress bars from tqdm, and
-every error is one line on stderr with a non-zero exit status.
+every error is one line on stderr, exit status 1, naming the argument to
+change. Cheap checks (blank queries, missing folders, option combinations)
+run before anything slow (loading a model, an index or a corpus).
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_ce_rerank.ingest import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+from langchain_ce_rerank.errors import ModelNotFoundError
+from langchain_ce_rerank.ingest import (
+    DEFAULT_CHUNK_OVERLAP,
+    DEFAULT_CHUNK_SIZE,
+    SUPPORTED_SUFFIXES,
+)
 from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER, DEFAULT_EMBEDDING_MODEL
 
 if TYPE_CHECKING:
@@ -24,6 +32,7 @@ if TYPE_CHECKING:
 
     from langchain_ce_rerank.compressor import CrossEncoderCompressor
     from langchain_ce_rerank.evaluation import EvaluationReport
+    from langchain_ce_rerank.ingest import Corpus
     from langchain_ce_rerank.vectorstore import FaissVectorStore
 
 __all__ = ["main"]
@@ -31,6 +40,10 @@ __all__ = ["main"]
 logger = logging.getLogger("langchain_ce_rerank.cli")
 
 _SNIPPET = 60
+_CREATE_INDEX = "ce-rerank index PATHS... --out"
+_MANIFEST = "manifest.json"
+_LISTED = 20
+"""Skipped files listed one per line; the rest are counted."""
 
 
 class CliError(Exception):
@@ -61,30 +74,220 @@ def _positive(value: str) -> int:
     return number
 
 
-def _reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
-    from langchain_ce_rerank.compressor import CrossEncoderCompressor
+def _template(value: str) -> str:
+    """Read a backslash-n or backslash-t typed in a shell as a newline or a tab."""
+    return value.replace("\\n", "\n").replace("\\t", "\t")
 
-    compressor = CrossEncoderCompressor(
-        model=args.reranker,
-        top_n=args.top_n,
-        device=args.device,
-        long_documents=args.long_documents,
-        fusion=args.fusion,
-        content_template=args.content_template,
-        backend=args.backend,
-        quantization="int8" if args.int8 else None,
-    )
-    compressor.load_model()
+
+# -- errors: one line, naming the argument to change -----------------------------
+
+
+def _one_line(err: BaseException) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(err, ValidationError):
+        text = "; ".join(
+            str(e["msg"]).removeprefix("Value error, ") for e in err.errors()
+        )
+    elif isinstance(err, OSError) and err.strerror and err.filename:
+        text = f"{err.filename}: {err.strerror.lower()}"
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(text.split())
+
+
+def _model_error(err: ModelNotFoundError, flag: str) -> CliError:
+    """The library's not-found message, with the CLI's remedy in it."""
+    return CliError(_one_line(err.with_remedy(f"{flag} PATH")))
+
+
+@contextmanager
+def _blame(flag: str, remedy: str = "") -> Iterator[None]:
+    """Report a library error raised in this block as a fault of `flag`."""
+    try:
+        yield
+    except CliError:
+        raise
+    except ModelNotFoundError as err:
+        raise _model_error(err, flag) from err
+    except (ImportError, OSError, ValueError) as err:
+        tail = f"; {remedy}" if remedy else ""
+        raise CliError(f"{flag}: {_one_line(err)}{tail}") from err
+
+
+@contextmanager
+def _reranking() -> Iterator[None]:
+    """A missing metadata field surfaces only when documents are scored."""
+    try:
+        yield
+    except ValueError as err:
+        if "content_template" not in str(err):
+            raise
+        raise CliError(f"--content-template: {_one_line(err)}") from err
+
+
+# -- cheap checks, run before anything slow --------------------------------------
+
+
+def _check_index_folder(flag: str, folder: str) -> None:
+    path = Path(folder)
+    if path.is_file():
+        msg = (
+            f"{flag} {folder!r} is a file, not an index folder; pass the folder "
+            f"written by: {_CREATE_INDEX} DIR"
+        )
+        raise CliError(msg)
+    if not path.is_dir():
+        msg = (
+            f"{flag} {folder!r} does not exist; "
+            f"create one with: {_CREATE_INDEX} {folder}"
+        )
+        raise CliError(msg)
+    if not (path / _MANIFEST).is_file():
+        msg = (
+            f"{flag} {folder!r} is not an index folder (it has no {_MANIFEST}); "
+            f"create one with: {_CREATE_INDEX} {folder}"
+        )
+        raise CliError(msg)
+
+
+def _check_input_file(flag: str, path: str) -> None:
+    if Path(path).is_dir():
+        msg = f"{flag} {path!r} is a folder; pass the file itself"
+        raise CliError(msg)
+    if not Path(path).is_file():
+        msg = f"{flag} {path!r} does not exist"
+        raise CliError(msg)
+
+
+def _check_device(device: str | None) -> None:
+    if device is None:
+        return
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as err:
+        msg = f"--device {device!r} is not a torch device; use cpu, cuda, cuda:1 or mps"
+        raise CliError(msg) from err
+    if kind == "cuda" and not torch.cuda.is_available():
+        msg = (
+            f"--device {device!r}: no CUDA GPU is available here; "
+            "use --device cpu or leave it out"
+        )
+        raise CliError(msg)
+    if kind == "mps" and not torch.backends.mps.is_available():
+        msg = (
+            f"--device {device!r}: MPS is not available here; "
+            "use --device cpu or leave it out"
+        )
+        raise CliError(msg)
+
+
+def _reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
+    """Check the reranking options and find the model; loading comes later."""
+    from langchain_ce_rerank.compressor import CrossEncoderCompressor
+    from langchain_ce_rerank.models import resolve_model
+
+    if args.int8 and args.backend == "torch":
+        msg = (
+            "--int8 needs --backend openvino (static int8, fastest on CPU) or "
+            "--backend onnx (dynamic int8)"
+        )
+        raise CliError(msg)
+    _check_device(args.device)
+    with _blame(f"--backend {args.backend}"):
+        try:
+            compressor = CrossEncoderCompressor(
+                model=args.reranker,
+                top_n=args.top_n,
+                device=args.device,
+                long_documents=args.long_documents,
+                fusion=args.fusion,
+                content_template=args.content_template,
+                backend=args.backend,
+                quantization="int8" if args.int8 else None,
+            )
+        except ValueError as err:
+            if "content_template" in str(err):
+                raise CliError(f"--content-template: {_one_line(err)}") from err
+            raise
+    try:
+        resolve_model(args.reranker)  # cheap: no weights are read
+    except ModelNotFoundError:
+        _load_reranker(compressor)  # fails as fast, with the loader's own advice
+    except ValueError as err:
+        raise CliError(f"--reranker: {_one_line(err)}") from err
     return compressor
 
 
-def _load_index(folder: str) -> FaissVectorStore:
+def _load_reranker(compressor: CrossEncoderCompressor) -> None:
+    with _blame("--reranker"):
+        compressor.load_model()
+
+
+def _load_index(flag: str, args: argparse.Namespace) -> FaissVectorStore:
+    """Load the index named by `flag`, with the bi-encoder it was built with."""
+    from langchain_ce_rerank.models import load_embeddings
     from langchain_ce_rerank.vectorstore import FaissVectorStore
 
-    return FaissVectorStore.load_local(folder)
+    folder = args.index
+    rebuild = f"rebuild it with: {_CREATE_INDEX} {folder}"
+    _check_index_folder(flag, folder)
+    with _blame(flag, rebuild):
+        recorded = FaissVectorStore.read_manifest(folder).get("embedding_model")
+    model = args.embedding or recorded
+    if not model:
+        msg = (
+            f"{flag} {folder!r} does not record its embedding model; pass the one "
+            "it was built with: --embedding MODEL_OR_PATH"
+        )
+        raise CliError(msg)
+    with _blame("--embedding"):
+        embeddings = load_embeddings(model, device=args.device)
+    with _blame(flag, rebuild):
+        return FaissVectorStore.load_local(folder, embeddings)
 
 
 # -- index ----------------------------------------------------------------------
+
+
+def _shown(path: str) -> str:
+    """A path relative to the working folder when it is under it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def _listing(names: Sequence[str]) -> str:
+    if len(names) > 4:
+        return f"{', '.join(names[:3])} and {len(names) - 3} more files"
+    return (
+        " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
+    )
+
+
+def _duplicates_line(corpus: Corpus) -> str:
+    files: dict[str, None] = {}
+    for dup in corpus.duplicates:
+        kept = next(d for d in corpus.documents if d.id == dup.metadata["duplicate_of"])
+        files[_shown(kept.metadata["source"])] = None
+        files[_shown(dup.metadata["source"])] = None
+    count = len(corpus.duplicates)
+    return (
+        f"{count} duplicate chunk{'s' if count > 1 else ''} merged (same text in "
+        f"{_listing(list(files))}); each kept chunk lists the others in "
+        "metadata['duplicate_sources'] (--no-dedupe keeps every copy)."
+    )
+
+
+def _print_skipped(skipped: Sequence[tuple[str, str]]) -> None:
+    print(f"Skipped {len(skipped)}:", file=sys.stderr)
+    for where, reason in skipped[:_LISTED]:
+        print(f"  {_shown(where)}: {reason}", file=sys.stderr)
+    if len(skipped) > _LISTED:
+        print(f"  ... and {len(skipped) - _LISTED} more", file=sys.stderr)
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
@@ -94,32 +297,68 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from langchain_ce_rerank.models import load_embeddings
     from langchain_ce_rerank.vectorstore import FaissVectorStore
 
-    corpus = load_corpus(
-        args.paths, chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap
-    )
-    if not corpus.documents:
-        skipped = f" ({len(corpus.skipped)} skipped)" if corpus.skipped else ""
+    if not 0 <= args.chunk_overlap < args.chunk_size:
         msg = (
-            f"empty corpus: no text in .txt, .md or .jsonl files under "
-            f"{' '.join(args.paths)}{skipped}; nothing was written"
+            f"--chunk-overlap {args.chunk_overlap} must be at least 0 and smaller "
+            f"than --chunk-size ({args.chunk_size})"
         )
         raise CliError(msg)
     out = Path(args.out)
-    if (out / "manifest.json").is_file():
-        recorded = FaissVectorStore.read_manifest(out).get("embedding_model")
-        model = args.embedding or recorded or DEFAULT_EMBEDDING_MODEL
-        if recorded and model != recorded:
-            msg = (
-                f"{out} was built with {recorded!r}, not {model!r}; pass "
-                f"--embedding {recorded} or write to a new --out folder"
-            )
-            raise CliError(msg)
-        store = FaissVectorStore.load_local(
-            out, load_embeddings(model, device=args.device)
+    if out.exists() and not out.is_dir():
+        msg = (
+            f"--out {args.out!r} is a file; "
+            "pass a folder for the index (created if missing)"
         )
-    else:
-        model = args.embedding or DEFAULT_EMBEDDING_MODEL
-        store = FaissVectorStore(load_embeddings(model, device=args.device))
+        raise CliError(msg)
+    existing = (out / _MANIFEST).is_file()
+    if out.is_dir() and not existing and any(out.iterdir()):
+        msg = (
+            f"--out {args.out!r} holds other files but no index ({_MANIFEST}); "
+            "pass a new or empty folder"
+        )
+        raise CliError(msg)
+    _check_device(args.device)
+    start_over = f"write to a new --out folder, or delete {args.out} to rebuild it"
+    recorded = None
+    if existing:
+        with _blame("--out", start_over):
+            recorded = FaissVectorStore.read_manifest(out).get("embedding_model")
+    model = args.embedding or recorded or DEFAULT_EMBEDDING_MODEL
+    if recorded and model != recorded:
+        msg = (
+            f"--out {args.out} was built with {recorded!r}, not {model!r}; pass "
+            f"--embedding {recorded} or write to a new --out folder"
+        )
+        raise CliError(msg)
+    # The skipped files are listed once at the end, not also warned about.
+    logging.getLogger("langchain_ce_rerank.ingest").setLevel(logging.ERROR)
+    with _blame("PATH"):
+        corpus = load_corpus(
+            args.paths,
+            chunk_size=args.chunk_size,
+            chunk_overlap=args.chunk_overlap,
+            dedupe=args.dedupe,
+        )
+    if not corpus.documents:
+        first = (
+            f"; first: {_shown(corpus.skipped[0][0])}: {corpus.skipped[0][1]}"
+            if corpus.skipped
+            else ""
+        )
+        msg = (
+            f"PATH: no text in {', '.join(SUPPORTED_SUFFIXES)} files under "
+            f"{' '.join(args.paths)} ({len(corpus.skipped)} skipped{first}); "
+            "empty corpus, nothing was written"
+        )
+        raise CliError(msg)
+    with _blame("--embedding"):
+        embeddings = load_embeddings(model, device=args.device)
+    with _blame("--out", start_over):
+        store = (
+            FaissVectorStore.load_local(out, embeddings)
+            if existing
+            else FaissVectorStore(embeddings)
+        )
     with tqdm(
         total=len(corpus.documents), desc="Embedding", unit="chunk", file=sys.stderr
     ) as bar:
@@ -127,16 +366,18 @@ def _cmd_index(args: argparse.Namespace) -> int:
             store, corpus, args.paths, batch_size=args.batch_size, progress=bar.update
         )
         bar.update(len(corpus.documents) - bar.n)  # unchanged chunks count as done
-    store.save_local(out)
+    with _blame("--out"):
+        store.save_local(out)
+    updated = f"{report.updated} updated, " if report.updated else ""
     print(
         f"Indexed {len(corpus.files)} files into {out}: {report.added} chunks added, "
-        f"{report.unchanged} unchanged, {report.removed} removed "
+        f"{updated}{report.unchanged} unchanged, {report.removed} removed "
         f"({len(store.ids)} in the index)."
     )
+    if corpus.duplicates:
+        print(_duplicates_line(corpus))
     if corpus.skipped:
-        print(f"Skipped {len(corpus.skipped)}:", file=sys.stderr)
-        for where, reason in corpus.skipped:
-            print(f"  {where}: {reason}", file=sys.stderr)
+        _print_skipped(corpus.skipped)
     return 0
 
 
@@ -185,10 +426,19 @@ def _query_rows(
 def _cmd_query(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    store = _load_index(args.index)
+    if not args.question.strip():
+        msg = (
+            f"QUESTION is blank ({args.question!r}); pass the text to search for: "
+            'ce-rerank query INDEX_DIR "how do I ...?"'
+        )
+        raise CliError(msg)
+    _check_index_folder("INDEX_DIR", args.index)
     compressor = _reranker(args)
+    store = _load_index("INDEX_DIR", args)
+    _load_reranker(compressor)
     candidates = store.as_retriever(k=args.k).invoke(args.question)
-    reranked = compressor.compress_documents(candidates, args.question)
+    with _reranking():
+        reranked = compressor.compress_documents(candidates, args.question)
     rows = _query_rows(candidates, reranked)
     if args.json:
         payload = {
@@ -249,19 +499,11 @@ def _print_report(report: EvaluationReport) -> None:
     _console().print(report_table(report))
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from langchain_ce_rerank.evaluation import (
-        evaluate,
-        load_beir,
-        read_qrels,
-        read_queries,
-        write_trec_run,
-    )
-    from langchain_ce_rerank.models import load_embeddings
-    from langchain_ce_rerank.pipeline import build_reranking_retriever
-    from langchain_ce_rerank.vectorstore import FaissVectorStore
+def _eval_data(
+    args: argparse.Namespace,
+) -> tuple[list[Document] | None, dict[str, str], dict[str, dict[str, int]]]:
+    """Read and check the queries and qrels (and a BEIR corpus): no model yet."""
+    from langchain_ce_rerank.evaluation import load_beir, read_qrels, read_queries
 
     if args.dataset:
         if args.index or args.queries or args.qrels:
@@ -270,27 +512,127 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 "do not add --index/--queries/--qrels"
             )
             raise CliError(msg)
-        data = load_beir(args.dataset, split=args.split)
-        queries, qrels = data.queries, data.qrels
-        store = FaissVectorStore(
-            load_embeddings(
-                args.embedding or DEFAULT_EMBEDDING_MODEL, device=args.device
-            )
+        root = Path(args.dataset)
+        layout = (
+            "a BEIR folder holds corpus.jsonl, queries.jsonl and "
+            f"qrels/{args.split}.tsv"
         )
-        for start in tqdm(
-            range(0, len(data.corpus), 64), desc="Embedding corpus", file=sys.stderr
-        ):
-            store.add_documents(data.corpus[start : start + 64])
-    elif args.index and args.queries and args.qrels:
-        store = _load_index(args.index)
-        queries, qrels = read_queries(args.queries), read_qrels(args.qrels)
+        if root.is_file():
+            msg = f"--dataset {args.dataset!r} is a file, not a folder; {layout}"
+            raise CliError(msg)
+        if not root.is_dir():
+            msg = f"--dataset {args.dataset!r} does not exist; {layout}"
+            raise CliError(msg)
+        for name in ("corpus.jsonl", "queries.jsonl"):
+            if not (root / name).is_file():
+                msg = f"--dataset {args.dataset!r} has no {name}; {layout}"
+                raise CliError(msg)
+        if not (root / "qrels" / f"{args.split}.tsv").is_file():
+            splits = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
+            there = (
+                f"pass one of: {', '.join(f'--split {s}' for s in splits)}"
+                if splits
+                else layout
+            )
+            msg = (
+                f"--split {args.split!r}: {root / 'qrels' / args.split}.tsv "
+                f"does not exist; {there}"
+            )
+            raise CliError(msg)
+        with _blame("--dataset"):
+            data = load_beir(args.dataset, split=args.split)
+        corpus, queries, qrels = data.corpus, data.queries, data.qrels
+        queries_flag = qrels_flag = "--dataset"
+    elif args.index or args.queries or args.qrels:
+        missing = [
+            flag
+            for flag, value in (
+                ("--index DIR", args.index),
+                ("--queries FILE", args.queries),
+                ("--qrels FILE", args.qrels),
+            )
+            if not value
+        ]
+        if missing:
+            msg = (
+                "evaluating an index needs --index, --queries and --qrels; "
+                f"add {' and '.join(missing)}"
+            )
+            raise CliError(msg)
+        _check_index_folder("--index", args.index)
+        _check_input_file("--queries", args.queries)
+        _check_input_file("--qrels", args.qrels)
+        with _blame("--queries"):
+            queries = read_queries(args.queries)
+        with _blame("--qrels"):
+            qrels = read_qrels(args.qrels)
+        corpus, queries_flag, qrels_flag = None, "--queries", "--qrels"
     else:
         msg = "give --dataset DIR, or --index DIR with --queries FILE and --qrels FILE"
         raise CliError(msg)
-    pipeline = build_reranking_retriever(
-        vectorstore=store, reranker=_reranker(args), k=args.k
-    )
-    report = evaluate(pipeline, queries, qrels)
+    blank = [qid for qid, text in queries.items() if not text.strip()]
+    if blank:
+        msg = f"{queries_flag}: query {blank[0]!r} is blank; every query needs text"
+        raise CliError(msg)
+    if not any(qid in qrels for qid in queries):
+        msg = (
+            f"no query id of {queries_flag} (e.g. {next(iter(queries), '')!r}) has "
+            f"judgements in {qrels_flag} (e.g. {next(iter(qrels), '')!r}); their "
+            "query ids must match"
+        )
+        raise CliError(msg)
+    return corpus, queries, qrels
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    if args.json and args.json != "-":
+        target = Path(args.json)
+        if target.is_dir():
+            msg = (
+                f"--json {args.json!r} is a folder; pass a file name, or '-' for stdout"
+            )
+            raise CliError(msg)
+        if not target.parent.is_dir():
+            msg = (
+                f"--json {args.json!r}: "
+                f"the folder {str(target.parent)!r} does not exist"
+            )
+            raise CliError(msg)
+    if args.save_run and Path(args.save_run).is_file():
+        msg = (
+            f"--save-run {args.save_run!r} is a file; "
+            "pass a folder (created if missing)"
+        )
+        raise CliError(msg)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from langchain_ce_rerank.evaluation import evaluate, write_trec_run
+    from langchain_ce_rerank.models import load_embeddings
+    from langchain_ce_rerank.pipeline import build_reranking_retriever
+    from langchain_ce_rerank.vectorstore import FaissVectorStore
+
+    corpus, queries, qrels = _eval_data(args)
+    _check_outputs(args)
+    reranker = _reranker(args)
+    if corpus is None:
+        store = _load_index("--index", args)
+    else:
+        with _blame("--embedding"):
+            embeddings = load_embeddings(
+                args.embedding or DEFAULT_EMBEDDING_MODEL, device=args.device
+            )
+        store = FaissVectorStore(embeddings)
+        for start in tqdm(
+            range(0, len(corpus), 64), desc="Embedding corpus", file=sys.stderr
+        ):
+            store.add_documents(corpus[start : start + 64])
+    _load_reranker(reranker)
+    pipeline = build_reranking_retriever(vectorstore=store, reranker=reranker, k=args.k)
+    with _reranking():
+        report = evaluate(pipeline, queries, qrels)
     if args.json:
         text = json.dumps(report.to_dict(), indent=2)
         if args.json == "-":
@@ -313,17 +655,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 # -- parser ---------------------------------------------------------------------
 
+_DEVICE_HELP = (
+    "torch device: cpu, cuda, cuda:1, mps (default: cuda, then mps, then cpu)"
+)
+
 
 def _add_reranker_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("reranking")
     group.add_argument(
         "-k",
+        metavar="N",
         type=_positive,
         default=20,
-        help="first-stage candidates (default: %(default)s)",
+        help="first-stage candidates passed to the reranker (default: %(default)s)",
     )
     group.add_argument(
         "--top-n",
+        metavar="N",
         type=_positive,
         default=5,
         help="results kept after reranking (default: %(default)s)",
@@ -332,14 +680,18 @@ def _add_reranker_options(parser: argparse.ArgumentParser) -> None:
         "--reranker",
         default=DEFAULT_CROSS_ENCODER,
         metavar="MODEL_OR_PATH",
-        help="cross-encoder id or local folder (default: %(default)s)",
+        help=(
+            "cross-encoder: a Hugging Face id (from the local cache when "
+            "HF_HUB_OFFLINE=1) or a local folder (default: %(default)s)"
+        ),
     )
     group.add_argument(
         "--long-documents",
         choices=("truncate", "max_passage"),
         default="truncate",
         help=(
-            "score only the first 512 tokens, or every window and keep the best "
+            "truncate: score the start of each document that fits the model's "
+            "window; max_passage: score every window and keep the best "
             "(default: %(default)s)"
         ),
     )
@@ -348,14 +700,19 @@ def _add_reranker_options(parser: argparse.ArgumentParser) -> None:
         choices=("none", "rrf"),
         default="none",
         help=(
-            "fuse the cross-encoder order with the first stage by RRF "
-            "(default: %(default)s)"
+            "rrf: order by Reciprocal Rank Fusion of the cross-encoder and "
+            "first-stage ranks (default: %(default)s)"
         ),
     )
     group.add_argument(
         "--content-template",
         metavar="TEMPLATE",
-        help='text the reranker reads, e.g. "{title}\\n{page_content}"',
+        type=_template,
+        help=(
+            "what the reranker reads: {page_content} and metadata fields, e.g. "
+            '"{title}\\n{page_content}" (\\n and \\t are read as newline and '
+            "tab; default: the text alone)"
+        ),
     )
     group.add_argument(
         "--backend",
@@ -370,11 +727,11 @@ def _add_reranker_options(parser: argparse.ArgumentParser) -> None:
         "--int8",
         action="store_true",
         help=(
-            "int8 cross-encoder (with --backend openvino or onnx; fastest on "
-            "CPU: --backend openvino --int8)"
+            "int8 cross-encoder, with --backend openvino or onnx; fastest on "
+            "CPU: --backend openvino --int8 (default: off)"
         ),
     )
-    group.add_argument("--device", help="torch device (default: cuda, mps, then cpu)")
+    group.add_argument("--device", help=_DEVICE_HELP)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -383,50 +740,83 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Index documents with FAISS, rerank with a cross-encoder, measure the gain."
         ),
+        epilog=(
+            "examples:\n"
+            "  ce-rerank index docs/ --out ix\n"
+            '  ce-rerank query ix "How do I restore a volume backup?" -k 20 --top-n 5\n'
+            "  ce-rerank eval --dataset my-beir-folder\n"
+            "Run 'ce-rerank COMMAND --help' for a command's options. Every error is "
+            "one line on stderr with exit status 1."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    suffixes = ", ".join(SUPPORTED_SUFFIXES)
     index = commands.add_parser(
         "index",
-        help="index .txt, .md and .jsonl files into a folder",
+        help=f"index {suffixes} files into a folder",
         description=(
-            "Read .txt, .md and .jsonl files (JSONL rows: id, text, optional "
-            "metadata), split them into chunks, embed them and save a "
-            "FaissVectorStore. Re-running on the same paths updates changed files "
-            "and removes deleted ones."
+            f"Read {suffixes} files (JSONL rows: id, text, optional metadata; a "
+            "BEIR corpus.jsonl works as it is), split them into chunks, embed "
+            "them and save a FaissVectorStore. Files of other types are listed as "
+            "skipped; hidden files and folders are not searched. Re-running on the "
+            "same paths embeds only what changed and removes chunks of changed "
+            "or deleted files."
         ),
     )
-    index.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    index.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="files or folders (searched recursively)",
+    )
     index.add_argument(
         "--out",
         required=True,
-        metavar="INDEX_DIR",
-        help="index folder (created or updated)",
+        metavar="DIR",
+        help="index folder: created, or updated when it holds an index (required)",
     )
     index.add_argument(
         "--chunk-size",
+        metavar="N",
         type=_positive,
         default=DEFAULT_CHUNK_SIZE,
         help="characters per chunk (default: %(default)s)",
     )
     index.add_argument(
         "--chunk-overlap",
+        metavar="N",
         type=int,
         default=DEFAULT_CHUNK_OVERLAP,
         help="characters shared by neighbouring chunks (default: %(default)s)",
     )
     index.add_argument(
+        "--no-dedupe",
+        dest="dedupe",
+        action="store_false",
+        help=(
+            "keep every copy of a chunk whose text appears more than once; by "
+            "default copies are merged into the first and their sources kept in "
+            "metadata['duplicate_sources']"
+        ),
+    )
+    index.add_argument(
         "--embedding",
         metavar="MODEL_OR_PATH",
-        help=f"bi-encoder (default: the index's own, else {DEFAULT_EMBEDDING_MODEL})",
+        help=(
+            "bi-encoder: a Hugging Face id or a local folder (default: the "
+            f"index's own, else {DEFAULT_EMBEDDING_MODEL})"
+        ),
     )
     index.add_argument(
         "--batch-size",
+        metavar="N",
         type=_positive,
         default=64,
         help="chunks embedded per batch (default: %(default)s)",
     )
-    index.add_argument("--device", help="torch device (default: cuda, mps, then cpu)")
+    index.add_argument("--device", help=_DEVICE_HELP)
     index.set_defaults(func=_cmd_index)
 
     query = commands.add_parser(
@@ -441,11 +831,19 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument(
         "index", metavar="INDEX_DIR", help="folder written by 'ce-rerank index'"
     )
-    query.add_argument("question", help="the query text")
+    query.add_argument("question", metavar="QUESTION", help="the query text")
     query.add_argument(
         "--json",
         action="store_true",
-        help="print machine-readable JSON instead of a table",
+        help="print machine-readable JSON instead of a table (default: off)",
+    )
+    query.add_argument(
+        "--embedding",
+        metavar="MODEL_OR_PATH",
+        help=(
+            "bi-encoder that embeds the question, e.g. a local copy of the one "
+            "the index was built with (default: the one the index records)"
+        ),
     )
     _add_reranker_options(query)
     query.set_defaults(func=_cmd_query)
@@ -468,25 +866,38 @@ def _parser() -> argparse.ArgumentParser:
         help="BEIR layout: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv",
     )
     source.add_argument(
-        "--split", default="test", help="qrels split (default: %(default)s)"
+        "--split",
+        default="test",
+        help="qrels split of --dataset: qrels/SPLIT.tsv (default: %(default)s)",
     )
     source.add_argument(
         "--index", metavar="INDEX_DIR", help="an index from 'ce-rerank index'"
     )
-    source.add_argument("--queries", metavar="FILE", help="queries.jsonl (_id, text)")
     source.add_argument(
-        "--qrels", metavar="FILE", help="qrels TSV (query-id, corpus-id, score)"
+        "--queries", metavar="FILE", help="queries.jsonl for --index (_id, text)"
+    )
+    source.add_argument(
+        "--qrels",
+        metavar="FILE",
+        help="qrels TSV for --index (query-id, corpus-id, score)",
     )
     evaluate.add_argument(
         "--embedding",
         metavar="MODEL_OR_PATH",
-        help=f"bi-encoder for --dataset (default: {DEFAULT_EMBEDDING_MODEL})",
+        help=(
+            "bi-encoder (default: the one --index records, else "
+            f"{DEFAULT_EMBEDDING_MODEL} for --dataset)"
+        ),
     )
     evaluate.add_argument(
-        "--json", metavar="FILE", help="write the numbers as JSON ('-' for stdout)"
+        "--json",
+        metavar="FILE",
+        help="also write the numbers as JSON to FILE ('-': JSON alone on stdout)",
     )
     evaluate.add_argument(
-        "--save-run", metavar="DIR", help="write one TREC run file per configuration"
+        "--save-run",
+        metavar="DIR",
+        help="write one TREC run file per configuration into DIR",
     )
     _add_reranker_options(evaluate)
     evaluate.set_defaults(func=_cmd_eval)
@@ -503,9 +914,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_model_loading()
         status: int = args.func(args)
     except (CliError, ImportError, OSError, ValueError) as err:
-        message = " ".join(str(err).split())
-        print(f"ce-rerank: error: {message}", file=sys.stderr)
+        print(f"ce-rerank: error: {_one_line(err)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("ce-rerank: interrupted", file=sys.stderr)
+        return 130
     return status
 
 

@@ -1,33 +1,30 @@
-"""End to end: ce-rerank index, query and eval, as a user runs them."""
+"""End to end: ce-rerank index, query and eval, as a user runs them.
+
+Every test runs the real command in a subprocess; the error paths are in
+test_cli_errors.py.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
+from langchain_core.embeddings import Embeddings
 
-from langchain_ce_rerank import _export
-from langchain_ce_rerank.cli import main
+from langchain_ce_rerank import FaissVectorStore
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE_DATA = ROOT / "examples" / "data"
 DATASET = ROOT / "tests" / "data" / "stdlib-docs"
 QUESTION = "How do I restore a Docker volume backup on another host?"
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "langchain_ce_rerank.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "160"},
-        timeout=600,
-    )
+_cli = run_cli
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +32,31 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("corpus") / "data"
     shutil.copytree(EXAMPLE_DATA, folder)
     (folder / "legacy.txt").write_bytes("caf\xe9 latin-1 text".encode("latin-1"))
+    (folder / "notes.pdf").write_bytes(b"%PDF")
+    (folder / "LICENSE").write_text("no extension")
     return folder
 
 
 @pytest.fixture(scope="module")
-def index(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built(
+    corpus: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     out = tmp_path_factory.mktemp("index") / "ix"
     result = _cli("index", str(corpus), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "Indexed 5 files" in result.stdout
-    assert "legacy.txt: not UTF-8" in result.stderr  # skipped, listed, no crash
-    return out
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def index(built: tuple[Path, subprocess.CompletedProcess[str]]) -> Path:
+    return built[0]
+
+
+@pytest.fixture(scope="module")
+def index_run(built: tuple[Path, subprocess.CompletedProcess[str]]) -> str:
+    """What `index` printed on stderr (progress bar, skipped files)."""
+    return built[1].stderr
 
 
 def test_query_table_shows_movement_scores_source_and_snippet(
@@ -157,84 +168,123 @@ def test_eval_on_the_beir_dataset(standin_ce_path: Path, tmp_path: Path) -> None
     assert line.split()[3] == "1"
 
 
-# -- errors: one line on stderr, non-zero exit ---------------------------------
+# -- index: what was skipped, what was merged ----------------------------------
 
 
-def _error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    assert main(list(args)) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("ce-rerank: error: ")
-    assert "\n" not in err
-    assert "Traceback" not in err
-    return err
-
-
-def test_missing_index_folder(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    err = _error(capsys, "query", str(tmp_path / "nope"), "question")
-    assert "does not exist" in err
-
-
-def test_corrupted_index(
-    capsys: pytest.CaptureFixture[str], index: Path, tmp_path: Path
-) -> None:
-    broken = tmp_path / "broken"
-    shutil.copytree(index, broken)
-    index_file = next(broken.glob("index.*.faiss"))
-    index_file.write_bytes(index_file.read_bytes()[:50])
-    err = _error(capsys, "query", str(broken), "question")
-    assert index_file.name in err
-    assert "truncated" in err
-
-
-def test_empty_corpus(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "notes.pdf").write_bytes(b"%PDF")
-    err = _error(
-        capsys, "index", str(tmp_path / "empty"), "--out", str(tmp_path / "ix")
+def test_index_lists_files_it_does_not_read(index_run: str) -> None:
+    assert "legacy.txt: not UTF-8" in index_run
+    assert "notes.pdf: unsupported type '.pdf' (only .txt, .md, .jsonl are read)" in (
+        index_run
     )
-    assert "empty corpus" in err
-    assert not (tmp_path / "ix").exists()
+    assert "LICENSE: unsupported file without an extension" in index_run
+    assert index_run.count("legacy.txt") == 1  # listed once, not warned twice
 
 
-def test_missing_input_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    err = _error(
-        capsys, "index", str(tmp_path / "missing"), "--out", str(tmp_path / "ix")
-    )
-    assert "no such file or folder" in err
+@pytest.fixture
+def copies(tmp_path: Path) -> Path:
+    root = tmp_path / "copies"
+    (root / "old").mkdir(parents=True)
+    text = (EXAMPLE_DATA / "docker-volume-backup.md").read_text()
+    (root / "a.md").write_text(text)
+    (root / "old" / "b.md").write_text(text)
+    shutil.copy(EXAMPLE_DATA / "container-logs.md", root / "c.md")
+    return root
 
 
-def test_model_that_cannot_be_loaded(
-    capsys: pytest.CaptureFixture[str], index: Path
+def _chunk_count(stdout: str) -> int:
+    return int(stdout.split("(")[1].split(" in the index")[0])
+
+
+def test_index_merges_duplicates_by_default_and_stays_idempotent(
+    copies: Path, tmp_path: Path, standin_ce_path: Path
 ) -> None:
-    err = _error(capsys, "query", str(index), "question", "--reranker", "acme/nothing")
-    assert "'acme/nothing' could not be loaded" in err
+    out = tmp_path / "ix"
+    first = run_cli("index", str(copies), "--out", str(out), cwd=copies)
+    assert first.returncode == 0, first.stderr
+    merged = [line for line in first.stdout.splitlines() if "merged" in line]
+    assert len(merged) == 1
+    assert "duplicate chunks merged (same text in a.md and old/b.md)" in merged[0]
+    assert "--no-dedupe" in merged[0]
+    total = _chunk_count(first.stdout)
+
+    again = run_cli("index", str(copies), "--out", str(out), cwd=copies)
+    assert again.returncode == 0, again.stderr
+    assert f"0 chunks added, {total} unchanged, 0 removed ({total} in" in again.stdout
+
+    # The duplicates no longer fill the top of the results.
+    result = run_cli(
+        "query",
+        str(out),
+        QUESTION,
+        "-k",
+        "8",
+        "--top-n",
+        "8",
+        "--reranker",
+        str(standin_ce_path),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    texts = [row["text"] for row in json.loads(result.stdout)["results"]]
+    assert len(texts) == len(set(texts))
+
+    kept = run_cli("index", str(copies), "--out", str(tmp_path / "all"), "--no-dedupe")
+    assert kept.returncode == 0, kept.stderr
+    assert "merged" not in kept.stdout
+    assert _chunk_count(kept.stdout) > total
 
 
-def test_eval_needs_data(capsys: pytest.CaptureFixture[str]) -> None:
-    err = _error(capsys, "eval", "--reranker", "x")
-    assert "--dataset DIR" in err
+def test_merged_chunks_keep_their_sources_in_metadata(
+    copies: Path, tmp_path: Path, minilm_embeddings: Embeddings
+) -> None:
+    out = tmp_path / "ix"
+    assert run_cli("index", str(copies), "--out", str(out)).returncode == 0
+    store = FaissVectorStore.load_local(out, minilm_embeddings)
+    docs = store.get_by_ids(store.ids)
+    merged = [d for d in docs if "duplicate_sources" in d.metadata]
+    assert merged
+    for doc in merged:
+        assert doc.metadata["source"] == str(copies / "a.md")
+        assert doc.metadata["duplicate_sources"] == [str(copies / "old" / "b.md")]
 
 
-def test_bad_numbers_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["query", "ix", "q", "-k", "0"])
-    assert info.value.code == 2
-    assert "must be at least 1" in capsys.readouterr().err
+# -- help -------------------------------------------------------------------------
+
+
+def test_top_level_help_shows_commands_and_examples() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for word in ("index", "query", "eval", "examples:", "ce-rerank index"):
+        assert word in result.stdout
 
 
 @pytest.mark.parametrize("command", ["index", "query", "eval"])
-def test_help_is_complete(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main([command, "--help"])
-    assert info.value.code == 0
-    text = capsys.readouterr().out
+def test_help_explains_every_option_with_its_default(command: str) -> None:
+    result = run_cli(command, "--help")
+    assert result.returncode == 0
+    text = result.stdout
     assert len(text.splitlines()) > 10
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("--") and "  " in stripped:
-            assert stripped.split("  ", 1)[1].strip(), f"undocumented option: {line}"
+    # argparse puts an option's help after two spaces or on the next line.
+    entries = re.split(r"\n  (?=-)", text.split("options:", 1)[1])
+    for entry in entries[1:]:
+        flags, _, explained = entry.partition("  ")
+        assert explained.strip(), f"undocumented option: {flags}"
+        options = {
+            "--chunk-size",
+            "--chunk-overlap",
+            "--batch-size",
+            "-k",
+            "--top-n",
+            "--reranker",
+            "--long-documents",
+            "--fusion",
+            "--backend",
+            "--split",
+            "--device",
+            "--embedding",
+        }
+        if flags.split()[0] in options:
+            assert "default" in " ".join(explained.split()), flags
 
 
 def test_eval_against_an_index_built_from_a_beir_corpus(
@@ -266,23 +316,6 @@ def test_eval_against_an_index_built_from_a_beir_corpus(
     first = data["configurations"][0]["metrics"]
     assert data["num_queries"] == 25
     assert first["Recall@3"] > 0.5  # chunk doc_ids map back to corpus ids
-
-
-def test_int8_needs_an_accelerated_backend(
-    capsys: pytest.CaptureFixture[str], index: Path
-) -> None:
-    err = _error(capsys, "query", str(index), "question", "--int8")
-    assert "needs backend='openvino'" in err
-
-
-def test_missing_backend_extra_is_one_line(
-    capsys: pytest.CaptureFixture[str], index: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_export, "_find_spec", lambda name: None)
-    err = _error(
-        capsys, "query", str(index), "question", "--backend", "openvino", "--int8"
-    )
-    assert 'pip install "langchain-ce-rerank[openvino]"' in err
 
 
 @pytest.mark.openvino
