@@ -32,8 +32,6 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from langchain_core.embeddings import Embeddings
-
 from langchain_ce_rerank._export import (
     Backend,
     Quantization,
@@ -53,6 +51,9 @@ from langchain_ce_rerank._hub import (
 from langchain_ce_rerank.errors import ModelNotFoundError
 
 if TYPE_CHECKING:
+    # Annotations only: loading cross-encoders needs no LangChain, so the
+    # framework-neutral engine can import this module.
+    from langchain_core.embeddings import Embeddings
     from langchain_huggingface import HuggingFaceEmbeddings
     from sentence_transformers import CrossEncoder
 

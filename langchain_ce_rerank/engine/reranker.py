@@ -13,7 +13,6 @@ import asyncio
 import logging
 import math
 import threading
-import weakref
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
@@ -39,6 +38,7 @@ from langchain_ce_rerank.engine.windows import (
     windows,
     word_spans,
 )
+from langchain_ce_rerank.models import load_cross_encoder, model_lock
 
 __all__ = ["UNSET", "LoadedModel", "Reranker", "Unset", "check_text"]
 
@@ -55,24 +55,6 @@ class Unset(Enum):
 
 
 UNSET: Final = Unset.UNSET
-
-# One lock per loaded model object, shared by every engine that uses it (models
-# are shared per process): fast tokenizers raise "Already borrowed" when one
-# instance is used from two threads at once, and torch already spreads one call
-# over every core, so calls into a model are serialized.
-_MODEL_LOCKS: weakref.WeakKeyDictionary[object, threading.Lock] = (
-    weakref.WeakKeyDictionary()
-)
-_MODEL_LOCKS_GUARD = threading.Lock()
-
-
-def _model_lock(model: object) -> threading.Lock | None:
-    """The lock of a loaded model; None for a model that takes no weak reference."""
-    with _MODEL_LOCKS_GUARD:
-        try:
-            return _MODEL_LOCKS.setdefault(model, threading.Lock())
-        except TypeError:
-            return None
 
 
 def check_text(text: object, label: str) -> str:
@@ -117,9 +99,7 @@ def _sigmoid(value: float) -> float:
 
 
 def default_loader(model: str | Path, **kwargs: Any) -> LoadedModel:
-    """`langchain_ce_rerank.models.load_cross_encoder`, imported on first use."""
-    from langchain_ce_rerank.models import load_cross_encoder
-
+    """`langchain_ce_rerank.models.load_cross_encoder`: shared per process."""
     loaded: LoadedModel = load_cross_encoder(model, **kwargs)
     return loaded
 
@@ -160,7 +140,6 @@ class Reranker(RerankerSettings):
     _cache: ScoreCache = PrivateAttr()
     _loaded: LoadedModel | None = PrivateAttr(default=None)
     _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-    _own_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def model_post_init(self, context: Any, /) -> None:
         """Create the score cache once the fields are validated."""
@@ -261,7 +240,8 @@ class Reranker(RerankerSettings):
         if isinstance(model, CrossEncoderLike):
             import torch
 
-            with _model_lock(model) or self._own_lock:
+            # Models are shared per process: every engine holds the model's one lock.
+            with model_lock(model):
                 raw = model.predict(
                     ordered,
                     batch_size=self.batch_size or _default_batch_size(model),
