@@ -269,10 +269,10 @@ def _listing(names: Sequence[str]) -> str:
 
 
 def _duplicates_line(corpus: Corpus) -> str:
-    files: dict[str, None] = {}
+    sources = {doc.id: doc.metadata["source"] for doc in corpus.documents}
+    files: dict[str, None] = {}  # ordered, no repeats
     for dup in corpus.duplicates:
-        kept = next(d for d in corpus.documents if d.id == dup.metadata["duplicate_of"])
-        files[_shown(kept.metadata["source"])] = None
+        files[_shown(sources[dup.metadata["duplicate_of"]])] = None
         files[_shown(dup.metadata["source"])] = None
     count = len(corpus.duplicates)
     return (

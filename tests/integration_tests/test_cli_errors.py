@@ -113,9 +113,14 @@ def test_blank_query_in_the_queries_file(index: Path, tmp_path: Path) -> None:
 
 
 def test_a_missing_reranker_is_reported_before_the_index_is_loaded(
-    index: Path,
+    index: Path, tmp_path: Path
 ) -> None:
-    err = cli_error("query", str(index), "question", "--reranker", "acme/nothing")
+    # The index's data file is damaged: had it been loaded first, that would be
+    # the error. The reranker's name is checked before anything is loaded.
+    broken = tmp_path / "broken"
+    shutil.copytree(index, broken)
+    next(broken.glob("index.*.faiss")).write_bytes(b"damaged")
+    err = cli_error("query", str(broken), "question", "--reranker", "acme/nothing")
     assert "'acme/nothing' could not be loaded" in err
     assert "--reranker PATH" in err
     assert "model='/path/to/model'" not in err
