@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.documents import Document
@@ -21,6 +21,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from langchain_ce_rerank._query import check_query
 from langchain_ce_rerank.compressor import CrossEncoderCompressor
+from langchain_ce_rerank.engine import ScoredText
 
 if TYPE_CHECKING:
     import pandas
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BeirDataset",
     "ConfigurationResult",
+    "DocumentScorer",
     "EvaluationReport",
     "evaluate",
     "load_beir",
@@ -39,6 +41,22 @@ __all__ = [
 
 Qrels = Mapping[str, Mapping[str, int]]
 Run = dict[str, dict[str, float]]
+
+
+class DocumentScorer(Protocol):
+    """Scores candidate lists for `evaluate` elsewhere (e.g. `RayDataScorer`).
+
+    Must return what `compressor.score_documents_batch(items, use_cache=False)`
+    returns for the same items.
+    """
+
+    def __call__(
+        self,
+        compressor: CrossEncoderCompressor,
+        items: Sequence[tuple[Sequence[Document], str]],
+    ) -> list[list[ScoredText]]:
+        """Per item, per document: its `ScoredText`."""
+        ...
 
 
 @dataclass
@@ -317,6 +335,7 @@ def evaluate(
     qrels: Qrels,
     *,
     k_values: Sequence[int] = (),
+    scorer: DocumentScorer | None = None,
 ) -> EvaluationReport:
     """Measure a retriever, or a first stage + cross-encoder pipeline, on qrels.
 
@@ -339,6 +358,9 @@ def evaluate(
         qrels: {query id: {doc id: relevance}}; doc ids match each document's
             `metadata["doc_id"]`, else its `id`.
         k_values: Extra Recall cutoffs to report besides k and top_n.
+        scorer: Scores the candidate lists instead of the compressor itself,
+            e.g. `RayDataScorer()` to spread them over a Ray cluster (same
+            scores, so the same report); rerank latency then includes it.
 
     Returns:
         An `EvaluationReport` with nDCG@10, MRR@10, Recall@k, Recall@top_n and
@@ -397,9 +419,11 @@ def evaluate(
         # Scored once, as one stream over all queries; both orderings reuse it.
         todo = [qid for qid in judged if candidates[qid]]
         start = time.perf_counter()
-        scored = reranker.score_documents_batch(
-            [(candidates[qid], queries[qid]) for qid in todo], use_cache=False
-        )
+        items = [(candidates[qid], queries[qid]) for qid in todo]
+        if scorer is None:
+            scored = reranker.score_documents_batch(items, use_cache=False)
+        else:
+            scored = scorer(reranker, items)
         for name, variant in variants.items():
             for qid, scores in zip(todo, scored, strict=True):
                 runs[name][qid] = _ranked_run(variant.rerank(candidates[qid], scores))

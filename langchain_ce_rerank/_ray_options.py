@@ -1,0 +1,141 @@
+"""The `--ray` options of `ce-rerank eval` and `ce-rerank serve`.
+
+Importing this module does not import Ray: the parser is built without the
+`[ray]` extra, and only a command run with `--ray` needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_ce_rerank.evaluation import DocumentScorer
+
+__all__ = ["add_ray_options", "connect", "ray_scorer", "serve_on_ray"]
+
+logger = logging.getLogger(__name__)
+
+_EXTRA = 'pip install "langchain-ce-rerank[ray]"'
+
+
+def _workers(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        msg = f"must be a whole number of workers, at least 1, got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return count
+
+
+def add_ray_options(parser: argparse.ArgumentParser) -> None:
+    """Add `--ray`, `--ray-address` and `--ray-workers` to a command's parser.
+
+    Args:
+        parser: The `eval` or `serve` subcommand's parser.
+    """
+    group = parser.add_argument_group(
+        "Ray", f"scale out on a Ray cluster (needs the [ray] extra: {_EXTRA})"
+    )
+    group.add_argument(
+        "--ray",
+        action="store_true",
+        help="eval: score the candidate lists with Ray Data workers (same "
+        "results as without --ray); serve: run Ray Serve replicas",
+    )
+    group.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="the cluster to join (auto, or ray://HOST:10001); default: "
+        "$RAY_ADDRESS, else a local Ray instance on this machine",
+    )
+    group.add_argument(
+        "--ray-workers",
+        type=_workers,
+        default=2,
+        metavar="N",
+        help="Ray Data workers (eval) or Serve replicas (serve), each loading "
+        "the model once (default: 2)",
+    )
+
+
+def _require_ray() -> Any:
+    try:
+        import ray
+    except ImportError as err:
+        msg = f"--ray needs Ray, which is not installed; {_EXTRA}"
+        raise ImportError(msg) from err
+    return ray
+
+
+def connect(address: str | None) -> None:
+    """Join the Ray cluster at `address` ($RAY_ADDRESS or a local one if None).
+
+    Raises:
+        ImportError: Ray is not installed.
+        ConnectionError: No cluster answers at `address`.
+    """
+    ray = _require_ray()
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=address, log_to_driver=False, include_dashboard=False)
+    except ConnectionError as err:
+        msg = (
+            f"--ray-address {address!r}: no Ray cluster answers there ({err}); "
+            "start one with `ray start --head`, or leave --ray-address out to "
+            "start a local Ray instance"
+        )
+        raise ConnectionError(msg) from err
+
+
+def ray_scorer(args: argparse.Namespace) -> DocumentScorer | None:
+    """For `ce-rerank eval`: the scorer to pass to `evaluate`, or None without --ray.
+
+    Args:
+        args: The parsed options (`ray`, `ray_address`, `ray_workers`).
+
+    Returns:
+        A `RayDataScorer` on the joined cluster, or None (score in-process).
+    """
+    if not args.ray:
+        return None
+    connect(args.ray_address)
+    from langchain_ce_rerank.ray_data import RayDataScorer
+
+    return RayDataScorer(concurrency=args.ray_workers)
+
+
+def serve_on_ray(
+    args: argparse.Namespace,
+    *,
+    model: str,
+    model_name: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    reranker: dict[str, Any] | None = None,
+) -> None:
+    """For `ce-rerank serve --ray`: serve `model` on Ray Serve until Ctrl-C.
+
+    Args:
+        args: The parsed options (`ray_address`, `ray_workers`).
+        model: Model id or folder every replica loads.
+        model_name: The name clients send as `model`; None uses `model`.
+        host: Interface of Ray Serve's HTTP proxy.
+        port: Its port.
+        reranker: Other engine settings (`activation`, `batch_size`, ...).
+    """
+    connect(args.ray_address)
+    from langchain_ce_rerank.serving.ray_serve import RayServeArgs, run_app
+
+    serve_args = RayServeArgs(
+        model=model,
+        model_name=model_name,
+        reranker=dict(reranker or {}),
+        num_replicas=args.ray_workers,
+    )
+    logger.info("Serving %s on Ray Serve, %d replicas", model, args.ray_workers)
+    run_app(serve_args, host=host, port=port)
