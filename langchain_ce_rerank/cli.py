@@ -901,6 +901,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_reranker_options(evaluate)
     evaluate.set_defaults(func=_cmd_eval)
+
+    from langchain_ce_rerank.serving.cli import add_serve_parser
+
+    add_serve_parser(commands)
     return parser
 
 

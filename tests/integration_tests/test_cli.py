@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_runner import run_cli
+from cli_runner import cli_error, run_cli
 from langchain_core.embeddings import Embeddings
 
 from langchain_ce_rerank import FaissVectorStore
@@ -347,3 +347,16 @@ def test_query_with_the_openvino_int8_reranker(
     assert len(json.loads(result.stdout)["results"]) == 5
     (export,) = (tmp_path / "exports").iterdir()
     assert "-openvino-int8-" in export.name
+
+
+def test_serve_is_a_command_of_ce_rerank() -> None:
+    result = run_cli("--help")
+    assert "serve" in result.stdout
+    help_text = run_cli("serve", "--help").stdout
+    for option in ("--reranker", "--host", "--port", "--api-key", "--no-batching"):
+        assert option in help_text
+    assert "/v2/rerank" in help_text
+    assert cli_error("serve", "--int8").endswith(
+        "--int8 needs --backend openvino (static int8, fastest on CPU) or "
+        "--backend onnx (dynamic int8)"
+    )
