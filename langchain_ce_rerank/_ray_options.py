@@ -1,4 +1,7 @@
-"""The `--ray` options of `ce-rerank eval` and `ce-rerank serve`.
+"""The `--ray` options of `ce-rerank eval`.
+
+(Serving on Ray goes through Ray Serve's own command and config file:
+`serve run examples/ray_serve_config.yaml`; see `serving/ray_serve.py`.)
 
 Importing this module does not import Ray: the parser is built without the
 `[ray]` extra, and only a command run with `--ray` needs it.
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from langchain_ce_rerank.evaluation import DocumentScorer
 
-__all__ = ["add_ray_options", "connect", "ray_scorer", "serve_on_ray"]
+__all__ = ["add_ray_options", "connect", "ray_scorer"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
     """Add `--ray`, `--ray-address` and `--ray-workers` to a command's parser.
 
     Args:
-        parser: The `eval` or `serve` subcommand's parser.
+        parser: The `eval` subcommand's parser.
     """
     group = parser.add_argument_group(
         "Ray", f"scale out on a Ray cluster (needs the [ray] extra: {_EXTRA})"
@@ -43,8 +46,8 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--ray",
         action="store_true",
-        help="eval: score the candidate lists with Ray Data workers (same "
-        "results as without --ray); serve: run Ray Serve replicas",
+        help="score the candidate lists with Ray Data workers (the same "
+        "results as without --ray)",
     )
     group.add_argument(
         "--ray-address",
@@ -57,8 +60,7 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
         type=_workers,
         default=2,
         metavar="N",
-        help="Ray Data workers (eval) or Serve replicas (serve), each loading "
-        "the model once (default: 2)",
+        help="Ray Data workers, each loading the model once (default: 2)",
     )
 
 
@@ -107,35 +109,3 @@ def ray_scorer(args: argparse.Namespace) -> DocumentScorer | None:
     from langchain_ce_rerank.ray_data import RayDataScorer
 
     return RayDataScorer(concurrency=args.ray_workers)
-
-
-def serve_on_ray(
-    args: argparse.Namespace,
-    *,
-    model: str,
-    model_name: str | None = None,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    reranker: dict[str, Any] | None = None,
-) -> None:
-    """For `ce-rerank serve --ray`: serve `model` on Ray Serve until Ctrl-C.
-
-    Args:
-        args: The parsed options (`ray_address`, `ray_workers`).
-        model: Model id or folder every replica loads.
-        model_name: The name clients send as `model`; None uses `model`.
-        host: Interface of Ray Serve's HTTP proxy.
-        port: Its port.
-        reranker: Other engine settings (`activation`, `batch_size`, ...).
-    """
-    connect(args.ray_address)
-    from langchain_ce_rerank.serving.ray_serve import RayServeArgs, run_app
-
-    serve_args = RayServeArgs(
-        model=model,
-        model_name=model_name,
-        reranker=dict(reranker or {}),
-        num_replicas=args.ray_workers,
-    )
-    logger.info("Serving %s on Ray Serve, %d replicas", model, args.ray_workers)
-    run_app(serve_args, host=host, port=port)

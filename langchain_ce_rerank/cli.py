@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langchain_ce_rerank._ray_options import add_ray_options, ray_scorer
 from langchain_ce_rerank.errors import ModelNotFoundError
 from langchain_ce_rerank.ingest import (
     DEFAULT_CHUNK_OVERLAP,
@@ -629,10 +630,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             range(0, len(corpus), 64), desc="Embedding corpus", file=sys.stderr
         ):
             store.add_documents(corpus[start : start + 64])
-    _load_reranker(reranker)
+    _load_reranker(reranker)  # with --ray too: a missing model fails here, early
     pipeline = build_reranking_retriever(vectorstore=store, reranker=reranker, k=args.k)
+    try:
+        scorer = ray_scorer(args)  # None without --ray
+    except (ImportError, ConnectionError) as err:
+        raise CliError(_one_line(err)) from err
     with _reranking():
-        report = evaluate(pipeline, queries, qrels)
+        report = evaluate(pipeline, queries, qrels, scorer=scorer)
     if args.json:
         text = json.dumps(report.to_dict(), indent=2)
         if args.json == "-":
@@ -900,6 +905,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write one TREC run file per configuration into DIR",
     )
     _add_reranker_options(evaluate)
+    add_ray_options(evaluate)
     evaluate.set_defaults(func=_cmd_eval)
 
     from langchain_ce_rerank.serving.cli import add_serve_parser

@@ -333,3 +333,33 @@ def test_cli_ray_options() -> None:
     assert ray_scorer(parser.parse_args([])) is None
     with pytest.raises(SystemExit):
         parser.parse_args(["--ray-workers", "0"])
+
+
+def test_ce_rerank_eval_with_ray_reports_the_in_process_numbers(
+    ray_cluster: None, standin_ce_path: Path
+) -> None:
+    from cli_runner import run_cli
+
+    serve.shutdown()  # free the CPUs the Serve replicas held for the Data workers
+    address = ray.get_runtime_context().gcs_address
+    common = (
+        "eval",
+        "--dataset",
+        str(TESTS / "data" / "stdlib-docs"),
+        "-k",
+        "5",
+        "--top-n",
+        "3",
+        "--reranker",
+        str(standin_ce_path),
+        "--json",
+        "-",
+    )
+    local = run_cli(*common)
+    assert local.returncode == 0, local.stderr
+    on_ray = run_cli(*common, "--ray", "--ray-address", address, "--ray-workers", "1")
+    assert on_ray.returncode == 0, on_ray.stderr
+    mine, theirs = json.loads(on_ray.stdout), json.loads(local.stdout)
+    for a, b in zip(mine["configurations"], theirs["configurations"], strict=True):
+        assert a["name"] == b["name"]
+        assert a["metrics"] == pytest.approx(b["metrics"])
