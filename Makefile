@@ -10,13 +10,13 @@ VENV_ACCEL ?= .venv-accel
 RERANKER ?= .cache/standin-cross-encoder
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install test test-core test-accel lint example bench
+.PHONY: install test test-core test-serve test-ray test-accel lint example bench
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install $(PIP_C) torch
-	$(PY) -m pip install $(PIP_C) -e ".[test]"
+	$(PY) -m pip install $(PIP_C) -e ".[test,ray]"
 	touch $@
 
 $(VENV_ACCEL)/.installed: pyproject.toml constraints.txt
@@ -33,10 +33,18 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint test-core test-accel
+test: lint test-core test-serve test-ray test-accel
 
+# The slow suites run as steps of their own: a served model in real processes,
+# and a local Ray instance with Serve replicas and Data workers.
 test-core: install
-	$(PY) -m pytest -m "not onnx and not openvino and not anchors"
+	$(PY) -m pytest -m "not onnx and not openvino and not anchors and not serve and not ray"
+
+test-serve: install
+	$(PY) -m pytest -m serve
+
+test-ray: install
+	$(PY) -m pytest -m ray
 
 test-accel: $(VENV_ACCEL)/.installed
 	$(VENV_ACCEL)/bin/python -m pytest -m "onnx or openvino"
