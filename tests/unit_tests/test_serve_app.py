@@ -485,3 +485,59 @@ async def test_a_failing_request_does_not_fail_its_batch_mates() -> None:
     assert [r.status_code for r in responses] == [200, 200, 500]
     assert "cannot score 'document 2'" in responses[2].json()["message"]
     assert after.status_code == 200
+
+
+# -- imports and the command line ----------------------------------------------------
+
+
+def _modules_after(statement: str) -> str:
+    import subprocess
+    import sys
+
+    code = (
+        f"import sys; {statement}; "
+        "print(sorted(m for m in ('fastapi', 'uvicorn', 'prometheus_client', 'torch') "
+        "if m in sys.modules))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_the_serving_package_and_its_cli_import_no_server_framework() -> None:
+    loaded = _modules_after(
+        "import langchain_ce_rerank.serving, langchain_ce_rerank.serving.cli"
+    )
+    assert loaded == "[]"
+
+
+def test_without_fastapi_the_error_names_the_extra() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['fastapi'] = None\n"
+        "from langchain_ce_rerank.serving import create_app"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert 'pip install "langchain-ce-rerank[serve]"' in result.stderr
+
+
+def test_the_serve_parser_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from langchain_ce_rerank.serving.cli import add_serve_parser, run_serve
+
+    monkeypatch.setenv("CE_RERANK_API_KEY", "from-env")
+    parser = argparse.ArgumentParser(prog="ce-rerank")
+    add_serve_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve"])
+    assert args.func is run_serve
+    assert (args.host, args.port, args.api_key) == ("127.0.0.1", 8080, "from-env")
+    assert (args.max_batch_wait_ms, args.max_batch_pairs) == (5.0, 256)
+    assert (args.max_documents, args.log_level, args.cache) == (1000, "info", True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--port", "70000"])
