@@ -1,0 +1,316 @@
+"""What every `ce-rerank` command shares.
+
+One-line errors naming the argument to change, cheap checks run before
+anything slow, the reranker and index loaders, and the reranking options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from langchain_ce_rerank.errors import ModelNotFoundError
+from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from langchain_ce_rerank.compressor import CrossEncoderCompressor
+    from langchain_ce_rerank.vectorstore import FaissVectorStore
+
+
+logger = logging.getLogger("langchain_ce_rerank.cli")
+
+_SNIPPET = 60
+_CREATE_INDEX = "ce-rerank index PATHS... --out"
+_MANIFEST = "manifest.json"
+_LISTED = 20
+"""Skipped files listed one per line; the rest are counted."""
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    # Wide enough for the tables when stdout is a pipe (rich assumes 80).
+    return Console(width=None if sys.stdout.isatty() else 140, highlight=False)
+
+
+def _quiet_model_loading() -> None:
+    """Keep Hugging Face's own progress bars out of the CLI's output."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        msg = f"must be at least 1, got {number}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
+
+
+def _template(value: str) -> str:
+    """Read a backslash-n or backslash-t typed in a shell as a newline or a tab."""
+    return value.replace("\\n", "\n").replace("\\t", "\t")
+
+
+# -- errors: one line, naming the argument to change -----------------------------
+
+
+def _one_line(err: BaseException) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(err, ValidationError):
+        text = "; ".join(
+            str(e["msg"]).removeprefix("Value error, ") for e in err.errors()
+        )
+    elif isinstance(err, OSError) and err.strerror and err.filename:
+        text = f"{err.filename}: {err.strerror.lower()}"
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(text.split())
+
+
+def _model_error(err: ModelNotFoundError, flag: str) -> CliError:
+    """The library's not-found message, with the CLI's remedy in it."""
+    return CliError(_one_line(err.with_remedy(f"{flag} PATH")))
+
+
+@contextmanager
+def _blame(flag: str, remedy: str = "") -> Iterator[None]:
+    """Report a library error raised in this block as a fault of `flag`."""
+    try:
+        yield
+    except CliError:
+        raise
+    except ModelNotFoundError as err:
+        raise _model_error(err, flag) from err
+    except (ImportError, OSError, ValueError) as err:
+        tail = f"; {remedy}" if remedy else ""
+        raise CliError(f"{flag}: {_one_line(err)}{tail}") from err
+
+
+@contextmanager
+def _reranking() -> Iterator[None]:
+    """A missing metadata field surfaces only when documents are scored."""
+    try:
+        yield
+    except ValueError as err:
+        if "content_template" not in str(err):
+            raise
+        raise CliError(f"--content-template: {_one_line(err)}") from err
+
+
+# -- cheap checks, run before anything slow --------------------------------------
+
+
+def _check_index_folder(flag: str, folder: str) -> None:
+    path = Path(folder)
+    if path.is_file():
+        msg = (
+            f"{flag} {folder!r} is a file, not an index folder; pass the folder "
+            f"written by: {_CREATE_INDEX} DIR"
+        )
+        raise CliError(msg)
+    if not path.is_dir():
+        msg = (
+            f"{flag} {folder!r} does not exist; "
+            f"create one with: {_CREATE_INDEX} {folder}"
+        )
+        raise CliError(msg)
+    if not (path / _MANIFEST).is_file():
+        msg = (
+            f"{flag} {folder!r} is not an index folder (it has no {_MANIFEST}); "
+            f"create one with: {_CREATE_INDEX} {folder}"
+        )
+        raise CliError(msg)
+
+
+def _check_input_file(flag: str, path: str) -> None:
+    if Path(path).is_dir():
+        msg = f"{flag} {path!r} is a folder; pass the file itself"
+        raise CliError(msg)
+    if not Path(path).is_file():
+        msg = f"{flag} {path!r} does not exist"
+        raise CliError(msg)
+
+
+def _check_device(device: str | None) -> None:
+    if device is None:
+        return
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as err:
+        msg = f"--device {device!r} is not a torch device; use cpu, cuda, cuda:1 or mps"
+        raise CliError(msg) from err
+    if kind == "cuda" and not torch.cuda.is_available():
+        msg = (
+            f"--device {device!r}: no CUDA GPU is available here; "
+            "use --device cpu or leave it out"
+        )
+        raise CliError(msg)
+    if kind == "mps" and not torch.backends.mps.is_available():
+        msg = (
+            f"--device {device!r}: MPS is not available here; "
+            "use --device cpu or leave it out"
+        )
+        raise CliError(msg)
+
+
+def _reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
+    """Check the reranking options and find the model; loading comes later."""
+    from langchain_ce_rerank.compressor import CrossEncoderCompressor
+    from langchain_ce_rerank.models import resolve_model
+
+    if args.int8 and args.backend == "torch":
+        msg = (
+            "--int8 needs --backend openvino (static int8, fastest on CPU) or "
+            "--backend onnx (dynamic int8)"
+        )
+        raise CliError(msg)
+    _check_device(args.device)
+    with _blame(f"--backend {args.backend}"):
+        try:
+            compressor = CrossEncoderCompressor(
+                model=args.reranker,
+                top_n=args.top_n,
+                device=args.device,
+                long_documents=args.long_documents,
+                fusion=args.fusion,
+                content_template=args.content_template,
+                backend=args.backend,
+                quantization="int8" if args.int8 else None,
+            )
+        except ValueError as err:
+            if "content_template" in str(err):
+                raise CliError(f"--content-template: {_one_line(err)}") from err
+            raise
+    try:
+        resolve_model(args.reranker)  # cheap: no weights are read
+    except ModelNotFoundError:
+        _load_reranker(compressor)  # fails as fast, with the loader's own advice
+    except ValueError as err:
+        raise CliError(f"--reranker: {_one_line(err)}") from err
+    return compressor
+
+
+def _load_reranker(compressor: CrossEncoderCompressor) -> None:
+    with _blame("--reranker"):
+        compressor.load_model()
+
+
+def _load_index(flag: str, args: argparse.Namespace) -> FaissVectorStore:
+    """Load the index named by `flag`, with the bi-encoder it was built with."""
+    from langchain_ce_rerank.models import load_embeddings
+    from langchain_ce_rerank.vectorstore import FaissVectorStore
+
+    folder = args.index
+    rebuild = f"rebuild it with: {_CREATE_INDEX} {folder}"
+    _check_index_folder(flag, folder)
+    with _blame(flag, rebuild):
+        recorded = FaissVectorStore.read_manifest(folder).get("embedding_model")
+    model = args.embedding or recorded
+    if not model:
+        msg = (
+            f"{flag} {folder!r} does not record its embedding model; pass the one "
+            "it was built with: --embedding MODEL_OR_PATH"
+        )
+        raise CliError(msg)
+    with _blame("--embedding"):
+        embeddings = load_embeddings(model, device=args.device)
+    with _blame(flag, rebuild):
+        return FaissVectorStore.load_local(folder, embeddings)
+
+
+_DEVICE_HELP = (
+    "torch device: cpu, cuda, cuda:1, mps (default: cuda, then mps, then cpu)"
+)
+
+
+def _add_reranker_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("reranking")
+    group.add_argument(
+        "-k",
+        metavar="N",
+        type=_positive,
+        default=20,
+        help="first-stage candidates passed to the reranker (default: %(default)s)",
+    )
+    group.add_argument(
+        "--top-n",
+        metavar="N",
+        type=_positive,
+        default=5,
+        help="results kept after reranking (default: %(default)s)",
+    )
+    group.add_argument(
+        "--reranker",
+        default=DEFAULT_CROSS_ENCODER,
+        metavar="MODEL_OR_PATH",
+        help=(
+            "cross-encoder: a Hugging Face id (from the local cache when "
+            "HF_HUB_OFFLINE=1) or a local folder (default: %(default)s)"
+        ),
+    )
+    group.add_argument(
+        "--long-documents",
+        choices=("truncate", "max_passage"),
+        default="truncate",
+        help=(
+            "truncate: score the start of each document that fits the model's "
+            "window; max_passage: score every window and keep the best "
+            "(default: %(default)s)"
+        ),
+    )
+    group.add_argument(
+        "--fusion",
+        choices=("none", "rrf"),
+        default="none",
+        help=(
+            "rrf: order by Reciprocal Rank Fusion of the cross-encoder and "
+            "first-stage ranks (default: %(default)s)"
+        ),
+    )
+    group.add_argument(
+        "--content-template",
+        metavar="TEMPLATE",
+        type=_template,
+        help=(
+            "what the reranker reads: {page_content} and metadata fields, e.g. "
+            '"{title}\\n{page_content}" (\\n and \\t are read as newline and '
+            "tab; default: the text alone)"
+        ),
+    )
+    group.add_argument(
+        "--backend",
+        choices=("torch", "openvino", "onnx"),
+        default="torch",
+        help=(
+            "cross-encoder inference backend; openvino and onnx need the "
+            "[openvino] / [onnx] extra (default: %(default)s)"
+        ),
+    )
+    group.add_argument(
+        "--int8",
+        action="store_true",
+        help=(
+            "int8 cross-encoder, with --backend openvino or onnx; fastest on "
+            "CPU: --backend openvino --int8 (default: off)"
+        ),
+    )
+    group.add_argument("--device", help=_DEVICE_HELP)

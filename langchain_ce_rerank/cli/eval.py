@@ -1,0 +1,252 @@
+"""`ce-rerank eval`: first stage vs. reranked vs. fused retrieval on qrels."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from langchain_ce_rerank._ray_options import add_ray_options, ray_scorer
+from langchain_ce_rerank.models import DEFAULT_EMBEDDING_MODEL
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
+
+    from langchain_ce_rerank.evaluation import EvaluationReport
+from langchain_ce_rerank.cli._common import (
+    CliError,
+    _add_reranker_options,
+    _blame,
+    _check_index_folder,
+    _check_input_file,
+    _console,
+    _load_index,
+    _load_reranker,
+    _one_line,
+    _reranker,
+    _reranking,
+)
+
+
+def _print_report(report: EvaluationReport) -> None:
+    from langchain_ce_rerank.display import report_table
+
+    _console().print(report_table(report))
+
+
+def _eval_data(
+    args: argparse.Namespace,
+) -> tuple[list[Document] | None, dict[str, str], dict[str, dict[str, int]]]:
+    """Read and check the queries and qrels (and a BEIR corpus): no model yet."""
+    from langchain_ce_rerank.evaluation import load_beir, read_qrels, read_queries
+
+    if args.dataset:
+        if args.index or args.queries or args.qrels:
+            msg = (
+                "--dataset already holds queries and qrels; "
+                "do not add --index/--queries/--qrels"
+            )
+            raise CliError(msg)
+        root = Path(args.dataset)
+        layout = (
+            "a BEIR folder holds corpus.jsonl, queries.jsonl and "
+            f"qrels/{args.split}.tsv"
+        )
+        if root.is_file():
+            msg = f"--dataset {args.dataset!r} is a file, not a folder; {layout}"
+            raise CliError(msg)
+        if not root.is_dir():
+            msg = f"--dataset {args.dataset!r} does not exist; {layout}"
+            raise CliError(msg)
+        for name in ("corpus.jsonl", "queries.jsonl"):
+            if not (root / name).is_file():
+                msg = f"--dataset {args.dataset!r} has no {name}; {layout}"
+                raise CliError(msg)
+        if not (root / "qrels" / f"{args.split}.tsv").is_file():
+            splits = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
+            there = (
+                f"pass one of: {', '.join(f'--split {s}' for s in splits)}"
+                if splits
+                else layout
+            )
+            msg = (
+                f"--split {args.split!r}: {root / 'qrels' / args.split}.tsv "
+                f"does not exist; {there}"
+            )
+            raise CliError(msg)
+        with _blame("--dataset"):
+            data = load_beir(args.dataset, split=args.split)
+        corpus, queries, qrels = data.corpus, data.queries, data.qrels
+        queries_flag = qrels_flag = "--dataset"
+    elif args.index or args.queries or args.qrels:
+        missing = [
+            flag
+            for flag, value in (
+                ("--index DIR", args.index),
+                ("--queries FILE", args.queries),
+                ("--qrels FILE", args.qrels),
+            )
+            if not value
+        ]
+        if missing:
+            msg = (
+                "evaluating an index needs --index, --queries and --qrels; "
+                f"add {' and '.join(missing)}"
+            )
+            raise CliError(msg)
+        _check_index_folder("--index", args.index)
+        _check_input_file("--queries", args.queries)
+        _check_input_file("--qrels", args.qrels)
+        with _blame("--queries"):
+            queries = read_queries(args.queries)
+        with _blame("--qrels"):
+            qrels = read_qrels(args.qrels)
+        corpus, queries_flag, qrels_flag = None, "--queries", "--qrels"
+    else:
+        msg = "give --dataset DIR, or --index DIR with --queries FILE and --qrels FILE"
+        raise CliError(msg)
+    blank = [qid for qid, text in queries.items() if not text.strip()]
+    if blank:
+        msg = f"{queries_flag}: query {blank[0]!r} is blank; every query needs text"
+        raise CliError(msg)
+    if not any(qid in qrels for qid in queries):
+        msg = (
+            f"no query id of {queries_flag} (e.g. {next(iter(queries), '')!r}) has "
+            f"judgements in {qrels_flag} (e.g. {next(iter(qrels), '')!r}); their "
+            "query ids must match"
+        )
+        raise CliError(msg)
+    return corpus, queries, qrels
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    if args.json and args.json != "-":
+        target = Path(args.json)
+        if target.is_dir():
+            msg = (
+                f"--json {args.json!r} is a folder; pass a file name, or '-' for stdout"
+            )
+            raise CliError(msg)
+        if not target.parent.is_dir():
+            msg = (
+                f"--json {args.json!r}: "
+                f"the folder {str(target.parent)!r} does not exist"
+            )
+            raise CliError(msg)
+    if args.save_run and Path(args.save_run).is_file():
+        msg = (
+            f"--save-run {args.save_run!r} is a file; "
+            "pass a folder (created if missing)"
+        )
+        raise CliError(msg)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from langchain_ce_rerank.evaluation import evaluate, write_trec_run
+    from langchain_ce_rerank.models import load_embeddings
+    from langchain_ce_rerank.pipeline import build_reranking_retriever
+    from langchain_ce_rerank.vectorstore import FaissVectorStore
+
+    corpus, queries, qrels = _eval_data(args)
+    _check_outputs(args)
+    reranker = _reranker(args)
+    if corpus is None:
+        store = _load_index("--index", args)
+    else:
+        with _blame("--embedding"):
+            embeddings = load_embeddings(
+                args.embedding or DEFAULT_EMBEDDING_MODEL, device=args.device
+            )
+        store = FaissVectorStore(embeddings)
+        for start in tqdm(
+            range(0, len(corpus), 64), desc="Embedding corpus", file=sys.stderr
+        ):
+            store.add_documents(corpus[start : start + 64])
+    _load_reranker(reranker)  # with --ray too: a missing model fails here, early
+    pipeline = build_reranking_retriever(vectorstore=store, reranker=reranker, k=args.k)
+    try:
+        scorer = ray_scorer(args)  # None without --ray
+    except (ImportError, ConnectionError) as err:
+        raise CliError(_one_line(err)) from err
+    with _reranking():
+        report = evaluate(pipeline, queries, qrels, scorer=scorer)
+    if args.json:
+        text = json.dumps(report.to_dict(), indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n", encoding="utf-8")
+    if args.json != "-":
+        _print_report(report)
+    if args.save_run:
+        folder = Path(args.save_run)
+        folder.mkdir(parents=True, exist_ok=True)
+        for config in report.configurations:
+            slug = "_".join(
+                "".join(c if c.isalnum() else " " for c in config.name).split()
+            )
+            write_trec_run(config.run, folder / f"{slug}.trec", tag=slug)
+        print(f"TREC run files written to {folder}", file=sys.stderr)
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `eval` command."""
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure first stage vs. reranked vs. fused retrieval",
+        description=(
+            "Report nDCG@10, MRR@10, Recall@k, Recall@top_n and mean latency per "
+            "query for the first stage alone, with the cross-encoder, and with RRF "
+            "fusion."
+        ),
+    )
+    source = evaluate.add_argument_group(
+        "data (a BEIR folder, or an index with queries and qrels)"
+    )
+    source.add_argument(
+        "--dataset",
+        metavar="DIR",
+        help="BEIR layout: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv",
+    )
+    source.add_argument(
+        "--split",
+        default="test",
+        help="qrels split of --dataset: qrels/SPLIT.tsv (default: %(default)s)",
+    )
+    source.add_argument(
+        "--index", metavar="INDEX_DIR", help="an index from 'ce-rerank index'"
+    )
+    source.add_argument(
+        "--queries", metavar="FILE", help="queries.jsonl for --index (_id, text)"
+    )
+    source.add_argument(
+        "--qrels",
+        metavar="FILE",
+        help="qrels TSV for --index (query-id, corpus-id, score)",
+    )
+    evaluate.add_argument(
+        "--embedding",
+        metavar="MODEL_OR_PATH",
+        help=(
+            "bi-encoder (default: the one --index records, else "
+            f"{DEFAULT_EMBEDDING_MODEL} for --dataset)"
+        ),
+    )
+    evaluate.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write the numbers as JSON to FILE ('-': JSON alone on stdout)",
+    )
+    evaluate.add_argument(
+        "--save-run",
+        metavar="DIR",
+        help="write one TREC run file per configuration into DIR",
+    )
+    _add_reranker_options(evaluate)
+    add_ray_options(evaluate)
+    evaluate.set_defaults(func=_cmd_eval)

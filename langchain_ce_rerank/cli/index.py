@@ -1,0 +1,228 @@
+"""`ce-rerank index`: split, embed and save files into a `FaissVectorStore`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from langchain_ce_rerank.ingest import (
+    DEFAULT_CHUNK_OVERLAP,
+    DEFAULT_CHUNK_SIZE,
+    SUPPORTED_SUFFIXES,
+)
+from langchain_ce_rerank.models import DEFAULT_EMBEDDING_MODEL
+
+if TYPE_CHECKING:
+    from langchain_ce_rerank.ingest import Corpus
+from langchain_ce_rerank.cli._common import (
+    _DEVICE_HELP,
+    _LISTED,
+    _MANIFEST,
+    CliError,
+    _blame,
+    _check_device,
+    _positive,
+)
+
+
+def _shown(path: str) -> str:
+    """A path relative to the working folder when it is under it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def _listing(names: Sequence[str]) -> str:
+    if len(names) > 4:
+        return f"{', '.join(names[:3])} and {len(names) - 3} more files"
+    return (
+        " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
+    )
+
+
+def _duplicates_line(corpus: Corpus) -> str:
+    sources = {doc.id: doc.metadata["source"] for doc in corpus.documents}
+    files: dict[str, None] = {}  # ordered, no repeats
+    for dup in corpus.duplicates:
+        files[_shown(sources[dup.metadata["duplicate_of"]])] = None
+        files[_shown(dup.metadata["source"])] = None
+    count = len(corpus.duplicates)
+    return (
+        f"{count} duplicate chunk{'s' if count > 1 else ''} merged (same text in "
+        f"{_listing(list(files))}); each kept chunk lists the others in "
+        "metadata['duplicate_sources'] (--no-dedupe keeps every copy)."
+    )
+
+
+def _print_skipped(skipped: Sequence[tuple[str, str]]) -> None:
+    print(f"Skipped {len(skipped)}:", file=sys.stderr)
+    for where, reason in skipped[:_LISTED]:
+        print(f"  {_shown(where)}: {reason}", file=sys.stderr)
+    if len(skipped) > _LISTED:
+        print(f"  ... and {len(skipped) - _LISTED} more", file=sys.stderr)
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from langchain_ce_rerank.ingest import load_corpus, sync_store
+    from langchain_ce_rerank.models import load_embeddings
+    from langchain_ce_rerank.vectorstore import FaissVectorStore
+
+    if not 0 <= args.chunk_overlap < args.chunk_size:
+        msg = (
+            f"--chunk-overlap {args.chunk_overlap} must be at least 0 and smaller "
+            f"than --chunk-size ({args.chunk_size})"
+        )
+        raise CliError(msg)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        msg = (
+            f"--out {args.out!r} is a file; "
+            "pass a folder for the index (created if missing)"
+        )
+        raise CliError(msg)
+    existing = (out / _MANIFEST).is_file()
+    if out.is_dir() and not existing and any(out.iterdir()):
+        msg = (
+            f"--out {args.out!r} holds other files but no index ({_MANIFEST}); "
+            "pass a new or empty folder"
+        )
+        raise CliError(msg)
+    _check_device(args.device)
+    start_over = f"write to a new --out folder, or delete {args.out} to rebuild it"
+    recorded = None
+    if existing:
+        with _blame("--out", start_over):
+            recorded = FaissVectorStore.read_manifest(out).get("embedding_model")
+    model = args.embedding or recorded or DEFAULT_EMBEDDING_MODEL
+    if recorded and model != recorded:
+        msg = (
+            f"--out {args.out} was built with {recorded!r}, not {model!r}; pass "
+            f"--embedding {recorded} or write to a new --out folder"
+        )
+        raise CliError(msg)
+    # The skipped files are listed once at the end, not also warned about.
+    logging.getLogger("langchain_ce_rerank.ingest").setLevel(logging.ERROR)
+    with _blame("PATH"):
+        corpus = load_corpus(
+            args.paths,
+            chunk_size=args.chunk_size,
+            chunk_overlap=args.chunk_overlap,
+            dedupe=args.dedupe,
+        )
+    if not corpus.documents:
+        first = (
+            f"; first: {_shown(corpus.skipped[0][0])}: {corpus.skipped[0][1]}"
+            if corpus.skipped
+            else ""
+        )
+        msg = (
+            f"PATH: no text in {', '.join(SUPPORTED_SUFFIXES)} files under "
+            f"{' '.join(args.paths)} ({len(corpus.skipped)} skipped{first}); "
+            "empty corpus, nothing was written"
+        )
+        raise CliError(msg)
+    with _blame("--embedding"):
+        embeddings = load_embeddings(model, device=args.device)
+    with _blame("--out", start_over):
+        store = (
+            FaissVectorStore.load_local(out, embeddings)
+            if existing
+            else FaissVectorStore(embeddings)
+        )
+    with tqdm(
+        total=len(corpus.documents), desc="Embedding", unit="chunk", file=sys.stderr
+    ) as bar:
+        report = sync_store(
+            store, corpus, args.paths, batch_size=args.batch_size, progress=bar.update
+        )
+        bar.update(len(corpus.documents) - bar.n)  # unchanged chunks count as done
+    with _blame("--out"):
+        store.save_local(out)
+    updated = f"{report.updated} updated, " if report.updated else ""
+    print(
+        f"Indexed {len(corpus.files)} files into {out}: {report.added} chunks added, "
+        f"{updated}{report.unchanged} unchanged, {report.removed} removed "
+        f"({len(store.ids)} in the index)."
+    )
+    if corpus.duplicates:
+        print(_duplicates_line(corpus))
+    if corpus.skipped:
+        _print_skipped(corpus.skipped)
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `index` command."""
+    suffixes = ", ".join(SUPPORTED_SUFFIXES)
+    index = commands.add_parser(
+        "index",
+        help=f"index {suffixes} files into a folder",
+        description=(
+            f"Read {suffixes} files (JSONL rows: id, text, optional metadata; a "
+            "BEIR corpus.jsonl works as it is), split them into chunks, embed "
+            "them and save a FaissVectorStore. Files of other types are listed as "
+            "skipped; hidden files and folders are not searched. Re-running on the "
+            "same paths embeds only what changed and removes chunks of changed "
+            "or deleted files."
+        ),
+    )
+    index.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="files or folders (searched recursively)",
+    )
+    index.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="index folder: created, or updated when it holds an index (required)",
+    )
+    index.add_argument(
+        "--chunk-size",
+        metavar="N",
+        type=_positive,
+        default=DEFAULT_CHUNK_SIZE,
+        help="characters per chunk (default: %(default)s)",
+    )
+    index.add_argument(
+        "--chunk-overlap",
+        metavar="N",
+        type=int,
+        default=DEFAULT_CHUNK_OVERLAP,
+        help="characters shared by neighbouring chunks (default: %(default)s)",
+    )
+    index.add_argument(
+        "--no-dedupe",
+        dest="dedupe",
+        action="store_false",
+        help=(
+            "keep every copy of a chunk whose text appears more than once; by "
+            "default copies are merged into the first and their sources kept in "
+            "metadata['duplicate_sources']"
+        ),
+    )
+    index.add_argument(
+        "--embedding",
+        metavar="MODEL_OR_PATH",
+        help=(
+            "bi-encoder: a Hugging Face id or a local folder (default: the "
+            f"index's own, else {DEFAULT_EMBEDDING_MODEL})"
+        ),
+    )
+    index.add_argument(
+        "--batch-size",
+        metavar="N",
+        type=_positive,
+        default=64,
+        help="chunks embedded per batch (default: %(default)s)",
+    )
+    index.add_argument("--device", help=_DEVICE_HELP)
+    index.set_defaults(func=_cmd_index)

@@ -1,0 +1,162 @@
+"""`ce-rerank query`: ask a question, see what the reranker changed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
+
+from langchain_ce_rerank.cli._common import (
+    _SNIPPET,
+    CliError,
+    _add_reranker_options,
+    _check_index_folder,
+    _console,
+    _load_index,
+    _load_reranker,
+    _reranker,
+    _reranking,
+)
+
+
+def _display_source(doc: Document) -> str:
+    """The source path, relative when under the working folder, else shortened."""
+    source = str(doc.metadata.get("source", ""))
+    if not source:
+        return ""
+    path = Path(source)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path("…", *path.parts[-2:])) if len(path.parts) > 2 else source
+
+
+def _snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _SNIPPET else flat[: _SNIPPET - 1] + "…"
+
+
+def _query_rows(
+    candidates: Sequence[Document], reranked: Sequence[Document]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": doc.id,
+            "rank": rank,
+            "retrieval_rank": doc.metadata["retrieval_rank"],
+            "retrieval_score": doc.metadata["retrieval_score"],
+            "relevance_score": doc.metadata["relevance_score"],
+            **(
+                {"fused_score": doc.metadata["fused_score"]}
+                if "fused_score" in doc.metadata
+                else {}
+            ),
+            "source": doc.metadata.get("source"),
+            "text": doc.page_content,
+        }
+        for rank, doc in enumerate(reranked, start=1)
+    ]
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    if not args.question.strip():
+        msg = (
+            f"QUESTION is blank ({args.question!r}); pass the text to search for: "
+            'ce-rerank query INDEX_DIR "how do I ...?"'
+        )
+        raise CliError(msg)
+    _check_index_folder("INDEX_DIR", args.index)
+    compressor = _reranker(args)
+    store = _load_index("INDEX_DIR", args)
+    _load_reranker(compressor)
+    candidates = store.as_retriever(k=args.k).invoke(args.question)
+    with _reranking():
+        reranked = compressor.compress_documents(candidates, args.question)
+    rows = _query_rows(candidates, reranked)
+    if args.json:
+        payload = {
+            "query": args.question,
+            "k": args.k,
+            "top_n": args.top_n,
+            "reranker": str(args.reranker),
+            "first_stage": [
+                {
+                    "id": d.id,
+                    "rank": d.metadata["retrieval_rank"],
+                    "score": d.metadata["retrieval_score"],
+                }
+                for d in candidates
+            ],
+            "results": rows,
+        }
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        return 0
+    table = Table(title=f"{args.question}", title_justify="left")
+    for name, justify in (
+        ("move", "right"),
+        ("rerank score", "right"),
+        ("cosine", "right"),
+        ("source", "left"),
+        ("snippet", "left"),
+    ):
+        table.add_column(
+            name,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=True,
+            min_width=len(name),
+            overflow="ellipsis",
+        )
+    for doc, row in zip(reranked, rows, strict=True):
+        table.add_row(
+            f"{row['retrieval_rank']} -> {row['rank']}",
+            f"{row['relevance_score']:.3f}",
+            f"{row['retrieval_score']:.3f}",
+            _display_source(doc),
+            _snippet(doc.page_content),
+        )
+    console = _console()
+    console.print(table)
+    console.print(
+        f"{len(candidates)} first-stage candidates reranked by {args.reranker}; "
+        f"top {len(reranked)} shown (move = first-stage rank -> final rank)."
+    )
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `query` command."""
+    query = commands.add_parser(
+        "query",
+        help="ask a question and see what the reranker changed",
+        description=(
+            "Retrieve k candidates from an index, rerank them with a cross-encoder "
+            "and show the final order with each document's movement, scores, "
+            "source and snippet."
+        ),
+    )
+    query.add_argument(
+        "index", metavar="INDEX_DIR", help="folder written by 'ce-rerank index'"
+    )
+    query.add_argument("question", metavar="QUESTION", help="the query text")
+    query.add_argument(
+        "--json",
+        action="store_true",
+        help="print machine-readable JSON instead of a table (default: off)",
+    )
+    query.add_argument(
+        "--embedding",
+        metavar="MODEL_OR_PATH",
+        help=(
+            "bi-encoder that embeds the question, e.g. a local copy of the one "
+            "the index was built with (default: the one the index records)"
+        ),
+    )
+    _add_reranker_options(query)
+    query.set_defaults(func=_cmd_query)
