@@ -26,6 +26,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 from langchain_ce_rerank.engine import Reranker
+from langchain_ce_rerank.engine.windows import tokenizer_spans
 from langchain_ce_rerank.serving import RemoteCrossEncoder
 
 pytestmark = pytest.mark.serve
@@ -111,8 +112,13 @@ def serve(
 
 
 def test_the_remote_client_gets_the_in_process_scores(standin_ce_path: Path) -> None:
-    expected = Reranker(model=standin_ce_path).score(QUERY, TEXTS)
-    expected_other = Reranker(model=standin_ce_path).score("cats", TEXTS[:2])
+    engine = Reranker(model=standin_ce_path)
+    expected = engine.score(QUERY, TEXTS)
+    expected_other = engine.score("cats", TEXTS[:2])
+    # max_tokens_per_doc cuts with the model's own tokenizer: the first 3 tokens.
+    spans = tokenizer_spans(engine.load_model().tokenizer)
+    cut = [text[: spans(text)[2][1]] for text in TEXTS]
+    expected_cut = engine.score(QUERY, cut)
     with serve(
         standin_ce_path, "--model-name", "standin", env={"CE_RERANK_API_KEY": "k3y"}
     ) as server:
@@ -122,6 +128,11 @@ def test_the_remote_client_gets_the_in_process_scores(standin_ce_path: Path) -> 
             pairs = [(QUERY, t) for t in TEXTS] + [("cats", t) for t in TEXTS[:2]]
             scores = client.score(pairs)
             ranked = client.rank(QUERY, TEXTS)
+        truncated = httpx.post(
+            f"{server.url}/v2/rerank",
+            json={"query": QUERY, "documents": TEXTS, "max_tokens_per_doc": 3},
+            headers={"Authorization": "Bearer k3y"},
+        ).json()["results"]
         unauthorized = httpx.post(
             f"{server.url}/v2/rerank", json={"query": "q", "documents": ["a"]}
         )
@@ -132,6 +143,11 @@ def test_the_remote_client_gets_the_in_process_scores(standin_ce_path: Path) -> 
     assert scores == pytest.approx(expected + expected_other, rel=1e-4, abs=1e-4)
     in_process = sorted(range(len(TEXTS)), key=lambda i: -expected[i])
     assert [index for index, _ in ranked] == in_process
+    by_index = {r["index"]: r["relevance_score"] for r in truncated}
+    assert [by_index[i] for i in range(len(TEXTS))] == pytest.approx(
+        expected_cut, rel=1e-4, abs=1e-4
+    )
+    assert expected_cut != pytest.approx(expected, rel=1e-3)
     assert unauthorized.status_code == 401
     assert 'ce_rerank_requests_total{status="200"}' in metrics
 
