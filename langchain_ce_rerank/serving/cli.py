@@ -60,12 +60,13 @@ def add_serve_parser(
         "serve",
         help="serve the reranker over HTTP (Cohere Rerank API v2)",
         description=(
-            "Serve a cross-encoder over HTTP with Cohere's Rerank API v2: POST "
-            "/v2/rerank {model?, query, documents, top_n?, max_tokens_per_doc?}. "
-            "Also GET /healthz, /readyz (503 until the model has loaded) and "
-            "/metrics (Prometheus). Concurrent requests share model calls "
-            "(dynamic batching). SIGTERM or Ctrl-C drains: requests in flight "
-            "finish, new ones get 503."
+            "Serve a cross-encoder over HTTP with Cohere's Rerank API v2:\n"
+            "  POST /v2/rerank {model?, query, documents, top_n?,\n"
+            "                   max_tokens_per_doc?}\n"
+            "  GET /healthz, GET /readyz (503 until the model has loaded),\n"
+            "  GET /metrics (Prometheus).\n"
+            "Concurrent requests share model calls (dynamic batching). SIGTERM or\n"
+            "Ctrl-C drains: requests in flight finish, new ones get 503."
         ),
         epilog=(
             "example:\n"
