@@ -9,6 +9,7 @@ so the doors stay thin and cannot drift apart.
 from __future__ import annotations
 
 import threading
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,7 @@ class EngineDoor(RerankerSettings):
     def clear_cache(self) -> None:
         """Empty the score cache and reset its counters."""
         self.engine.clear_cache()
+
+    def _model_key(self) -> Hashable:
+        """The model part of the engine's score-cache keys (see `Reranker`)."""
+        return self.engine._model_key()
