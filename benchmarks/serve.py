@@ -75,7 +75,7 @@ class Server:
 def start(name: str, model: Path, *args: str) -> Server:
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "langchain_ce_rerank.serving.cli", "serve",
+            sys.executable, "-m", "langchain_ce_rerank.cli", "serve",
             "--reranker", str(model), "--model-name", "standin", "--port", "0",
             "--no-cache", "--log-level", "info", *args,
         ],

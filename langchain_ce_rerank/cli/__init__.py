@@ -23,7 +23,7 @@ from langchain_ce_rerank.cli._common import (
 
 # The renderer of `ce-rerank eval`'s table, used by EvaluationReport's tests.
 from langchain_ce_rerank.cli.eval import _print_report
-from langchain_ce_rerank.serving.cli import add_serve_parser
+from langchain_ce_rerank.cli.serve import add_serve_parser
 
 __all__ = ["_print_report", "main"]
 

@@ -31,7 +31,7 @@ from langchain_ce_rerank.serving import RemoteCrossEncoder
 
 pytestmark = pytest.mark.serve
 
-SERVE = [sys.executable, "-m", "langchain_ce_rerank.serving.cli", "serve"]
+SERVE = [sys.executable, "-m", "langchain_ce_rerank.cli", "serve"]
 QUERY = "how do I restore a docker volume backup"
 TEXTS = [
     "Create a tar archive from a Docker volume and copy it to the new host.",

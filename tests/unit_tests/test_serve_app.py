@@ -506,7 +506,7 @@ def _modules_after(statement: str) -> str:
 
 def test_the_serving_package_and_its_cli_import_no_server_framework() -> None:
     loaded = _modules_after(
-        "import langchain_ce_rerank.serving, langchain_ce_rerank.serving.cli"
+        "import langchain_ce_rerank.serving, langchain_ce_rerank.cli.serve"
     )
     assert loaded == "[]"
 
@@ -529,7 +529,7 @@ def test_without_fastapi_the_error_names_the_extra() -> None:
 def test_the_serve_parser_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     import argparse
 
-    from langchain_ce_rerank.serving.cli import add_serve_parser, run_serve
+    from langchain_ce_rerank.cli.serve import add_serve_parser, run_serve
 
     monkeypatch.setenv("CE_RERANK_API_KEY", "from-env")
     parser = argparse.ArgumentParser(prog="ce-rerank")

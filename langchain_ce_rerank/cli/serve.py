@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 
+from langchain_ce_rerank.cli._common import _positive
 from langchain_ce_rerank.engine.settings import DEFAULT_CROSS_ENCODER
 
 __all__ = ["API_KEY_ENV", "add_serve_parser", "run_serve"]
@@ -19,14 +20,6 @@ API_KEY_ENV = "CE_RERANK_API_KEY"
 """Read when `--api-key` is not given."""
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        msg = f"must be at least 1, got {number}"
-        raise argparse.ArgumentTypeError(msg)
-    return number
 
 
 def _non_negative(value: str) -> float:
@@ -317,16 +310,3 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     except ImportError as err:
         return _fail(str(err))
-
-
-def _main() -> int:
-    parser = argparse.ArgumentParser(prog="ce-rerank")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_serve_parser(commands)
-    args = parser.parse_args()
-    status: int = args.func(args)
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(_main())
