@@ -334,6 +334,39 @@ class Reranker(RerankerSettings):
             )
             raise ValueError(msg) from err
 
+    def _token_spans(self) -> TokenSpans:
+        """The model's tokens as character spans; words for a model without one."""
+        model = self.load_model()
+        tokenizer = getattr(model, "tokenizer", None)
+        if isinstance(model, CrossEncoderLike) and tokenizer is not None:
+            return tokenizer_spans(tokenizer)
+        return word_spans
+
+    def truncate(self, texts: Sequence[str], max_tokens: int) -> list[str]:
+        """Each text cut to its first `max_tokens` tokens of the model's tokenizer.
+
+        Whitespace-separated words count as tokens for a model without a
+        tokenizer. The HTTP doors use it for Cohere's `max_tokens_per_doc`.
+
+        Args:
+            texts: Candidate texts.
+            max_tokens: Tokens to keep, at least 1.
+
+        Returns:
+            The cut texts, in order (a text that fits is returned whole).
+        """
+        if max_tokens < 1:
+            msg = f"max_tokens must be at least 1, got {max_tokens}"
+            raise ValueError(msg)
+        spans = self._token_spans()
+        cut = []
+        for text in texts:
+            found = spans(text)
+            cut.append(
+                text[: found[max_tokens - 1][1]] if len(found) > max_tokens else text
+            )
+        return cut
+
     def _windows(self, query: str, text: str) -> list[Span]:
         model = self.load_model()
         tokenizer = getattr(model, "tokenizer", None)

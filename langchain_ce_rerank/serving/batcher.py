@@ -19,9 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from langchain_ce_rerank.engine.protocols import CrossEncoderLike
-from langchain_ce_rerank.engine.windows import TokenSpans, tokenizer_spans, word_spans
-
 if TYPE_CHECKING:
     from langchain_ce_rerank.engine import Reranker
     from langchain_ce_rerank.serving.metrics import ServeMetrics
@@ -128,7 +125,6 @@ class DynamicBatcher:
         self._cond = threading.Condition()
         self._closing = False
         self._flushing = False
-        self._spans: TokenSpans = word_spans
         self._thread = threading.Thread(
             target=self._run, name="ce-rerank-scorer", daemon=True
         )
@@ -203,16 +199,13 @@ class DynamicBatcher:
 
     def _run(self) -> None:
         try:
-            model = self.engine.load_model()
+            self.engine.load_model()
         except Exception as err:
             self.load_error = err
             logger.error("The model failed to load: %s", err)
             if self.on_load_error is not None:
                 self.on_load_error(err)
             return
-        tokenizer = getattr(model, "tokenizer", None)
-        if isinstance(model, CrossEncoderLike) and tokenizer is not None:
-            self._spans = tokenizer_spans(tokenizer)
         if self.metrics is not None:
             self.metrics.ready.set(1)
         self.ready.set()
@@ -248,15 +241,7 @@ class DynamicBatcher:
     def _truncate(self, job: _Job) -> list[str]:
         if job.max_tokens is None:
             return job.texts
-        cut = []
-        for text in job.texts:
-            spans = self._spans(text)
-            cut.append(
-                text[: spans[job.max_tokens - 1][1]]
-                if len(spans) > job.max_tokens
-                else text
-            )
-        return cut
+        return self.engine.truncate(job.texts, job.max_tokens)
 
     def _outcomes(self, batch: list[_Job]) -> list[Outcome]:
         """Score a batch in one call; if it fails, each request alone."""

@@ -46,8 +46,6 @@ from langchain_ce_rerank.engine import (
     ScoredText,
     check_text,
 )
-from langchain_ce_rerank.engine.protocols import CrossEncoderLike
-from langchain_ce_rerank.engine.windows import tokenizer_spans, word_spans
 from langchain_ce_rerank.serving.schemas import (
     ErrorBody,
     FieldError,
@@ -267,19 +265,7 @@ class CrossEncoderReplica:
     def _truncate(self, job: ScoreJob) -> list[str]:
         if job.max_tokens is None:
             return job.texts
-        model = self._engine.load_model()
-        tokenizer = getattr(model, "tokenizer", None)
-        spans = (
-            tokenizer_spans(tokenizer)
-            if isinstance(model, CrossEncoderLike) and tokenizer is not None
-            else word_spans
-        )
-        cut = []
-        for text in job.texts:
-            found = spans(text)
-            over = len(found) > job.max_tokens
-            cut.append(text[: found[job.max_tokens - 1][1]] if over else text)
-        return cut
+        return self._engine.truncate(job.texts, job.max_tokens)
 
 
 class RerankIngress:

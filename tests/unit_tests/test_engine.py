@@ -7,6 +7,7 @@ import json
 import math
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,3 +153,16 @@ def test_nan_and_sigmoid_extremes() -> None:
     results = engine.rank("q", ["n", "x"])
     assert [r.index for r in results] == [1, 0]
     assert results[0].score == 1.0
+
+
+def test_truncate_keeps_the_first_tokens(standin_ce_path: Path) -> None:
+    words = Reranker(model=TableCrossEncoder())
+    assert words.truncate(["a b c d", "a b"], 3) == ["a b c", "a b"]
+    with pytest.raises(ValueError, match="max_tokens must be at least 1"):
+        words.truncate(["a"], 0)
+    engine = Reranker(model=str(standin_ce_path), device="cpu")
+    tokenizer = engine.load_model().tokenizer  # type: ignore[union-attr]
+    text = "Unbelievably long words tokenize into several pieces each."
+    [cut] = engine.truncate([text], 4)
+    assert text.startswith(cut)
+    assert len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == 4
