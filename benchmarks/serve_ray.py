@@ -1,12 +1,14 @@
-"""Ray Serve with 1 and 2 replicas vs the plain in-process engine, same pairs.
+"""Ray Serve with 1 and 2 replicas vs the plain server and the in-process engine.
 
 The in-process engine scores the requests one after another
-(`Reranker.score_batch`, score cache off), as one process would. Ray Serve
-(`serving/ray_serve.py`, score cache off) gets the same requests from
-`--clients` concurrent HTTP clients, first with 1 scoring replica, then with
-2 (each replica reserves 1 CPU, so Ray gives it one torch thread). Prints
-pairs/s, median request latency and the ratios to in-process. Each replica
-and the in-process engine load the stand-in cross-encoder (or `--reranker`).
+(`Reranker.score_batch`, score cache off), as one process would. The plain
+`ce-rerank serve` (dynamic batching, `--no-cache`) and Ray Serve
+(`serving/ray_serve.py`, score cache off) get the same requests from
+`--clients` concurrent HTTP clients; Ray Serve first with 1 scoring replica,
+then with 2 (each replica reserves 1 CPU, so Ray gives it one torch thread).
+Prints pairs/s, median request latency and the ratios to in-process and to
+the plain server. Each server and the in-process engine load the stand-in
+cross-encoder (or `--reranker`).
 
     python serve_ray.py                     # ~2 minutes on 2 busy cores
     python serve_ray.py --requests 16 --clients 4
@@ -18,6 +20,8 @@ import argparse
 import os
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -91,6 +95,44 @@ def _on_serve(
     return {"pairs_s": pairs / elapsed, "p50_ms": 1000 * statistics.median(latencies)}
 
 
+def _plain_server(
+    model: str, requests: list[tuple[str, list[str]]], clients: int
+) -> dict[str, float]:
+    """`ce-rerank serve` in a process of its own, on the same requests."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "langchain_ce_rerank.cli",
+            "serve",
+            "--reranker",
+            model,
+            "--port",
+            str(port),
+            "--no-cache",
+            "--log-level",
+            "error",
+        ],
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("ce-rerank serve did not become ready")
+            time.sleep(0.2)
+        return _on_serve(url, requests, clients)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reranker", help="model folder (default: the stand-in)")
@@ -104,6 +146,7 @@ def main() -> None:
     )
     requests = _requests(options.requests, options.docs, options.words)
     results = {"in-process": _in_process(Reranker(model=model), requests)}
+    results["ce-rerank serve"] = _plain_server(model, requests, options.clients)
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
@@ -131,11 +174,15 @@ def main() -> None:
         f"{os.cpu_count()} CPUs"
     )
     base = results["in-process"]["pairs_s"]
-    print(f"{'configuration':<24} {'pairs/s':>8} {'p50 ms':>8} {'vs in-process':>14}")
+    plain = results["ce-rerank serve"]["pairs_s"]
+    print(
+        f"{'configuration':<24} {'pairs/s':>8} {'p50 ms':>8} {'vs in-process':>14}"
+        f" {'vs ce-rerank serve':>19}"
+    )
     for name, row in results.items():
         print(
             f"{name:<24} {row['pairs_s']:>8.1f} {row['p50_ms']:>8.0f} "
-            f"{row['pairs_s'] / base:>13.2f}x"
+            f"{row['pairs_s'] / base:>13.2f}x {row['pairs_s'] / plain:>18.2f}x"
         )
 
 
