@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from langchain_ce_rerank.engine import Reranker, ScoredText, check_text
+from langchain_ce_rerank.engine import Reranker, check_text
 from langchain_ce_rerank.serving.batcher import (
     BatcherClosedError,
     DynamicBatcher,
@@ -38,10 +37,9 @@ from langchain_ce_rerank.serving.metrics import (
 from langchain_ce_rerank.serving.schemas import (
     ErrorBody,
     FieldError,
-    RerankMeta,
     RerankRequest,
     RerankResponse,
-    RerankResultItem,
+    ranked_response,
 )
 
 # This module is the server itself: importing it means serving, so FastAPI is
@@ -285,18 +283,8 @@ async def _rerank(state: ServeState, request: Request) -> Response:
         return _error(500, f"scoring failed: {type(err).__name__}: {err}")
     if not all(math.isfinite(score) for score in scores):
         return _error(500, "the model returned a non-finite score (NaN or infinity)")
-    ranked = state.engine.order(
-        [ScoredText(score) for score in scores],
-        top_n=body.top_n,
-        score_threshold=None,
-        fusion="none",
-    )
-    response = RerankResponse(
-        id=str(uuid.uuid4()),
-        results=[
-            RerankResultItem(index=r.index, relevance_score=r.score) for r in ranked
-        ],
-        meta=RerankMeta(model=state.settings.model_name),
+    response = ranked_response(
+        state.engine, scores, body.top_n, state.settings.model_name
     )
     return JSONResponse(response.model_dump())
 

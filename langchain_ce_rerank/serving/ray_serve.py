@@ -31,7 +31,6 @@ import asyncio
 import logging
 import math
 import os
-import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +48,8 @@ from langchain_ce_rerank.engine import (
 from langchain_ce_rerank.serving.schemas import (
     ErrorBody,
     FieldError,
-    RerankMeta,
     RerankRequest,
-    RerankResponse,
-    RerankResultItem,
+    ranked_response,
 )
 
 # Importing this module means deploying on Ray Serve (nothing else imports it).
@@ -339,19 +336,7 @@ class RerankIngress:
             return _error(422, f"invalid request: {err}", field)
         if not all(math.isfinite(score) for score in scores):
             return _error(500, "the model returned a non-finite score (NaN or inf)")
-        ranked = self._ranker.order(
-            [ScoredText(score) for score in scores],
-            top_n=body.top_n,
-            score_threshold=None,
-            fusion="none",
-        )
-        response = RerankResponse(
-            id=str(uuid.uuid4()),
-            results=[
-                RerankResultItem(index=r.index, relevance_score=r.score) for r in ranked
-            ],
-            meta=RerankMeta(model=self._model_name),
-        )
+        response = ranked_response(self._ranker, scores, body.top_n, self._model_name)
         return JSONResponse(response.model_dump())
 
     async def _score(self, job: ScoreJob) -> list[float]:

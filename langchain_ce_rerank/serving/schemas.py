@@ -10,7 +10,16 @@ Cohere documents `documents` as a "list of string" in v2 (v1 also took
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from langchain_ce_rerank.engine.results import ScoredText
+
+if TYPE_CHECKING:
+    from langchain_ce_rerank.engine import Reranker
 
 __all__ = [
     "ErrorBody",
@@ -19,6 +28,7 @@ __all__ = [
     "RerankRequest",
     "RerankResponse",
     "RerankResultItem",
+    "ranked_response",
 ]
 
 
@@ -131,3 +141,32 @@ class ErrorBody(BaseModel):
 
     value: int | None = None
     """The value that exceeded it (413 answers)."""
+
+
+def ranked_response(
+    ranker: Reranker, scores: Sequence[float], top_n: int | None, model: str
+) -> RerankResponse:
+    """The Cohere v2 response for one request's scores: sorted, cut to `top_n`.
+
+    Shared by the two HTTP doors (`ce-rerank serve` and Ray Serve), so they
+    order ties and cut alike.
+
+    Args:
+        ranker: The engine whose ordering rules apply.
+        scores: One finite score per document, in request order.
+        top_n: The request's `top_n` (None keeps all).
+        model: The served model name, for `meta`.
+    """
+    ranked = ranker.order(
+        [ScoredText(score) for score in scores],
+        top_n=top_n,
+        score_threshold=None,
+        fusion="none",
+    )
+    return RerankResponse(
+        id=str(uuid.uuid4()),
+        results=[
+            RerankResultItem(index=r.index, relevance_score=r.score) for r in ranked
+        ],
+        meta=RerankMeta(model=model),
+    )
