@@ -12,8 +12,10 @@ it needs `pip install "langchain-ce-rerank[llama-index]"`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,7 @@ except ImportError as err:  # pragma: no cover - tested in a subprocess
 from typing_extensions import override
 
 from langchain_ce_rerank._query import check_query
-from langchain_ce_rerank.engine import UNSET, RerankResult, Unset
+from langchain_ce_rerank.engine import UNSET, RerankResult, ScoredText, Unset
 from langchain_ce_rerank.engine.door import EngineDoor
 
 __all__ = ["BOOKKEEPING_KEYS", "CrossEncoderRerank"]
@@ -78,9 +80,11 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     setting means what it means for `CrossEncoderCompressor`; `model=` also
     takes a `Reranker` engine, to share its model and score cache with other
     doors. `postprocess_nodes(nodes, query_str=..., top_n=3)` overrides
-    `top_n` / `score_threshold` for one call; `apostprocess_nodes` scores in a
-    worker thread, so the event loop stays free. Emits LlamaIndex's
-    `ReRankStartEvent` / `ReRankEndEvent` and the `RERANKING` callback event.
+    `top_n` / `score_threshold` for one call. `apostprocess_nodes` keeps the
+    event loop free: a model with its own `async ascore(pairs)` (such as
+    `RemoteCrossEncoder`) is awaited directly, any other model runs in a worker
+    thread. Both emit LlamaIndex's `ReRankStartEvent` / `ReRankEndEvent` and
+    the `RERANKING` callback event.
 
     Example:
         ```python
@@ -230,7 +234,12 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
-        """`postprocess_nodes`, scored in a worker thread off the event loop."""
+        """`postprocess_nodes` without blocking the event loop.
+
+        A model with its own `async ascore(pairs)` (such as
+        `RemoteCrossEncoder`) is awaited directly; any other model runs in a
+        worker thread. Same arguments, results and events as the sync call.
+        """
         return await self._apostprocess_nodes(
             nodes,
             _query_bundle(query_bundle, query_str),
@@ -247,13 +256,10 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
-        return await asyncio.to_thread(
-            self._postprocess_nodes,
-            nodes,
-            query_bundle,
-            top_n=top_n,
-            score_threshold=score_threshold,
-        )
+        with self._reranking(nodes, query_bundle, top_n, score_threshold) as call:
+            if call.items:
+                call.scored = await self.engine.ascore_batch(call.items)
+        return call.reranked
 
     @override
     def _postprocess_nodes(
@@ -264,6 +270,26 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
+        with self._reranking(nodes, query_bundle, top_n, score_threshold) as call:
+            if call.items:
+                call.scored = self.engine.score_batch(call.items)
+        return call.reranked
+
+    @contextmanager
+    def _reranking(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None,
+        top_n: int | Unset | None,
+        score_threshold: float | Unset | None,
+    ) -> Iterator[_Call]:
+        """One rerank call around its scoring, shared by the sync and async paths.
+
+        Checks the query and nodes, emits the start events and yields a
+        `_Call`; the caller scores `call.items` (none for no nodes) into
+        `call.scored`. On leaving, the scores are ranked into `call.reranked`
+        and the end events are emitted.
+        """
         if query_bundle is None:
             msg = (
                 "CrossEncoderRerank needs a query: call "
@@ -286,6 +312,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
                 model_name=model_name,
             )
         )
+        call = _Call(items=[(query, texts)] if nodes else [])
         with self.callback_manager.event(
             CBEventType.RERANKING,
             payload={
@@ -295,31 +322,30 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
                 EventPayload.TOP_K: top_n,
             },
         ) as event:
-            reranked = (
-                self._rerank(nodes, query, texts, top_n, threshold) if nodes else []
-            )
-            event.on_end(payload={EventPayload.NODES: reranked})
-        dispatcher.event(ReRankEndEvent(nodes=reranked))
-        return reranked
+            yield call
+            if nodes:
+                results = self.engine.order(
+                    call.scored[0],
+                    top_n=top_n,
+                    score_threshold=threshold,
+                    fusion=self.fusion,
+                    rrf_k=self.rrf_k,
+                )
+                call.reranked = self._reranked(nodes, results)
+            event.on_end(payload={EventPayload.NODES: call.reranked})
+        dispatcher.event(ReRankEndEvent(nodes=call.reranked))
 
-    def _rerank(
-        self,
-        nodes: list[NodeWithScore],
-        query: str,
-        texts: list[str],
-        top_n: int | None,
-        threshold: float | None,
-    ) -> list[NodeWithScore]:
-        engine = self.engine
-        scored = engine.score_batch([(query, texts)])[0]
-        results = engine.order(
-            scored,
-            top_n=top_n,
-            score_threshold=threshold,
-            fusion=self.fusion,
-            rrf_k=self.rrf_k,
-        )
-        return self._reranked(nodes, results)
+
+@dataclass
+class _Call:
+    """One rerank call's scoring step, between `_reranking` and its caller."""
+
+    items: list[tuple[str, list[str]]]
+    """What to score (`Reranker.score_batch` items); empty for no nodes."""
+    scored: list[list[ScoredText]] = field(default_factory=list)
+    """Their scores, set by the caller."""
+    reranked: list[NodeWithScore] = field(default_factory=list)
+    """The result, set by `_reranking` once the scores are in."""
 
 
 def _hide(keys: list[str]) -> list[str]:

@@ -8,13 +8,19 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
+import httpx
 import numpy as np
 import pytest
 
 pytest.importorskip("llama_index.core")
 
 from doubles import BlockingCrossEncoder, TableCrossEncoder, WordOverlapCrossEncoder
+from fake_rerank_servers import FakeRerankServers, fake_logit
 from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -27,7 +33,9 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 
 from langchain_ce_rerank.engine import Reranker
+from langchain_ce_rerank.engine.protocols import AsyncPairScorer
 from langchain_ce_rerank.llama_index import BOOKKEEPING_KEYS, CrossEncoderRerank
+from langchain_ce_rerank.serving import RemoteCrossEncoder
 
 
 def _nodes(
@@ -45,6 +53,23 @@ class _NumpyScorer:
 
     def score(self, text_pairs):
         return list(np.array([len(t) for _, t in text_pairs], dtype=np.float32))
+
+
+class _AsyncOnlyScorer:
+    """`_NumpyScorer`'s scores, but only awaitable: its blocking `score` fails."""
+
+    def __init__(self) -> None:
+        self.awaited: list[list[tuple[str, str]]] = []
+        self.threads: set[int] = set()
+
+    def score(self, text_pairs: Sequence[tuple[str, str]]) -> list[float]:
+        raise AssertionError("score() was called; ascore() should have been awaited")
+
+    async def ascore(self, text_pairs: Sequence[tuple[str, str]]) -> list[float]:
+        self.awaited.append(list(text_pairs))
+        self.threads.add(threading.get_ident())
+        await asyncio.sleep(0)
+        return [float(len(text)) for _, text in text_pairs]
 
 
 def test_it_is_a_llama_index_node_postprocessor() -> None:
@@ -267,29 +292,44 @@ class _Recorder(BaseEventHandler):
         self.events.append(event)
 
 
-def test_emits_instrumentation_and_callback_events() -> None:
+@contextmanager
+def _recording() -> Iterator[tuple[_Recorder, LlamaDebugHandler]]:
+    """Capture instrumentation events and (via the debug handler) callbacks."""
     recorder = _Recorder(events=[])
     root = get_dispatcher()
     root.add_event_handler(recorder)
-    debug = LlamaDebugHandler()
     try:
+        yield recorder, LlamaDebugHandler()
+    finally:
+        root.event_handlers.remove(recorder)
+
+
+def _check_events(
+    recorder: _Recorder,
+    debug: LlamaDebugHandler,
+    out: list[NodeWithScore],
+    model_name: str,
+) -> None:
+    starts = [e for e in recorder.events if isinstance(e, ReRankStartEvent)]
+    ends = [e for e in recorder.events if isinstance(e, ReRankEndEvent)]
+    assert len(starts) == len(ends) == 1
+    assert starts[0].top_n == 1
+    assert starts[0].model_name == model_name
+    assert [n.node.text for n in ends[0].nodes] == ["aa"]
+    (pair,) = debug.get_event_pairs(CBEventType.RERANKING)
+    assert pair[0].payload["query_str"] == "q"
+    assert pair[1].payload["nodes"] == out
+
+
+def test_emits_instrumentation_and_callback_events() -> None:
+    with _recording() as (recorder, debug):
         rerank = CrossEncoderRerank(
             model=_NumpyScorer(),
             top_n=1,
             callback_manager=CallbackManager([debug]),
         )
         out = rerank.postprocess_nodes(_nodes("a", "aa"), query_str="q")
-    finally:
-        root.event_handlers.remove(recorder)
-    starts = [e for e in recorder.events if isinstance(e, ReRankStartEvent)]
-    ends = [e for e in recorder.events if isinstance(e, ReRankEndEvent)]
-    assert len(starts) == len(ends) == 1
-    assert starts[0].top_n == 1
-    assert starts[0].model_name == "_NumpyScorer"
-    assert [n.node.text for n in ends[0].nodes] == ["aa"]
-    (pair,) = debug.get_event_pairs(CBEventType.RERANKING)
-    assert pair[0].payload["query_str"] == "q"
-    assert pair[1].payload["nodes"] == out
+    _check_events(recorder, debug, out, "_NumpyScorer")
 
 
 async def test_apostprocess_keeps_the_event_loop_responsive() -> None:
@@ -320,6 +360,84 @@ async def test_apostprocess_takes_per_call_overrides() -> None:
     assert [n.node.text for n in out] == ["aaa"]
     with pytest.raises(ValueError, match="needs a query"):
         await rerank.apostprocess_nodes(_nodes("a"))
+
+
+async def test_apostprocess_awaits_a_scorer_s_own_ascore() -> None:
+    model = _AsyncOnlyScorer()
+    assert isinstance(model, AsyncPairScorer)
+    rerank = CrossEncoderRerank(model=model, top_n=None)
+    nodes = _nodes("cc", "dddd", "a", "bbb", "cc")
+    out = await rerank.apostprocess_nodes(nodes, query_str="q")
+    # Awaited on the event loop's own thread, once, with each unique pair once.
+    assert model.threads == {threading.get_ident()}
+    assert len(model.awaited) == 1
+    assert sorted(model.awaited[0]) == [("q", t) for t in ("a", "bbb", "cc", "dddd")]
+    expected = CrossEncoderRerank(model=_NumpyScorer(), top_n=None).postprocess_nodes(
+        nodes, query_str="q"
+    )
+    assert [(n.node.node_id, n.score) for n in out] == [
+        (n.node.node_id, n.score) for n in expected
+    ]
+    assert [n.node.node_id for n in out] == ["n1", "n3", "n0", "n4", "n2"]
+    assert all(type(n.score) is float for n in out)
+    assert out[0].node.metadata["retrieval_rank"] == 2
+    assert await rerank.apostprocess_nodes([], query_str="q") == []
+    assert len(model.awaited) == 1
+
+
+async def test_apostprocess_with_ascore_takes_per_call_overrides() -> None:
+    model = _AsyncOnlyScorer()
+    rerank = CrossEncoderRerank(model=model, top_n=3, score_threshold=2.0)
+    nodes = _nodes("a", "aaaa", "aa", "aaa")
+    out = await rerank.apostprocess_nodes(nodes, query_str="q")
+    assert [n.node.text for n in out] == ["aaaa", "aaa", "aa"]
+    out = await rerank.apostprocess_nodes(nodes, query_str="q", top_n=1)
+    assert [n.node.text for n in out] == ["aaaa"]
+    out = await rerank.apostprocess_nodes(
+        nodes, QueryBundle("q"), top_n=None, score_threshold=None
+    )
+    assert [n.node.text for n in out] == ["aaaa", "aaa", "aa", "a"]
+    out = await rerank.apostprocess_nodes(nodes, query_str="q", score_threshold=3.5)
+    assert [n.node.text for n in out] == ["aaaa"]
+    with pytest.raises(ValueError, match=r"top_n must be a positive integer.*got 0"):
+        await rerank.apostprocess_nodes(nodes, query_str="q", top_n=0)
+    with pytest.raises(ValueError, match="needs a query"):
+        await rerank.apostprocess_nodes(nodes)
+    assert rerank.top_n == 3
+
+
+async def test_apostprocess_with_ascore_emits_the_sync_path_s_events() -> None:
+    with _recording() as (recorder, debug):
+        rerank = CrossEncoderRerank(
+            model=_AsyncOnlyScorer(),
+            top_n=1,
+            callback_manager=CallbackManager([debug]),
+        )
+        out = await rerank.apostprocess_nodes(_nodes("a", "aa"), query_str="q")
+    _check_events(recorder, debug, out, "_AsyncOnlyScorer")
+
+
+async def test_apostprocess_with_a_remote_cross_encoder_awaits_its_server() -> None:
+    app, run = FakeRerankServers(), uuid.uuid4().hex
+    remote = RemoteCrossEncoder(
+        "http://fake/tei",
+        "tei",
+        headers={"x-run": run},
+        # An async-only transport: a blocking score() call would fail.
+        transport=httpx.ASGITransport(app=app),
+    )
+    texts = ["Tar the docker volume.", "Cats purr.", "Move the docker volume."]
+    query = "move a docker volume"
+    async with remote:
+        out = await CrossEncoderRerank(model=remote, top_n=2).apostprocess_nodes(
+            _nodes(*texts), query_str=query
+        )
+    ranked = sorted(texts, key=lambda text: -fake_logit(query, text))[:2]
+    assert [n.node.text for n in out] == ranked
+    assert [n.score for n in out] == pytest.approx(
+        [fake_logit(query, text) for text in ranked]
+    )
+    assert app.stats[run].requests == 1
 
 
 def test_docstring_example_runs() -> None:
