@@ -176,6 +176,15 @@ def add_serve_parser(
         "at a time (default: %(default)s)",
     )
     batching.add_argument(
+        "--max-queued-pairs",
+        metavar="N",
+        type=int,
+        default=10_000,
+        help="most pairs waiting for the model; past it a request gets 503 with "
+        "Retry-After, so an overloaded server sheds load instead of queueing "
+        "without end; 0 means no limit (default: %(default)s)",
+    )
+    batching.add_argument(
         "--no-batching",
         action="store_true",
         help="score one request at a time (same as --max-batch-wait-ms 0 "
@@ -250,8 +259,10 @@ def run_serve(args: argparse.Namespace) -> int:
             "--int8 needs --backend openvino (static int8, fastest on CPU) or "
             "--backend onnx (dynamic int8)"
         )
-    if args.max_batch_pairs < 0:
-        return _fail(f"--max-batch-pairs must be 0 or more, got {args.max_batch_pairs}")
+    for flag in ("max_batch_pairs", "max_queued_pairs"):
+        if getattr(args, flag) < 0:
+            option = "--" + flag.replace("_", "-")
+            return _fail(f"{option} must be 0 or more, got {getattr(args, flag)}")
     try:
         from langchain_ce_rerank.engine import Reranker
         from langchain_ce_rerank.errors import ModelNotFoundError
@@ -287,6 +298,7 @@ def run_serve(args: argparse.Namespace) -> int:
             max_body_bytes=args.max_body_bytes,
             max_batch_wait_ms=0 if args.no_batching else args.max_batch_wait_ms,
             max_batch_pairs=0 if args.no_batching else args.max_batch_pairs,
+            max_queued_pairs=args.max_queued_pairs,
             use_cache=args.cache,
         )
         app = create_app(engine, settings)

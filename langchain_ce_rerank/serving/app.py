@@ -5,7 +5,8 @@ process is up), `GET /readyz` (the model is loaded; 503 while it loads, fails
 or the server drains) and `GET /metrics` (Prometheus text). With an API key,
 `/v2/rerank` and `/metrics` need `Authorization: Bearer <key>`; the health
 endpoints stay open. Every error is JSON: `{"message": ...}` (Cohere's shape),
-with `errors` naming each bad field (422) or `limit` and `value` (413).
+with `errors` naming each bad field (422) or `limit` and `value` (413, and
+the 503 of a full queue, whose `Retry-After` says when to come back).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from langchain_ce_rerank.serving.batcher import (
     BatcherClosedError,
     DynamicBatcher,
     ModelNotReadyError,
+    QueueFullError,
 )
 from langchain_ce_rerank.serving.metrics import (
     CONTENT_TYPE,
@@ -95,6 +97,11 @@ class ServeSettings(BaseModel):
     max_batch_pairs: int = Field(default=256, ge=0)
     """Most (query, document) pairs per model call; 0 scores requests one at a
     time (no batching)."""
+
+    max_queued_pairs: int = Field(default=10_000, ge=0)
+    """Most (query, document) pairs waiting for the model; a request that
+    would pass it gets 503 with `Retry-After` (the backlog at the measured
+    pairs/s). 0 means no limit."""
 
     use_cache: bool = True
     """Answer repeated (query, document) pairs from the engine's score cache."""
@@ -254,6 +261,44 @@ def _parse(state: ServeState, raw: bytes) -> RerankRequest | Response:
     return body
 
 
+async def _client_gone(request: Request) -> None:
+    """Return once the client disconnects (the body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _score_while_connected(
+    state: ServeState, request: Request, body: RerankRequest
+) -> list[float] | None:
+    """The request's scores, or None if its client left first.
+
+    A client that times out and retries would otherwise leave its first
+    request queued, scored for nobody, ahead of the retry.
+    """
+    scoring = asyncio.ensure_future(
+        state.batcher.score(body.query, body.documents, body.max_tokens_per_doc)
+    )
+    gone = asyncio.ensure_future(_client_gone(request))
+    try:
+        await asyncio.wait({scoring, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        scoring.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if scoring.done():
+        return scoring.result()
+    scoring.cancel()
+    try:
+        await scoring
+    except asyncio.CancelledError:
+        # Our own cancel, unless this task itself is being cancelled.
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    return None
+
+
 async def _rerank(state: ServeState, request: Request) -> Response:
     if state.draining:
         return _error(
@@ -273,14 +318,24 @@ async def _rerank(state: ServeState, request: Request) -> Response:
     if not isinstance(body, RerankRequest):
         return body
     try:
-        scores = await state.batcher.score(
-            body.query, body.documents, body.max_tokens_per_doc
+        scores = await _score_while_connected(state, request, body)
+    except QueueFullError as err:
+        return _error(
+            503,
+            str(err),
+            limit=err.limit,
+            value=err.queued,
+            headers={"Retry-After": str(err.retry_after)},
         )
     except (BatcherClosedError, ModelNotReadyError) as err:
         return _error(503, str(err), headers={"Retry-After": "1"})
     except Exception as err:  # the model failed on this request's pairs
         logger.exception("Scoring a request failed")
         return _error(500, f"scoring failed: {type(err).__name__}: {err}")
+    if scores is None:
+        # Nobody reads this answer; 499 (nginx's "client closed request")
+        # keeps such requests apart in the metrics.
+        return _error(499, "the client closed the connection before its answer")
     if not all(math.isfinite(score) for score in scores):
         return _error(500, "the model returned a non-finite score (NaN or infinity)")
     response = ranked_response(
@@ -344,9 +399,11 @@ def create_app(engine: Reranker, settings: ServeSettings) -> FastAPI:
         engine,
         max_wait_ms=settings.max_batch_wait_ms,
         max_batch_pairs=settings.max_batch_pairs,
+        max_queued_pairs=settings.max_queued_pairs,
         use_cache=settings.use_cache,
         metrics=metrics,
     )
+    metrics.queued_pairs.set_function(batcher.queued_pairs)
     state = ServeState(engine, settings, metrics, batcher)
 
     @asynccontextmanager

@@ -6,12 +6,18 @@ arrive within `max_wait_ms`) while the batch stays within `max_batch_pairs`,
 and scores them all with one `Reranker.score_batch` call, which feeds every
 pair to the model in one length-sorted stream. The event loop never waits on
 the model, and the model is never entered from two threads at once.
+
+Overload is refused, not queued forever: past `max_queued_pairs` waiting pairs
+a new request gets `QueueFullError` (the app's 503 with a `Retry-After` drawn
+from the measured throughput), and a request whose caller went away before
+its turn is dropped from the queue instead of scored for nobody.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -23,7 +29,12 @@ if TYPE_CHECKING:
     from langchain_ce_rerank.engine import Reranker
     from langchain_ce_rerank.serving.metrics import ServeMetrics
 
-__all__ = ["BatcherClosedError", "DynamicBatcher", "ModelNotReadyError"]
+__all__ = [
+    "BatcherClosedError",
+    "DynamicBatcher",
+    "ModelNotReadyError",
+    "QueueFullError",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +45,28 @@ class BatcherClosedError(RuntimeError):
 
 class ModelNotReadyError(RuntimeError):
     """The model is still loading, or failed to load."""
+
+
+class QueueFullError(RuntimeError):
+    """Too many pairs are already waiting; the caller should retry later."""
+
+    def __init__(self, queued: int, adding: int, limit: int, retry_after: int) -> None:
+        """Say how full the queue is and when to come back.
+
+        Args:
+            queued: Pairs waiting now.
+            adding: Pairs of the refused request.
+            limit: The most pairs that may wait (`max_queued_pairs`).
+            retry_after: Seconds until the queue has likely drained.
+        """
+        self.queued = queued
+        self.limit = limit
+        self.retry_after = retry_after
+        super().__init__(
+            f"the server is busy: {queued} pairs are waiting and this request's "
+            f"{adding} would pass the limit of {limit} (--max-queued-pairs); "
+            f"retry in about {retry_after} s"
+        )
 
 
 Outcome = list[float] | BaseException
@@ -87,6 +120,7 @@ class DynamicBatcher:
         *,
         max_wait_ms: float = 5.0,
         max_batch_pairs: int = 256,
+        max_queued_pairs: int = 0,
         use_cache: bool = True,
         metrics: ServeMetrics | None = None,
         on_load_error: Callable[[BaseException], None] | None = None,
@@ -100,20 +134,25 @@ class DynamicBatcher:
             max_batch_pairs: Most pairs per model call; a request larger than
                 this is scored alone. 0 scores one request per call (no
                 batching, the benchmark's baseline).
+            max_queued_pairs: Most pairs that may wait for the model; a request
+                that would pass it gets `QueueFullError` (a request alone in
+                the queue is always taken). 0 means no limit.
             use_cache: Let the engine answer repeated pairs from its cache.
             metrics: Where to record queue waits, model times and batch sizes.
             on_load_error: Called (on the scoring thread) if the model fails
                 to load.
         """
-        if max_wait_ms < 0 or max_batch_pairs < 0:
+        if min(max_wait_ms, max_batch_pairs, max_queued_pairs) < 0:
             msg = (
-                f"max_wait_ms ({max_wait_ms}) and max_batch_pairs "
-                f"({max_batch_pairs}) must be 0 or more"
+                f"max_wait_ms ({max_wait_ms}), max_batch_pairs "
+                f"({max_batch_pairs}) and max_queued_pairs ({max_queued_pairs}) "
+                "must be 0 or more"
             )
             raise ValueError(msg)
         self.engine = engine
         self.max_wait = max_wait_ms / 1000
         self.max_batch_pairs = max_batch_pairs
+        self.max_queued_pairs = max_queued_pairs
         self.use_cache = use_cache
         self.metrics = metrics
         self.on_load_error = on_load_error
@@ -122,6 +161,10 @@ class DynamicBatcher:
         self.load_error: BaseException | None = None
         """Why the model failed to load, if it did."""
         self._queue: deque[_Job] = deque()
+        self._queued_pairs = 0
+        # Pairs a second of recent model calls (an average that forgets),
+        # for the Retry-After of a refused request.
+        self._throughput: float | None = None
         self._cond = threading.Condition()
         self._closing = False
         self._flushing = False
@@ -159,9 +202,37 @@ class DynamicBatcher:
             if self._closing:
                 msg = "the server is shutting down"
                 raise BatcherClosedError(msg)
+            limit = self.max_queued_pairs
+            if limit and self._queue and self._queued_pairs + len(texts) > limit:
+                raise QueueFullError(
+                    self._queued_pairs, len(texts), limit, self._retry_after()
+                )
             self._queue.append(job)
+            self._queued_pairs += len(texts)
             self._cond.notify_all()
-        return await job.future
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            self._forget(job)
+            raise
+
+    def _forget(self, job: _Job) -> None:
+        """Drop a request whose caller went away, if it has not reached the model."""
+        with self._cond:
+            try:
+                self._queue.remove(job)
+            except ValueError:  # already taken into a batch
+                return
+            self._queued_pairs -= len(job.texts)
+        if self.metrics is not None:
+            self.metrics.abandoned.inc()
+        logger.debug("Dropped a queued request whose caller went away.")
+
+    def _retry_after(self) -> int:
+        """Seconds until the pairs now waiting are likely scored (1 to 60)."""
+        if not self._throughput:
+            return 1
+        return max(1, min(60, math.ceil(self._queued_pairs / self._throughput)))
 
     def status_message(self) -> str:
         """Why scoring is not possible yet, or "ready"."""
@@ -175,6 +246,11 @@ class DynamicBatcher:
         """Requests waiting for the scoring thread."""
         with self._cond:
             return len(self._queue)
+
+    def queued_pairs(self) -> int:
+        """(query, document) pairs waiting for the scoring thread."""
+        with self._cond:
+            return self._queued_pairs
 
     def wait_queued(self, count: int, timeout: float) -> bool:
         """Block until at least `count` requests wait (for tests); False on timeout."""
@@ -219,7 +295,7 @@ class DynamicBatcher:
                 self._cond.wait()
             if not self._queue:
                 return None
-            batch = [self._queue.popleft()]
+            batch = [self._take()]
             if self.max_batch_pairs == 0:
                 return batch
             pairs = len(batch[0].texts)
@@ -229,7 +305,7 @@ class DynamicBatcher:
                     size = len(self._queue[0].texts)
                     if pairs + size > self.max_batch_pairs:
                         break
-                    batch.append(self._queue.popleft())
+                    batch.append(self._take())
                     pairs += size
                     continue
                 remaining = deadline - time.monotonic()
@@ -237,6 +313,12 @@ class DynamicBatcher:
                     break
                 self._cond.wait(remaining)
             return batch
+
+    def _take(self) -> _Job:
+        """The oldest waiting request (the caller holds `_cond`)."""
+        job = self._queue.popleft()
+        self._queued_pairs -= len(job.texts)
+        return job
 
     def _truncate(self, job: _Job) -> list[str]:
         if job.max_tokens is None:
@@ -260,6 +342,10 @@ class DynamicBatcher:
         outcomes = self._outcomes(batch)
         elapsed = time.perf_counter() - started
         pairs = sum(len(job.texts) for job in batch)
+        if elapsed > 0:
+            rate = pairs / elapsed
+            last = self._throughput
+            self._throughput = rate if last is None else 0.8 * last + 0.2 * rate
         if self.metrics is not None:
             for job in batch:
                 self.metrics.queue_wait.observe(started - job.enqueued)

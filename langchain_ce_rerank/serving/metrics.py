@@ -136,6 +136,16 @@ class ServeMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.queued_pairs = Gauge(
+            "ce_rerank_queued_pairs",
+            "(query, document) pairs waiting for the model (a scaling signal).",
+            registry=registry,
+        )
+        self.abandoned = Counter(
+            "ce_rerank_requests_abandoned",
+            "Queued requests dropped unscored because their caller went away.",
+            registry=registry,
+        )
         self.ready = Gauge(
             "ce_rerank_model_ready",
             "1 once the model is loaded.",

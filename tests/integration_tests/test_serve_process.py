@@ -6,6 +6,7 @@ tests wait for log lines, never for fixed times.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,7 +14,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -188,6 +190,65 @@ def test_sigterm_lets_the_request_in_flight_finish(standin_ce_path: Path) -> Non
     assert answer.status_code == 200
     assert sorted(r["index"] for r in answer.json()["results"]) == [0, 1, 2, 3]
     assert "Finished server process" in server.log
+
+
+def _metric(url: str, name: str) -> float | None:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return None
+
+
+def _poll(condition: Callable[[], bool], timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_client_that_hangs_up_while_queued_is_not_scored(
+    standin_ce_path: Path,
+) -> None:
+    # Hundreds of distinct pairs keep the model busy for a few seconds while
+    # a second request waits behind them; its client then closes the socket.
+    busy = [f"{text} (copy {i})" for i in range(100) for text in TEXTS]
+    with serve(standin_ce_path, "--no-batching", "--no-cache") as server:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(
+                httpx.post,
+                f"{server.url}/v2/rerank",
+                json={"query": QUERY, "documents": busy},
+                timeout=300,
+            )
+            assert _poll(
+                lambda: (
+                    _metric(server.url, "ce_rerank_requests_in_flight") == 1.0
+                    and _metric(server.url, "ce_rerank_queued_pairs") == 0.0
+                )
+            ), "the first request never reached the model"
+            payload = json.dumps({"query": "left", "documents": ["a", "b", "c"]})
+            host, port = server.url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port))) as leaving:
+                leaving.sendall(
+                    (
+                        "POST /v2/rerank HTTP/1.1\r\nHost: x\r\n"
+                        "Content-Type: application/json\r\n"
+                        f"Content-Length: {len(payload)}\r\n\r\n{payload}"
+                    ).encode()
+                )
+                assert _poll(
+                    lambda: _metric(server.url, "ce_rerank_queued_pairs") == 3.0
+                ), "the second request never reached the queue"
+            # The socket is closed: the server drops the queued request.
+            assert _poll(
+                lambda: _metric(server.url, "ce_rerank_requests_abandoned_total") == 1.0
+            ), server.log
+            assert not first.done(), "the first request ended too soon to tell"
+            assert first.result(timeout=300).status_code == 200
+        assert _metric(server.url, "ce_rerank_pairs_scored_total") == len(busy)
+        assert _metric(server.url, "ce_rerank_queued_pairs") == 0.0
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -487,6 +487,92 @@ async def test_a_failing_request_does_not_fail_its_batch_mates() -> None:
     assert after.status_code == 200
 
 
+# -- overload: a bounded queue, and callers that go away ---------------------------
+
+
+class HeldScorer:
+    """Holds its first model call until `release` is set; records every call."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.calls: list[list[tuple[str, str]]] = []
+
+    def score(self, pairs: list[tuple[str, str]]) -> list[float]:
+        self.calls.append(list(pairs))
+        if len(self.calls) == 1:
+            self.entered.set()
+            assert self.release.wait(30), "the test never released the model"
+        return [float(len(text)) for _, text in pairs]
+
+
+async def _hold_the_model(
+    client: httpx.AsyncClient, scorer: HeldScorer
+) -> asyncio.Task[httpx.Response]:
+    """Send a first request and return once the model is busy with it."""
+    first = asyncio.ensure_future(client.post("/v2/rerank", json=body(["x", "y"])))
+    assert await asyncio.to_thread(scorer.entered.wait, 30)
+    return first
+
+
+async def test_a_full_queue_is_503_with_retry_after_and_the_server_recovers() -> None:
+    scorer = HeldScorer()
+    # Four pairs may wait; the model is held by a first request meanwhile.
+    async with serving(scorer, max_queued_pairs=4, max_batch_pairs=0) as (
+        client,
+        app,
+    ):
+        batcher = app.state.ce_rerank.batcher
+        first = await _hold_the_model(client, scorer)
+        second = asyncio.ensure_future(
+            client.post("/v2/rerank", json=body(["a", "b", "c"]))
+        )
+        assert await asyncio.to_thread(batcher.wait_queued, 1, 30)
+        refused = await client.post("/v2/rerank", json=body(["d", "e"]))
+        metrics = (await client.get("/metrics")).text
+        scorer.release.set()
+        answered = [await first, await second]
+        retried = await client.post("/v2/rerank", json=body(["d", "e"]))
+    assert refused.status_code == 503
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    error = refused.json()
+    assert (error["limit"], error["value"]) == (4, 3)
+    assert "--max-queued-pairs" in error["message"]
+    assert "ce_rerank_queued_pairs 3.0" in metrics
+    assert [r.status_code for r in answered] == [200, 200]
+    assert retried.status_code == 200
+    # The refused request never reached the model.
+    assert [len(call) for call in scorer.calls] == [2, 3, 2]
+
+
+async def test_a_request_over_the_queue_limit_alone_is_still_served() -> None:
+    async with serving(TableCrossEncoder(), max_queued_pairs=2) as (client, _):
+        response = await client.post("/v2/rerank", json=body(["a", "b", "c", "d"]))
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 4
+
+
+async def test_a_request_whose_caller_left_is_dropped_unscored() -> None:
+    scorer = HeldScorer()
+    async with serving(scorer, max_batch_pairs=0) as (client, app):
+        batcher = app.state.ce_rerank.batcher
+        first = await _hold_the_model(client, scorer)
+        leaving = asyncio.ensure_future(
+            client.post("/v2/rerank", json=body(["gone", "away"], query="left"))
+        )
+        assert await asyncio.to_thread(batcher.wait_queued, 1, 30)
+        leaving.cancel()  # the caller gives up while its request waits
+        with pytest.raises(asyncio.CancelledError):
+            await leaving
+        assert batcher.queued() == 0
+        scorer.release.set()
+        assert (await first).status_code == 200
+        metrics = (await client.get("/metrics")).text
+    assert "ce_rerank_requests_abandoned_total 1.0" in metrics
+    assert "ce_rerank_queued_pairs 0.0" in metrics
+    assert all(query != "left" for call in scorer.calls for query, _ in call)
+
+
 # -- imports and the command line ----------------------------------------------------
 
 
@@ -538,6 +624,7 @@ def test_the_serve_parser_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert args.func is run_serve
     assert (args.host, args.port, args.api_key) == ("127.0.0.1", 8080, "from-env")
     assert (args.max_batch_wait_ms, args.max_batch_pairs) == (5.0, 256)
+    assert args.max_queued_pairs == 10_000
     assert (args.max_documents, args.log_level, args.cache) == (1000, "info", True)
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--port", "70000"])
