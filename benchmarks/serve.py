@@ -11,6 +11,7 @@ overhead over scoring the same pairs in process.
     python serve.py                 # ~4 minutes on 2 busy cores
     python serve.py --levels 1 8 --requests-per-client 2
     python serve.py --levels        # the client's overhead alone
+    python serve.py --candidates 1 4 --requests-per-client 8   # small requests
 """
 
 from __future__ import annotations
@@ -90,11 +91,15 @@ def start(name: str, model: Path, *args: str) -> Server:
 
 
 def requests_for(
-    pool: list[str], clients: int, per_client: int, seed: int
+    pool: list[str],
+    clients: int,
+    per_client: int,
+    seed: int,
+    candidates: tuple[int, int] = (20, 100),
 ) -> list[tuple[str, list[str]]]:
     rng = random.Random(seed)
     return [
-        (rng.choice(QUERIES), rng.sample(pool, rng.randint(20, 100)))
+        (rng.choice(QUERIES), rng.sample(pool, rng.randint(*candidates)))
         for _ in range(clients * per_client)
     ]
 
@@ -157,7 +162,17 @@ def main() -> None:
     parser.add_argument("--requests-per-client", type=int, default=1)
     parser.add_argument("--min-requests", type=int, default=4)
     parser.add_argument("--words", type=int, default=30)
-    parser.add_argument("--overhead-repeats", type=int, default=5)
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        nargs=2,
+        default=[20, 100],
+        metavar=("MIN", "MAX"),
+        help="candidates a request, uniform (default: 20 100)",
+    )
+    parser.add_argument(
+        "--overhead-repeats", type=int, default=5, help="0 skips the client overhead"
+    )
     args = parser.parse_args()
     # Stop the servers in `finally` even when this script is terminated.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -171,7 +186,8 @@ def main() -> None:
         f"torch {torch.__version__}, {os.cpu_count()} CPU cores; stand-in MiniLM-L6 "
         f"cross-encoder; {len(pool)} passages cut to <= {args.words} words "
         f"(mean {statistics.mean(len(p.split()) for p in pool):.0f}); "
-        "20-100 candidates a request; score cache off"
+        f"{args.candidates[0]}-{args.candidates[1]} candidates a request; "
+        "score cache off"
     )
     servers = {
         "batching": start("batching", model),
@@ -196,7 +212,9 @@ def main() -> None:
         rates: dict[tuple[int, str], float] = {}
         for number, clients in enumerate(args.levels):
             per_client = max(args.requests_per_client, -(-args.min_requests // clients))
-            work = requests_for(pool, clients, per_client, seed=clients)
+            work = requests_for(
+                pool, clients, per_client, seed=clients, candidates=args.candidates
+            )
             names = list(servers)
             if number % 2:
                 names.reverse()
@@ -215,6 +233,8 @@ def main() -> None:
         if args.levels:
             print(f"batching server: {batch_stats(servers['batching'].url)}")
 
+        if args.overhead_repeats < 1:
+            return
         # The client's overhead: the same pairs through HTTP vs in process,
         # and (robust to a busy machine) the client's wall time minus the
         # server's own model time for the same requests.
