@@ -1,45 +1,32 @@
-"""Tables people would rather look at than read: reranked results, reports, stores.
-
-`explain(retriever, query)` runs a query and returns a `RerankExplanation`: the
-documents plus what the reranker did to them (final rank, movement from the
-first stage, both stages' scores, source, snippet). Jupyter renders it as an
-HTML table (`_repr_html_`); `print()` in a terminal shows the same table as
-text. Nothing here changes what `invoke` returns: chains keep receiving plain
-`Document` lists.
-
-The `EvaluationReport` table is built here too, once, for both `ce-rerank eval`
-and notebooks. All user text is HTML-escaped; rendering never calls a model.
-"""
+"""`RerankExplanation` and `explain()`: reranked documents and why they are in order."""
 
 from __future__ import annotations
 
-import html
-import io
-import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-if TYPE_CHECKING:
-    from rich.console import RenderableType
-    from rich.table import Table
+from langchain_ce_rerank.display._render import (
+    _DOWN,
+    _MUTED,
+    _NUMBER,
+    _TABLE,
+    _TD,
+    _TH,
+    _UP,
+    _esc,
+    _number_cell,
+    _render_text,
+    _score,
+    _shorten_left,
+    _snippet,
+    _text_width,
+)
 
-    from langchain_ce_rerank.evaluation import EvaluationReport
-
-__all__ = [
-    "RankedDocument",
-    "RerankExplanation",
-    "ScoreKind",
-    "explain",
-    "report_html",
-    "report_table",
-    "report_text",
-    "summary_html",
-    "summary_text",
-]
+__all__ = ["RankedDocument", "RerankExplanation", "ScoreKind", "explain"]
 
 ScoreKind = Literal["logit", "probability", "score"]
 """What a reranker score is: a raw logit, a 0..1 probability, or unknown."""
@@ -66,26 +53,6 @@ _TEXT_SNIPPET = 160
 _HTML_SNIPPET = 280
 _SOURCE = 36
 _TITLE = 2000
-
-# Inline styles only: notebook sanitizers drop <style> blocks, and colours are
-# left to the theme (text inherits it; greys are translucent) so light and dark
-# themes both stay legible. The two accents are mid-tones readable on either.
-_TABLE = (
-    "border-collapse:collapse;margin:0.25em 0 0.5em 0;table-layout:auto;"
-    "font-size:0.92em;line-height:1.35;color:inherit"
-)
-_TH = (
-    "padding:0.3em 0.7em;border-bottom:1px solid rgba(127,127,127,0.55);"
-    "background:rgba(127,127,127,0.12);font-weight:600;white-space:nowrap;"
-    "vertical-align:bottom"
-)
-_TD = (
-    "padding:0.3em 0.7em;border-bottom:1px solid rgba(127,127,127,0.22);"
-    "vertical-align:top;background:transparent"
-)
-_NUMBER = "text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap"
-_UP, _DOWN = "#2f9e44", "#e8590c"
-_MUTED = "opacity:0.72"
 
 
 @dataclass(frozen=True)
@@ -435,134 +402,6 @@ def explain(
     )
 
 
-# -- evaluation reports -----------------------------------------------------------
-
-_LATENCIES = (
-    ("first_stage", "first stage ms"),
-    ("rerank", "rerank ms"),
-    ("total", "total ms"),
-)
-
-
-def _report_cells(
-    report: EvaluationReport,
-) -> tuple[str, list[str], list[list[tuple[str, bool]]]]:
-    """Title, headers and rows of (text, is the column's best) for a report."""
-    title = f"{report.num_queries} queries, k={report.k}, top_n={report.top_n}"
-    configs = report.configurations
-    names = list(configs[0].metrics) if configs else []
-    # Bold marks a winner: a column where every configuration ties has none.
-    best: dict[str, float] = {}
-    for name in names:
-        values = [c.metrics[name] for c in configs]
-        if len(set(values)) > 1:
-            best[name] = max(values)
-    headers = ["configuration", *names, *(label for _, label in _LATENCIES)]
-    rows = [
-        [
-            (c.name, False),
-            *((f"{c.metrics[n]:.4f}", c.metrics[n] == best.get(n)) for n in names),
-            *((f"{c.latency_ms[key]:.1f}", False) for key, _ in _LATENCIES),
-        ]
-        for c in configs
-    ]
-    return title, headers, rows
-
-
-def report_table(report: EvaluationReport) -> Table:
-    """The `ce-rerank eval` table as a rich `Table` (best metric values in bold).
-
-    Args:
-        report: What `evaluate` returned.
-    """
-    from rich.table import Table
-    from rich.text import Text
-
-    title, headers, rows = _report_cells(report)
-    table = Table(title=title, title_justify="left")
-    for position, header in enumerate(headers):
-        table.add_column(header, justify="left" if position == 0 else "right")
-    for row in rows:
-        table.add_row(*(Text(text, style="bold" if best else "") for text, best in row))
-    return table
-
-
-def report_text(report: EvaluationReport) -> str:
-    """The `ce-rerank eval` table as plain text.
-
-    Args:
-        report: What `evaluate` returned.
-    """
-    return _render_text(report_table(report))
-
-
-def report_html(report: EvaluationReport) -> str:
-    """The `ce-rerank eval` table as an HTML table (best metric values in bold).
-
-    Args:
-        report: What `evaluate` returned.
-    """
-    title, headers, rows = _report_cells(report)
-    head = "".join(
-        f'<th style="{_TH};text-align:{"left" if i == 0 else "right"}">{_esc(h)}</th>'
-        for i, h in enumerate(headers)
-    )
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td style="{_TD};'
-            f"{'text-align:left;white-space:nowrap' if i == 0 else _NUMBER}"
-            f'{";font-weight:700" if best else ""}">{_esc(text)}</td>'
-            for i, (text, best) in enumerate(row)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return (
-        '<div class="ce-rerank-report" style="color:inherit">'
-        f'<div style="margin:0.2em 0">{_esc(title)}</div>'
-        f'<table class="ce-rerank" style="{_TABLE}">'
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f'<div style="font-size:0.82em;{_MUTED}">latency: mean per query; '
-        "bold: best value of each metric</div></div>"
-    )
-
-
-# -- one-object summaries (the store) ----------------------------------------------
-
-
-def summary_text(name: str, fields: Mapping[str, object]) -> str:
-    """`Name(key=value, ...)`, the plain repr of a summarised object.
-
-    Args:
-        name: The class name.
-        fields: What to show, in order.
-    """
-    inner = ", ".join(f"{key}={value!r}" for key, value in fields.items())
-    return f"{name}({inner})"
-
-
-def summary_html(name: str, fields: Mapping[str, object]) -> str:
-    """A two-column HTML table of `fields` under `name`, values escaped.
-
-    Args:
-        name: The class name.
-        fields: What to show, in order.
-    """
-    body = "".join(
-        f'<tr><th style="{_TH};text-align:left;background:transparent;'
-        f'font-weight:400;{_MUTED}">{_esc(key)}</th>'
-        f'<td style="{_TD};text-align:left">'
-        f"{_esc('—' if value is None else str(value))}</td></tr>"
-        for key, value in fields.items()
-    )
-    return (
-        f'<div style="color:inherit"><b>{_esc(name)}</b>'
-        f'<table class="ce-rerank" style="{_TABLE}"><tbody>{body}</tbody></table>'
-        "</div>"
-    )
-
-
 # -- helpers ------------------------------------------------------------------------
 
 
@@ -572,26 +411,8 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
-def _score(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f}"
-
-
-def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
 def _align(column: str) -> str:
     return "left" if column in ("source", "snippet") else "right"
-
-
-def _snippet(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _shorten_left(text: str, limit: int) -> str:
-    """Keep the end of a long path: the file name matters most."""
-    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
 def _move_text(row: RankedDocument) -> str:
@@ -615,32 +436,3 @@ def _move_html(row: RankedDocument) -> str:
         f'<span style="display:inline-block;min-width:2.4em;text-align:left">'
         f"{badge}</span>"
     )
-
-
-def _number_cell(value: float | None) -> str:
-    return f'<td style="{_TD};{_NUMBER}">{_score(value)}</td>'
-
-
-def _text_width() -> int:
-    """The terminal's width (120 when unknown, at least 80)."""
-    return max(80, shutil.get_terminal_size((120, 24)).columns)
-
-
-def _render_text(*renderables: RenderableType, width: int | None = None) -> str:
-    """Render with rich into a string: no colour codes, the terminal's width."""
-    from rich.console import Console
-
-    width = width or _text_width()
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=width,
-        color_system=None,
-        force_terminal=False,
-        force_jupyter=False,
-        highlight=False,
-        emoji=False,
-    )
-    for renderable in renderables:
-        console.print(renderable)
-    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())

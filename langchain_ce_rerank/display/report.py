@@ -1,0 +1,112 @@
+"""The `EvaluationReport` table: a rich `Table`, plain text and HTML."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from langchain_ce_rerank.display._render import (
+    _MUTED,
+    _NUMBER,
+    _TABLE,
+    _TD,
+    _TH,
+    _esc,
+    _render_text,
+)
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from langchain_ce_rerank.evaluation import EvaluationReport
+
+__all__ = ["report_html", "report_table", "report_text"]
+
+_LATENCIES = (
+    ("first_stage", "first stage ms"),
+    ("rerank", "rerank ms"),
+    ("total", "total ms"),
+)
+
+
+def _report_cells(
+    report: EvaluationReport,
+) -> tuple[str, list[str], list[list[tuple[str, bool]]]]:
+    """Title, headers and rows of (text, is the column's best) for a report."""
+    title = f"{report.num_queries} queries, k={report.k}, top_n={report.top_n}"
+    configs = report.configurations
+    names = list(configs[0].metrics) if configs else []
+    # Bold marks a winner: a column where every configuration ties has none.
+    best: dict[str, float] = {}
+    for name in names:
+        values = [c.metrics[name] for c in configs]
+        if len(set(values)) > 1:
+            best[name] = max(values)
+    headers = ["configuration", *names, *(label for _, label in _LATENCIES)]
+    rows = [
+        [
+            (c.name, False),
+            *((f"{c.metrics[n]:.4f}", c.metrics[n] == best.get(n)) for n in names),
+            *((f"{c.latency_ms[key]:.1f}", False) for key, _ in _LATENCIES),
+        ]
+        for c in configs
+    ]
+    return title, headers, rows
+
+
+def report_table(report: EvaluationReport) -> Table:
+    """The `ce-rerank eval` table as a rich `Table` (best metric values in bold).
+
+    Args:
+        report: What `evaluate` returned.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    title, headers, rows = _report_cells(report)
+    table = Table(title=title, title_justify="left")
+    for position, header in enumerate(headers):
+        table.add_column(header, justify="left" if position == 0 else "right")
+    for row in rows:
+        table.add_row(*(Text(text, style="bold" if best else "") for text, best in row))
+    return table
+
+
+def report_text(report: EvaluationReport) -> str:
+    """The `ce-rerank eval` table as plain text.
+
+    Args:
+        report: What `evaluate` returned.
+    """
+    return _render_text(report_table(report))
+
+
+def report_html(report: EvaluationReport) -> str:
+    """The `ce-rerank eval` table as an HTML table (best metric values in bold).
+
+    Args:
+        report: What `evaluate` returned.
+    """
+    title, headers, rows = _report_cells(report)
+    head = "".join(
+        f'<th style="{_TH};text-align:{"left" if i == 0 else "right"}">{_esc(h)}</th>'
+        for i, h in enumerate(headers)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td style="{_TD};'
+            f"{'text-align:left;white-space:nowrap' if i == 0 else _NUMBER}"
+            f'{";font-weight:700" if best else ""}">{_esc(text)}</td>'
+            for i, (text, best) in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return (
+        '<div class="ce-rerank-report" style="color:inherit">'
+        f'<div style="margin:0.2em 0">{_esc(title)}</div>'
+        f'<table class="ce-rerank" style="{_TABLE}">'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f'<div style="font-size:0.82em;{_MUTED}">latency: mean per query; '
+        "bold: best value of each metric</div></div>"
+    )
