@@ -57,6 +57,7 @@ try:
     from ray import serve
     from ray.exceptions import RayActorError
     from ray.serve import Application, Deployment
+    from ray.serve.exceptions import BackPressureError
     from ray.serve.handle import DeploymentHandle
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -171,10 +172,27 @@ class ScoreJob:
     max_tokens: int | None = None
 
 
-def _error(status: int, message: str, field: str | None = None) -> Response:
+def _error(
+    status: int,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     errors = None if field is None else [FieldError(field=field, message=message)]
     body = ErrorBody(message=message, errors=errors)
-    return JSONResponse(body.model_dump(exclude_none=True), status)
+    return JSONResponse(body.model_dump(exclude_none=True), status, headers=headers)
+
+
+def _overloaded(err: BackPressureError) -> Response:
+    """503 (or the configured 429) with Retry-After, as `ce-rerank serve` sheds load."""
+    retry_after = max(1, math.ceil(err.retry_after_s or 1))
+    return _error(
+        err.status_code,
+        f"the scoring replicas are busy: {err.message} Retry in about "
+        f"{retry_after} s, or raise max_queued_requests (or the replica count) "
+        "of the CrossEncoderDeployment in the Serve config",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 class CrossEncoderReplica:
@@ -334,6 +352,8 @@ class RerankIngress:
         except ValueError as err:
             field = str(err).split(" ", 1)[0]
             return _error(422, f"invalid request: {err}", field)
+        except BackPressureError as err:
+            return _overloaded(err)
         if not all(math.isfinite(score) for score in scores):
             return _error(500, "the model returned a non-finite score (NaN or inf)")
         response = ranked_response(self._ranker, scores, body.top_n, self._model_name)

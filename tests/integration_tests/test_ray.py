@@ -244,6 +244,20 @@ def test_evaluate_on_ray_equals_in_process(
         assert mine.metrics == pytest.approx(theirs.metrics)
 
 
+def _run_gated_app(
+    folder: Path, name: str, scorer_name: str, batch: int, **options: Any
+) -> None:
+    """Ingress plus `GatedCrossEncoder` replicas (gate in `folder`) at /`name`."""
+    settings = {"model": GatedCrossEncoder(str(folder))}
+    scorer = CrossEncoderDeployment.options(
+        name=scorer_name, ray_actor_options={"num_cpus": 0.25}, **options
+    ).bind(settings, max_batch_size=batch)
+    app = IngressDeployment.options(ray_actor_options={"num_cpus": 0}).bind(
+        scorer, settings, model_name=name
+    )
+    serve.run(app, name=name, route_prefix=f"/{name}")
+
+
 def test_losing_a_replica_under_load_loses_no_request(
     serve_url: str, tmp_path: Path
 ) -> None:
@@ -251,17 +265,9 @@ def test_losing_a_replica_under_load_loses_no_request(
     # gate; one replica is killed while both hold requests. Every request
     # must still be answered exactly once, with its own scores, although the
     # client (plain httpx) never retries.
-    settings = {"model": GatedCrossEncoder(str(tmp_path))}
-    scorer = CrossEncoderDeployment.options(
-        name="GatedScorer",
-        num_replicas=2,
-        max_ongoing_requests=8,
-        ray_actor_options={"num_cpus": 0.25},
-    ).bind(settings, max_batch_size=2)
-    app = IngressDeployment.options(ray_actor_options={"num_cpus": 0}).bind(
-        scorer, settings, model_name="gated"
+    _run_gated_app(
+        tmp_path, "gated", "GatedScorer", 2, num_replicas=2, max_ongoing_requests=8
     )
-    serve.run(app, name="gated", route_prefix="/gated")
     requests = [(f"{QUERIES[i % 4]} #{i}", TEXTS) for i in range(8)]
     expected = [
         WordOverlapCrossEncoder().score([(query, t) for t in texts])
@@ -306,6 +312,59 @@ def test_losing_a_replica_under_load_loses_no_request(
     for number, body in bodies.items():
         got = {r["index"]: r["relevance_score"] for r in body["results"]}
         assert [got[i] for i in range(len(TEXTS))] == expected[number]
+
+
+def test_a_full_replica_queue_is_503_with_retry_after(
+    serve_url: str, tmp_path: Path
+) -> None:
+    # One gated replica takes one request at a time and one more may wait
+    # for it; while the gate is closed every further request must be shed
+    # at once, and the two held ones answered once it opens.
+    _run_gated_app(
+        tmp_path,
+        "narrow",
+        "NarrowScorer",
+        1,
+        num_replicas=1,
+        max_ongoing_requests=1,
+        max_queued_requests=1,
+    )
+
+    def send(number: int) -> httpx.Response:
+        return httpx.post(
+            f"{serve_url}/narrow/v2/rerank",
+            json={"query": f"{QUERIES[0]} #{number}", "documents": TEXTS},
+            timeout=DEADLINE_S,
+        )
+
+    try:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            held = pool.submit(send, 0)
+            _wait_for(lambda: any(tmp_path.glob("started-*")), "the replica")
+            others = [pool.submit(send, number) for number in range(1, 6)]
+            # At most one of the five can wait for the replica: the other
+            # four must be answered while the gate is still closed.
+            _wait_for(
+                lambda: sum(future.done() for future in others) >= 4,
+                "the requests over the queue limit to be refused",
+            )
+            refused = [future.result() for future in others if future.done()]
+            (tmp_path / "open").touch()
+            answered = [held.result(timeout=DEADLINE_S)] + [
+                future.result(timeout=DEADLINE_S)
+                for future in others
+                if future.result(timeout=DEADLINE_S) not in refused
+            ]
+    finally:
+        (tmp_path / "open").touch()
+        serve.delete("narrow")
+
+    assert [r.status_code for r in refused] == [503] * len(refused)
+    assert len(refused) == 4
+    for response in refused:
+        assert int(response.headers["retry-after"]) >= 1
+        assert "max_queued_requests" in response.json()["message"]
+    assert [r.status_code for r in answered] == [200, 200]
 
 
 def test_serve_config_example_builds_the_application() -> None:
