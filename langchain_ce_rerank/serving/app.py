@@ -12,8 +12,6 @@ the 503 of a full queue, whose `Retry-After` says when to come back).
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
 import math
 import time
@@ -22,9 +20,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from langchain_ce_rerank.engine import Reranker, check_text
+from langchain_ce_rerank.engine import Reranker
 from langchain_ce_rerank.serving.batcher import (
     BatcherClosedError,
     DynamicBatcher,
@@ -37,8 +35,6 @@ from langchain_ce_rerank.serving.metrics import (
     require_prometheus,
 )
 from langchain_ce_rerank.serving.schemas import (
-    ErrorBody,
-    FieldError,
     RerankRequest,
     RerankResponse,
     ranked_response,
@@ -55,6 +51,14 @@ except ImportError as _err:  # pragma: no cover - exercised without the extra
         'pip install "langchain-ce-rerank[serve]"'
     )
     raise ImportError(_msg) from _err
+
+# After the check above, so a missing fastapi is reported with its extra.
+from langchain_ce_rerank.serving._requests import (
+    error_response,
+    parse_request,
+    read_body,
+    unauthorized,
+)
 
 __all__ = ["ServeSettings", "ServeState", "create_app"]
 
@@ -123,144 +127,6 @@ class ServeState:
         self.batcher.flush()
 
 
-def _error(
-    status: int,
-    message: str,
-    *,
-    errors: list[FieldError] | None = None,
-    limit: int | None = None,
-    value: int | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    body = ErrorBody(message=message, errors=errors, limit=limit, value=value)
-    return JSONResponse(body.model_dump(exclude_none=True), status, headers=headers)
-
-
-def _field_name(loc: tuple[int | str, ...]) -> str:
-    name = ""
-    for part in loc:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else part)
-    return name or "body"
-
-
-def _validation_error(err: ValidationError) -> Response:
-    errors = [
-        FieldError(
-            field=_field_name(tuple(e["loc"])),
-            message=str(e["msg"]).removeprefix("Value error, "),
-        )
-        for e in err.errors()
-    ]
-    shown = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
-    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-    return _error(422, f"invalid request: {shown}{more}", errors=errors)
-
-
-def _unauthorized(state: ServeState, request: Request) -> Response | None:
-    key = state.settings.api_key
-    if key is None:
-        return None
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    expected = key.get_secret_value().encode()
-    if scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode(), expected
-    ):
-        return None
-    return _error(
-        401,
-        "missing or wrong API key; send the header 'Authorization: Bearer <key>' "
-        "with the key the server was started with (--api-key or CE_RERANK_API_KEY)",
-        headers={"WWW-Authenticate": 'Bearer realm="ce-rerank"'},
-    )
-
-
-async def _read_body(state: ServeState, request: Request) -> bytes | Response:
-    limit = state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            return _error(400, f"Content-Length {declared!r} is not a byte count")
-        if int(declared) > limit:
-            return _error(
-                413,
-                f"request body of {int(declared)} bytes exceeds the limit of "
-                f"{limit} bytes (--max-body-bytes); send fewer or shorter documents",
-                limit=limit,
-                value=int(declared),
-            )
-    chunks = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            return _error(
-                413,
-                f"request body exceeds the limit of {limit} bytes "
-                f"(--max-body-bytes; {received} bytes received so far); send "
-                "fewer or shorter documents",
-                limit=limit,
-                value=received,
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _parse(state: ServeState, raw: bytes) -> RerankRequest | Response:
-    try:
-        payload = json.loads(raw)
-    except UnicodeDecodeError as err:
-        return _error(400, f"the request body is not UTF-8 text: {err}")
-    except json.JSONDecodeError as err:
-        return _error(
-            400,
-            f"the request body is not valid JSON: {err.msg} at line {err.lineno} "
-            f"column {err.colno}; send a JSON object such as "
-            '{"query": "...", "documents": ["..."]}',
-        )
-    try:
-        body = RerankRequest.model_validate(payload)
-    except ValidationError as err:
-        return _validation_error(err)
-    settings = state.settings
-    if body.model is not None and body.model != settings.model_name:
-        return _error(
-            404,
-            f"model {body.model!r} is not served here; this server serves "
-            f"{settings.model_name!r} (send that name, or leave model out)",
-        )
-    if len(body.documents) > settings.max_documents:
-        return _error(
-            413,
-            f"documents has {len(body.documents)} items, over the limit of "
-            f"{settings.max_documents} per request (--max-documents); split "
-            "them over several requests",
-            limit=settings.max_documents,
-            value=len(body.documents),
-        )
-    for i, text in enumerate(body.documents):
-        if len(text) > settings.max_document_chars:
-            return _error(
-                413,
-                f"documents[{i}] has {len(text)} characters, over the limit of "
-                f"{settings.max_document_chars} (--max-document-chars); send a "
-                "shorter passage",
-                limit=settings.max_document_chars,
-                value=len(text),
-            )
-    try:
-        check_text(body.query, "query")
-        for i, text in enumerate(body.documents):
-            check_text(text, f"documents[{i}]")
-    except ValueError as err:
-        field = str(err).split(" ", 1)[0]
-        return _error(
-            422,
-            f"invalid request: {err}",
-            errors=[FieldError(field=field, message=str(err))],
-        )
-    return body
-
-
 async def _client_gone(request: Request) -> None:
     """Return once the client disconnects (the body has been read already)."""
     while (await request.receive())["type"] != "http.disconnect":
@@ -301,26 +167,28 @@ async def _score_while_connected(
 
 async def _rerank(state: ServeState, request: Request) -> Response:
     if state.draining:
-        return _error(
+        return error_response(
             503,
             "the server is shutting down; retry on another instance",
             headers={"Connection": "close", "Retry-After": "1"},
         )
-    refused = _unauthorized(state, request)
+    refused = unauthorized(state.settings, request)
     if refused is not None:
         return refused
     if not state.batcher.ready.is_set():
-        return _error(503, state.batcher.status_message(), headers={"Retry-After": "1"})
-    raw = await _read_body(state, request)
+        return error_response(
+            503, state.batcher.status_message(), headers={"Retry-After": "1"}
+        )
+    raw = await read_body(state.settings, request)
     if not isinstance(raw, bytes):
         return raw
-    body = _parse(state, raw)
+    body = parse_request(state.settings, raw)
     if not isinstance(body, RerankRequest):
         return body
     try:
         scores = await _score_while_connected(state, request, body)
     except QueueFullError as err:
-        return _error(
+        return error_response(
             503,
             str(err),
             limit=err.limit,
@@ -328,16 +196,18 @@ async def _rerank(state: ServeState, request: Request) -> Response:
             headers={"Retry-After": str(err.retry_after)},
         )
     except (BatcherClosedError, ModelNotReadyError) as err:
-        return _error(503, str(err), headers={"Retry-After": "1"})
+        return error_response(503, str(err), headers={"Retry-After": "1"})
     except Exception as err:  # the model failed on this request's pairs
         logger.exception("Scoring a request failed")
-        return _error(500, f"scoring failed: {type(err).__name__}: {err}")
+        return error_response(500, f"scoring failed: {type(err).__name__}: {err}")
     if scores is None:
         # Nobody reads this answer; 499 (nginx's "client closed request")
         # keeps such requests apart in the metrics.
-        return _error(499, "the client closed the connection before its answer")
+        return error_response(499, "the client closed the connection before its answer")
     if not all(math.isfinite(score) for score in scores):
-        return _error(500, "the model returned a non-finite score (NaN or infinity)")
+        return error_response(
+            500, "the model returned a non-finite score (NaN or infinity)"
+        )
     response = ranked_response(
         state.engine, scores, body.top_n, state.settings.model_name
     )
@@ -441,7 +311,9 @@ def create_app(engine: Reranker, settings: ServeSettings) -> FastAPI:
             response = await _rerank(state, request)
         except Exception:
             logger.exception("Unexpected error while reranking")
-            response = _error(500, "internal error while reranking; see the server log")
+            response = error_response(
+                500, "internal error while reranking; see the server log"
+            )
         finally:
             metrics.in_flight.dec()
         metrics.requests.labels(status=str(response.status_code)).inc()
@@ -466,7 +338,7 @@ def create_app(engine: Reranker, settings: ServeSettings) -> FastAPI:
 
     @app.get("/metrics")
     async def prometheus(request: Request) -> Response:
-        refused = _unauthorized(state, request)
+        refused = unauthorized(state.settings, request)
         if refused is not None:
             return refused
         return Response(metrics.render(), media_type=CONTENT_TYPE)
