@@ -30,14 +30,14 @@ if TYPE_CHECKING:
         RemoteRerankError,
         RemoteRerankTimeoutError,
     )
-    from langchain_ce_rerank.vectorstore import FaissVectorStore
+    from langchain_ce_rerank.store import FaissVectorStore
 
 # Public name -> the module that defines it.
 _EXPORTS = {
     "CrossEncoderCompressor": "compressor",
     "EvaluationReport": "evaluation",
     "FaissRetriever": "retriever",
-    "FaissVectorStore": "vectorstore",
+    "FaissVectorStore": "store",
     "ModelNotFoundError": "errors",
     "RerankExplanation": "display",
     "RemoteCrossEncoder": "serving",

@@ -27,7 +27,7 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from langchain_ce_rerank.vectorstore import FaissVectorStore
+from langchain_ce_rerank.store import FaissVectorStore
 
 __all__ = [
     "DEFAULT_CHUNK_OVERLAP",

@@ -31,7 +31,7 @@ from langchain_ce_rerank.compressor import (
 )
 from langchain_ce_rerank.errors import ModelNotFoundError
 from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER, load_embeddings
-from langchain_ce_rerank.vectorstore import FaissVectorStore
+from langchain_ce_rerank.store import FaissVectorStore
 
 __all__ = ["RerankingRetriever", "build_reranking_retriever"]
 

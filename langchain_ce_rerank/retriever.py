@@ -17,9 +17,9 @@ from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from typing_extensions import override
 
-from langchain_ce_rerank._filter import MetadataFilter
 from langchain_ce_rerank._query import check_query
-from langchain_ce_rerank._store_search import StoreSearch
+from langchain_ce_rerank.store.filters import MetadataFilter
+from langchain_ce_rerank.store.search import StoreSearch
 
 __all__ = ["FaissRetriever"]
 
@@ -63,7 +63,7 @@ class FaissRetriever(VectorStoreRetriever):
 
     vectorstore: VectorStore
     """The `FaissVectorStore` to search. (Typed by its read side, so this
-    module needs nothing from vectorstore.py, which imports it.)"""
+    module needs nothing from store/vectorstore.py, which imports it.)"""
 
     search_type: Literal["similarity", "mmr", "similarity_score_threshold"] = (
         "similarity"

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from langchain_ce_rerank.compressor import CrossEncoderCompressor
-    from langchain_ce_rerank.vectorstore import FaissVectorStore
+    from langchain_ce_rerank.store import FaissVectorStore
 
 
 logger = logging.getLogger("langchain_ce_rerank.cli")
@@ -217,7 +217,7 @@ def _load_reranker(compressor: CrossEncoderCompressor) -> None:
 def _load_index(flag: str, args: argparse.Namespace) -> FaissVectorStore:
     """Load the index named by `flag`, with the bi-encoder it was built with."""
     from langchain_ce_rerank.models import load_embeddings
-    from langchain_ce_rerank.vectorstore import FaissVectorStore
+    from langchain_ce_rerank.store import FaissVectorStore
 
     folder = args.index
     rebuild = f"rebuild it with: {_CREATE_INDEX} {folder}"

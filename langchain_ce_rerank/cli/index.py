@@ -72,7 +72,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
     from langchain_ce_rerank.ingest import load_corpus, sync_store
     from langchain_ce_rerank.models import load_embeddings
-    from langchain_ce_rerank.vectorstore import FaissVectorStore
+    from langchain_ce_rerank.store import FaissVectorStore
 
     if not 0 <= args.chunk_overlap < args.chunk_size:
         msg = (

@@ -1,4 +1,4 @@
-"""`_faiss_index.search`: the few-query flat fast path gives FAISS's results."""
+"""`store.faiss_index.search`: the few-query flat fast path gives FAISS's results."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import faiss
 import numpy as np
 import pytest
 
-from langchain_ce_rerank import _faiss_index
+from langchain_ce_rerank.store import faiss_index
 
 
 def _vectors(n: int, seed: int = 0) -> np.ndarray:
@@ -16,7 +16,7 @@ def _vectors(n: int, seed: int = 0) -> np.ndarray:
 
 
 def _index(spec: str, metric: int, vectors: np.ndarray) -> faiss.Index:
-    index = _faiss_index.build(spec, vectors.shape[1], metric)
+    index = faiss_index.build(spec, vectors.shape[1], metric)
     if not index.is_trained:
         index.train(vectors)
     # Ids far from positions, so a position/id mix-up cannot pass.
@@ -29,10 +29,10 @@ def _index(spec: str, metric: int, vectors: np.ndarray) -> faiss.Index:
 def test_flat_inner_product_matches_faiss(queries: int, k: int) -> None:
     vectors = _vectors(500)
     index = _index("Flat", faiss.METRIC_INNER_PRODUCT, vectors)
-    assert _faiss_index.flat_inner_product(index) is not None  # the fast path
+    assert faiss_index.flat_inner_product(index) is not None  # the fast path
     query = _vectors(queries, seed=1)
     expected_scores, expected_ids = index.search(query, k)
-    scores, ids = _faiss_index.search(index, query, k)
+    scores, ids = faiss_index.search(index, query, k)
     np.testing.assert_array_equal(ids, expected_ids)
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-6)
     assert scores.dtype == np.float32
@@ -42,17 +42,17 @@ def test_flat_inner_product_matches_faiss(queries: int, k: int) -> None:
 def test_a_loaded_flat_index_takes_the_fast_path_too() -> None:
     index = _index("Flat", faiss.METRIC_INNER_PRODUCT, _vectors(50))
     loaded = faiss.deserialize_index(faiss.serialize_index(index))
-    assert _faiss_index.flat_inner_product(loaded) is not None
+    assert faiss_index.flat_inner_product(loaded) is not None
 
 
 def test_ties_go_to_the_earlier_vector_in_every_copy_of_a_store() -> None:
     vectors = np.zeros((6, 4), dtype=np.float32)
     vectors[:, 0] = 1.0
-    index = _faiss_index.build("Flat", 4, faiss.METRIC_INNER_PRODUCT)
+    index = faiss_index.build("Flat", 4, faiss.METRIC_INNER_PRODUCT)
     index.add_with_ids(vectors, np.array([50, 10, 40, 5, 20, 30], dtype=np.int64))
     loaded = faiss.deserialize_index(faiss.serialize_index(index))
     for copy in (index, loaded):
-        _, ids = _faiss_index.search(copy, vectors[:1], 3)
+        _, ids = faiss_index.search(copy, vectors[:1], 3)
         assert ids.tolist() == [[50, 10, 40]]
 
 
@@ -62,7 +62,7 @@ def test_fast_path_follows_removals() -> None:
     index.remove_ids(np.arange(0, 300, 3, dtype=np.int64) * 7 + 3)
     query = vectors[:4]  # includes removed vectors' exact matches
     expected = index.search(query, 20)
-    got = _faiss_index.search(index, query, 20)
+    got = faiss_index.search(index, query, 20)
     np.testing.assert_array_equal(got[1], expected[1])
     assert not set(got[1].ravel().tolist()) & set(
         (np.arange(0, 300, 3) * 7 + 3).tolist()
@@ -76,9 +76,9 @@ def test_fast_path_follows_removals() -> None:
 def test_other_indexes_go_to_faiss(spec: str, metric: int) -> None:
     vectors = _vectors(200)
     index = _index(spec, metric, vectors)
-    assert _faiss_index.flat_inner_product(index) is None
+    assert faiss_index.flat_inner_product(index) is None
     query = vectors[:2]
     expected = index.search(query, 5)
-    got = _faiss_index.search(index, query, 5)
+    got = faiss_index.search(index, query, 5)
     np.testing.assert_array_equal(got[1], expected[1])
     np.testing.assert_array_equal(got[0], expected[0])

@@ -94,3 +94,4 @@ def test_the_store_and_retriever_modules_do_not_import_each_other() -> None:
     )
     assert "langchain_ce_rerank.retriever" in loaded
     assert "langchain_ce_rerank.vectorstore" not in loaded
+    assert "langchain_ce_rerank.store.vectorstore" not in loaded

@@ -14,7 +14,8 @@ import pytest
 from doubles import AxisEmbeddings
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from langchain_ce_rerank import FaissVectorStore, StoreLoadError, _persistence
+from langchain_ce_rerank import FaissVectorStore, StoreLoadError
+from langchain_ce_rerank.store import persistence
 
 WORDS = ["red", "green", "blue", "cat"]
 
@@ -134,7 +135,7 @@ def test_no_module_of_the_package_imports_pickle() -> None:
     import langchain_ce_rerank
 
     package = Path(langchain_ce_rerank.__file__).parent
-    for source in package.glob("*.py"):
+    for source in package.rglob("*.py"):
         text = source.read_text()
         assert "import pickle" not in text, source
         assert "cloudpickle" not in text, source
@@ -217,14 +218,14 @@ def test_failed_save_leaves_the_previous_index_intact(
     store.save_local(tmp_path)
     before = store.get_by_ids(store.ids)
     store.add_texts(["cat"] * 5)
-    real_write = _persistence._write_atomic
+    real_write = persistence._write_atomic
 
     def crash_before_manifest(folder: Path, name: str, data: bytes) -> None:
-        if name == _persistence.MANIFEST:
+        if name == persistence.MANIFEST:
             raise OSError("disk full")
         real_write(folder, name, data)
 
-    monkeypatch.setattr(_persistence, "_write_atomic", crash_before_manifest)
+    monkeypatch.setattr(persistence, "_write_atomic", crash_before_manifest)
     with pytest.raises(OSError, match="disk full"):
         store.save_local(tmp_path)
     monkeypatch.undo()
@@ -245,7 +246,7 @@ def test_crash_while_writing_a_file_leaves_no_partial_file(
     def crash(fd: int) -> None:
         raise OSError("power cut")
 
-    monkeypatch.setattr(_persistence.os, "fsync", crash)
+    monkeypatch.setattr(persistence.os, "fsync", crash)
     with pytest.raises(OSError, match="power cut"):
         store.save_local(tmp_path)
     monkeypatch.undo()
@@ -389,7 +390,9 @@ def test_format_version_1_stores_load_with_a_warning_and_upgrade_on_save(
     )  # fmt: skip
     v1 = {key: saved[key] for key in v1_fields} | {"format_version": 1}
     _write_manifest(tmp_path, v1)
-    with caplog.at_level(logging.WARNING, logger="langchain_ce_rerank._persistence"):
+    with caplog.at_level(
+        logging.WARNING, logger="langchain_ce_rerank.store.persistence"
+    ):
         loaded = FaissVectorStore.load_local(tmp_path, embedding)
     assert loaded.get_by_ids(loaded.ids) == store.get_by_ids(store.ids)
     (record,) = caplog.records
@@ -439,7 +442,7 @@ def test_only_stale_temporary_files_are_removed(
     abandoned = tmp_path / ".tmp-4343-crashed-saver"
     in_flight.write_bytes(b"half an index")
     abandoned.write_bytes(b"half an index")
-    old = time.time() - _persistence.STALE_TMP_SECONDS - 60
+    old = time.time() - persistence.STALE_TMP_SECONDS - 60
     os.utime(abandoned, (old, old))
     store.save_local(tmp_path)
     assert in_flight.exists()

@@ -6,7 +6,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
 from pydantic import ValidationError
 
-from langchain_ce_rerank import FaissRetriever, FaissVectorStore, _faiss_index
+from langchain_ce_rerank import FaissRetriever, FaissVectorStore
+from langchain_ce_rerank.store import faiss_index
 
 WORDS = ["red", "green", "blue", "cat"]
 
@@ -128,13 +129,13 @@ def test_batch(store: FaissVectorStore) -> None:
 def searches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Rows of every FAISS search call the store makes."""
     calls: list[int] = []
-    search = _faiss_index.search
+    search = faiss_index.search
 
     def counting(index, queries, k):
         calls.append(len(queries))
         return search(index, queries, k)
 
-    monkeypatch.setattr(_faiss_index, "search", counting)
+    monkeypatch.setattr(faiss_index, "search", counting)
     return calls
 
 

@@ -18,8 +18,8 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-from langchain_ce_rerank import _faiss_index
-from langchain_ce_rerank._filter import Predicate, to_predicate
+from langchain_ce_rerank.store import faiss_index
+from langchain_ce_rerank.store.filters import Predicate, to_predicate
 
 DistanceStrategy: TypeAlias = Literal["cosine", "l2", "inner_product"]
 SEARCH_OPTIONS = frozenset({"filter", "fetch_k"})
@@ -114,14 +114,14 @@ class StoreSearch:
             raise ValueError(msg)
         total = int(self._index.ntotal)
         first = min(k if predicate is None else max(k, fetch_k), total)
-        distances, numbers = _faiss_index.search(self._index, queries, first)
+        distances, numbers = faiss_index.search(self._index, queries, first)
         results = []
         for row in range(len(queries)):
             hits = self._hits(distances[row], numbers[row], k, predicate)
             want = first
             while len(hits) < k and want < total:
                 want = min(want * 4, total)
-                more_distances, more_numbers = _faiss_index.search(
+                more_distances, more_numbers = faiss_index.search(
                     self._index, queries[row : row + 1], want
                 )
                 hits = self._hits(more_distances[0], more_numbers[0], k, predicate)
