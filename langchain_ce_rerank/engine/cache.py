@@ -6,7 +6,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class CacheInfo(NamedTuple):
@@ -43,6 +43,25 @@ class ScoreCache:
             self._data.move_to_end(key)
             self._hits += 1
             return value
+
+    def lookup(
+        self, model_key: Hashable, pairs: list[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], float], list[tuple[str, str]], dict[Any, Any]]:
+        """(known scores, pairs the model must score, cache keys) for `pairs`.
+
+        A pair's key is `model_key` with its `text_key`; each pair counts a
+        hit or a miss.
+        """
+        keys = {pair: (model_key, *text_key(*pair)) for pair in pairs}
+        known: dict[tuple[str, str], float] = {}
+        missing = []
+        for pair in pairs:
+            cached = self.get(keys[pair])
+            if cached is None:
+                missing.append(pair)
+            else:
+                known[pair] = cached
+        return known, missing, keys
 
     def put(self, key: Hashable, value: float) -> None:
         """Store a score, evicting the least recently used beyond `maxsize`."""

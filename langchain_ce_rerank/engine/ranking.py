@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
+
+from langchain_ce_rerank.engine.results import RerankResult, ScoredText
+from langchain_ce_rerank.engine.windows import Span
 
 
 def score_order(scores: Sequence[float]) -> list[int]:
@@ -20,3 +24,70 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int) -> list[fl
     """
     count = len(rankings[0])
     return [sum(1.0 / (k + ranks[i]) for ranks in rankings) for i in range(count)]
+
+
+def ranked(
+    scored: Sequence[ScoredText],
+    *,
+    top_n: int | None,
+    threshold: float | None,
+    fusion: Literal["none", "rrf"],
+    rrf_k: int,
+    first_stage_ranks: Sequence[int] | None,
+) -> list[RerankResult]:
+    """Scored candidates ordered, cut to `top_n`, *then* filtered by `threshold`.
+
+    `Reranker.order` resolves its per-call overrides, checks them and calls
+    this; see it for the meaning of each argument.
+
+    Returns:
+        The kept candidates in their new order.
+    """
+    scores = [item.score for item in scored]
+    order = score_order(scores)
+    fused: list[float] | None = None
+    if fusion == "rrf":
+        ce_rank = [0] * len(order)
+        for rank, i in enumerate(order, start=1):
+            ce_rank[i] = rank
+        ranks = first_stage_ranks or list(range(1, len(scored) + 1))
+        fused = reciprocal_rank_fusion([ce_rank, ranks], rrf_k)
+        # Stable on the cross-encoder order: equal fused scores go to the
+        # candidate the cross-encoder preferred.
+        order = sorted(order, key=lambda i: -fused[i])
+    if top_n is not None:
+        order = order[:top_n]
+    if threshold is not None:
+        order = [i for i in order if scores[i] >= threshold]
+    return [
+        RerankResult(
+            index=i,
+            score=scores[i],
+            rank=rank,
+            passage=scored[i].passage,
+            fused_score=None if fused is None else fused[i],
+        )
+        for rank, i in enumerate(order, start=1)
+    ]
+
+
+def best_windows(
+    units: list[list[list[tuple[Span | None, str]]]], activated: list[float]
+) -> list[list[ScoredText]]:
+    """Activated scores back into items, each text scoring as its best window.
+
+    Args:
+        units: Per item, per text, its `(span, text)` windows, as scored.
+        activated: Every window's score after `activation`, flat, in the
+            order of `units`.
+    """
+    scores = iter(activated)
+    results = []
+    for per_text in units:
+        scored = []
+        for windows_ in per_text:
+            window_scores = [next(scores) for _ in windows_]
+            top = score_order(window_scores)[0]
+            scored.append(ScoredText(window_scores[top], windows_[top][0]))
+        results.append(scored)
+    return results

@@ -13,39 +13,39 @@ import asyncio
 import logging
 import math
 import threading
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
 from langchain_ce_rerank._query import check_query
-from langchain_ce_rerank.engine.cache import CacheInfo, ScoreCache, text_key
-from langchain_ce_rerank.engine.protocols import (
-    AsyncPairScorer,
-    CrossEncoderLike,
-    PairScorer,
-)
-from langchain_ce_rerank.engine.ranking import reciprocal_rank_fusion, score_order
+from langchain_ce_rerank.engine.cache import CacheInfo, ScoreCache
+from langchain_ce_rerank.engine.checks import check_text
+from langchain_ce_rerank.engine.checks import check_threshold as check_threshold
+from langchain_ce_rerank.engine.checks import check_top_n as check_top_n
+from langchain_ce_rerank.engine.protocols import AsyncPairScorer
+from langchain_ce_rerank.engine.ranking import best_windows, ranked
 from langchain_ce_rerank.engine.results import RerankResult, ScoredText
-from langchain_ce_rerank.engine.settings import LOADING_FIELDS, RerankerSettings
-from langchain_ce_rerank.engine.windows import (
-    Span,
-    TokenSpans,
-    tokenizer_spans,
-    windows,
-    word_spans,
+from langchain_ce_rerank.engine.scoring import (
+    LoadedModel,
+    activate,
+    in_input_order,
+    length_order,
+    predict,
 )
-from langchain_ce_rerank.models import load_cross_encoder, model_lock
+from langchain_ce_rerank.engine.scoring import Loader as Loader
+from langchain_ce_rerank.engine.scoring import default_loader as default_loader
+from langchain_ce_rerank.engine.settings import LOADING_FIELDS, RerankerSettings
+from langchain_ce_rerank.engine.windows import Span, model_spans, passage_windows
 
 __all__ = ["UNSET", "LoadedModel", "Reranker", "Unset", "check_text"]
+# Imported `as` themselves above, so that they stay importable from here:
+# `Loader`, `default_loader`, `check_top_n`, `check_threshold`.
 
 logger = logging.getLogger(__name__)
-
-LoadedModel: TypeAlias = CrossEncoderLike | PairScorer
-Loader: TypeAlias = Callable[..., LoadedModel]
 
 
 class Unset(Enum):
@@ -55,53 +55,6 @@ class Unset(Enum):
 
 
 UNSET: Final = Unset.UNSET
-
-
-def check_text(text: object, label: str) -> str:
-    """Return `text` if a tokenizer can encode it, else raise a clear error.
-
-    Args:
-        text: The query or candidate text.
-        label: How to name it in the error, e.g. `"document 3 (id='a')"`.
-
-    Raises:
-        TypeError: `text` is not a string.
-        ValueError: `text` holds a lone surrogate (not valid Unicode text).
-    """
-    if not isinstance(text, str):
-        msg = f"{label} must be a string, got {type(text).__name__}: {text!r:.80}"
-        raise TypeError(msg)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        bad = text[err.start : err.end]
-        msg = (
-            f"{label} contains a lone surrogate {bad!r} at character {err.start}, "
-            "which is not valid Unicode and no tokenizer can encode; clean the "
-            "text first, e.g. text.encode('utf-8', 'replace').decode()"
-        )
-        raise ValueError(msg) from None
-    return text
-
-
-def _default_batch_size(model: object) -> int:
-    """4 pairs a batch on CPU, 32 on an accelerator (see `batch_size`)."""
-    device = str(getattr(model, "device", "cpu"))
-    return 4 if device.startswith("cpu") else 32
-
-
-def _sigmoid(value: float) -> float:
-    # Split by sign so large logits of either sign never overflow exp().
-    if value >= 0:
-        return 1.0 / (1.0 + math.exp(-value))
-    exp = math.exp(value)
-    return exp / (1.0 + exp)
-
-
-def default_loader(model: str | Path, **kwargs: Any) -> LoadedModel:
-    """`langchain_ce_rerank.models.load_cross_encoder`: shared per process."""
-    loaded: LoadedModel = load_cross_encoder(model, **kwargs)
-    return loaded
 
 
 class Reranker(RerankerSettings):
@@ -215,59 +168,14 @@ class Reranker(RerankerSettings):
             )
         return ("object", id(self.model))
 
-    @staticmethod
-    def _length_order(pairs: Sequence[tuple[str, str]]) -> list[int]:
-        # One length-sorted stream: neighbouring pairs pad to similar lengths.
-        return sorted(
-            range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1])
-        )
-
-    @staticmethod
-    def _in_input_order(order: list[int], raw: Sequence[Any]) -> list[float]:
-        if len(raw) != len(order):
-            msg = f"the model returned {len(raw)} scores for {len(order)} pairs"
-            raise RuntimeError(msg)
-        scores = [0.0] * len(order)
-        for position, i in enumerate(order):
-            scores[i] = float(raw[position])
-        return scores
-
     def _predict(self, pairs: list[tuple[str, str]]) -> list[float]:
         """Raw model scores for `pairs`, fed to the model shortest first."""
-        model = self.load_model()
-        order = self._length_order(pairs)
-        ordered = [pairs[i] for i in order]
-        if isinstance(model, CrossEncoderLike):
-            import torch
-
-            # Models are shared per process: every engine holds the model's one lock.
-            with model_lock(model):
-                raw = model.predict(
-                    ordered,
-                    batch_size=self.batch_size or _default_batch_size(model),
-                    show_progress_bar=self.show_progress_bar,
-                    activation_fn=torch.nn.Identity(),
-                    convert_to_numpy=True,
-                ).tolist()
-        else:
-            raw = list(model.score(ordered))
-        return self._in_input_order(order, raw)
-
-    def _cache_lookup(
-        self, unique: list[tuple[str, str]]
-    ) -> tuple[dict[tuple[str, str], float], list[tuple[str, str]], dict[Any, Any]]:
-        """(known scores, pairs the model must score, cache keys)."""
-        model_key = self._model_key()
-        keys = {pair: (model_key, *text_key(*pair)) for pair in unique}
-        known: dict[tuple[str, str], float] = {}
-        missing = []
-        for pair in unique:
-            cached = self._cache.get(keys[pair])
-            if cached is None:
-                missing.append(pair)
-            else:
-                known[pair] = cached
-        return known, missing, keys
+        return predict(
+            self.load_model(),
+            pairs,
+            batch_size=self.batch_size,
+            show_progress_bar=self.show_progress_bar,
+        )
 
     def _raw_scores(
         self, pairs: Sequence[tuple[str, str]], *, use_cache: bool = True
@@ -277,7 +185,7 @@ class Reranker(RerankerSettings):
         if not use_cache:
             known = dict(zip(unique, self._predict(unique), strict=True))
             return [known[pair] for pair in pairs]
-        known, missing, keys = self._cache_lookup(unique)
+        known, missing, keys = self._cache.lookup(self._model_key(), unique)
         if missing:
             for pair, score in zip(missing, self._predict(missing), strict=True):
                 known[pair] = score
@@ -290,23 +198,18 @@ class Reranker(RerankerSettings):
         """`_raw_scores` through a scorer's own `ascore` (a remote server)."""
         unique = list(dict.fromkeys(pairs))
         known, missing, keys = (
-            self._cache_lookup(unique) if use_cache else ({}, unique, {})
+            self._cache.lookup(self._model_key(), unique)
+            if use_cache
+            else ({}, unique, {})
         )
         if missing:
-            order = self._length_order(missing)
+            order = length_order(missing)
             raw = await scorer.ascore([missing[i] for i in order])
-            for pair, score in zip(
-                missing, self._in_input_order(order, raw), strict=True
-            ):
+            for pair, score in zip(missing, in_input_order(order, raw), strict=True):
                 known[pair] = score
                 if use_cache:
                     self._cache.put(keys[pair], score)
         return [known[pair] for pair in pairs]
-
-    def _activate(self, scores: list[float]) -> list[float]:
-        if self.activation == "sigmoid":
-            return [_sigmoid(value) for value in scores]
-        return scores
 
     # -- texts ----------------------------------------------------------------
 
@@ -334,14 +237,6 @@ class Reranker(RerankerSettings):
             )
             raise ValueError(msg) from err
 
-    def _token_spans(self) -> TokenSpans:
-        """The model's tokens as character spans; words for a model without one."""
-        model = self.load_model()
-        tokenizer = getattr(model, "tokenizer", None)
-        if isinstance(model, CrossEncoderLike) and tokenizer is not None:
-            return tokenizer_spans(tokenizer)
-        return word_spans
-
     def truncate(self, texts: Sequence[str], max_tokens: int) -> list[str]:
         """Each text cut to its first `max_tokens` tokens of the model's tokenizer.
 
@@ -358,7 +253,7 @@ class Reranker(RerankerSettings):
         if max_tokens < 1:
             msg = f"max_tokens must be at least 1, got {max_tokens}"
             raise ValueError(msg)
-        spans = self._token_spans()
+        spans = model_spans(self.load_model())
         cut = []
         for text in texts:
             found = spans(text)
@@ -366,30 +261,6 @@ class Reranker(RerankerSettings):
                 text[: found[max_tokens - 1][1]] if len(found) > max_tokens else text
             )
         return cut
-
-    def _windows(self, query: str, text: str) -> list[Span]:
-        model = self.load_model()
-        tokenizer = getattr(model, "tokenizer", None)
-        spans: TokenSpans
-        if not isinstance(model, CrossEncoderLike) or tokenizer is None:
-            spans = word_spans
-            budget = self.passage_tokens or 0
-            reserved = len(word_spans(query))
-        else:
-            spans = tokenizer_spans(tokenizer)
-            budget = self.passage_tokens or int(getattr(model, "max_seq_length", 512))
-            reserved = len(spans(query)) + tokenizer.num_special_tokens_to_add(
-                pair=True
-            )
-        size = budget - reserved
-        if size <= self.passage_overlap:
-            msg = (
-                f"the query takes {reserved} of the {budget} tokens per pair, "
-                f"leaving {size} for each passage window (passage_overlap is "
-                f"{self.passage_overlap}); shorten the query or raise passage_tokens"
-            )
-            raise ValueError(msg)
-        return windows(text, spans(text), size, self.passage_overlap)
 
     def _units(
         self, query: str, texts: Sequence[str]
@@ -400,7 +271,13 @@ class Reranker(RerankerSettings):
         spans: dict[str, list[Span]] = {}
         for text in texts:
             if text not in spans:
-                spans[text] = self._windows(query, text)
+                spans[text] = passage_windows(
+                    self.load_model(),
+                    query,
+                    text,
+                    passage_tokens=self.passage_tokens,
+                    passage_overlap=self.passage_overlap,
+                )
         return [[((a, b), text[a:b]) for a, b in spans[text]] for text in texts]
 
     # -- scoring --------------------------------------------------------------
@@ -431,7 +308,8 @@ class Reranker(RerankerSettings):
             TypeError: A query or text that is not a string.
         """
         units, pairs = self._prepare(items)
-        return self._best_windows(units, self._raw_scores(pairs, use_cache=use_cache))
+        raw = self._raw_scores(pairs, use_cache=use_cache)
+        return best_windows(units, activate(raw, self.activation))
 
     async def ascore_batch(
         self,
@@ -450,7 +328,7 @@ class Reranker(RerankerSettings):
             return await asyncio.to_thread(self.score_batch, items, use_cache=use_cache)
         units, pairs = self._prepare(items)
         raw = await self._araw_scores(model, pairs, use_cache)
-        return self._best_windows(units, raw)
+        return best_windows(units, activate(raw, self.activation))
 
     def _prepare(
         self, items: Sequence[tuple[str, Sequence[str]]]
@@ -468,21 +346,6 @@ class Reranker(RerankerSettings):
             units.append(per_text)
             pairs.extend((query, text) for windows_ in per_text for _, text in windows_)
         return units, pairs
-
-    def _best_windows(
-        self, units: list[list[list[tuple[Span | None, str]]]], raw: list[float]
-    ) -> list[list[ScoredText]]:
-        """Activated scores back into items, each text scoring as its best window."""
-        scores = iter(self._activate(raw))
-        results = []
-        for per_text in units:
-            scored = []
-            for windows_ in per_text:
-                window_scores = [next(scores) for _ in windows_]
-                top = score_order(window_scores)[0]
-                scored.append(ScoredText(window_scores[top], windows_[top][0]))
-            results.append(scored)
-        return results
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         """Score each text against `query` (after `activation`), in input order.
@@ -534,34 +397,16 @@ class Reranker(RerankerSettings):
         rrf_k = self.rrf_k if rrf_k is UNSET else rrf_k
         check_top_n(top_n)
         check_threshold(threshold)
-        scores = [item.score for item in scored]
-        if any(math.isnan(s) for s in scores):
+        if any(math.isnan(item.score) for item in scored):
             logger.warning("The cross-encoder returned NaN scores; ranking them last.")
-        order = score_order(scores)
-        fused: list[float] | None = None
-        if fusion == "rrf":
-            ce_rank = [0] * len(order)
-            for rank, i in enumerate(order, start=1):
-                ce_rank[i] = rank
-            ranks = first_stage_ranks or list(range(1, len(scored) + 1))
-            fused = reciprocal_rank_fusion([ce_rank, ranks], rrf_k)
-            # Stable on the cross-encoder order: equal fused scores go to the
-            # candidate the cross-encoder preferred.
-            order = sorted(order, key=lambda i: -fused[i])
-        if top_n is not None:
-            order = order[:top_n]
-        if threshold is not None:
-            order = [i for i in order if scores[i] >= threshold]
-        return [
-            RerankResult(
-                index=i,
-                score=scores[i],
-                rank=rank,
-                passage=scored[i].passage,
-                fused_score=None if fused is None else fused[i],
-            )
-            for rank, i in enumerate(order, start=1)
-        ]
+        return ranked(
+            scored,
+            top_n=top_n,
+            threshold=threshold,
+            fusion=fusion,
+            rrf_k=rrf_k,
+            first_stage_ranks=first_stage_ranks,
+        )
 
     def rank(
         self,
@@ -613,33 +458,3 @@ class Reranker(RerankerSettings):
             self.order(scored, top_n=top_n, score_threshold=score_threshold)
             for scored in self.score_batch(items)
         ]
-
-
-def check_top_n(top_n: object) -> None:
-    """Reject a `top_n` that is not None or a positive integer.
-
-    Raises:
-        ValueError: `top_n` is below 1 or not an integer.
-    """
-    if top_n is None:
-        return
-    if not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1:
-        msg = f"top_n must be a positive integer or None (keep all), got {top_n!r}"
-        raise ValueError(msg)
-
-
-def check_threshold(threshold: object) -> None:
-    """Reject a `score_threshold` that is not None or a number.
-
-    Raises:
-        ValueError: `threshold` is not a real number (or is NaN).
-    """
-    if threshold is None:
-        return
-    if (
-        not isinstance(threshold, int | float)
-        or isinstance(threshold, bool)
-        or math.isnan(threshold)
-    ):
-        msg = f"score_threshold must be a number or None, got {threshold!r}"
-        raise ValueError(msg)

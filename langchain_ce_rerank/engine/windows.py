@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
+from langchain_ce_rerank.engine.protocols import CrossEncoderLike
+
 Span: TypeAlias = tuple[int, int]
 TokenSpans: TypeAlias = Callable[[str], list[Span]]
 
@@ -67,3 +69,53 @@ def windows(text: str, spans: list[Span], size: int, overlap: int) -> list[Span]
         if end == len(spans):
             return result
         start += step
+
+
+def model_spans(model: object) -> TokenSpans:
+    """The model's tokens as character spans; words for a model without one."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if isinstance(model, CrossEncoderLike) and tokenizer is not None:
+        return tokenizer_spans(tokenizer)
+    return word_spans
+
+
+def passage_windows(
+    model: object,
+    query: str,
+    text: str,
+    *,
+    passage_tokens: int | None,
+    passage_overlap: int,
+) -> list[Span]:
+    """`text`'s windows for `model`, each fitting in one pair beside `query`.
+
+    Args:
+        model: The loaded model; one without a tokenizer counts words.
+        query: The query each window is paired with.
+        text: The candidate text.
+        passage_tokens: Tokens per (query, window) pair; None uses the
+            model's `max_seq_length` (required for a model without a tokenizer).
+        passage_overlap: Tokens each window shares with the previous one.
+
+    Raises:
+        ValueError: The query leaves no more than `passage_overlap` tokens.
+    """
+    tokenizer = getattr(model, "tokenizer", None)
+    spans: TokenSpans
+    if not isinstance(model, CrossEncoderLike) or tokenizer is None:
+        spans = word_spans
+        budget = passage_tokens or 0
+        reserved = len(word_spans(query))
+    else:
+        spans = tokenizer_spans(tokenizer)
+        budget = passage_tokens or int(getattr(model, "max_seq_length", 512))
+        reserved = len(spans(query)) + tokenizer.num_special_tokens_to_add(pair=True)
+    size = budget - reserved
+    if size <= passage_overlap:
+        msg = (
+            f"the query takes {reserved} of the {budget} tokens per pair, "
+            f"leaving {size} for each passage window (passage_overlap is "
+            f"{passage_overlap}); shorten the query or raise passage_tokens"
+        )
+        raise ValueError(msg)
+    return windows(text, spans(text), size, passage_overlap)

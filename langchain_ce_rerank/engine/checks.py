@@ -1,0 +1,68 @@
+"""Checks on what callers pass in: texts, `top_n` and `score_threshold`.
+
+Each raises a clear error naming the bad value, before anything reaches the
+model, so every door reports a bad input the same way.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["check_text", "check_threshold", "check_top_n"]
+
+
+def check_text(text: object, label: str) -> str:
+    """Return `text` if a tokenizer can encode it, else raise a clear error.
+
+    Args:
+        text: The query or candidate text.
+        label: How to name it in the error, e.g. `"document 3 (id='a')"`.
+
+    Raises:
+        TypeError: `text` is not a string.
+        ValueError: `text` holds a lone surrogate (not valid Unicode text).
+    """
+    if not isinstance(text, str):
+        msg = f"{label} must be a string, got {type(text).__name__}: {text!r:.80}"
+        raise TypeError(msg)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        bad = text[err.start : err.end]
+        msg = (
+            f"{label} contains a lone surrogate {bad!r} at character {err.start}, "
+            "which is not valid Unicode and no tokenizer can encode; clean the "
+            "text first, e.g. text.encode('utf-8', 'replace').decode()"
+        )
+        raise ValueError(msg) from None
+    return text
+
+
+def check_top_n(top_n: object) -> None:
+    """Reject a `top_n` that is not None or a positive integer.
+
+    Raises:
+        ValueError: `top_n` is below 1 or not an integer.
+    """
+    if top_n is None:
+        return
+    if not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1:
+        msg = f"top_n must be a positive integer or None (keep all), got {top_n!r}"
+        raise ValueError(msg)
+
+
+def check_threshold(threshold: object) -> None:
+    """Reject a `score_threshold` that is not None or a number.
+
+    Raises:
+        ValueError: `threshold` is not a real number (or is NaN).
+    """
+    if threshold is None:
+        return
+    if (
+        not isinstance(threshold, int | float)
+        or isinstance(threshold, bool)
+        or math.isnan(threshold)
+    ):
+        msg = f"score_threshold must be a number or None, got {threshold!r}"
+        raise ValueError(msg)
