@@ -171,6 +171,15 @@ def main() -> None:
         help="candidates a request, uniform (default: 20 100)",
     )
     parser.add_argument(
+        "--waits",
+        type=float,
+        nargs="+",
+        default=[5.0],
+        metavar="MS",
+        help="--max-batch-wait-ms of the batching server; several start one "
+        "batching server each (default: 5)",
+    )
+    parser.add_argument(
         "--overhead-repeats", type=int, default=5, help="0 skips the client overhead"
     )
     args = parser.parse_args()
@@ -189,8 +198,14 @@ def main() -> None:
         f"{args.candidates[0]}-{args.candidates[1]} candidates a request; "
         "score cache off"
     )
+    batching = {
+        "batching" if len(args.waits) == 1 else f"batching {wait:g}ms": start(
+            "batching", model, "--max-batch-wait-ms", str(wait)
+        )
+        for wait in args.waits
+    }
     servers = {
-        "batching": start("batching", model),
+        **batching,
         "one-at-a-time": start("one-at-a-time", model, "--no-batching"),
     }
     try:
@@ -228,10 +243,12 @@ def main() -> None:
                     f"{1000 * percentile(latencies, 0.5):>8.0f} "
                     f"{1000 * percentile(latencies, 0.99):>8.0f} {len(work):>8}"
                 )
-            ratio = rates[clients, "batching"] / rates[clients, "one-at-a-time"]
-            print(f"{'':>7} batching / one-at-a-time: {ratio:.2f}x pairs/s")
+            for name in batching:
+                ratio = rates[clients, name] / rates[clients, "one-at-a-time"]
+                print(f"{'':>7} {name} / one-at-a-time: {ratio:.2f}x pairs/s")
         if args.levels:
-            print(f"batching server: {batch_stats(servers['batching'].url)}")
+            for name, server in batching.items():
+                print(f"{name} server: {batch_stats(server.url)}")
 
         if args.overhead_repeats < 1:
             return
