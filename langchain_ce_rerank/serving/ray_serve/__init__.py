@@ -1,0 +1,76 @@
+"""The reranker as a Ray Serve deployment: N replicas behind Cohere's `/v2/rerank`.
+
+Two deployments: `RerankIngress` speaks HTTP (validation, ordering, no
+model) and sends each request's scoring to one of N `CrossEncoderDeployment`
+replicas, each holding one engine whose model loads once, when the replica
+starts. Requests waiting at a replica are coalesced by `@serve.batch` into one
+`Reranker.score_batch` call (one length-sorted model stream); a request whose
+replica dies is sent again to a live one. How many replicas run, autoscaling
+and CPUs per replica are Ray Serve's own deployment options, so a Serve
+config file sets them:
+
+```yaml
+applications:
+  - name: ce-rerank
+    route_prefix: /
+    import_path: langchain_ce_rerank.serving.ray_serve:app_builder
+    args: {model: cross-encoder/ms-marco-MiniLM-L6-v2}
+    deployments:
+      - name: CrossEncoderDeployment
+        num_replicas: 2
+```
+
+`serve run examples/ray_serve_config.yaml` serves it; `RemoteCrossEncoder(url,
+api="cohere")` (or any Cohere v2 client) calls it. The request and response
+bodies are the models of `serving/schemas.py`, as for `ce-rerank serve`.
+"""
+
+from __future__ import annotations
+
+# Importing this module means deploying on Ray Serve (nothing else imports it).
+# The check runs once, here, before any module of this package imports ray or
+# starlette (a submodule's import runs this file first).
+try:
+    # Imported only to check them (ray.serve brings ray.exceptions,
+    # ray.serve.exceptions and ray.serve.handle with it).
+    import ray.serve  # noqa: F401
+    import starlette.requests
+    import starlette.responses  # noqa: F401
+except ImportError as _err:  # pragma: no cover - exercised without the extra
+    _msg = (
+        "the Ray Serve deployment needs ray[serve], which is not installed; "
+        'pip install "langchain-ce-rerank[ray]"'
+    )
+    raise ImportError(_msg) from _err
+
+from langchain_ce_rerank.serving.ray_serve.application import (
+    RayServeArgs,
+    app_builder,
+    build_app,
+    run_app,
+)
+from langchain_ce_rerank.serving.ray_serve.ingress import (
+    INGRESS_NAME,
+    IngressDeployment,
+    RerankIngress,
+)
+from langchain_ce_rerank.serving.ray_serve.replica import (
+    DEPLOYMENT_NAME,
+    CrossEncoderDeployment,
+    CrossEncoderReplica,
+    ScoreJob,
+)
+
+__all__ = [
+    "DEPLOYMENT_NAME",
+    "INGRESS_NAME",
+    "CrossEncoderDeployment",
+    "CrossEncoderReplica",
+    "IngressDeployment",
+    "RayServeArgs",
+    "RerankIngress",
+    "ScoreJob",
+    "app_builder",
+    "build_app",
+    "run_app",
+]

@@ -1,0 +1,160 @@
+"""The application builder: `RayServeArgs` to a Ray Serve application."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+from ray.serve import Application
+
+from langchain_ce_rerank.engine import DEFAULT_CROSS_ENCODER, RerankerSettings
+from langchain_ce_rerank.serving.ray_serve.ingress import IngressDeployment
+from langchain_ce_rerank.serving.ray_serve.replica import CrossEncoderDeployment
+
+
+class RayServeArgs(BaseModel):
+    """The application's arguments: the `args:` of a Ray Serve config.
+
+    Replica count, autoscaling and CPUs are Ray Serve deployment options; the
+    fields here set their defaults, and a config's `deployments:` section
+    overrides them.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.serving.ray_serve import RayServeArgs
+
+        args = RayServeArgs(model="/models/ms-marco", num_replicas=2)
+        print(args.served_name, args.max_batch_size)
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = DEFAULT_CROSS_ENCODER
+    """A Hugging Face model id, or a folder every replica's machine can read."""
+
+    model_name: str | None = None
+    """The name clients may send as `model`; None uses `model`."""
+
+    reranker: dict[str, Any] = Field(default_factory=dict)
+    """Other engine settings (`activation`, `batch_size`, `max_length`,
+    `device`, `backend`, `quantization`, ...), as `Reranker(**reranker)`."""
+
+    max_batch_size: int = Field(default=16, ge=1)
+    """Most requests coalesced into one model call (`@serve.batch`)."""
+
+    batch_wait_timeout_s: float = Field(default=0.005, ge=0)
+    """How long a request may wait for others to share its model call."""
+
+    use_cache: bool = True
+    """Answer repeated (query, document) pairs from each replica's score cache."""
+
+    num_replicas: int = Field(default=1, ge=1)
+    """Replicas to run (Ray Serve's `num_replicas`; a config may instead give
+    an `autoscaling_config`)."""
+
+    num_cpus: float = Field(default=1.0, ge=0)
+    """CPUs Ray reserves for each replica (`ray_actor_options.num_cpus`)."""
+
+    @property
+    def served_name(self) -> str:
+        """The model name answered in `meta.model`."""
+        return self.model_name or self.model
+
+    def engine_settings(self) -> dict[str, Any]:
+        """The validated engine settings each replica builds its `Reranker` from.
+
+        Raises:
+            ValueError: `reranker` holds an unknown or invalid setting.
+        """
+        # A relative folder is made absolute: replicas need not share the
+        # working directory of the process that built the application.
+        model = (
+            str(Path(self.model).resolve()) if Path(self.model).exists() else self.model
+        )
+        settings = {**self.reranker, "model": model}
+        unknown = sorted(set(settings) - set(RerankerSettings.model_fields))
+        if unknown:
+            msg = (
+                f"reranker has unknown settings {unknown}; use engine settings "
+                f"such as {sorted(RerankerSettings.model_fields)[:6]}"
+            )
+            raise ValueError(msg)
+        RerankerSettings(**settings)
+        return settings
+
+
+def build_app(args: RayServeArgs) -> Application:
+    """The Ray Serve application for `args`: one deployment of the engine.
+
+    Args:
+        args: Model, engine settings, batching and replica defaults.
+
+    Returns:
+        An application for `serve.run` (or a Serve config's `import_path`).
+
+    Raises:
+        ValueError: An engine setting in `args.reranker` is unknown or invalid.
+    """
+    settings = args.engine_settings()
+    scorer = CrossEncoderDeployment.options(
+        num_replicas=args.num_replicas,
+        max_ongoing_requests=max(2 * args.max_batch_size, 8),
+        ray_actor_options={"num_cpus": args.num_cpus},
+    ).bind(
+        settings,
+        max_batch_size=args.max_batch_size,
+        batch_wait_timeout_s=args.batch_wait_timeout_s,
+        use_cache=args.use_cache,
+    )
+    app: Application = IngressDeployment.options(
+        max_ongoing_requests=1000, ray_actor_options={"num_cpus": 0}
+    ).bind(scorer, settings, model_name=args.served_name)
+    return app
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """Ray Serve's application builder: `import_path: ...ray_serve:app_builder`.
+
+    Args:
+        args: The config's `args:` mapping, validated as `RayServeArgs`.
+
+    Returns:
+        The application.
+
+    Raises:
+        pydantic.ValidationError: An unknown or invalid argument.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.serving.ray_serve import app_builder
+
+        app = app_builder({"model": "/models/ms-marco", "num_replicas": 2})
+        ```
+    """
+    return build_app(RayServeArgs.model_validate(args))
+
+
+def run_app(
+    args: RayServeArgs,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    name: str = "ce-rerank",
+    blocking: bool = True,
+) -> None:
+    """Start Ray Serve on `host:port` and deploy the reranker there.
+
+    Connects to the Ray cluster of `RAY_ADDRESS` (or starts a local one).
+
+    Args:
+        args: What to deploy.
+        host: Interface the HTTP proxy listens on.
+        port: Its port.
+        name: The Serve application's name.
+        blocking: Serve until interrupted (Ctrl-C); False returns once deployed.
+    """
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(build_app(args), name=name, route_prefix="/", blocking=blocking)
