@@ -3,7 +3,7 @@
 The in-process engine scores the requests one after another
 (`Reranker.score_batch`, score cache off), as one process would. The plain
 `ce-rerank serve` (dynamic batching, `--no-cache`) and Ray Serve
-(`serving/ray_serve.py`, score cache off) get the same requests from
+(`serving/ray_serve/`, score cache off) get the same requests from
 `--clients` concurrent HTTP clients; Ray Serve first with 1 scoring replica,
 then with 2 (each replica reserves 1 CPU, so Ray gives it one torch thread).
 Prints pairs/s, median request latency and the ratios to in-process and to

@@ -1,7 +1,7 @@
 """The `--ray` options of `ce-rerank eval`.
 
 (Serving on Ray goes through Ray Serve's own command and config file:
-`serve run examples/ray_serve_config.yaml`; see `serving/ray_serve.py`.)
+`serve run examples/ray_serve_config.yaml`; see `serving/ray_serve/`.)
 
 Importing this module does not import Ray: the parser is built without the
 `[ray]` extra, and only a command run with `--ray` needs it.
