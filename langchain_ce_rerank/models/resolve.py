@@ -48,7 +48,22 @@ def _looks_like_path(name: str) -> bool:
         or "\\" in name
         or name.count("/") > 1
         or Path(name).expanduser().exists()
+        or not _valid_hub_id(name)
     )
+
+
+def _valid_hub_id(name: str) -> bool:
+    """Whether the Hub would accept `name` as a repo id (`.cache/x` it would not)."""
+    from huggingface_hub.errors import HFValidationError
+
+    # Public (documented) in huggingface_hub.utils, which lacks an explicit re-export.
+    from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined]
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 def _hf_cache_dir() -> str:

@@ -38,6 +38,18 @@ def test_existing_folder_resolves_to_itself(tmp_path: Path) -> None:
     assert models.resolve_model(tmp_path) == str(tmp_path)
 
 
+@pytest.mark.parametrize("name", [".cache/standin-cross-encoder", "my model", "ce."])
+def test_a_name_the_hub_cannot_hold_is_a_missing_folder(
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The README's stand-in path before it is built: a folder, not a Hub id.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelNotFoundError) as info:
+        models.resolve_model(name)
+    assert "does not exist" in str(info.value)
+    assert "Hugging Face cache" not in str(info.value)
+
+
 def test_missing_folder_is_an_error_not_a_hub_lookup(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError) as info:
         models.resolve_model(tmp_path / "models" / "ce")
