@@ -1,0 +1,28 @@
+"""Does reranking help on my data? Retrieval metrics and latency per stage.
+
+Metrics come from `ir-measures` (TREC's own `trec_eval` code, through
+pytrec_eval); datasets use the BEIR layout retrieval people already have, and
+runs can be written as TREC run files for other tools.
+"""
+
+from langchain_ce_rerank.evaluation.datasets import (
+    BeirDataset,
+    load_beir,
+    read_qrels,
+    read_queries,
+    write_trec_run,
+)
+from langchain_ce_rerank.evaluation.report import ConfigurationResult, EvaluationReport
+from langchain_ce_rerank.evaluation.runner import DocumentScorer, evaluate
+
+__all__ = [
+    "BeirDataset",
+    "ConfigurationResult",
+    "DocumentScorer",
+    "EvaluationReport",
+    "evaluate",
+    "load_beir",
+    "read_qrels",
+    "read_queries",
+    "write_trec_run",
+]

@@ -1,0 +1,140 @@
+"""`EvaluationReport`: every configuration's metrics and latency, to read or plot."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from langchain_ce_rerank.evaluation.datasets import Run
+
+if TYPE_CHECKING:
+    import pandas
+    from matplotlib.axes import Axes
+
+__all__ = ["ConfigurationResult", "EvaluationReport"]
+
+
+@dataclass
+class ConfigurationResult:
+    """Metrics, mean per-query latency and the run of one configuration."""
+
+    name: str
+    metrics: dict[str, float]
+    latency_ms: dict[str, float]
+    run: Run = field(repr=False)
+
+
+@dataclass
+class EvaluationReport:
+    """All configurations evaluated on the same queries and candidates.
+
+    Example:
+        ```python
+        from langchain_core.embeddings import DeterministicFakeEmbedding
+        from langchain_ce_rerank import FaissVectorStore, evaluate
+
+        store = FaissVectorStore.from_texts(
+            ["a cat", "a dog"], DeterministicFakeEmbedding(size=8), ids=["cat", "dog"]
+        )
+        report = evaluate(store.as_retriever(k=2), {"q": "a cat"}, {"q": {"cat": 1}})
+        for config in report.configurations:
+            print(config.name, config.metrics, config.latency_ms)
+        print(report.to_dict())
+        print(report)  # the `ce-rerank eval` table; Jupyter shows it as HTML
+        ```
+    """
+
+    configurations: list[ConfigurationResult]
+    num_queries: int
+    k: int
+    top_n: int | None
+
+    def to_dict(self, include_runs: bool = False) -> dict[str, Any]:
+        """Plain data for JSON; runs are left out unless asked for."""
+        data = asdict(self)
+        if not include_runs:
+            for config in data["configurations"]:
+                config.pop("run")
+        return data
+
+    def __str__(self) -> str:
+        from langchain_ce_rerank.display import report_text
+
+        return report_text(self)
+
+    def _repr_html_(self) -> str:
+        from langchain_ce_rerank.display import report_html
+
+        return report_html(self)
+
+    def to_dataframe(self) -> pandas.DataFrame:
+        """One row per configuration: its metrics, then mean latency in ms.
+
+        Columns are named as in the `ce-rerank eval` table; values are floats.
+
+        Raises:
+            ImportError: pandas is not installed (`pip install pandas`).
+        """
+        try:
+            import pandas
+        except ImportError as err:
+            msg = "EvaluationReport.to_dataframe() needs pandas: pip install pandas"
+            raise ImportError(msg) from err
+        rows = {
+            config.name: {
+                **config.metrics,
+                "first stage ms": config.latency_ms["first_stage"],
+                "rerank ms": config.latency_ms["rerank"],
+                "total ms": config.latency_ms["total"],
+            }
+            for config in self.configurations
+        }
+        frame = pandas.DataFrame.from_dict(rows, orient="index")
+        frame.index.name = "configuration"
+        return frame
+
+    def plot(self, metric: str = "nDCG@10", *, ax: Axes | None = None) -> Axes:
+        """A bar of `metric` per configuration, labelled with its value.
+
+        Args:
+            metric: Any metric of the report, e.g. `"MRR@10"`.
+            ax: Axes to draw on; None makes a new pyplot figure (shown inline
+                in Jupyter, by `plt.show()` in a script).
+
+        Returns:
+            The matplotlib `Axes` drawn on.
+
+        Raises:
+            ImportError: matplotlib is not installed (`pip install matplotlib`).
+            ValueError: `metric` is not in the report.
+        """
+        names = list(self.configurations[0].metrics) if self.configurations else []
+        if metric not in names:
+            msg = (
+                f"metric {metric!r} is not in this report; use one of {names}, "
+                f"e.g. report.plot({names[0] if names else 'nDCG@10'!r})"
+            )
+            raise ValueError(msg)
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as err:
+            msg = "EvaluationReport.plot() needs matplotlib: pip install matplotlib"
+            raise ImportError(msg) from err
+        if ax is None:
+            # White, not the inline backend's transparent default, so the black
+            # labels stay legible under a dark notebook theme.
+            _, ax = plt.subplots(
+                figsize=(6.4, 3.2), layout="constrained", facecolor="white"
+            )
+        labels = [config.name for config in self.configurations]
+        values = [config.metrics[metric] for config in self.configurations]
+        bars = ax.bar(labels, values, color=[f"C{i}" for i in range(len(labels))])
+        ax.bar_label(bars, fmt="%.3f", padding=2)
+        ax.set_ylim(0, 1.1 if max(values, default=0.0) <= 1 else None)
+        ax.set_ylabel(metric)
+        ax.set_title(
+            f"{metric}: {self.num_queries} queries, k={self.k}, top_n={self.top_n}",
+            fontsize="medium",
+        )
+        ax.spines[["top", "right"]].set_visible(False)
+        return ax
