@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field
 
 from langchain_ce_rerank.engine import Reranker
 from langchain_ce_rerank.serving.batcher import (
@@ -37,7 +35,6 @@ from langchain_ce_rerank.serving.metrics import (
 from langchain_ce_rerank.serving.schemas import (
     RerankRequest,
     RerankResponse,
-    ranked_response,
 )
 
 # This module is the server itself: importing it means serving, so FastAPI is
@@ -53,11 +50,16 @@ except ImportError as _err:  # pragma: no cover - exercised without the extra
     raise ImportError(_msg) from _err
 
 # After the check above, so a missing fastapi is reported with its extra.
-from langchain_ce_rerank.serving._requests import (
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from langchain_ce_rerank.serving.contract import (
+    CLI_FLAGS,
+    RequestContract,
+    RequestLimits,
+    ServiceUnavailableError,
+    answer_rerank,
     error_response,
-    parse_request,
-    read_body,
-    unauthorized,
+    no_route,
 )
 
 __all__ = ["ServeSettings", "ServeState", "create_app"]
@@ -65,8 +67,8 @@ __all__ = ["ServeSettings", "ServeState", "create_app"]
 logger = logging.getLogger(__name__)
 
 
-class ServeSettings(BaseModel):
-    """What the server accepts and how it batches.
+class ServeSettings(RequestLimits):
+    """What the server accepts (`RequestLimits`) and how it batches.
 
     Example:
         ```python
@@ -77,23 +79,8 @@ class ServeSettings(BaseModel):
         ```
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     model_name: str
     """The name clients may send as `model`; any other name gets a 404."""
-
-    api_key: SecretStr | None = None
-    """Required as `Authorization: Bearer <key>` on `/v2/rerank` and
-    `/metrics` when set; None leaves them open."""
-
-    max_documents: int = Field(default=1000, ge=1)
-    """Most documents per request (Cohere recommends at most 1,000); more is 413."""
-
-    max_document_chars: int = Field(default=100_000, ge=1)
-    """Most characters per document; a longer one is 413."""
-
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
-    """Most bytes per request body, by Content-Length and as streamed; more is 413."""
 
     max_batch_wait_ms: float = Field(default=5.0, ge=0)
     """How long a request may wait for others to share its model call."""
@@ -165,53 +152,25 @@ async def _score_while_connected(
     return None
 
 
-async def _rerank(state: ServeState, request: Request) -> Response:
+def _available(state: ServeState) -> None:
     if state.draining:
-        return error_response(
-            503,
-            "the server is shutting down; retry on another instance",
-            headers={"Connection": "close", "Retry-After": "1"},
-        )
-    refused = unauthorized(state.settings, request)
-    if refused is not None:
-        return refused
+        msg = "the server is shutting down; retry on another instance"
+        raise ServiceUnavailableError(msg, close=True)
     if not state.batcher.ready.is_set():
-        return error_response(
-            503, state.batcher.status_message(), headers={"Retry-After": "1"}
-        )
-    raw = await read_body(state.settings, request)
-    if not isinstance(raw, bytes):
-        return raw
-    body = parse_request(state.settings, raw)
-    if not isinstance(body, RerankRequest):
-        return body
+        raise ServiceUnavailableError(state.batcher.status_message())
+
+
+async def _score(
+    state: ServeState, request: Request, body: RerankRequest
+) -> list[float] | None:
     try:
-        scores = await _score_while_connected(state, request, body)
+        return await _score_while_connected(state, request, body)
     except QueueFullError as err:
-        return error_response(
-            503,
-            str(err),
-            limit=err.limit,
-            value=err.queued,
-            headers={"Retry-After": str(err.retry_after)},
-        )
+        raise ServiceUnavailableError(
+            str(err), retry_after=err.retry_after, limit=err.limit, value=err.queued
+        ) from err
     except (BatcherClosedError, ModelNotReadyError) as err:
-        return error_response(503, str(err), headers={"Retry-After": "1"})
-    except Exception as err:  # the model failed on this request's pairs
-        logger.exception("Scoring a request failed")
-        return error_response(500, f"scoring failed: {type(err).__name__}: {err}")
-    if scores is None:
-        # Nobody reads this answer; 499 (nginx's "client closed request")
-        # keeps such requests apart in the metrics.
-        return error_response(499, "the client closed the connection before its answer")
-    if not all(math.isfinite(score) for score in scores):
-        return error_response(
-            500, "the model returned a non-finite score (NaN or infinity)"
-        )
-    response = ranked_response(
-        state.engine, scores, body.top_n, state.settings.model_name
-    )
-    return JSONResponse(response.model_dump())
+        raise ServiceUnavailableError(str(err)) from err
 
 
 def create_app(engine: Reranker, settings: ServeSettings) -> FastAPI:
@@ -275,6 +234,7 @@ def create_app(engine: Reranker, settings: ServeSettings) -> FastAPI:
     )
     metrics.queued_pairs.set_function(batcher.queued_pairs)
     state = ServeState(engine, settings, metrics, batcher)
+    contract = RequestContract(settings, settings.model_name, CLI_FLAGS)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -292,6 +252,14 @@ def create_app(engine: Reranker, settings: ServeSettings) -> FastAPI:
     )
     app.state.ce_rerank = state
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> Response:
+        # Unknown routes and methods answer in the contract's shape, as the
+        # Ray Serve door does, not FastAPI's {"detail": ...}.
+        if err.status_code in (404, 405):
+            return no_route(request.method, request.url.path)
+        return error_response(err.status_code, str(err.detail))
+
     @app.post(
         "/v2/rerank",
         response_model=RerankResponse,
@@ -305,20 +273,14 @@ def create_app(engine: Reranker, settings: ServeSettings) -> FastAPI:
         },
     )
     async def rerank(request: Request) -> Response:
-        started = time.perf_counter()
-        metrics.in_flight.inc()
-        try:
-            response = await _rerank(state, request)
-        except Exception:
-            logger.exception("Unexpected error while reranking")
-            response = error_response(
-                500, "internal error while reranking; see the server log"
-            )
-        finally:
-            metrics.in_flight.dec()
-        metrics.requests.labels(status=str(response.status_code)).inc()
-        metrics.request_time.observe(time.perf_counter() - started)
-        return response
+        return await answer_rerank(
+            contract,
+            request,
+            lambda body: _score(state, request, body),
+            engine,
+            metrics=metrics,
+            available=lambda: _available(state),
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -338,7 +300,7 @@ def create_app(engine: Reranker, settings: ServeSettings) -> FastAPI:
 
     @app.get("/metrics")
     async def prometheus(request: Request) -> Response:
-        refused = unauthorized(state.settings, request)
+        refused = contract.unauthorized(request)
         if refused is not None:
             return refused
         return Response(metrics.render(), media_type=CONTENT_TYPE)

@@ -3,9 +3,10 @@
 Requests are queued by the event loop; one scoring thread owns the model. It
 takes the oldest request, adds every request already waiting (and those that
 arrive within `max_wait_ms`) while the batch stays within `max_batch_pairs`,
-and scores them all with one `Reranker.score_batch` call, which feeds every
-pair to the model in one length-sorted stream. The event loop never waits on
-the model, and the model is never entered from two threads at once.
+and scores them all with `jobs.score_jobs` (one `Reranker.score_batch` call,
+which feeds every pair to the model in one length-sorted stream; the Ray
+replicas score through it too). The event loop never waits on the model, and
+the model is never entered from two threads at once.
 
 Overload is refused, not queued forever: past `max_queued_pairs` waiting pairs
 a new request gets `QueueFullError` (the app's 503 with a `Retry-After` drawn
@@ -24,6 +25,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from langchain_ce_rerank.serving.jobs import Outcome, ScoreJob, score_jobs
 
 if TYPE_CHECKING:
     from langchain_ce_rerank.engine import Reranker
@@ -69,14 +72,9 @@ class QueueFullError(RuntimeError):
         )
 
 
-Outcome = list[float] | BaseException
-
-
 @dataclass
 class _Job:
-    query: str
-    texts: list[str]
-    max_tokens: int | None
+    work: ScoreJob
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[list[float]]
     enqueued: float = field(default_factory=time.perf_counter)
@@ -197,7 +195,7 @@ class DynamicBatcher:
         if not texts:
             return []
         loop = asyncio.get_running_loop()
-        job = _Job(query, list(texts), max_tokens, loop, loop.create_future())
+        job = _Job(ScoreJob(query, list(texts), max_tokens), loop, loop.create_future())
         with self._cond:
             if self._closing:
                 msg = "the server is shutting down"
@@ -223,7 +221,7 @@ class DynamicBatcher:
                 self._queue.remove(job)
             except ValueError:  # already taken into a batch
                 return
-            self._queued_pairs -= len(job.texts)
+            self._queued_pairs -= len(job.work.texts)
         if self.metrics is not None:
             self.metrics.abandoned.inc()
         logger.debug("Dropped a queued request whose caller went away.")
@@ -298,11 +296,11 @@ class DynamicBatcher:
             batch = [self._take()]
             if self.max_batch_pairs == 0:
                 return batch
-            pairs = len(batch[0].texts)
+            pairs = len(batch[0].work.texts)
             deadline = time.monotonic() + self.max_wait
             while pairs < self.max_batch_pairs:
                 if self._queue:
-                    size = len(self._queue[0].texts)
+                    size = len(self._queue[0].work.texts)
                     if pairs + size > self.max_batch_pairs:
                         break
                     batch.append(self._take())
@@ -317,31 +315,16 @@ class DynamicBatcher:
     def _take(self) -> _Job:
         """The oldest waiting request (the caller holds `_cond`)."""
         job = self._queue.popleft()
-        self._queued_pairs -= len(job.texts)
+        self._queued_pairs -= len(job.work.texts)
         return job
-
-    def _truncate(self, job: _Job) -> list[str]:
-        if job.max_tokens is None:
-            return job.texts
-        return self.engine.truncate(job.texts, job.max_tokens)
-
-    def _outcomes(self, batch: list[_Job]) -> list[Outcome]:
-        """Score a batch in one call; if it fails, each request alone."""
-        try:
-            items = [(job.query, self._truncate(job)) for job in batch]
-            scored = self.engine.score_batch(items, use_cache=self.use_cache)
-        except Exception as err:
-            if len(batch) == 1:
-                logger.warning("Scoring a request failed: %s", err)
-                return [err]
-            return [outcome for job in batch for outcome in self._outcomes([job])]
-        return [[item.score for item in per_request] for per_request in scored]
 
     def _score(self, batch: list[_Job]) -> None:
         started = time.perf_counter()
-        outcomes = self._outcomes(batch)
+        outcomes = score_jobs(
+            self.engine, [job.work for job in batch], use_cache=self.use_cache
+        )
         elapsed = time.perf_counter() - started
-        pairs = sum(len(job.texts) for job in batch)
+        pairs = sum(len(job.work.texts) for job in batch)
         if elapsed > 0:
             rate = pairs / elapsed
             last = self._throughput
@@ -349,10 +332,7 @@ class DynamicBatcher:
         if self.metrics is not None:
             for job in batch:
                 self.metrics.queue_wait.observe(started - job.enqueued)
-            self.metrics.model_time.observe(elapsed)
-            self.metrics.batch_pairs.observe(pairs)
-            self.metrics.batch_requests.observe(len(batch))
-            self.metrics.pairs.inc(pairs)
+            self.metrics.batch_scored(pairs, len(batch), elapsed)
         logger.debug(
             "Scored %d requests (%d pairs) in %.1f ms",
             len(batch),

@@ -15,16 +15,40 @@ from langchain_ce_rerank.engine.cache import CacheInfo
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
-__all__ = ["CONTENT_TYPE", "ServeMetrics", "require_prometheus"]
+__all__ = [
+    "CONTENT_TYPE",
+    "LATENCY_BUCKETS",
+    "SERIES",
+    "SIZE_BUCKETS",
+    "ServeMetrics",
+    "require_prometheus",
+]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The Prometheus text exposition format."""
 
-_LATENCY_BUCKETS = (
+LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
     10.0, 30.0, 60.0,
 )  # fmt: skip
-_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+SERIES: dict[str, str] = {
+    "ce_rerank_requests": "Rerank requests answered, by HTTP status.",
+    "ce_rerank_requests_in_flight": "Rerank requests received and not yet answered.",
+    "ce_rerank_request_seconds": (
+        "Time from receiving a rerank request to answering it."
+    ),
+    "ce_rerank_pairs_scored": "(query, document) pairs scored (cache hits included).",
+    "ce_rerank_batch_pairs": "Pairs per model call (one coalesced batch).",
+    "ce_rerank_batch_requests": "Requests coalesced into one model call.",
+    "ce_rerank_model_seconds": "Time of one model call (one batch).",
+}
+"""The series both server doors record, by name: their help text.
+
+`ce-rerank serve` shows them on its own `/metrics`; Ray Serve exports them
+through Ray's metrics endpoint, as Ray prefixes them (`ray_ce_rerank_...`).
+"""
 
 
 def require_prometheus() -> None:
@@ -92,48 +116,48 @@ class ServeMetrics:
         registry = self.registry
         self.requests = Counter(
             "ce_rerank_requests",
-            "Rerank requests answered, by HTTP status.",
+            SERIES["ce_rerank_requests"],
             ["status"],
             registry=registry,
         )
         self.in_flight = Gauge(
             "ce_rerank_requests_in_flight",
-            "Rerank requests received and not yet answered.",
+            SERIES["ce_rerank_requests_in_flight"],
             registry=registry,
         )
         self.pairs = Counter(
             "ce_rerank_pairs_scored",
-            "(query, document) pairs scored (cache hits included).",
+            SERIES["ce_rerank_pairs_scored"],
             registry=registry,
         )
         self.batch_pairs = Histogram(
             "ce_rerank_batch_pairs",
-            "Pairs per model call (one coalesced batch).",
-            buckets=_SIZE_BUCKETS,
+            SERIES["ce_rerank_batch_pairs"],
+            buckets=SIZE_BUCKETS,
             registry=registry,
         )
         self.batch_requests = Histogram(
             "ce_rerank_batch_requests",
-            "Requests coalesced into one model call.",
-            buckets=_SIZE_BUCKETS,
+            SERIES["ce_rerank_batch_requests"],
+            buckets=SIZE_BUCKETS,
             registry=registry,
         )
         self.queue_wait = Histogram(
             "ce_rerank_queue_wait_seconds",
             "Time a request waited before its batch reached the model.",
-            buckets=_LATENCY_BUCKETS,
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.model_time = Histogram(
             "ce_rerank_model_seconds",
-            "Time of one model call (one batch).",
-            buckets=_LATENCY_BUCKETS,
+            SERIES["ce_rerank_model_seconds"],
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.request_time = Histogram(
             "ce_rerank_request_seconds",
-            "Time from receiving a rerank request to answering it.",
-            buckets=_LATENCY_BUCKETS,
+            SERIES["ce_rerank_request_seconds"],
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.queued_pairs = Gauge(
@@ -152,6 +176,23 @@ class ServeMetrics:
             registry=registry,
         )
         registry.register(_CacheCollector(cache_info))
+
+    def request_started(self) -> None:
+        """A rerank request arrived (`RequestMetrics`)."""
+        self.in_flight.inc()
+
+    def request_finished(self, status: int, seconds: float) -> None:
+        """A rerank request was answered (`RequestMetrics`)."""
+        self.in_flight.dec()
+        self.requests.labels(status=str(status)).inc()
+        self.request_time.observe(seconds)
+
+    def batch_scored(self, pairs: int, requests: int, seconds: float) -> None:
+        """One model call scored `pairs` pairs of `requests` requests."""
+        self.model_time.observe(seconds)
+        self.batch_pairs.observe(pairs)
+        self.batch_requests.observe(requests)
+        self.pairs.inc(pairs)
 
     def render(self) -> bytes:
         """Every metric in the Prometheus text format."""

@@ -33,6 +33,7 @@ from langchain_ce_rerank.engine import Reranker  # noqa: E402
 from langchain_ce_rerank.evaluation import load_beir  # noqa: E402
 from langchain_ce_rerank.ray_data import RayDataScorer, rerank_dataset  # noqa: E402
 from langchain_ce_rerank.serving import RemoteCrossEncoder  # noqa: E402
+from langchain_ce_rerank.serving.contract import RequestLimits  # noqa: E402
 from langchain_ce_rerank.serving.ray_serve import (  # noqa: E402
     CrossEncoderDeployment,
     IngressDeployment,
@@ -47,6 +48,7 @@ pytestmark = pytest.mark.ray
 TESTS = Path(__file__).resolve().parents[1]
 EXAMPLES = TESTS.parent / "examples"
 DEADLINE_S = 120.0
+METRICS_PORT = 0  # set by ray_cluster: where Ray exports its Prometheus metrics
 QUERIES = [
     "How do I move a Docker volume to another host?",
     "Where are container logs?",
@@ -89,12 +91,17 @@ def ray_cluster() -> Iterator[None]:
         patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
         patch.setenv("RAY_SERVE_LOG_TO_STDERR", "0")
         patch.setenv("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+        global METRICS_PORT
+        METRICS_PORT = _free_port()
         ray.init(
             num_cpus=2,
             include_dashboard=False,
             object_store_memory=200 * 1024 * 1024,
             log_to_driver=False,
             logging_level="ERROR",
+            _metrics_export_port=METRICS_PORT,
+            # Replicas report their metrics each second, not each 10 s.
+            _system_config={"metrics_report_interval_ms": 1000},
         )
         try:
             yield
@@ -175,6 +182,90 @@ def test_cohere_v2_answers_and_errors(serve_url: str, engine: Reranker) -> None:
     assert blank.json()["errors"][0]["field"] == "query"
 
 
+def test_the_serve_config_s_key_and_limits_guard_the_deployment(
+    serve_url: str, standin_ce_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As a Serve config builds it: the key from the environment, limits from
+    # args (the defaults here: 1,000 documents per request).
+    monkeypatch.setenv("CE_RERANK_API_KEY", "s3cret")
+    app = app_builder(
+        {"model": str(standin_ce_path), "model_name": "guarded", "num_cpus": 0.25}
+    )
+    serve.run(app, name="guarded", route_prefix="/guarded")
+    url = f"{serve_url}/guarded/v2/rerank"
+    key = {"Authorization": "Bearer s3cret"}
+    body = {"query": QUERIES[0], "documents": TEXTS}
+    try:
+        no_key = httpx.post(url, json=body, timeout=60)
+        wrong_key = httpx.post(
+            url, json=body, headers={"Authorization": "Bearer nope"}, timeout=60
+        )
+        too_many = httpx.post(
+            url, json={**body, "documents": ["d"] * 10_000}, headers=key, timeout=60
+        )
+        malformed = httpx.post(
+            url,
+            content=b'{"query": ',
+            headers={**key, "content-type": "application/json"},
+            timeout=60,
+        )
+        served = httpx.post(url, json=body, headers=key, timeout=60)
+        # The same series as ce-rerank serve's /metrics, through Ray's endpoint.
+        _ray_metrics_with(
+            [
+                *(
+                    ("ray_ce_rerank_requests_total", f'status="{status}"')
+                    for status in ("200", "400", "401", "413")
+                ),
+                (
+                    "ray_ce_rerank_pairs_scored_total",
+                    'deployment="CrossEncoderDeployment"',
+                ),
+                ("ray_ce_rerank_request_seconds_bucket", 'deployment="RerankIngress"'),
+            ]
+        )
+    finally:
+        serve.delete("guarded")
+    assert no_key.status_code == 401
+    assert "CE_RERANK_API_KEY" in no_key.json()["message"]
+    assert no_key.headers["www-authenticate"].startswith("Bearer")
+    assert wrong_key.status_code == 401
+    assert too_many.status_code == 413
+    assert too_many.json()["limit"] == 1000
+    assert too_many.json()["value"] == 10_000
+    assert "args.max_documents" in too_many.json()["message"]
+    assert malformed.status_code == 400
+    assert "not valid JSON" in malformed.json()["message"]
+    assert served.status_code == 200
+    assert len(served.json()["results"]) == len(TEXTS)
+
+
+def _ray_metrics_with(expected: list[tuple[str, str]]) -> list[str]:
+    """Ray's exported `ray_ce_rerank` lines, once each (name, marker) shows.
+
+    Replicas report their metrics every second (`ray_cluster` sets it), each
+    process on its own, so the test polls until every series has arrived.
+    """
+    lines: list[str] = []
+
+    def exported() -> bool:
+        nonlocal lines
+        try:
+            text = httpx.get(
+                f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=10
+            ).text
+        except httpx.TransportError:
+            return False
+        lines = [line for line in text.splitlines() if line.startswith("ray_ce_rerank")]
+        return all(
+            any(line.startswith(name) and marker in line for line in lines)
+            for name, marker in expected
+        )
+
+    _wait_for(exported, f"Ray to export {expected}")
+    return lines
+
+
 def test_concurrent_requests_share_one_model_call(ray_cluster: None) -> None:
     # One replica that waits (up to a minute) until 4 requests are queued:
     # they must reach the model as one batch.
@@ -253,7 +344,7 @@ def _run_gated_app(
         name=scorer_name, ray_actor_options={"num_cpus": 0.25}, **options
     ).bind(settings, max_batch_size=batch)
     app = IngressDeployment.options(ray_actor_options={"num_cpus": 0}).bind(
-        scorer, settings, model_name=name
+        scorer, settings, RequestLimits(), name
     )
     serve.run(app, name=name, route_prefix=f"/{name}")
 

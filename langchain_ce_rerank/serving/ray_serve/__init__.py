@@ -1,13 +1,14 @@
 """The reranker as a Ray Serve deployment: N replicas behind Cohere's `/v2/rerank`.
 
-Two deployments: `RerankIngress` speaks HTTP (validation, ordering, no
-model) and sends each request's scoring to one of N `CrossEncoderDeployment`
-replicas, each holding one engine whose model loads once, when the replica
-starts. Requests waiting at a replica are coalesced by `@serve.batch` into one
-`Reranker.score_batch` call (one length-sorted model stream); a request whose
-replica dies is sent again to a live one. How many replicas run, autoscaling
-and CPUs per replica are Ray Serve's own deployment options, so a Serve
-config file sets them:
+Two deployments: `RerankIngress` speaks HTTP (the request contract of
+`ce-rerank serve`: API key, limits, errors; ordering; no model) and sends
+each request's scoring to one of N `CrossEncoderDeployment` replicas, each
+holding one engine whose model loads once, when the replica starts.
+Requests waiting at a replica are coalesced by `@serve.batch` and scored
+through `serving.jobs.score_jobs`, as `ce-rerank serve`'s batcher scores
+them; a request whose replica dies is sent again to a live one. How many
+replicas run, autoscaling and CPUs per replica are Ray Serve's own
+deployment options, so a Serve config file sets them:
 
 ```yaml
 applications:
@@ -43,6 +44,7 @@ except ImportError as _err:  # pragma: no cover - exercised without the extra
     )
     raise ImportError(_msg) from _err
 
+from langchain_ce_rerank.serving.jobs import ScoreJob
 from langchain_ce_rerank.serving.ray_serve.application import (
     RayServeArgs,
     app_builder,
@@ -58,7 +60,6 @@ from langchain_ce_rerank.serving.ray_serve.replica import (
     DEPLOYMENT_NAME,
     CrossEncoderDeployment,
     CrossEncoderReplica,
-    ScoreJob,
 )
 
 __all__ = [

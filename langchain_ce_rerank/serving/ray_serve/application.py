@@ -2,35 +2,38 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, SecretStr
 from ray import serve
 from ray.serve import Application
 
 from langchain_ce_rerank.engine import DEFAULT_CROSS_ENCODER, RerankerSettings
+from langchain_ce_rerank.serving.contract import RequestLimits
 from langchain_ce_rerank.serving.ray_serve.ingress import IngressDeployment
 from langchain_ce_rerank.serving.ray_serve.replica import CrossEncoderDeployment
 
 
-class RayServeArgs(BaseModel):
+class RayServeArgs(RequestLimits):
     """The application's arguments: the `args:` of a Ray Serve config.
 
-    Replica count, autoscaling and CPUs are Ray Serve deployment options; the
-    fields here set their defaults, and a config's `deployments:` section
-    overrides them.
+    The request limits and the API key are those of `ce-rerank serve`
+    (`RequestLimits`; the key may instead come from the `CE_RERANK_API_KEY`
+    environment variable where the application is built, which keeps it out
+    of the config file). Replica count, autoscaling and CPUs are Ray Serve
+    deployment options; the fields here set their defaults, and a config's
+    `deployments:` section overrides them.
 
     Example:
         ```python
         from langchain_ce_rerank.serving.ray_serve import RayServeArgs
 
-        args = RayServeArgs(model="/models/ms-marco", num_replicas=2)
-        print(args.served_name, args.max_batch_size)
+        args = RayServeArgs(model="/models/ms-marco", num_replicas=2, max_documents=200)
+        print(args.served_name, args.max_batch_size, args.max_documents)
         ```
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str = DEFAULT_CROSS_ENCODER
     """A Hugging Face model id, or a folder every replica's machine can read."""
@@ -62,6 +65,20 @@ class RayServeArgs(BaseModel):
     def served_name(self) -> str:
         """The model name answered in `meta.model`."""
         return self.model_name or self.model
+
+    def request_limits(self) -> RequestLimits:
+        """The limits the ingress holds requests to.
+
+        An `api_key` left out is read from `CE_RERANK_API_KEY` here, in the
+        process that builds the application (`serve run`, `serve deploy`).
+        """
+        limits = RequestLimits.model_validate(
+            self.model_dump(include=set(RequestLimits.model_fields))
+        )
+        key = os.environ.get("CE_RERANK_API_KEY")
+        if limits.api_key is None and key:
+            limits = limits.model_copy(update={"api_key": SecretStr(key)})
+        return limits
 
     def engine_settings(self) -> dict[str, Any]:
         """The validated engine settings each replica builds its `Reranker` from.
@@ -111,7 +128,7 @@ def build_app(args: RayServeArgs) -> Application:
     )
     app: Application = IngressDeployment.options(
         max_ongoing_requests=1000, ray_actor_options={"num_cpus": 0}
-    ).bind(scorer, settings, model_name=args.served_name)
+    ).bind(scorer, settings, args.request_limits(), args.served_name)
     return app
 
 
