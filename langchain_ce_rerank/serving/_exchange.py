@@ -21,7 +21,7 @@ from langchain_ce_rerank.serving._retry import (
     backoff_delay,
     retry_after_seconds,
 )
-from langchain_ce_rerank.serving._schemas import ApiSpec, error_message, read_scores
+from langchain_ce_rerank.serving.remote_apis import ApiSpec, error_message, read_scores
 
 if TYPE_CHECKING:
     import httpx

@@ -1,7 +1,7 @@
 """`RemoteCrossEncoder`: score (query, text) pairs on a reranking server.
 
 Speaks the published rerank APIs of Cohere (v2), Hugging Face
-text-embeddings-inference, Infinity and vLLM (see `_schemas.py` for each
+text-embeddings-inference, Infinity and vLLM (see `remote_apis.py` for each
 schema and where it is documented). It has the scoring method of LangChain's
 `BaseCrossEncoder` without importing LangChain, so any door of this package
 that takes a model with `score(text_pairs)` can rerank through a server.
@@ -39,7 +39,7 @@ from langchain_ce_rerank.serving._retry import (
     RemoteRerankError,
     RemoteRerankTimeoutError,
 )
-from langchain_ce_rerank.serving._schemas import API_SPECS, ApiName, ApiSpec
+from langchain_ce_rerank.serving.remote_apis import API_SPECS, ApiName, ApiSpec
 
 if TYPE_CHECKING:
     import httpx
