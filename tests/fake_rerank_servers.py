@@ -27,14 +27,19 @@ observe concurrency without timing).
 
 `python tests/fake_rerank_servers.py` serves it with uvicorn on a free port of
 127.0.0.1 and prints the port on the first line of stdout.
+
+`TrickleServer` is a second fake, below ASGI: a plain socket server that
+answers every request with a valid TEI answer, one byte at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -337,6 +342,85 @@ class FakeRerankServers:
                 "results": results,
             }
         )
+
+
+class TrickleServer:
+    """A TEI server on 127.0.0.1 that answers every request, slowly.
+
+    Each answer is a valid `POST /rerank` result (a score of 0.5 for each text)
+    sent one byte every `interval` seconds: the body only (`headers=False`,
+    headers go at once), or the status line and headers too. Serves until the
+    `with` block ends; `answers_finished` counts answers sent to the last byte.
+    """
+
+    def __init__(self, interval: float, *, headers: bool = False) -> None:
+        self.interval = interval
+        self.trickle_headers = headers
+        self.requests = 0
+        self.answers_finished = 0
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._closed = threading.Event()
+
+    def __enter__(self) -> TrickleServer:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._closed.set()
+        self._sock.close()
+
+    def answer_size(self, n_texts: int) -> int:
+        """Bytes of one whole answer, headers included."""
+        return len(self._answer(n_texts))
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            while len(body) < length:
+                body += conn.recv(65536)
+            self.requests += 1
+            answer = self._answer(len(json.loads(body)["texts"]))
+            start = 0 if self.trickle_headers else answer.index(b"\r\n\r\n") + 4
+            try:
+                conn.sendall(answer[:start])
+                for i in range(start, len(answer)):
+                    if self._closed.wait(self.interval):
+                        return
+                    conn.sendall(answer[i : i + 1])
+            except OSError:  # the client gave up and closed the connection
+                return
+            self.answers_finished += 1
+
+    @staticmethod
+    def _answer(n_texts: int) -> bytes:
+        body = json.dumps([{"index": i, "score": 0.5} for i in range(n_texts)])
+        head = (
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        return (head + body).encode()
 
 
 def main() -> None:

@@ -1,19 +1,22 @@
 """Requests to a reranking server: planned, sent with retries, scores put back.
 
 `Exchange` holds everything one request needs (where it goes, how to retry)
-and sends it over a sync or an async `httpx` client; both paths share the
-decisions of `_handle` and `_transport_failure`, so they behave alike.
+and sends it over a sync or an async `httpx` client, each attempt within one
+`timeout` deadline (`_deadline.py`); both paths share the decisions of
+`_handle` and `_transport_failure`, so they behave alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from langchain_ce_rerank.serving._deadline import Answer, apost_within, post_within
 from langchain_ce_rerank.serving._retry import (
     RETRY_STATUSES,
     RemoteRerankError,
@@ -21,7 +24,7 @@ from langchain_ce_rerank.serving._retry import (
     backoff_delay,
     retry_after_seconds,
 )
-from langchain_ce_rerank.serving._schemas import ApiSpec, error_message, read_scores
+from langchain_ce_rerank.serving.remote_apis import ApiSpec, error_message, read_scores
 
 if TYPE_CHECKING:
     import httpx
@@ -107,24 +110,22 @@ class Exchange:
         """The server, as error messages name it."""
         return f"{self.spec.name} server at {self.endpoint}"
 
-    def _error(
-        self, message: str, response: httpx.Response | None = None
-    ) -> RemoteRerankError:
-        if response is None:
+    def _error(self, message: str, answer: Answer | None = None) -> RemoteRerankError:
+        if answer is None:
             return RemoteRerankError(message, url=self.endpoint)
         return RemoteRerankError(
-            message, status=response.status_code, body=response.text, url=self.endpoint
+            message, status=answer.status, body=answer.text, url=self.endpoint
         )
 
     def _handle(
-        self, response: httpx.Response, request: Request, label: str, attempt: int
+        self, answer: Answer, request: Request, label: str, attempt: int
     ) -> list[float] | float:
         """Scores, or the seconds to wait before retrying; raises otherwise."""
-        status, text = response.status_code, response.text
+        status, text = answer.status, answer.text
         if status in RETRY_STATUSES:
             problem = f"HTTP {status}: {error_message(text)}"
-            retry_after = retry_after_seconds(response.headers.get("retry-after"))
-            return self._retry_or_raise(attempt, label, problem, retry_after, response)
+            retry_after = retry_after_seconds(answer.retry_after)
+            return self._retry_or_raise(attempt, label, problem, retry_after, answer)
         if not 200 <= status < 300:
             hint = _HINTS.get(status, "")
             if status == 404:
@@ -133,20 +134,20 @@ class Exchange:
                 f"{self.where} rejected {label} with HTTP {status}: "
                 f"{error_message(text)}{hint}"
             )
-            raise self._error(msg, response)
+            raise self._error(msg, answer)
         try:
-            payload = response.json()
+            payload = json.loads(text)
         except ValueError:
             msg = (
                 f"{self.where} answered {label} with malformed JSON: "
                 f"{error_message(text, limit=120)!r}; no scores were attached"
             )
-            raise self._error(msg, response) from None
+            raise self._error(msg, answer) from None
         try:
             return read_scores(self.spec, payload, len(request.texts))
         except ValueError as exc:
             msg = f"{self.where} answered {label} unusably: {exc}; no scores attached"
-            raise self._error(msg, response) from None
+            raise self._error(msg, answer) from None
 
     def _retry_or_raise(
         self,
@@ -154,14 +155,14 @@ class Exchange:
         label: str,
         problem: str,
         retry_after: float | None,
-        response: httpx.Response | None,
+        answer: Answer | None,
     ) -> float:
         if attempt >= self.max_retries:
             msg = (
                 f"{self.where} failed {label} {attempt + 1} times, last with "
                 f"{problem}; gave up after max_retries={self.max_retries}"
             )
-            raise self._error(msg, response)
+            raise self._error(msg, answer)
         delay = backoff_delay(attempt, self.backoff, self.max_backoff, retry_after)
         logger.warning(
             "%s: %s failed with %s; retry %d of %d in %.2f s%s",
@@ -186,7 +187,9 @@ class Exchange:
         ):
             msg = (
                 f"{self.where} did not answer {label} within timeout="
-                f"{self.timeout} s; raise timeout or lower max_batch_size"
+                f"{self.timeout} s (connecting, sending and reading the whole "
+                "answer); pass a larger timeout=, e.g. RemoteCrossEncoder(..., "
+                f"timeout={2 * self.timeout:g}), or lower max_batch_size"
             )
             raise RemoteRerankTimeoutError(msg, url=self.endpoint) from exc
         retryable = (
@@ -223,13 +226,13 @@ class Exchange:
         attempt = 0
         while True:
             try:
-                response = client.post(self.endpoint, json=body)
+                answer = post_within(client, self.endpoint, body, self.timeout)
             except httpx.TransportError as exc:
                 outcome: list[float] | float = self._transport_failure(
                     exc, attempt, label
                 )
             else:
-                outcome = self._handle(response, request, label, attempt)
+                outcome = self._handle(answer, request, label, attempt)
             if isinstance(outcome, list):
                 return outcome
             time.sleep(outcome)
@@ -245,13 +248,13 @@ class Exchange:
         attempt = 0
         while True:
             try:
-                response = await client.post(self.endpoint, json=body)
+                answer = await apost_within(client, self.endpoint, body, self.timeout)
             except httpx.TransportError as exc:
                 outcome: list[float] | float = self._transport_failure(
                     exc, attempt, label
                 )
             else:
-                outcome = self._handle(response, request, label, attempt)
+                outcome = self._handle(answer, request, label, attempt)
             if isinstance(outcome, list):
                 return outcome
             await asyncio.sleep(outcome)

@@ -56,7 +56,10 @@ class RemoteRerankError(RuntimeError):
 
 
 class RemoteRerankTimeoutError(RemoteRerankError, TimeoutError):
-    """The server did not answer within `timeout` seconds (never retried).
+    """The server did not send its whole answer within `timeout` seconds.
+
+    `timeout` bounds each request from connecting to the last byte of the
+    answer; a request that runs past it is stopped and never retried.
 
     Also a `TimeoutError`, so `except TimeoutError` catches it.
 

@@ -1,7 +1,7 @@
 """`RemoteCrossEncoder`: score (query, text) pairs on a reranking server.
 
 Speaks the published rerank APIs of Cohere (v2), Hugging Face
-text-embeddings-inference, Infinity and vLLM (see `_schemas.py` for each
+text-embeddings-inference, Infinity and vLLM (see `remote_apis.py` for each
 schema and where it is documented). It has the scoring method of LangChain's
 `BaseCrossEncoder` without importing LangChain, so any door of this package
 that takes a model with `score(text_pairs)` can rerank through a server.
@@ -39,7 +39,7 @@ from langchain_ce_rerank.serving._retry import (
     RemoteRerankError,
     RemoteRerankTimeoutError,
 )
-from langchain_ce_rerank.serving._schemas import API_SPECS, ApiName, ApiSpec
+from langchain_ce_rerank.serving.remote_apis import API_SPECS, ApiName, ApiSpec
 
 if TYPE_CHECKING:
     import httpx
@@ -73,9 +73,11 @@ class RemoteCrossEncoder(BaseModel):
     never by position, and a response that does not score every document sent
     exactly once raises `RemoteRerankError` instead of attaching a score to the
     wrong text. Busy or briefly unreachable servers (HTTP 429, 502, 503, 504,
-    refused or dropped connections) are retried with exponential backoff and
-    jitter, honouring `Retry-After`; other errors and timeouts are raised at
-    once with the server's message.
+    refused, dropped or unanswered connections) are retried with exponential
+    backoff and jitter, honouring `Retry-After`; other errors are raised at
+    once with the server's message, and a request whose whole answer has not
+    arrived `timeout` seconds after it started raises
+    `RemoteRerankTimeoutError`.
 
     Scores are on the server's scale. `tei` and `infinity` are asked for raw
     logits (`raw_scores=True`), the scale of `CrossEncoderCompressor`'s scores
@@ -131,8 +133,12 @@ class RemoteCrossEncoder(BaseModel):
     """Sent as `Authorization: Bearer <key>`. Defaults to the `RERANK_API_KEY`
     environment variable (then `CO_API_KEY` for Cohere). Never logged."""
     timeout: float = Field(default=30.0, gt=0)
-    """Seconds to wait for each request (to connect, and between bytes of the
-    answer). A request that times out is not retried."""
+    """Seconds one request may take, from connecting to the last byte of the
+    answer: a deadline for the whole exchange, not for each read, so a server
+    that trickles its answer cannot hold the caller longer. A request that runs
+    past it raises `RemoteRerankTimeoutError` and is not retried. Each retry of
+    a busy or unreachable server (see `max_retries`) is a new request with its
+    own `timeout`; a connection not made in time counts as unreachable."""
     max_batch_size: int | None = Field(default=None, ge=1)
     """Most documents one request carries; longer lists are split. Defaults
     per api: TEI 32 (its default `--max-client-batch-size`), Infinity 2048,
@@ -270,7 +276,8 @@ class RemoteCrossEncoder(BaseModel):
         Raises:
             RemoteRerankError: The server refused or failed a request (after
                 retries), or answered without exactly one score per document.
-            RemoteRerankTimeoutError: A request took longer than `timeout`.
+            RemoteRerankTimeoutError: A request's whole answer took longer than
+                `timeout` seconds.
         """
         requests = plan_requests(text_pairs, self.batch_limit)
         if not requests:

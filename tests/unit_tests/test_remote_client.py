@@ -3,7 +3,9 @@
 The fakes (tests/fake_rerank_servers.py) implement each server's published
 schema. Sync calls go to a real uvicorn subprocess on 127.0.0.1 (faults such as
 a dropped connection only exist there); async calls go to the same app
-in-process through `httpx.ASGITransport`, or to the subprocess.
+in-process through `httpx.ASGITransport`, or to the subprocess. Timeouts are
+tried on `TrickleServer`, a socket server in a thread that answers one byte at
+a time.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fake_rerank_servers import FakeRerankServers, fake_logit, fake_sigmoid
+from fake_rerank_servers import (
+    FakeRerankServers,
+    TrickleServer,
+    fake_logit,
+    fake_sigmoid,
+)
 from pydantic import ValidationError
 
 from langchain_ce_rerank import serving
@@ -357,6 +364,95 @@ async def test_async_slow_server_times_out(server_url: str) -> None:
     reranker, _ = remote(server_url, "vllm", "slow", timeout=0.3)
     with pytest.raises(RemoteRerankTimeoutError):
         await reranker.ascore([(QUERY, "a")])
+
+
+# -- timeout: one deadline per request, connect to last byte ---------------------
+
+TIMEOUT_MESSAGE = (
+    r"did not answer request 1 of 1 \(1 document\) within timeout=1.0 s "
+    r"\(connecting, sending and reading the whole answer\); "
+    r"pass a larger timeout=, e.g. RemoteCrossEncoder\(..., timeout=2\)"
+)
+
+
+@pytest.mark.parametrize("trickled", ["body", "headers and body"])
+def test_an_answer_trickled_past_timeout_raises_at_the_deadline(trickled: str) -> None:
+    # One byte every 0.3 s: each read is quick, so httpx's per-read timeout
+    # never fires, but the whole answer would take 8 s or more.
+    with TrickleServer(0.3, headers=trickled != "body") as server:
+        reranker = RemoteCrossEncoder(server.url, "tei", timeout=1.0, backoff=0.0)
+        with pytest.raises(RemoteRerankTimeoutError, match=TIMEOUT_MESSAGE):
+            reranker.score([(QUERY, "a")])
+        assert server.answers_finished == 0  # raised while the server still sent
+        assert server.requests == 1  # and a timeout is not retried
+
+
+@pytest.mark.parametrize("trickled", ["body", "headers and body"])
+async def test_async_answer_trickled_past_timeout_raises_at_the_deadline(
+    trickled: str,
+) -> None:
+    with TrickleServer(0.3, headers=trickled != "body") as server:
+        reranker = RemoteCrossEncoder(server.url, "tei", timeout=1.0, backoff=0.0)
+        async with reranker:
+            with pytest.raises(RemoteRerankTimeoutError, match=TIMEOUT_MESSAGE):
+                await reranker.ascore([(QUERY, "a")])
+        assert server.answers_finished == 0
+        assert server.requests == 1
+
+
+@pytest.mark.parametrize("trickled", ["body", "headers and body"])
+async def test_a_trickled_answer_within_timeout_is_read_whole(trickled: str) -> None:
+    with TrickleServer(0.002, headers=trickled != "body") as server:
+        reranker = RemoteCrossEncoder(server.url, "tei", timeout=60.0)
+        assert reranker.score([(QUERY, "a"), (QUERY, "b")]) == [0.5, 0.5]
+        async with reranker:
+            assert await reranker.ascore([(QUERY, "a")]) == [0.5]
+        assert server.answers_finished == 2
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A listening port whose accept queue is full: connecting to it hangs."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        queued = []
+        try:
+            for _ in range(8):
+                sock = socket.socket()
+                queued.append(sock)
+                sock.settimeout(0.5)
+                try:
+                    sock.connect(("127.0.0.1", port))
+                except TimeoutError:
+                    break
+            else:
+                pytest.skip("this system's TCP stack accepts every connection")
+            yield port
+        finally:
+            for sock in queued:
+                sock.close()
+
+
+async def test_a_connection_not_made_within_timeout_is_retried(
+    unanswered_port: int,
+) -> None:
+    # Unreachable (as a refused connection), not slow: retried, then named.
+    reranker = RemoteCrossEncoder(
+        f"http://127.0.0.1:{unanswered_port}",
+        "tei",
+        timeout=0.3,
+        max_retries=1,
+        backoff=0.0,
+    )
+    failed = r"failed request 1 of 1 \(1 document\) 2 times, last with ConnectTimeout"
+    with pytest.raises(RemoteRerankError, match=failed) as info:
+        reranker.score([(QUERY, "a")])
+    assert not isinstance(info.value, TimeoutError)
+    with pytest.raises(RemoteRerankError, match=failed) as info:
+        await reranker.ascore([(QUERY, "a")])
+    assert not isinstance(info.value, TimeoutError)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from doubles import TableCrossEncoder, WordOverlapCrossEncoder
 
 from langchain_ce_rerank.engine import Reranker
 from langchain_ce_rerank.serving import ServeSettings, create_app
-from langchain_ce_rerank.serving._schemas import API_SPECS, read_scores
+from langchain_ce_rerank.serving.remote_apis import API_SPECS, read_scores
 from langchain_ce_rerank.serving.schemas import RerankResponse
 
 MODEL = "test-model"

@@ -1,4 +1,8 @@
-"""The request and response shapes of the reranking servers `RemoteCrossEncoder` speaks.
+"""The remote rerank APIs `RemoteCrossEncoder` speaks: Cohere, TEI, Infinity, vLLM.
+
+The request and response shapes of other people's servers, as the client sees
+them; the schema this package's own server (`ce-rerank serve`) accepts is in
+`schemas.py`.
 
 Each server gets one `ApiSpec`: where it listens, how many documents one request
 may carry by default, how to build a request body and how to read the
