@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_ce_rerank.engine import Reranker, RerankerSettings, ScoredText
+from langchain_ce_rerank.optional import require
 
 if TYPE_CHECKING:
     import ray.data
@@ -34,15 +35,7 @@ _NO_PASSAGE = (-1, -1)
 
 
 def _require_ray_data() -> Any:
-    try:
-        import ray.data
-    except ImportError as err:
-        msg = (
-            "reranking on Ray needs ray[data], which is not installed; "
-            'pip install "langchain-ce-rerank[ray]"'
-        )
-        raise ImportError(msg) from err
-    return ray.data
+    return require("ray.data", extra="ray", feature="reranking on Ray")
 
 
 def _engine_settings(reranker: Reranker | RerankerSettings) -> dict[str, Any]:

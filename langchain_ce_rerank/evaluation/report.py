@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_ce_rerank.evaluation.datasets import Run
+from langchain_ce_rerank.optional import require
 
 if TYPE_CHECKING:
     import pandas
@@ -75,11 +76,9 @@ class EvaluationReport:
         Raises:
             ImportError: pandas is not installed (`pip install pandas`).
         """
-        try:
-            import pandas
-        except ImportError as err:
-            msg = "EvaluationReport.to_dataframe() needs pandas: pip install pandas"
-            raise ImportError(msg) from err
+        pandas = require(
+            "pandas", extra="pandas", feature="EvaluationReport.to_dataframe()"
+        )
         rows = {
             config.name: {
                 **config.metrics,
@@ -115,11 +114,9 @@ class EvaluationReport:
                 f"e.g. report.plot({names[0] if names else 'nDCG@10'!r})"
             )
             raise ValueError(msg)
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError as err:
-            msg = "EvaluationReport.plot() needs matplotlib: pip install matplotlib"
-            raise ImportError(msg) from err
+        plt = require(
+            "matplotlib.pyplot", extra="matplotlib", feature="EvaluationReport.plot()"
+        )
         if ax is None:
             # White, not the inline backend's transparent default, so the black
             # labels stay legible under a dark notebook theme.

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import Field
 
 from langchain_ce_rerank.engine import Reranker
+from langchain_ce_rerank.optional import require
 from langchain_ce_rerank.serving.batcher import (
     BatcherClosedError,
     DynamicBatcher,
@@ -38,21 +39,14 @@ from langchain_ce_rerank.serving.schemas import (
 )
 
 # This module is the server itself: importing it means serving, so FastAPI is
-# imported here (nothing imports this module until a server is built).
-try:
-    from fastapi import FastAPI, Request, Response
-    from fastapi.responses import JSONResponse
-except ImportError as _err:  # pragma: no cover - exercised without the extra
-    _msg = (
-        "ce-rerank serve needs fastapi, which is not installed; "
-        'pip install "langchain-ce-rerank[serve]"'
-    )
-    raise ImportError(_msg) from _err
+# imported here (nothing imports this module until a server is built). The
+# check comes first, so a missing fastapi is reported with its extra.
+require("fastapi", extra="serve", feature="ce-rerank serve")
+from fastapi import FastAPI, Request, Response  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
+from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
 
-# After the check above, so a missing fastapi is reported with its extra.
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from langchain_ce_rerank.serving.contract import (
+from langchain_ce_rerank.serving.contract import (  # noqa: E402
     CLI_FLAGS,
     RequestContract,
     RequestLimits,

@@ -29,6 +29,7 @@ from pydantic import (
 )
 from typing_extensions import Self
 
+from langchain_ce_rerank.optional import require
 from langchain_ce_rerank.serving._exchange import (
     Exchange,
     Request,
@@ -53,14 +54,7 @@ API_KEY_ENV = "RERANK_API_KEY"
 
 
 def _require_httpx() -> None:
-    try:
-        import httpx  # noqa: F401
-    except ImportError as exc:
-        msg = (
-            "RemoteCrossEncoder needs httpx, which is not installed; "
-            'pip install "langchain-ce-rerank[remote]"'
-        )
-        raise ImportError(msg) from exc
+    require("httpx", extra="remote", feature="RemoteCrossEncoder")
 
 
 class RemoteCrossEncoder(BaseModel):

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from langchain_ce_rerank.engine.cache import CacheInfo
+from langchain_ce_rerank.optional import require
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -53,14 +54,7 @@ through Ray's metrics endpoint, as Ray prefixes them (`ray_ce_rerank_...`).
 
 def require_prometheus() -> None:
     """Raise an ImportError naming the `[serve]` extra without prometheus-client."""
-    try:
-        import prometheus_client  # noqa: F401
-    except ImportError as err:
-        msg = (
-            "ce-rerank serve needs prometheus-client, which is not installed; "
-            'pip install "langchain-ce-rerank[serve]"'
-        )
-        raise ImportError(msg) from err
+    require("prometheus_client", extra="serve", feature="ce-rerank serve")
 
 
 class _CacheCollector:

