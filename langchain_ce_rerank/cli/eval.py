@@ -31,7 +31,7 @@ from langchain_ce_rerank.cli._common import (
 
 
 def _print_report(report: EvaluationReport) -> None:
-    from langchain_ce_rerank.display import report_table
+    from langchain_ce_rerank.evaluation.rendering import report_table
 
     _console().print(report_table(report))
 

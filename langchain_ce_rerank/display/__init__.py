@@ -7,9 +7,14 @@ HTML table (`_repr_html_`); `print()` in a terminal shows the same table as
 text. Nothing here changes what `invoke` returns: chains keep receiving plain
 `Document` lists.
 
-The `EvaluationReport` table is built here too, once, for both `ce-rerank eval`
-and notebooks. All user text is HTML-escaped; rendering never calls a model.
+The `EvaluationReport` table lives with the report
+(`langchain_ce_rerank.evaluation.rendering`), drawn with this package's
+shared primitives (`render.py`). All user text is HTML-escaped; rendering
+never calls a model.
 """
+
+import warnings
+from typing import Any
 
 from langchain_ce_rerank.display.explanation import (
     RankedDocument,
@@ -17,7 +22,6 @@ from langchain_ce_rerank.display.explanation import (
     ScoreKind,
     explain,
 )
-from langchain_ce_rerank.display.report import report_html, report_table, report_text
 from langchain_ce_rerank.display.summary import summary_html, summary_text
 
 __all__ = [
@@ -25,9 +29,26 @@ __all__ = [
     "RerankExplanation",
     "ScoreKind",
     "explain",
-    "report_html",
-    "report_table",
-    "report_text",
     "summary_html",
     "summary_text",
 ]
+
+_MOVED = ("report_html", "report_table", "report_text")
+
+
+def __getattr__(name: str) -> Any:
+    # The report's tables moved to evaluation.rendering, so display no longer
+    # imports evaluation (which imports display to draw them): kept here for
+    # code written against the old path.
+    if name in _MOVED:
+        warnings.warn(
+            f"langchain_ce_rerank.display.{name} moved to "
+            f"langchain_ce_rerank.evaluation.rendering.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from langchain_ce_rerank.evaluation import rendering
+
+        return getattr(rendering, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -9,21 +9,21 @@ from typing import Any, Literal, overload
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from langchain_ce_rerank.display._render import (
-    _DOWN,
-    _MUTED,
-    _NUMBER,
-    _TABLE,
-    _TD,
-    _TH,
-    _UP,
-    _esc,
-    _number_cell,
-    _render_text,
-    _score,
-    _shorten_left,
-    _snippet,
-    _text_width,
+from langchain_ce_rerank.display.render import (
+    DOWN,
+    MUTED,
+    NUMBER,
+    TABLE,
+    TD,
+    TH,
+    UP,
+    esc,
+    number_cell,
+    render_text,
+    score_text,
+    shorten_left,
+    snippet,
+    text_width,
 )
 
 __all__ = ["RankedDocument", "RerankExplanation", "ScoreKind", "explain"]
@@ -261,16 +261,16 @@ class RerankExplanation(Sequence[Document]):
 
         columns = self._columns()
         headers = [self._header(c) for c in columns]
-        width = _text_width()
+        width = text_width()
         source = _SOURCE if width >= 120 else 20
         rows = [
             {
                 "#": str(row.rank),
                 "move": _move_text(row),
-                "rerank": _score(row.relevance_score),
-                "rrf": _score(row.fused_score),
-                "first stage": _score(row.retrieval_score),
-                "source": _shorten_left(row.source, source),
+                "rerank": score_text(row.relevance_score),
+                "rrf": score_text(row.fused_score),
+                "first stage": score_text(row.retrieval_score),
+                "source": shorten_left(row.source, source),
                 "snippet": " ".join(row.document.page_content.split()),
             }
             for row in self.rows
@@ -283,15 +283,15 @@ class RerankExplanation(Sequence[Document]):
             if c != "snippet"
         )
         room = width - fixed - 3 * len(columns) - 1
-        snippet = max(len("snippet"), min(_TEXT_SNIPPET, room))
+        room_for_snippet = max(len("snippet"), min(_TEXT_SNIPPET, room))
         table = Table(title=Text(f"Query: {self.query}"), title_justify="left")
         for column, header in zip(columns, headers, strict=True):
             table.add_column(header, justify=_align(column), no_wrap=True)  # type: ignore[arg-type]
         for cells in rows:
-            cells["snippet"] = _snippet(cells["snippet"], snippet)
+            cells["snippet"] = snippet(cells["snippet"], room_for_snippet)
             table.add_row(*(Text(cells[c]) for c in columns))
         notes = "\n".join(self._notes()) if self.rows else "no documents"
-        return _render_text(table, Text(notes), width=width)
+        return render_text(table, Text(notes), width=width)
 
     def __repr__(self) -> str:
         return self.__str__()
@@ -299,45 +299,45 @@ class RerankExplanation(Sequence[Document]):
     def _repr_html_(self) -> str:
         columns = self._columns()
         head = "".join(
-            f'<th style="{_TH};text-align:{_align(c)}">{_esc(self._header(c))}</th>'
+            f'<th style="{TH};text-align:{_align(c)}">{esc(self._header(c))}</th>'
             for c in columns
         )
         body = []
         for row in self.rows:
             cells = {
-                "#": f'<td style="{_TD};{_NUMBER}">{row.rank}</td>',
-                "move": f'<td style="{_TD};{_NUMBER}">{_move_html(row)}</td>',
-                "rerank": _number_cell(row.relevance_score),
-                "rrf": _number_cell(row.fused_score),
-                "first stage": _number_cell(row.retrieval_score),
+                "#": f'<td style="{TD};{NUMBER}">{row.rank}</td>',
+                "move": f'<td style="{TD};{NUMBER}">{_move_html(row)}</td>',
+                "rerank": number_cell(row.relevance_score),
+                "rrf": number_cell(row.fused_score),
+                "first stage": number_cell(row.retrieval_score),
                 "source": (
-                    f'<td style="{_TD};white-space:nowrap" '
-                    f'title="{_esc(row.source)}">'
-                    f"{_esc(_shorten_left(row.source, _SOURCE))}</td>"
+                    f'<td style="{TD};white-space:nowrap" '
+                    f'title="{esc(row.source)}">'
+                    f"{esc(shorten_left(row.source, _SOURCE))}</td>"
                 ),
                 "snippet": (
-                    f'<td style="{_TD};text-align:left;min-width:24em;'
+                    f'<td style="{TD};text-align:left;min-width:24em;'
                     f'max-width:46em;white-space:normal;overflow-wrap:anywhere" '
-                    f'title="{_esc(_snippet(row.document.page_content, _TITLE))}">'
-                    f"{_esc(_snippet(row.document.page_content, _HTML_SNIPPET))}</td>"
+                    f'title="{esc(snippet(row.document.page_content, _TITLE))}">'
+                    f"{esc(snippet(row.document.page_content, _HTML_SNIPPET))}</td>"
                 ),
             }
             body.append("<tr>" + "".join(cells[c] for c in columns) + "</tr>")
         if not self.rows:
             body.append(
-                f'<tr><td style="{_TD};{_MUTED}" colspan="{len(columns)}">'
+                f'<tr><td style="{TD};{MUTED}" colspan="{len(columns)}">'
                 "no documents</td></tr>"
             )
         notes = " &middot; ".join(
-            _esc(n).replace("-&gt;", "&rarr;") for n in self._notes()
+            esc(n).replace("-&gt;", "&rarr;") for n in self._notes()
         )
         return (
             '<div class="ce-rerank-explanation" style="color:inherit">'
-            f'<div style="margin:0.2em 0"><span style="{_MUTED}">Query:</span> '
-            f"<b>{_esc(self.query)}</b></div>"
-            f'<table class="ce-rerank" style="{_TABLE}">'
+            f'<div style="margin:0.2em 0"><span style="{MUTED}">Query:</span> '
+            f"<b>{esc(self.query)}</b></div>"
+            f'<table class="ce-rerank" style="{TABLE}">'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-            f'<div style="font-size:0.82em;{_MUTED}">{notes}</div></div>'
+            f'<div style="font-size:0.82em;{MUTED}">{notes}</div></div>'
         )
 
 
@@ -424,13 +424,13 @@ def _move_text(row: RankedDocument) -> str:
 def _move_html(row: RankedDocument) -> str:
     moved = row.movement
     if moved is None:
-        return f'<span style="{_MUTED}">?</span> &rarr; {row.rank}'
+        return f'<span style="{MUTED}">?</span> &rarr; {row.rank}'
     if moved > 0:
-        badge = f'<span style="color:{_UP};font-weight:600">&#9650;{moved}</span>'
+        badge = f'<span style="color:{UP};font-weight:600">&#9650;{moved}</span>'
     elif moved < 0:
-        badge = f'<span style="color:{_DOWN};font-weight:600">&#9660;{-moved}</span>'
+        badge = f'<span style="color:{DOWN};font-weight:600">&#9660;{-moved}</span>'
     else:
-        badge = f'<span style="{_MUTED}">=</span>'
+        badge = f'<span style="{MUTED}">=</span>'
     return (
         f"{row.retrieval_rank} &rarr; {row.rank} "
         f'<span style="display:inline-block;min-width:2.4em;text-align:left">'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from langchain_ce_rerank.display._render import _MUTED, _TABLE, _TD, _TH, _esc
+from langchain_ce_rerank.display.render import MUTED, TABLE, TD, TH, esc
 
 __all__ = ["summary_html", "summary_text"]
 
@@ -28,14 +28,14 @@ def summary_html(name: str, fields: Mapping[str, object]) -> str:
         fields: What to show, in order.
     """
     body = "".join(
-        f'<tr><th style="{_TH};text-align:left;background:transparent;'
-        f'font-weight:400;{_MUTED}">{_esc(key)}</th>'
-        f'<td style="{_TD};text-align:left">'
-        f"{_esc('—' if value is None else str(value))}</td></tr>"
+        f'<tr><th style="{TH};text-align:left;background:transparent;'
+        f'font-weight:400;{MUTED}">{esc(key)}</th>'
+        f'<td style="{TD};text-align:left">'
+        f"{esc('—' if value is None else str(value))}</td></tr>"
         for key, value in fields.items()
     )
     return (
-        f'<div style="color:inherit"><b>{_esc(name)}</b>'
-        f'<table class="ce-rerank" style="{_TABLE}"><tbody>{body}</tbody></table>'
+        f'<div style="color:inherit"><b>{esc(name)}</b>'
+        f'<table class="ce-rerank" style="{TABLE}"><tbody>{body}</tbody></table>'
         "</div>"
     )

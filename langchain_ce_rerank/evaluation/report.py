@@ -59,12 +59,12 @@ class EvaluationReport:
         return data
 
     def __str__(self) -> str:
-        from langchain_ce_rerank.display import report_text
+        from langchain_ce_rerank.evaluation.rendering import report_text
 
         return report_text(self)
 
     def _repr_html_(self) -> str:
-        from langchain_ce_rerank.display import report_html
+        from langchain_ce_rerank.evaluation.rendering import report_html
 
         return report_html(self)
 

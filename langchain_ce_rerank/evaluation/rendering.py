@@ -1,23 +1,29 @@
-"""The `EvaluationReport` table: a rich `Table`, plain text and HTML."""
+"""The `EvaluationReport` table: a rich `Table`, plain text and HTML.
+
+The report renders itself (`str(report)`, Jupyter's `_repr_html_`) with these,
+and `ce-rerank eval` prints `report_table`; the cells are drawn with the
+package's shared primitives (`display/render.py`), which know nothing of
+reports.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from langchain_ce_rerank.display._render import (
-    _MUTED,
-    _NUMBER,
-    _TABLE,
-    _TD,
-    _TH,
-    _esc,
-    _render_text,
+from langchain_ce_rerank.display.render import (
+    MUTED,
+    NUMBER,
+    TABLE,
+    TD,
+    TH,
+    esc,
+    render_text,
 )
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from langchain_ce_rerank.evaluation import EvaluationReport
+    from langchain_ce_rerank.evaluation.report import EvaluationReport
 
 __all__ = ["report_html", "report_table", "report_text"]
 
@@ -77,7 +83,7 @@ def report_text(report: EvaluationReport) -> str:
     Args:
         report: What `evaluate` returned.
     """
-    return _render_text(report_table(report))
+    return render_text(report_table(report))
 
 
 def report_html(report: EvaluationReport) -> str:
@@ -88,15 +94,15 @@ def report_html(report: EvaluationReport) -> str:
     """
     title, headers, rows = _report_cells(report)
     head = "".join(
-        f'<th style="{_TH};text-align:{"left" if i == 0 else "right"}">{_esc(h)}</th>'
+        f'<th style="{TH};text-align:{"left" if i == 0 else "right"}">{esc(h)}</th>'
         for i, h in enumerate(headers)
     )
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td style="{_TD};'
-            f"{'text-align:left;white-space:nowrap' if i == 0 else _NUMBER}"
-            f'{";font-weight:700" if best else ""}">{_esc(text)}</td>'
+            f'<td style="{TD};'
+            f"{'text-align:left;white-space:nowrap' if i == 0 else NUMBER}"
+            f'{";font-weight:700" if best else ""}">{esc(text)}</td>'
             for i, (text, best) in enumerate(row)
         )
         + "</tr>"
@@ -104,9 +110,9 @@ def report_html(report: EvaluationReport) -> str:
     )
     return (
         '<div class="ce-rerank-report" style="color:inherit">'
-        f'<div style="margin:0.2em 0">{_esc(title)}</div>'
-        f'<table class="ce-rerank" style="{_TABLE}">'
+        f'<div style="margin:0.2em 0">{esc(title)}</div>'
+        f'<table class="ce-rerank" style="{TABLE}">'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f'<div style="font-size:0.82em;{_MUTED}">latency: mean per query; '
+        f'<div style="font-size:0.82em;{MUTED}">latency: mean per query; '
         "bold: best value of each metric</div></div>"
     )

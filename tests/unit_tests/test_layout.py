@@ -1,0 +1,62 @@
+"""The package's layout keeps its promises: no import cycles between concepts,
+and what several modules share is not private."""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "langchain_ce_rerank"
+
+
+def _imports(path: Path) -> set[str]:
+    """Every `langchain_ce_rerank` module a file imports, at any depth."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("langchain_ce_rerank")}
+
+
+def _package_imports(folder: str, but: str | None = None) -> set[str]:
+    files = [p for p in (PACKAGE / folder).rglob("*.py") if p != PACKAGE / str(but)]
+    return set().union(*(_imports(p) for p in files))
+
+
+@pytest.mark.parametrize(
+    ("importer", "imported", "but"),
+    [
+        # The report draws itself with display's primitives; display knows
+        # nothing of reports (but for the deprecated alias of the old path).
+        ("display", "langchain_ce_rerank.evaluation", "display/__init__.py"),
+        # The server's app uses the request contract, never the reverse.
+        ("serving/contract.py", "langchain_ce_rerank.serving.app", None),
+        ("serving/jobs.py", "langchain_ce_rerank.serving.app", None),
+        # The engine is framework-neutral and below every door.
+        ("engine", "langchain_ce_rerank.serving", None),
+        ("engine", "langchain_ce_rerank.display", None),
+    ],
+)
+def test_no_cycle_between_concepts(
+    importer: str, imported: str, but: str | None
+) -> None:
+    path = PACKAGE / importer
+    names = _package_imports(importer, but) if path.is_dir() else _imports(path)
+    assert not {n for n in names if n.startswith(imported)}
+
+
+def test_the_report_tables_moved_but_the_old_path_still_works() -> None:
+    from langchain_ce_rerank.evaluation.rendering import report_text
+
+    with pytest.warns(DeprecationWarning, match="evaluation.rendering.report_text"):
+        from langchain_ce_rerank.display import report_text as old
+    assert old is report_text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from langchain_ce_rerank.display import explain  # noqa: F401
