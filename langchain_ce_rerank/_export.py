@@ -9,7 +9,7 @@ int8 per backend:
 - onnx: onnxruntime dynamic quantization (`export_dynamic_quantized_onnx_model`),
   weights int8, activations quantized on the fly; kernels differ by processor.
 - openvino: NNCF static post-training quantization, calibrated on
-  `_calibration.calibration_pairs()`. Called directly rather than through
+  `models.calibration.calibration_pairs()`. Called directly rather than through
   sentence-transformers' `export_static_quantized_openvino_model`, which only
   calibrates on a Hugging Face Hub dataset and so cannot run offline.
 """
@@ -142,7 +142,7 @@ def _calibration_inputs(model: Any, names: set[str]) -> list[dict[str, Any]]:
     """Tokenized calibration samples: pairs for a cross-encoder, else passages."""
     from sentence_transformers import CrossEncoder
 
-    from langchain_ce_rerank._calibration import calibration_pairs
+    from langchain_ce_rerank.models.calibration import calibration_pairs
 
     pairs = calibration_pairs()
     pair_model = isinstance(model, CrossEncoder)

@@ -13,7 +13,7 @@ from langchain_ce_rerank._export import (
     default_cache_folder,
     load_exported,
 )
-from langchain_ce_rerank._hub import import_tqdm_quietly
+from langchain_ce_rerank.models.hub import import_tqdm_quietly
 from langchain_ce_rerank.models.loading import _load, pick_device
 from langchain_ce_rerank.models.registry import _freeze
 

@@ -14,7 +14,7 @@ from langchain_ce_rerank._export import (
     default_cache_folder,
     ensure_export,
 )
-from langchain_ce_rerank._hub import import_tqdm_quietly
+from langchain_ce_rerank.models.hub import import_tqdm_quietly
 from langchain_ce_rerank.models.loading import _load, pick_device
 from langchain_ce_rerank.models.resolve import _BUNDLED_COPIES, _from_bundled_package
 
