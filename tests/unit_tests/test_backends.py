@@ -4,15 +4,17 @@ import pytest
 from doubles import TableCrossEncoder
 from pydantic import ValidationError
 
-from langchain_ce_rerank import CrossEncoderCompressor, _export
+from langchain_ce_rerank import CrossEncoderCompressor
 from langchain_ce_rerank.models import load_cross_encoder, load_embeddings
+from langchain_ce_rerank.models.backends import base, onnx, openvino
+from langchain_ce_rerank.models.export import instruction_set
 
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
 def test_missing_extra_names_what_to_install(
     monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
-    monkeypatch.setattr(_export, "_find_spec", lambda name: None)
+    monkeypatch.setattr(base, "_find_spec", lambda name: None)
     extra = rf'pip install "langchain-ce-rerank\[{backend}\]"'
     with pytest.raises(ImportError, match=extra):
         CrossEncoderCompressor(backend=backend)  # type: ignore[arg-type]
@@ -22,7 +24,7 @@ def test_missing_extra_names_what_to_install(
 
 def test_only_the_missing_module_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        _export, "_find_spec", lambda name: None if name == "nncf" else object()
+        base, "_find_spec", lambda name: None if name == "nncf" else object()
     )
     with pytest.raises(ImportError, match=r"needs nncf: pip install") as info:
         CrossEncoderCompressor(backend="openvino")
@@ -42,7 +44,7 @@ def test_unknown_backend_is_rejected() -> None:
 
 
 def test_backend_is_a_loading_option(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_export, "_find_spec", lambda name: object())
+    monkeypatch.setattr(base, "_find_spec", lambda name: object())
     with pytest.raises(ValidationError, match="backend configure loading"):
         CrossEncoderCompressor(model=TableCrossEncoder(), backend="onnx")
 
@@ -50,7 +52,7 @@ def test_backend_is_a_loading_option(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_scores_of_different_backends_never_share_cache_entries(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_export, "_find_spec", lambda name: object())
+    monkeypatch.setattr(base, "_find_spec", lambda name: object())
     torch_key = CrossEncoderCompressor(model="m")._model_key()
     onnx_key = CrossEncoderCompressor(model="m", backend="onnx")._model_key()
     int8_key = CrossEncoderCompressor(
@@ -68,24 +70,20 @@ def test_export_folder_depends_on_the_source_files(tmp_path) -> None:  # type: i
     source = tmp_path / "model"
     source.mkdir()
     (source / "config.json").write_text("{}")
-    first = _export.export_folder(str(source), "onnx", None, tmp_path / "cache")
-    assert first == _export.export_folder(str(source), "onnx", None, tmp_path / "cache")
-    assert first != _export.export_folder(
-        str(source), "onnx", "int8", tmp_path / "cache"
-    )
-    assert first != _export.export_folder(
-        str(source), "openvino", None, tmp_path / "cache"
-    )
+    first = onnx.EXPORT.folder(str(source), None, tmp_path / "cache")
+    assert first == onnx.EXPORT.folder(str(source), None, tmp_path / "cache")
+    assert first != onnx.EXPORT.folder(str(source), "int8", tmp_path / "cache")
+    assert first != openvino.EXPORT.folder(str(source), None, tmp_path / "cache")
     (source / "config.json").write_text('{"changed": true}')
-    assert first != _export.export_folder(str(source), "onnx", None, tmp_path / "cache")
+    assert first != onnx.EXPORT.folder(str(source), None, tmp_path / "cache")
 
 
 def test_only_onnx_int8_exports_are_kept_per_instruction_set(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    isa = _export.instruction_set()
-    onnx = _export.export_folder("m", "onnx", "int8", tmp_path)
-    openvino = _export.export_folder("m", "openvino", "int8", tmp_path)
-    assert f"int8-{isa}" in onnx.name
-    assert isa not in openvino.name
+    isa = instruction_set()
+    onnx_int8 = onnx.EXPORT.folder("m", "int8", tmp_path)
+    openvino_int8 = openvino.EXPORT.folder("m", "int8", tmp_path)
+    assert f"int8-{isa}" in onnx_int8.name
+    assert isa not in openvino_int8.name
 
 
 def test_embeddings_check_backend_options_before_loading(
@@ -93,6 +91,6 @@ def test_embeddings_check_backend_options_before_loading(
 ) -> None:
     with pytest.raises(ValueError, match="needs backend='openvino'"):
         load_embeddings("no/such-model", quantization="int8")
-    monkeypatch.setattr(_export, "_find_spec", lambda name: None)
+    monkeypatch.setattr(base, "_find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r"langchain-ce-rerank\[openvino\]"):
         load_embeddings("no/such-model", backend="openvino")
