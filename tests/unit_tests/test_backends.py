@@ -1,12 +1,28 @@
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from doubles import TableCrossEncoder
 from pydantic import ValidationError
 
 from langchain_ce_rerank import CrossEncoderCompressor
-from langchain_ce_rerank.models import load_cross_encoder, load_embeddings
-from langchain_ce_rerank.models.backends import base, onnx, openvino
+from langchain_ce_rerank.engine import RerankerSettings
+from langchain_ce_rerank.models import backends, load_cross_encoder, load_embeddings
+from langchain_ce_rerank.models.backends import (
+    BACKEND_NAMES,
+    BACKENDS,
+    DEFAULT_BACKEND,
+    QUANTIZATIONS,
+    Backend,
+    base,
+    onnx,
+    openvino,
+    quantization_error,
+)
 from langchain_ce_rerank.models.export import instruction_set
 
 
@@ -94,3 +110,137 @@ def test_embeddings_check_backend_options_before_loading(
     monkeypatch.setattr(base, "_find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r"langchain-ce-rerank\[openvino\]"):
         load_embeddings("no/such-model", backend="openvino")
+
+
+# -- the registry: one source for every list of backends --------------------
+
+
+@pytest.mark.parametrize("command", ["query", "eval", "serve"])
+def test_cli_backend_choices_are_the_registry(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from langchain_ce_rerank.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--backend", "no-such-backend"])
+    err = capsys.readouterr().err
+    listed = re.search(r"choose from ([^)]*)\)", err)
+    assert listed is not None, err
+    choices = [name.strip(" '") for name in listed.group(1).split(",")]
+    assert choices == list(BACKEND_NAMES)
+
+
+def test_settings_accept_exactly_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "_find_spec", lambda name: object())
+    for name in BACKEND_NAMES:
+        assert RerankerSettings(backend=name).backend == name
+        for quantization in BACKENDS[name].quantizations:
+            RerankerSettings(backend=name, quantization=quantization)
+    assert RerankerSettings().backend == DEFAULT_BACKEND
+    assert set(QUANTIZATIONS) == {
+        q for backend in BACKENDS.values() for q in backend.quantizations
+    }
+
+
+def test_an_unknown_backend_lists_the_registry() -> None:
+    names = ", ".join(repr(name) for name in BACKEND_NAMES)
+    with pytest.raises(ValidationError) as info:
+        RerankerSettings(backend="tensorrt")
+    assert f"backend='tensorrt' is unknown; choose one of {names}" in str(info.value)
+    with pytest.raises(ValueError, match=re.escape(names)):
+        load_cross_encoder("some/model", backend="tensorrt")
+    with pytest.raises(ValueError, match=re.escape(names)):
+        load_embeddings("some/model", backend="tensorrt")
+
+
+def test_an_unknown_quantization_lists_the_known_ones() -> None:
+    with pytest.raises(
+        ValidationError, match=r"quantization='int3' is unknown.*'int8'"
+    ):
+        RerankerSettings(backend="onnx", quantization="int3")
+
+
+def test_the_int8_message_names_every_backend_that_offers_it() -> None:
+    # The library's words and the CLI's (`ce-rerank ... --int8` pins the latter).
+    assert quantization_error("int8") == (
+        "quantization='int8' needs backend='openvino' (static int8, fastest on "
+        "CPU) or backend='onnx' (dynamic int8)"
+    )
+    assert quantization_error("int8", cli=True) == (
+        "--int8 needs --backend openvino (static int8, fastest on CPU) or "
+        "--backend onnx (dynamic int8)"
+    )
+
+
+def test_every_extra_named_by_a_backend_exists() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = Path(__file__).parents[2] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    for backend in BACKENDS.values():
+        if backend.extra is not None:
+            assert backend.extra in extras, backend.name
+            assert backend.modules, backend.name
+            assert f"[{backend.extra}]" in backend.install
+
+
+def test_exporting_backends_make_every_quantization_they_offer() -> None:
+    for module in (onnx, openvino):
+        assert module.BACKEND.exports
+        assert set(module.EXPORT.quantizers) == set(module.BACKEND.quantizations)
+        assert set(module.EXPORT.files) == {None, *module.BACKEND.quantizations}
+
+
+def test_a_registered_backend_is_reached_by_every_layer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Adding a backend is one record and one registry entry; the settings,
+    # the loader's dispatch and its options all follow.
+    calls: list[dict[str, object]] = []
+
+    def load(path: str, **options: object) -> TableCrossEncoder:
+        calls.append({"path": path, **options})
+        return TableCrossEncoder()
+
+    fake = Backend(
+        name="fake",
+        extra=None,
+        modules=(),
+        quantizations={"int4": "a test quantization"},
+        load_cross_encoder=load,  # type: ignore[arg-type]
+        load_embeddings=load,  # type: ignore[arg-type]
+    )
+    monkeypatch.setattr(backends, "BACKENDS", {**BACKENDS, "fake": fake})
+    RerankerSettings(model=str(tmp_path), backend="fake", quantization="int4")
+    with pytest.raises(ValidationError, match="backend='fake'"):
+        RerankerSettings(backend="torch", quantization="int4")
+    model = load_cross_encoder(
+        tmp_path,
+        backend="fake",
+        quantization="int4",
+        device="cpu",
+        max_length=7,
+        shared=False,
+    )
+    assert isinstance(model, TableCrossEncoder)
+    assert calls == [
+        {
+            "path": str(tmp_path),
+            "device": "cpu",
+            "quantization": "int4",
+            "cache": calls[0]["cache"],
+            "kwargs": {"max_length": 7},
+        }
+    ]
+
+
+def test_the_registry_imports_no_model_library() -> None:
+    code = (
+        "import sys; import langchain_ce_rerank.models.backends; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ("
+        "'torch', 'transformers', 'sentence_transformers', 'numpy', 'faiss', "
+        "'langchain', 'langchain_core', 'langchain_huggingface')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
