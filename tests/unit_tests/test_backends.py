@@ -23,7 +23,7 @@ from langchain_ce_rerank.models.backends import (
     openvino,
     quantization_error,
 )
-from langchain_ce_rerank.models.export import instruction_set
+from langchain_ce_rerank.models.export import ExportFormat, instruction_set
 
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
@@ -244,3 +244,88 @@ def test_the_registry_imports_no_model_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+# -- the export cache every exporting backend shares ------------------------
+
+
+class _Recorded:
+    """Stands in for sentence-transformers' models: records how it was built."""
+
+    def __init__(self, made: list[dict[str, object]], export_file: str) -> None:
+        self.made = made
+        self.export_file = export_file
+
+    def __call__(self, path: str, **options: object) -> _Recorded:
+        self.made.append({"path": path, **options})
+        return self
+
+    def save_pretrained(self, folder: str) -> None:
+        target = Path(folder) / self.export_file
+        target.parent.mkdir(parents=True)
+        target.write_text("exported")
+
+
+def test_an_export_is_made_once_then_loaded_from_the_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sentence_transformers
+
+    made: list[dict[str, object]] = []
+    fake = _Recorded(made, openvino.EXPORT.file_name(None))
+    monkeypatch.setattr(sentence_transformers, "CrossEncoder", fake)
+    source = tmp_path / "model"
+    source.mkdir()
+    (source / "config.json").write_text("{}")
+    cache = tmp_path / "cache"
+    options = {"max_length": 9, "model_kwargs": {"ov_config": {"NUM_STREAMS": "1"}}}
+
+    def load() -> object:
+        return openvino.EXPORT.load_cross_encoder(
+            str(source), device="cpu", quantization=None, cache=cache, kwargs=options
+        )
+
+    assert load() is fake
+    target = openvino.EXPORT.folder(str(source), None, cache)
+    ov_config = {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": "1"}
+    assert made == [
+        # exported from the source with the backend's defaults under the user's...
+        {
+            "path": str(source),
+            "device": "cpu",
+            "backend": "openvino",
+            "model_kwargs": {"ov_config": ov_config},
+            "max_length": 9,
+        },
+        # ... then loaded from the export, naming its file.
+        {
+            "path": str(target),
+            "device": "cpu",
+            "backend": "openvino",
+            "model_kwargs": {
+                "ov_config": ov_config,
+                "file_name": openvino.EXPORT.file_name(None),
+            },
+            "max_length": 9,
+        },
+    ]
+    assert options["model_kwargs"] == {"ov_config": {"NUM_STREAMS": "1"}}  # a copy
+    made.clear()
+    load()
+    assert [m["path"] for m in made] == [str(target)]  # no second export
+    assert [p.name for p in (cache / "exports").iterdir()] == [target.name]
+
+
+def test_a_failed_quantization_leaves_no_export_behind(tmp_path: Path) -> None:
+    def fail(model: object, folder: Path) -> None:
+        raise RuntimeError("quantizer broke")
+
+    broken = ExportFormat(
+        backend="onnx",
+        files={None: "onnx/model.onnx", "int8": "onnx/model_int8.onnx"},
+        quantizers={"int8": fail},
+    )
+    model = _Recorded([], "onnx/model.onnx")
+    with pytest.raises(RuntimeError, match="quantizer broke"):
+        broken.ensure("m", "int8", cache=tmp_path, load=model)
+    assert list((tmp_path / "exports").iterdir()) == []
