@@ -43,7 +43,7 @@ def _accelerated(
 ) -> CrossEncoderCompressor:
     return CrossEncoderCompressor(
         model=model,
-        backend=backend,  # type: ignore[arg-type]
+        backend=backend,
         export_cache_folder=cache,
         device="cpu",
         **options,  # type: ignore[arg-type]

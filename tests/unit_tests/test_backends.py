@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -33,9 +34,9 @@ def test_missing_extra_names_what_to_install(
     monkeypatch.setattr(base, "_find_spec", lambda name: None)
     extra = rf'pip install "langchain-ce-rerank\[{backend}\]"'
     with pytest.raises(ImportError, match=extra):
-        CrossEncoderCompressor(backend=backend)  # type: ignore[arg-type]
+        CrossEncoderCompressor(backend=backend)
     with pytest.raises(ImportError, match=extra):
-        load_cross_encoder("some/model", backend=backend)  # type: ignore[arg-type]
+        load_cross_encoder("some/model", backend=backend)
 
 
 def test_only_the_missing_module_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,7 +57,7 @@ def test_int8_needs_an_accelerated_backend() -> None:
 
 def test_unknown_backend_is_rejected() -> None:
     with pytest.raises(ValidationError, match="backend"):
-        CrossEncoderCompressor(backend="tensorrt")  # type: ignore[arg-type]
+        CrossEncoderCompressor(backend="tensorrt")
 
 
 def test_backend_is_a_loading_option(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -329,3 +330,18 @@ def test_a_failed_quantization_leaves_no_export_behind(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="quantizer broke"):
         broken.ensure("m", "int8", cache=tmp_path, load=model)
     assert list((tmp_path / "exports").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "documented",
+    [backends, Backend, ExportFormat],
+    ids=["registry", "Backend", "ExportFormat"],
+)
+def test_docstring_examples_run(
+    documented: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", documented.__doc__ or "", re.S)
+    assert blocks
+    for block in blocks:
+        exec(textwrap.dedent(block), {})
