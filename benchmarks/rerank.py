@@ -35,6 +35,7 @@ from langchain_core.documents import Document
 from scipy.stats import kendalltau, spearmanr
 
 from langchain_ce_rerank import CrossEncoderCompressor
+from langchain_ce_rerank.models.backends import BACKEND_NAMES, BACKENDS, DEFAULT_BACKEND
 from langchain_ce_rerank.testing import build_standin_cross_encoder
 
 SIZES = (20, 50, 100, 200)
@@ -67,9 +68,9 @@ def main() -> None:
     ours = {
         "ours torch": CrossEncoderCompressor(model=folder, device="cpu", cache_size=0)
     }
-    for backend in ("onnx", "openvino"):
-        for quant in (None, "int8"):
-            name = f"ours {backend}{' int8' if quant else ''}"
+    for backend in (name for name in BACKEND_NAMES if name != DEFAULT_BACKEND):
+        for quant in (None, *BACKENDS[backend].quantizations):
+            name = f"ours {backend}{f' {quant}' if quant else ''}"
             try:
                 ours[name] = CrossEncoderCompressor(
                     model=folder,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from langchain_ce_rerank.errors import ModelNotFoundError
 from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER
+from langchain_ce_rerank.models.backends import BACKEND_NAMES, DEFAULT_BACKEND
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -298,8 +299,8 @@ def _add_reranker_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--backend",
-        choices=("torch", "openvino", "onnx"),
-        default="torch",
+        choices=BACKEND_NAMES,
+        default=DEFAULT_BACKEND,
         help=(
             "cross-encoder inference backend; openvino and onnx need the "
             "[openvino] / [onnx] extra (default: %(default)s)"

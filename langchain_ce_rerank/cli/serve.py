@@ -13,6 +13,7 @@ import sys
 
 from langchain_ce_rerank.cli._common import _positive
 from langchain_ce_rerank.engine.settings import DEFAULT_CROSS_ENCODER
+from langchain_ce_rerank.models.backends import BACKEND_NAMES, DEFAULT_BACKEND
 
 __all__ = ["API_KEY_ENV", "add_serve_parser", "run_serve"]
 
@@ -91,8 +92,8 @@ def add_serve_parser(
     )
     model.add_argument(
         "--backend",
-        choices=("torch", "openvino", "onnx"),
-        default="torch",
+        choices=BACKEND_NAMES,
+        default=DEFAULT_BACKEND,
         help=(
             "inference backend; openvino and onnx need the [openvino] / [onnx] "
             "extra (default: %(default)s)"

@@ -15,8 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import Self
 
-from langchain_ce_rerank._export import Backend, Quantization, check_options
 from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
+from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
 
 __all__ = [
     "DEFAULT_CROSS_ENCODER",
@@ -117,15 +117,16 @@ class RerankerSettings(BaseModel):
     `"{title}\\n{page_content}"`. None reads `page_content`. A field missing
     from a document's metadata is an error naming the field and document."""
 
-    backend: Backend = "torch"
-    """Inference backend when loading by id or folder: `"torch"`; `"openvino"`
+    backend: str = DEFAULT_BACKEND
+    """Inference backend when loading by id or folder, one of
+    `langchain_ce_rerank.models.backends.BACKEND_NAMES`: `"torch"`; `"openvino"`
     (`pip install "langchain-ce-rerank[openvino]"`; runs in f32 unless
     `model_kwargs={"ov_config": {...}}` says otherwise); or `"onnx"`
     (onnxruntime; the `[onnx]` extra). Exports are made once and cached (see
     `export_cache_folder`). Fastest on CPU: `backend="openvino",
     quantization="int8"`; see benchmarks/README.md for the measured ratios."""
 
-    quantization: Quantization = None
+    quantization: str | None = None
     """`"int8"`: with `backend="openvino"`, NNCF static int8 calibrated offline
     on standard-library prose (no download); with `backend="onnx"`,
     onnxruntime dynamic int8. Cached like the export. int8 scores differ
@@ -185,7 +186,7 @@ class RerankerSettings(BaseModel):
         given = [
             name for name in ("max_length", "device") if getattr(self, name) is not None
         ] + (["model_kwargs"] if self.model_kwargs else [])
-        given += [n for n in ("backend",) if self.backend != "torch"]
+        given += [n for n in ("backend",) if self.backend != DEFAULT_BACKEND]
         if given:
             msg = (
                 f"{', '.join(given)} configure loading a model by id or folder, but "

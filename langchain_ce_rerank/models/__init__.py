@@ -19,20 +19,46 @@ loaded from where), and loaded models are shared within a process: two loads
 with the same resolved model and settings return the same object, built once
 even when two threads ask at once. A shared model must not run in two threads
 at once; `model_lock(model)` is the lock to hold around each call into it.
+
+Inference backends (torch, OpenVINO, ONNX) are one module each under
+`models/backends/`, listed in one registry there; `models/export.py` keeps the
+exports the accelerated backends load from, `models/calibration.py` the
+offline calibration text of static int8, and `models/hub.py` the Hugging Face
+side of loading (offline mode, the reachability check, quiet loading).
 """
 
-from langchain_ce_rerank.models.cross_encoder import (
-    DEFAULT_CROSS_ENCODER,
-    load_cross_encoder,
-)
-from langchain_ce_rerank.models.embeddings import (
-    DEFAULT_EMBEDDING_MODEL,
-    embedding_model_name,
-    load_embeddings,
-)
-from langchain_ce_rerank.models.loading import pick_device
-from langchain_ce_rerank.models.registry import model_lock
-from langchain_ce_rerank.models.resolve import resolve_model
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_ce_rerank.models.cross_encoder import (
+        DEFAULT_CROSS_ENCODER,
+        load_cross_encoder,
+    )
+    from langchain_ce_rerank.models.embeddings import (
+        DEFAULT_EMBEDDING_MODEL,
+        embedding_model_name,
+        load_embeddings,
+    )
+    from langchain_ce_rerank.models.loading import pick_device
+    from langchain_ce_rerank.models.registry import model_lock
+    from langchain_ce_rerank.models.resolve import resolve_model
+
+# Public name -> the module that defines it. Imported on first use, so that
+# `models.backends` (the CLI's `--backend` choices) can be imported without
+# the loaders and what they import.
+_EXPORTS = {
+    "DEFAULT_CROSS_ENCODER": "cross_encoder",
+    "DEFAULT_EMBEDDING_MODEL": "embeddings",
+    "embedding_model_name": "embeddings",
+    "load_cross_encoder": "cross_encoder",
+    "load_embeddings": "embeddings",
+    "model_lock": "registry",
+    "pick_device": "loading",
+    "resolve_model": "resolve",
+}
 
 __all__ = [
     "DEFAULT_CROSS_ENCODER",
@@ -44,3 +70,17 @@ __all__ = [
     "pick_device",
     "resolve_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,19 +1,14 @@
-"""Loading cross-encoders, with the torch, ONNX or OpenVINO backend."""
+"""Loading cross-encoders, with any backend of the registry (`models/backends/`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from langchain_ce_rerank._export import (
-    Backend,
-    Quantization,
-    check_options,
-    default_cache_folder,
-    load_exported,
-)
-from langchain_ce_rerank._hub import import_tqdm_quietly
+from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
+from langchain_ce_rerank.models.export import default_cache_folder
+from langchain_ce_rerank.models.hub import import_tqdm_quietly
 from langchain_ce_rerank.models.loading import _load, pick_device
 from langchain_ce_rerank.models.registry import _freeze
 
@@ -32,8 +27,8 @@ def load_cross_encoder(
     device: str | None = None,
     max_length: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
-    backend: Backend = "torch",
-    quantization: Quantization = None,
+    backend: str = DEFAULT_BACKEND,
+    quantization: str | None = None,
     cache_folder: str | os.PathLike[str] | None = None,
     shared: bool = True,
 ) -> CrossEncoder:
@@ -45,8 +40,9 @@ def load_cross_encoder(
         max_length: Token window for each (query, document) pair; None keeps the
             model's own.
         model_kwargs: Extra keyword arguments for `CrossEncoder(...)`.
-        backend: `"torch"`, `"openvino"` (the `[openvino]` extra) or `"onnx"`
-            (onnxruntime; the `[onnx]` extra).
+        backend: A name in `models.backends.BACKEND_NAMES`: `"torch"`,
+            `"openvino"` (the `[openvino]` extra) or `"onnx"` (onnxruntime;
+            the `[onnx]` extra).
         quantization: `"int8"`: OpenVINO static int8 (calibrated offline) or
             onnxruntime dynamic int8, by backend.
         cache_folder: Where exports are kept; default
@@ -62,16 +58,15 @@ def load_cross_encoder(
     Raises:
         ModelNotFoundError: The model cannot be found on disk or downloaded.
         ImportError: The backend's pip extra is not installed.
-        ValueError: `quantization` with the torch backend.
+        ValueError: An unknown backend, or a quantization it does not offer
+            (`quantization` with the torch backend).
     """
     import_tqdm_quietly()
-    from sentence_transformers import CrossEncoder
-
     kwargs: dict[str, Any] = dict(model_kwargs or {})
     if max_length is not None:
         kwargs["max_length"] = max_length
+    chosen_backend = check_options(backend, quantization)
     chosen = pick_device(device)
-    check_options(backend, quantization)
     cache = Path(cache_folder) if cache_folder else default_cache_folder()
     settings = (
         "cross-encoder",
@@ -79,15 +74,12 @@ def load_cross_encoder(
         backend,
         quantization,
         _freeze(kwargs),
-        None if backend == "torch" else str(cache.expanduser().resolve()),
+        str(cache.expanduser().resolve()) if chosen_backend.exports else None,
     )
 
-    def build(path: str) -> Any:
-        if backend == "torch":
-            return CrossEncoder(path, device=chosen, **kwargs)
-        return load_exported(
-            path, backend, quantization, cache=cache, device=chosen, kwargs=kwargs
+    def build(path: str) -> CrossEncoder:
+        return chosen_backend.load_cross_encoder(
+            path, device=chosen, quantization=quantization, cache=cache, kwargs=kwargs
         )
 
-    loaded = _load(model, build, settings=settings, cross_encoder=True, shared=shared)
-    return cast("CrossEncoder", loaded)
+    return _load(model, build, settings=settings, cross_encoder=True, shared=shared)

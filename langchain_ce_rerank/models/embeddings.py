@@ -6,15 +6,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from langchain_ce_rerank._export import (
-    Backend,
-    Quantization,
-    backend_model_kwargs,
-    check_options,
-    default_cache_folder,
-    ensure_export,
-)
-from langchain_ce_rerank._hub import import_tqdm_quietly
+from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
+from langchain_ce_rerank.models.export import default_cache_folder
+from langchain_ce_rerank.models.hub import import_tqdm_quietly
 from langchain_ce_rerank.models.loading import _load, pick_device
 from langchain_ce_rerank.models.resolve import _BUNDLED_COPIES, _from_bundled_package
 
@@ -36,8 +30,8 @@ def load_embeddings(
     device: str | None = None,
     normalize: bool = True,
     batch_size: int = 32,
-    backend: Backend = "torch",
-    quantization: Quantization = None,
+    backend: str = DEFAULT_BACKEND,
+    quantization: str | None = None,
     cache_folder: str | os.PathLike[str] | None = None,
     shared: bool = True,
 ) -> HuggingFaceEmbeddings:
@@ -55,8 +49,9 @@ def load_embeddings(
         device: Torch device; None picks cuda, then mps, then cpu.
         normalize: L2-normalize embeddings (cosine similarity = dot product).
         batch_size: Texts encoded per forward pass.
-        backend: `"torch"`, `"openvino"` (the `[openvino]` extra) or `"onnx"`
-            (the `[onnx]` extra).
+        backend: A name in `models.backends.BACKEND_NAMES`: `"torch"`,
+            `"openvino"` (the `[openvino]` extra) or `"onnx"` (the `[onnx]`
+            extra).
         quantization: `"int8"`: OpenVINO static int8 or onnxruntime dynamic
             int8, by backend.
         cache_folder: Where exports are kept; default
@@ -71,7 +66,8 @@ def load_embeddings(
     Raises:
         ModelNotFoundError: The model cannot be found on disk or downloaded.
         ImportError: The backend's pip extra is not installed.
-        ValueError: `quantization` with the torch backend.
+        ValueError: An unknown backend, or a quantization it does not offer
+            (`quantization` with the torch backend).
 
     Example:
         ```python
@@ -82,9 +78,7 @@ def load_embeddings(
         ```
     """
     import_tqdm_quietly()
-    from langchain_huggingface import HuggingFaceEmbeddings
-
-    check_options(backend, quantization)
+    chosen_backend = check_options(backend, quantization)
     chosen = pick_device(device)
     encode_kwargs = {"normalize_embeddings": normalize, "batch_size": batch_size}
     cache = Path(cache_folder) if cache_folder else default_cache_folder()
@@ -95,35 +89,15 @@ def load_embeddings(
         batch_size,
         backend,
         quantization,
-        None if backend == "torch" else str(cache.expanduser().resolve()),
+        str(cache.expanduser().resolve()) if chosen_backend.exports else None,
     )
 
     def build(path: str) -> HuggingFaceEmbeddings:
-        if backend == "torch":
-            return HuggingFaceEmbeddings(
-                model_name=path,
-                model_kwargs={"device": chosen},
-                encode_kwargs=encode_kwargs,
-            )
-        from sentence_transformers import SentenceTransformer
-
-        model_kwargs = backend_model_kwargs(backend)
-        target, file_name = ensure_export(
+        return chosen_backend.load_embeddings(
             path,
-            backend,
-            quantization,
+            device=chosen,
+            quantization=quantization,
             cache=cache,
-            load=lambda source: SentenceTransformer(
-                source, device=chosen, backend=backend, model_kwargs=model_kwargs
-            ),
-        )
-        return HuggingFaceEmbeddings(
-            model_name=str(target),
-            model_kwargs={
-                "device": chosen,
-                "backend": backend,
-                "model_kwargs": {**model_kwargs, "file_name": file_name},
-            },
             encode_kwargs=encode_kwargs,
         )
 

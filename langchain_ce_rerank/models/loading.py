@@ -7,8 +7,8 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TypeVar
 
-from langchain_ce_rerank._hub import quiet_loading
 from langchain_ce_rerank.errors import ModelNotFoundError
+from langchain_ce_rerank.models.hub import quiet_loading
 from langchain_ce_rerank.models.registry import _shared
 from langchain_ce_rerank.models.resolve import _hf_cache_dir, _not_found, _resolve
 

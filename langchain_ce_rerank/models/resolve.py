@@ -7,13 +7,13 @@ import logging
 import os
 from pathlib import Path
 
-from langchain_ce_rerank._hub import (
+from langchain_ce_rerank.errors import ModelNotFoundError
+from langchain_ce_rerank.models.hub import (
     hub_endpoint,
     hub_offline,
     hub_unreachable,
     import_tqdm_quietly,
 )
-from langchain_ce_rerank.errors import ModelNotFoundError
 
 __all__ = ["resolve_model"]
 

