@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from langchain_ce_rerank.optional import install_hint
+
 if TYPE_CHECKING:
     from langchain_huggingface import HuggingFaceEmbeddings
     from sentence_transformers import CrossEncoder
@@ -113,7 +115,7 @@ class Backend:
     @property
     def install(self) -> str:
         """The pip command that installs this backend's extra ("" for none)."""
-        return f'pip install "langchain-ce-rerank[{self.extra}]"' if self.extra else ""
+        return install_hint(self.extra) if self.extra else ""
 
     def missing_modules(self) -> list[str]:
         """The modules of `modules` that cannot be imported here."""
