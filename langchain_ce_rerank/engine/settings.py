@@ -17,6 +17,7 @@ from typing_extensions import Self
 
 from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
+from langchain_ce_rerank.models.cross_encoder import DEFAULT_CROSS_ENCODER
 
 __all__ = [
     "DEFAULT_CROSS_ENCODER",
@@ -25,8 +26,6 @@ __all__ = [
     "RerankerSettings",
 ]
 
-DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L6-v2"
-"""The cross-encoder used when none is given."""
 
 RANKING_FIELDS = ("top_n", "score_threshold", "fusion", "rrf_k")
 """Settings that only order and cut already scored candidates (cheap to vary

@@ -4,6 +4,8 @@ and what several modules share is not private."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -60,3 +62,33 @@ def test_the_report_tables_moved_but_the_old_path_still_works() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         from langchain_ce_rerank.display import explain  # noqa: F401
+
+
+def test_the_old_vectorstore_path_works_and_warns() -> None:
+    code = (
+        "import warnings\n"
+        "warnings.simplefilter('always')\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    from langchain_ce_rerank.vectorstore import FaissVectorStore\n"
+        "from langchain_ce_rerank.store import FaissVectorStore as home\n"
+        "assert FaissVectorStore is home\n"
+        "print([str(w.message) for w in caught if w.category is DeprecationWarning])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "langchain_ce_rerank.vectorstore is deprecated" in out
+
+
+def test_one_default_cross_encoder() -> None:
+    defined = [
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Assign)
+        and any(
+            isinstance(t, ast.Name) and t.id == "DEFAULT_CROSS_ENCODER"
+            for t in node.targets
+        )
+    ]
+    assert defined == ["models/cross_encoder.py"]
