@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from langchain_ce_rerank._ray_options import add_ray_options, ray_scorer
+from langchain_ce_rerank.cli.ray_options import add_ray_options, ray_scorer
 from langchain_ce_rerank.models import DEFAULT_EMBEDDING_MODEL
 
 if TYPE_CHECKING:
