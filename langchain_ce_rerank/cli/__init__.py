@@ -17,15 +17,15 @@ from langchain_ce_rerank.cli import eval as eval_command
 from langchain_ce_rerank.cli import index, query
 from langchain_ce_rerank.cli._common import (
     CliError,
-    _one_line,
-    _quiet_model_loading,
+    one_line,
+    quiet_model_loading,
 )
 
 # The renderer of `ce-rerank eval`'s table, used by EvaluationReport's tests.
-from langchain_ce_rerank.cli.eval import _print_report
+from langchain_ce_rerank.cli.eval import print_report
 from langchain_ce_rerank.cli.serve import add_serve_parser
 
-__all__ = ["_print_report", "main"]
+__all__ = ["main", "print_report"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,10 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr
     )
     try:
-        _quiet_model_loading()
+        quiet_model_loading()
         status: int = args.func(args)
     except (CliError, ImportError, OSError, ValueError) as err:
-        print(f"ce-rerank: error: {_one_line(err)}", file=sys.stderr)
+        print(f"ce-rerank: error: {one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ce-rerank: interrupted", file=sys.stderr)

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from langchain_ce_rerank.cli._common import _positive
+from langchain_ce_rerank.cli._common import positive
 from langchain_ce_rerank.engine.settings import DEFAULT_CROSS_ENCODER
 
 __all__ = ["API_KEY_ENV", "add_serve_parser", "run_serve"]
@@ -110,7 +110,7 @@ def add_serve_parser(
     model.add_argument(
         "--max-length",
         metavar="TOKENS",
-        type=_positive,
+        type=positive,
         help="token window per (query, document) pair (default: the model's own)",
     )
     model.add_argument(
@@ -125,7 +125,7 @@ def add_serve_parser(
     model.add_argument(
         "--batch-size",
         metavar="N",
-        type=_positive,
+        type=positive,
         help="pairs per forward pass (default: 4 on CPU, 32 on a GPU)",
     )
     model.add_argument(
@@ -195,21 +195,21 @@ def add_serve_parser(
     limits.add_argument(
         "--max-documents",
         metavar="N",
-        type=_positive,
+        type=positive,
         default=1000,
         help="documents per request (default: %(default)s)",
     )
     limits.add_argument(
         "--max-document-chars",
         metavar="N",
-        type=_positive,
+        type=positive,
         default=100_000,
         help="characters per document (default: %(default)s)",
     )
     limits.add_argument(
         "--max-body-bytes",
         metavar="N",
-        type=_positive,
+        type=positive,
         default=10 * 1024 * 1024,
         help="bytes per request body (default: %(default)s)",
     )
