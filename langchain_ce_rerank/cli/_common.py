@@ -37,11 +37,14 @@ __all__ = [
     "MANIFEST",
     "SNIPPET",
     "CliError",
+    "add_backend_options",
+    "add_model_option",
     "add_reranker_options",
     "blame",
     "check_device",
     "check_index_folder",
     "check_input_file",
+    "check_int8",
     "load_index",
     "load_reranker",
     "one_line",
@@ -207,17 +210,22 @@ def check_device(device: str | None) -> None:
         raise CliError(msg)
 
 
-def prepare_reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
-    """Check the reranking options and find the model; loading comes later."""
-    from langchain_ce_rerank.compressor import CrossEncoderCompressor
-    from langchain_ce_rerank.models import resolve_model
-
+def check_int8(args: argparse.Namespace) -> None:
+    """Fail when `--int8` is asked of the torch backend, which has no int8."""
     if args.int8 and args.backend == "torch":
         msg = (
             "--int8 needs --backend openvino (static int8, fastest on CPU) or "
             "--backend onnx (dynamic int8)"
         )
         raise CliError(msg)
+
+
+def prepare_reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
+    """Check the reranking options and find the model; loading comes later."""
+    from langchain_ce_rerank.compressor import CrossEncoderCompressor
+    from langchain_ce_rerank.models import resolve_model
+
+    check_int8(args)
     check_device(args.device)
     with blame(f"--backend {args.backend}"):
         try:
@@ -293,15 +301,7 @@ def add_reranker_options(parser: argparse.ArgumentParser) -> None:
         default=5,
         help="results kept after reranking (default: %(default)s)",
     )
-    group.add_argument(
-        "--reranker",
-        default=DEFAULT_CROSS_ENCODER,
-        metavar="MODEL_OR_PATH",
-        help=(
-            "cross-encoder: a Hugging Face id (from the local cache when "
-            "HF_HUB_OFFLINE=1) or a local folder (default: %(default)s)"
-        ),
-    )
+    add_model_option(group)
     group.add_argument(
         "--long-documents",
         choices=("truncate", "max_passage"),
@@ -331,6 +331,24 @@ def add_reranker_options(parser: argparse.ArgumentParser) -> None:
             "tab; default: the text alone)"
         ),
     )
+    add_backend_options(group)
+
+
+def add_model_option(group: argparse._ArgumentGroup) -> None:
+    """Add `--reranker`, the cross-encoder every command but `index` uses."""
+    group.add_argument(
+        "--reranker",
+        default=DEFAULT_CROSS_ENCODER,
+        metavar="MODEL_OR_PATH",
+        help=(
+            "cross-encoder: a Hugging Face id (from the local cache when "
+            "HF_HUB_OFFLINE=1) or a local folder (default: %(default)s)"
+        ),
+    )
+
+
+def add_backend_options(group: argparse._ArgumentGroup) -> None:
+    """Add `--backend`, `--int8` and `--device`: how the cross-encoder runs."""
     group.add_argument(
         "--backend",
         choices=("torch", "openvino", "onnx"),
