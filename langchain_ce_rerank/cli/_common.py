@@ -79,12 +79,20 @@ def rich_console() -> Console:
 
 
 def quiet_model_loading() -> None:
-    """Keep Hugging Face's own progress bars out of the CLI's output."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from transformers.utils import logging as hf_logging
+    """Keep Hugging Face's own progress bars and load reports out of the output.
 
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    Cheap: huggingface_hub and transformers read these variables when they are
+    first imported, which a command does only once its cheap checks have
+    passed, so nothing is imported here. When either is loaded already (a
+    second `main()` in one process), transformers is told directly.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "transformers" in sys.modules or "huggingface_hub" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
 
 def positive(value: str) -> int:
@@ -106,9 +114,12 @@ def _template(value: str) -> str:
 
 def one_line(err: BaseException) -> str:
     """An error as one line of text, without pydantic's "Value error, " prefix."""
-    from pydantic import ValidationError
-
-    if isinstance(err, ValidationError):
+    # A ValidationError exists only once pydantic is imported; an error from a
+    # cheap check must not import it.
+    validation_error = (
+        sys.modules["pydantic"].ValidationError if "pydantic" in sys.modules else None
+    )
+    if validation_error is not None and isinstance(err, validation_error):
         text = "; ".join(
             str(e["msg"]).removeprefix("Value error, ") for e in err.errors()
         )
@@ -222,11 +233,11 @@ def check_int8(args: argparse.Namespace) -> None:
 
 def prepare_reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
     """Check the reranking options and find the model; loading comes later."""
+    check_int8(args)
+    check_device(args.device)
     from langchain_ce_rerank.compressor import CrossEncoderCompressor
     from langchain_ce_rerank.models import resolve_model
 
-    check_int8(args)
-    check_device(args.device)
     with blame(f"--backend {args.backend}"):
         try:
             compressor = CrossEncoderCompressor(

@@ -40,9 +40,11 @@ def print_report(report: EvaluationReport) -> None:
 def _eval_data(
     args: argparse.Namespace,
 ) -> tuple[list[Document] | None, dict[str, str], dict[str, dict[str, int]]]:
-    """Read and check the queries and qrels (and a BEIR corpus): no model yet."""
-    from langchain_ce_rerank.evaluation import load_beir, read_qrels, read_queries
+    """Read and check the queries and qrels (and a BEIR corpus): no model yet.
 
+    Missing files fail before `langchain_ce_rerank.evaluation` (and with it
+    LangChain) is imported.
+    """
     if args.dataset:
         if args.index or args.queries or args.qrels:
             msg = (
@@ -77,6 +79,8 @@ def _eval_data(
                 f"does not exist; {there}"
             )
             raise CliError(msg)
+        from langchain_ce_rerank.evaluation import load_beir
+
         with blame("--dataset"):
             data = load_beir(args.dataset, split=args.split)
         corpus, queries, qrels = data.corpus, data.queries, data.qrels
@@ -100,6 +104,8 @@ def _eval_data(
         check_index_folder("--index", args.index)
         check_input_file("--queries", args.queries)
         check_input_file("--qrels", args.qrels)
+        from langchain_ce_rerank.evaluation import read_qrels, read_queries
+
         with blame("--queries"):
             queries = read_queries(args.queries)
         with blame("--qrels"):
@@ -145,6 +151,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    corpus, queries, qrels = _eval_data(args)
+    _check_outputs(args)
     from tqdm import tqdm
 
     from langchain_ce_rerank.evaluation import evaluate, write_trec_run
@@ -152,8 +160,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from langchain_ce_rerank.pipeline import build_reranking_retriever
     from langchain_ce_rerank.store import FaissVectorStore
 
-    corpus, queries, qrels = _eval_data(args)
-    _check_outputs(args)
     reranker = prepare_reranker(args)
     if corpus is None:
         store = load_index("--index", args)

@@ -68,12 +68,6 @@ def _print_skipped(skipped: Sequence[tuple[str, str]]) -> None:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from langchain_ce_rerank.ingest import load_corpus, sync_store
-    from langchain_ce_rerank.models import load_embeddings
-    from langchain_ce_rerank.store import FaissVectorStore
-
     if not 0 <= args.chunk_overlap < args.chunk_size:
         msg = (
             f"--chunk-overlap {args.chunk_overlap} must be at least 0 and smaller "
@@ -95,9 +89,13 @@ def _cmd_index(args: argparse.Namespace) -> int:
         )
         raise CliError(msg)
     check_device(args.device)
+    from langchain_ce_rerank.ingest import load_corpus, sync_store
+
     start_over = f"write to a new --out folder, or delete {args.out} to rebuild it"
     recorded = None
     if existing:
+        from langchain_ce_rerank.store import FaissVectorStore
+
         with blame("--out", start_over):
             recorded = FaissVectorStore.read_manifest(out).get("embedding_model")
     model = args.embedding or recorded or DEFAULT_EMBEDDING_MODEL
@@ -128,6 +126,12 @@ def _cmd_index(args: argparse.Namespace) -> int:
             "empty corpus, nothing was written"
         )
         raise CliError(msg)
+    # A missing PATH has failed by now, before FAISS, numpy or LangChain load.
+    from tqdm import tqdm
+
+    from langchain_ce_rerank.models import load_embeddings
+    from langchain_ce_rerank.store import FaissVectorStore
+
     with blame("--embedding"):
         embeddings = load_embeddings(model, device=args.device)
     with blame("--out", start_over):

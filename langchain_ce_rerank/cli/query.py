@@ -64,8 +64,6 @@ def _query_rows(
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     if not args.question.strip():
         msg = (
             f"QUESTION is blank ({args.question!r}); pass the text to search for: "
@@ -98,6 +96,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
         }
         print(json.dumps(payload, indent=2, ensure_ascii=False))
         return 0
+    from rich.table import Table
+
     table = Table(title=f"{args.question}", title_justify="left")
     for name, justify in (
         ("move", "right"),
