@@ -3,7 +3,10 @@
 The CLI owns the terminal: tables come from rich, progress bars from tqdm, and
 every error is one line on stderr, exit status 1, naming the argument to
 change. Cheap checks (blank queries, missing folders, option combinations)
-run before anything slow (loading a model, an index or a corpus).
+run before anything slow (loading a model, an index or a corpus), and before
+any heavy import: building the parser, `--help`, argument errors and missing
+files import no torch, transformers, FAISS, numpy or LangChain; each command
+imports them once its cheap checks have passed.
 """
 
 from __future__ import annotations
