@@ -13,26 +13,36 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_ce_rerank.compressor import CrossEncoderCompressor
-    from langchain_ce_rerank.display import RerankExplanation, explain
-    from langchain_ce_rerank.engine import Reranker, RerankResult
-    from langchain_ce_rerank.errors import ModelNotFoundError, StoreLoadError
-    from langchain_ce_rerank.evaluation import EvaluationReport, evaluate, load_beir
-    from langchain_ce_rerank.ingest import load_corpus, sync_store
-    from langchain_ce_rerank.models import load_embeddings
+    # For type checkers and IDEs only; `X as X` marks each as re-exported.
+    # At run time `__getattr__` imports a name from the table below.
+    from langchain_ce_rerank.compressor import (
+        CrossEncoderCompressor as CrossEncoderCompressor,
+    )
+    from langchain_ce_rerank.display import RerankExplanation as RerankExplanation
+    from langchain_ce_rerank.display import explain as explain
+    from langchain_ce_rerank.engine import Reranker as Reranker
+    from langchain_ce_rerank.engine import RerankResult as RerankResult
+    from langchain_ce_rerank.errors import ModelNotFoundError as ModelNotFoundError
+    from langchain_ce_rerank.errors import StoreLoadError as StoreLoadError
+    from langchain_ce_rerank.evaluation import EvaluationReport as EvaluationReport
+    from langchain_ce_rerank.evaluation import evaluate as evaluate
+    from langchain_ce_rerank.evaluation import load_beir as load_beir
+    from langchain_ce_rerank.ingest import load_corpus as load_corpus
+    from langchain_ce_rerank.ingest import sync_store as sync_store
+    from langchain_ce_rerank.models import load_embeddings as load_embeddings
+    from langchain_ce_rerank.pipeline import RerankingRetriever as RerankingRetriever
     from langchain_ce_rerank.pipeline import (
-        RerankingRetriever,
-        build_reranking_retriever,
+        build_reranking_retriever as build_reranking_retriever,
     )
-    from langchain_ce_rerank.retriever import FaissRetriever
+    from langchain_ce_rerank.retriever import FaissRetriever as FaissRetriever
+    from langchain_ce_rerank.serving import RemoteCrossEncoder as RemoteCrossEncoder
+    from langchain_ce_rerank.serving import RemoteRerankError as RemoteRerankError
     from langchain_ce_rerank.serving import (
-        RemoteCrossEncoder,
-        RemoteRerankError,
-        RemoteRerankTimeoutError,
+        RemoteRerankTimeoutError as RemoteRerankTimeoutError,
     )
-    from langchain_ce_rerank.store import FaissVectorStore
+    from langchain_ce_rerank.store import FaissVectorStore as FaissVectorStore
 
-# Public name -> the module that defines it.
+# Every public name -> the module that defines it; `__all__` is built from it.
 _EXPORTS = {
     "CrossEncoderCompressor": "compressor",
     "EvaluationReport": "evaluation",
@@ -61,29 +71,7 @@ try:
 except metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
 
-__all__ = [
-    "CrossEncoderCompressor",
-    "EvaluationReport",
-    "FaissRetriever",
-    "FaissVectorStore",
-    "ModelNotFoundError",
-    "RemoteCrossEncoder",
-    "RemoteRerankError",
-    "RemoteRerankTimeoutError",
-    "RerankExplanation",
-    "RerankResult",
-    "Reranker",
-    "RerankingRetriever",
-    "StoreLoadError",
-    "__version__",
-    "build_reranking_retriever",
-    "evaluate",
-    "explain",
-    "load_beir",
-    "load_corpus",
-    "load_embeddings",
-    "sync_store",
-]
+__all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -22,12 +22,15 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.documents import Document
-from langchain_text_splitters import RecursiveCharacterTextSplitter
+if TYPE_CHECKING:
+    # Annotations only: importing this module stays cheap, so `ce-rerank index
+    # --help` can show SUPPORTED_SUFFIXES and the chunk defaults without
+    # loading LangChain or FAISS.
+    from langchain_core.documents import Document
 
-from langchain_ce_rerank.store import FaissVectorStore
+    from langchain_ce_rerank.store import FaissVectorStore
 
 __all__ = [
     "DEFAULT_CHUNK_OVERLAP",
@@ -200,11 +203,14 @@ def load_corpus(
             f"chunk_size={chunk_size}, chunk_overlap={chunk_overlap}"
         )
         raise ValueError(msg)
+    files = _files_under(paths)  # a missing path fails before LangChain loads
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=chunk_size, chunk_overlap=chunk_overlap, add_start_index=True
     )
     corpus = Corpus()
-    for path in _files_under(paths):
+    for path in files:
         source = str(path)
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
             corpus.skipped.append((source, _unsupported(path)))

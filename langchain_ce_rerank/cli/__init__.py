@@ -3,7 +3,10 @@
 The CLI owns the terminal: tables come from rich, progress bars from tqdm, and
 every error is one line on stderr, exit status 1, naming the argument to
 change. Cheap checks (blank queries, missing folders, option combinations)
-run before anything slow (loading a model, an index or a corpus).
+run before anything slow (loading a model, an index or a corpus), and before
+any heavy import: building the parser, `--help`, argument errors and missing
+files import no torch, transformers, FAISS, numpy or LangChain; each command
+imports them once its cheap checks have passed.
 """
 
 from __future__ import annotations
@@ -17,15 +20,15 @@ from langchain_ce_rerank.cli import eval as eval_command
 from langchain_ce_rerank.cli import index, query
 from langchain_ce_rerank.cli._common import (
     CliError,
-    _one_line,
-    _quiet_model_loading,
+    one_line,
+    quiet_model_loading,
 )
 
 # The renderer of `ce-rerank eval`'s table, used by EvaluationReport's tests.
-from langchain_ce_rerank.cli.eval import _print_report
+from langchain_ce_rerank.cli.eval import print_report
 from langchain_ce_rerank.cli.serve import add_serve_parser
 
-__all__ = ["_print_report", "main"]
+__all__ = ["main", "print_report"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,10 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr
     )
     try:
-        _quiet_model_loading()
+        quiet_model_loading()
         status: int = args.func(args)
     except (CliError, ImportError, OSError, ValueError) as err:
-        print(f"ce-rerank: error: {_one_line(err)}", file=sys.stderr)
+        print(f"ce-rerank: error: {one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ce-rerank: interrupted", file=sys.stderr)

@@ -2,6 +2,12 @@
 
 One-line errors naming the argument to change, cheap checks run before
 anything slow, the reranker and index loaders, and the reranking options.
+The names below are shared by the command modules, so they carry no leading
+underscore; the module itself stays private to `langchain_ce_rerank.cli`.
+
+Importing it is cheap: the parser is built from these options without
+importing torch, numpy, FAISS or LangChain, which only a running command
+loads.
 """
 
 from __future__ import annotations
@@ -17,7 +23,12 @@ from typing import TYPE_CHECKING
 
 from langchain_ce_rerank.errors import ModelNotFoundError
 from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER
-from langchain_ce_rerank.models.backends import BACKEND_NAMES, DEFAULT_BACKEND
+from langchain_ce_rerank.models.backends import (
+    BACKEND_NAMES,
+    DEFAULT_BACKEND,
+    get_backend,
+    quantization_error,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,12 +37,38 @@ if TYPE_CHECKING:
     from langchain_ce_rerank.store import FaissVectorStore
 
 
+__all__ = [
+    "DEVICE_HELP",
+    "LISTED",
+    "MANIFEST",
+    "SNIPPET",
+    "CliError",
+    "add_backend_options",
+    "add_model_option",
+    "add_reranker_options",
+    "blame",
+    "check_device",
+    "check_index_folder",
+    "check_input_file",
+    "check_int8",
+    "load_index",
+    "load_reranker",
+    "one_line",
+    "positive",
+    "prepare_reranker",
+    "quiet_model_loading",
+    "reranking",
+    "rich_console",
+]
+
 logger = logging.getLogger("langchain_ce_rerank.cli")
 
-_SNIPPET = 60
+SNIPPET = 60
+"""Characters of a document shown in a table row."""
 _CREATE_INDEX = "ce-rerank index PATHS... --out"
-_MANIFEST = "manifest.json"
-_LISTED = 20
+MANIFEST = "manifest.json"
+"""The file that marks a folder as an index."""
+LISTED = 20
 """Skipped files listed one per line; the rest are counted."""
 
 
@@ -39,23 +76,33 @@ class CliError(Exception):
     """A user-facing failure: printed as one line, exit status 1."""
 
 
-def _console() -> Console:
+def rich_console() -> Console:
+    """The console every table is printed on."""
     from rich.console import Console
 
     # Wide enough for the tables when stdout is a pipe (rich assumes 80).
     return Console(width=None if sys.stdout.isatty() else 140, highlight=False)
 
 
-def _quiet_model_loading() -> None:
-    """Keep Hugging Face's own progress bars out of the CLI's output."""
+def quiet_model_loading() -> None:
+    """Keep Hugging Face's own progress bars and load reports out of the output.
+
+    Cheap: huggingface_hub and transformers read these variables when they are
+    first imported, which a command does only once its cheap checks have
+    passed, so nothing is imported here. When either is loaded already (a
+    second `main()` in one process), transformers is told directly.
+    """
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from transformers.utils import logging as hf_logging
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "transformers" in sys.modules or "huggingface_hub" in sys.modules:
+        from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
 
-def _positive(value: str) -> int:
+def positive(value: str) -> int:
+    """An argparse `type`: a whole number, at least 1."""
     number = int(value)
     if number < 1:
         msg = f"must be at least 1, got {number}"
@@ -71,10 +118,14 @@ def _template(value: str) -> str:
 # -- errors: one line, naming the argument to change -----------------------------
 
 
-def _one_line(err: BaseException) -> str:
-    from pydantic import ValidationError
-
-    if isinstance(err, ValidationError):
+def one_line(err: BaseException) -> str:
+    """An error as one line of text, without pydantic's "Value error, " prefix."""
+    # A ValidationError exists only once pydantic is imported; an error from a
+    # cheap check must not import it.
+    validation_error = (
+        sys.modules["pydantic"].ValidationError if "pydantic" in sys.modules else None
+    )
+    if validation_error is not None and isinstance(err, validation_error):
         text = "; ".join(
             str(e["msg"]).removeprefix("Value error, ") for e in err.errors()
         )
@@ -87,11 +138,11 @@ def _one_line(err: BaseException) -> str:
 
 def _model_error(err: ModelNotFoundError, flag: str) -> CliError:
     """The library's not-found message, with the CLI's remedy in it."""
-    return CliError(_one_line(err.with_remedy(f"{flag} PATH")))
+    return CliError(one_line(err.with_remedy(f"{flag} PATH")))
 
 
 @contextmanager
-def _blame(flag: str, remedy: str = "") -> Iterator[None]:
+def blame(flag: str, remedy: str = "") -> Iterator[None]:
     """Report a library error raised in this block as a fault of `flag`."""
     try:
         yield
@@ -101,24 +152,25 @@ def _blame(flag: str, remedy: str = "") -> Iterator[None]:
         raise _model_error(err, flag) from err
     except (ImportError, OSError, ValueError) as err:
         tail = f"; {remedy}" if remedy else ""
-        raise CliError(f"{flag}: {_one_line(err)}{tail}") from err
+        raise CliError(f"{flag}: {one_line(err)}{tail}") from err
 
 
 @contextmanager
-def _reranking() -> Iterator[None]:
+def reranking() -> Iterator[None]:
     """A missing metadata field surfaces only when documents are scored."""
     try:
         yield
     except ValueError as err:
         if "content_template" not in str(err):
             raise
-        raise CliError(f"--content-template: {_one_line(err)}") from err
+        raise CliError(f"--content-template: {one_line(err)}") from err
 
 
 # -- cheap checks, run before anything slow --------------------------------------
 
 
-def _check_index_folder(flag: str, folder: str) -> None:
+def check_index_folder(flag: str, folder: str) -> None:
+    """Fail unless `folder` (given as `flag`) holds an index's manifest."""
     path = Path(folder)
     if path.is_file():
         msg = (
@@ -132,15 +184,16 @@ def _check_index_folder(flag: str, folder: str) -> None:
             f"create one with: {_CREATE_INDEX} {folder}"
         )
         raise CliError(msg)
-    if not (path / _MANIFEST).is_file():
+    if not (path / MANIFEST).is_file():
         msg = (
-            f"{flag} {folder!r} is not an index folder (it has no {_MANIFEST}); "
+            f"{flag} {folder!r} is not an index folder (it has no {MANIFEST}); "
             f"create one with: {_CREATE_INDEX} {folder}"
         )
         raise CliError(msg)
 
 
-def _check_input_file(flag: str, path: str) -> None:
+def check_input_file(flag: str, path: str) -> None:
+    """Fail unless `path` (given as `flag`) is an existing file."""
     if Path(path).is_dir():
         msg = f"{flag} {path!r} is a folder; pass the file itself"
         raise CliError(msg)
@@ -149,7 +202,8 @@ def _check_input_file(flag: str, path: str) -> None:
         raise CliError(msg)
 
 
-def _check_device(device: str | None) -> None:
+def check_device(device: str | None) -> None:
+    """Fail unless `--device` names a torch device that is available here."""
     if device is None:
         return
     import torch
@@ -173,19 +227,20 @@ def _check_device(device: str | None) -> None:
         raise CliError(msg)
 
 
-def _reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
+def check_int8(args: argparse.Namespace) -> None:
+    """Fail when `--int8` is asked of a backend that has no int8 (torch)."""
+    if args.int8 and "int8" not in get_backend(args.backend).quantizations:
+        raise CliError(quantization_error("int8", cli=True))
+
+
+def prepare_reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
     """Check the reranking options and find the model; loading comes later."""
+    check_int8(args)
+    check_device(args.device)
     from langchain_ce_rerank.compressor import CrossEncoderCompressor
     from langchain_ce_rerank.models import resolve_model
 
-    if args.int8 and args.backend == "torch":
-        msg = (
-            "--int8 needs --backend openvino (static int8, fastest on CPU) or "
-            "--backend onnx (dynamic int8)"
-        )
-        raise CliError(msg)
-    _check_device(args.device)
-    with _blame(f"--backend {args.backend}"):
+    with blame(f"--backend {args.backend}"):
         try:
             compressor = CrossEncoderCompressor(
                 model=args.reranker,
@@ -199,31 +254,32 @@ def _reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
             )
         except ValueError as err:
             if "content_template" in str(err):
-                raise CliError(f"--content-template: {_one_line(err)}") from err
+                raise CliError(f"--content-template: {one_line(err)}") from err
             raise
     try:
         resolve_model(args.reranker)  # cheap: no weights are read
     except ModelNotFoundError:
-        _load_reranker(compressor)  # fails as fast, with the loader's own advice
+        load_reranker(compressor)  # fails as fast, with the loader's own advice
     except ValueError as err:
-        raise CliError(f"--reranker: {_one_line(err)}") from err
+        raise CliError(f"--reranker: {one_line(err)}") from err
     return compressor
 
 
-def _load_reranker(compressor: CrossEncoderCompressor) -> None:
-    with _blame("--reranker"):
+def load_reranker(compressor: CrossEncoderCompressor) -> None:
+    """Load the cross-encoder now, blaming `--reranker` for a failure."""
+    with blame("--reranker"):
         compressor.load_model()
 
 
-def _load_index(flag: str, args: argparse.Namespace) -> FaissVectorStore:
+def load_index(flag: str, args: argparse.Namespace) -> FaissVectorStore:
     """Load the index named by `flag`, with the bi-encoder it was built with."""
     from langchain_ce_rerank.models import load_embeddings
     from langchain_ce_rerank.store import FaissVectorStore
 
     folder = args.index
     rebuild = f"rebuild it with: {_CREATE_INDEX} {folder}"
-    _check_index_folder(flag, folder)
-    with _blame(flag, rebuild):
+    check_index_folder(flag, folder)
+    with blame(flag, rebuild):
         recorded = FaissVectorStore.read_manifest(folder).get("embedding_model")
     model = args.embedding or recorded
     if not model:
@@ -232,42 +288,33 @@ def _load_index(flag: str, args: argparse.Namespace) -> FaissVectorStore:
             "it was built with: --embedding MODEL_OR_PATH"
         )
         raise CliError(msg)
-    with _blame("--embedding"):
+    with blame("--embedding"):
         embeddings = load_embeddings(model, device=args.device)
-    with _blame(flag, rebuild):
+    with blame(flag, rebuild):
         return FaissVectorStore.load_local(folder, embeddings)
 
 
-_DEVICE_HELP = (
-    "torch device: cpu, cuda, cuda:1, mps (default: cuda, then mps, then cpu)"
-)
+DEVICE_HELP = "torch device: cpu, cuda, cuda:1, mps (default: cuda, then mps, then cpu)"
 
 
-def _add_reranker_options(parser: argparse.ArgumentParser) -> None:
+def add_reranker_options(parser: argparse.ArgumentParser) -> None:
+    """Add the first-stage and reranking options of `query` and `eval`."""
     group = parser.add_argument_group("reranking")
     group.add_argument(
         "-k",
         metavar="N",
-        type=_positive,
+        type=positive,
         default=20,
         help="first-stage candidates passed to the reranker (default: %(default)s)",
     )
     group.add_argument(
         "--top-n",
         metavar="N",
-        type=_positive,
+        type=positive,
         default=5,
         help="results kept after reranking (default: %(default)s)",
     )
-    group.add_argument(
-        "--reranker",
-        default=DEFAULT_CROSS_ENCODER,
-        metavar="MODEL_OR_PATH",
-        help=(
-            "cross-encoder: a Hugging Face id (from the local cache when "
-            "HF_HUB_OFFLINE=1) or a local folder (default: %(default)s)"
-        ),
-    )
+    add_model_option(group)
     group.add_argument(
         "--long-documents",
         choices=("truncate", "max_passage"),
@@ -297,6 +344,24 @@ def _add_reranker_options(parser: argparse.ArgumentParser) -> None:
             "tab; default: the text alone)"
         ),
     )
+    add_backend_options(group)
+
+
+def add_model_option(group: argparse._ArgumentGroup) -> None:
+    """Add `--reranker`, the cross-encoder every command but `index` uses."""
+    group.add_argument(
+        "--reranker",
+        default=DEFAULT_CROSS_ENCODER,
+        metavar="MODEL_OR_PATH",
+        help=(
+            "cross-encoder: a Hugging Face id (from the local cache when "
+            "HF_HUB_OFFLINE=1) or a local folder (default: %(default)s)"
+        ),
+    )
+
+
+def add_backend_options(group: argparse._ArgumentGroup) -> None:
+    """Add `--backend`, `--int8` and `--device`: how the cross-encoder runs."""
     group.add_argument(
         "--backend",
         choices=BACKEND_NAMES,
@@ -314,4 +379,4 @@ def _add_reranker_options(parser: argparse.ArgumentParser) -> None:
             "CPU: --backend openvino --int8 (default: off)"
         ),
     )
-    group.add_argument("--device", help=_DEVICE_HELP)
+    group.add_argument("--device", help=DEVICE_HELP)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from langchain_ce_rerank._ray_options import add_ray_options, ray_scorer
+from langchain_ce_rerank.cli.ray_options import add_ray_options, ray_scorer
 from langchain_ce_rerank.models import DEFAULT_EMBEDDING_MODEL
 
 if TYPE_CHECKING:
@@ -17,31 +17,34 @@ if TYPE_CHECKING:
     from langchain_ce_rerank.evaluation import EvaluationReport
 from langchain_ce_rerank.cli._common import (
     CliError,
-    _add_reranker_options,
-    _blame,
-    _check_index_folder,
-    _check_input_file,
-    _console,
-    _load_index,
-    _load_reranker,
-    _one_line,
-    _reranker,
-    _reranking,
+    add_reranker_options,
+    blame,
+    check_index_folder,
+    check_input_file,
+    load_index,
+    load_reranker,
+    one_line,
+    prepare_reranker,
+    reranking,
+    rich_console,
 )
 
 
-def _print_report(report: EvaluationReport) -> None:
+def print_report(report: EvaluationReport) -> None:
+    """Print `ce-rerank eval`'s table of a report on the terminal."""
     from langchain_ce_rerank.evaluation.rendering import report_table
 
-    _console().print(report_table(report))
+    rich_console().print(report_table(report))
 
 
 def _eval_data(
     args: argparse.Namespace,
 ) -> tuple[list[Document] | None, dict[str, str], dict[str, dict[str, int]]]:
-    """Read and check the queries and qrels (and a BEIR corpus): no model yet."""
-    from langchain_ce_rerank.evaluation import load_beir, read_qrels, read_queries
+    """Read and check the queries and qrels (and a BEIR corpus): no model yet.
 
+    Missing files fail before `langchain_ce_rerank.evaluation` (and with it
+    LangChain) is imported.
+    """
     if args.dataset:
         if args.index or args.queries or args.qrels:
             msg = (
@@ -76,7 +79,9 @@ def _eval_data(
                 f"does not exist; {there}"
             )
             raise CliError(msg)
-        with _blame("--dataset"):
+        from langchain_ce_rerank.evaluation import load_beir
+
+        with blame("--dataset"):
             data = load_beir(args.dataset, split=args.split)
         corpus, queries, qrels = data.corpus, data.queries, data.qrels
         queries_flag = qrels_flag = "--dataset"
@@ -96,12 +101,14 @@ def _eval_data(
                 f"add {' and '.join(missing)}"
             )
             raise CliError(msg)
-        _check_index_folder("--index", args.index)
-        _check_input_file("--queries", args.queries)
-        _check_input_file("--qrels", args.qrels)
-        with _blame("--queries"):
+        check_index_folder("--index", args.index)
+        check_input_file("--queries", args.queries)
+        check_input_file("--qrels", args.qrels)
+        from langchain_ce_rerank.evaluation import read_qrels, read_queries
+
+        with blame("--queries"):
             queries = read_queries(args.queries)
-        with _blame("--qrels"):
+        with blame("--qrels"):
             qrels = read_qrels(args.qrels)
         corpus, queries_flag, qrels_flag = None, "--queries", "--qrels"
     else:
@@ -144,6 +151,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    corpus, queries, qrels = _eval_data(args)
+    _check_outputs(args)
     from tqdm import tqdm
 
     from langchain_ce_rerank.evaluation import evaluate, write_trec_run
@@ -151,13 +160,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from langchain_ce_rerank.pipeline import build_reranking_retriever
     from langchain_ce_rerank.store import FaissVectorStore
 
-    corpus, queries, qrels = _eval_data(args)
-    _check_outputs(args)
-    reranker = _reranker(args)
+    reranker = prepare_reranker(args)
     if corpus is None:
-        store = _load_index("--index", args)
+        store = load_index("--index", args)
     else:
-        with _blame("--embedding"):
+        with blame("--embedding"):
             embeddings = load_embeddings(
                 args.embedding or DEFAULT_EMBEDDING_MODEL, device=args.device
             )
@@ -166,13 +173,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             range(0, len(corpus), 64), desc="Embedding corpus", file=sys.stderr
         ):
             store.add_documents(corpus[start : start + 64])
-    _load_reranker(reranker)  # with --ray too: a missing model fails here, early
+    load_reranker(reranker)  # with --ray too: a missing model fails here, early
     pipeline = build_reranking_retriever(vectorstore=store, reranker=reranker, k=args.k)
     try:
         scorer = ray_scorer(args)  # None without --ray
     except (ImportError, ConnectionError) as err:
-        raise CliError(_one_line(err)) from err
-    with _reranking():
+        raise CliError(one_line(err)) from err
+    with reranking():
         report = evaluate(pipeline, queries, qrels, scorer=scorer)
     if args.json:
         text = json.dumps(report.to_dict(), indent=2)
@@ -181,7 +188,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         else:
             Path(args.json).write_text(text + "\n", encoding="utf-8")
     if args.json != "-":
-        _print_report(report)
+        print_report(report)
     if args.save_run:
         folder = Path(args.save_run)
         folder.mkdir(parents=True, exist_ok=True)
@@ -247,6 +254,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="DIR",
         help="write one TREC run file per configuration into DIR",
     )
-    _add_reranker_options(evaluate)
+    add_reranker_options(evaluate)
     add_ray_options(evaluate)
     evaluate.set_defaults(func=_cmd_eval)

@@ -19,13 +19,13 @@ from langchain_ce_rerank.models import DEFAULT_EMBEDDING_MODEL
 if TYPE_CHECKING:
     from langchain_ce_rerank.ingest import Corpus
 from langchain_ce_rerank.cli._common import (
-    _DEVICE_HELP,
-    _LISTED,
-    _MANIFEST,
+    DEVICE_HELP,
+    LISTED,
+    MANIFEST,
     CliError,
-    _blame,
-    _check_device,
-    _positive,
+    blame,
+    check_device,
+    positive,
 )
 
 
@@ -61,19 +61,13 @@ def _duplicates_line(corpus: Corpus) -> str:
 
 def _print_skipped(skipped: Sequence[tuple[str, str]]) -> None:
     print(f"Skipped {len(skipped)}:", file=sys.stderr)
-    for where, reason in skipped[:_LISTED]:
+    for where, reason in skipped[:LISTED]:
         print(f"  {_shown(where)}: {reason}", file=sys.stderr)
-    if len(skipped) > _LISTED:
-        print(f"  ... and {len(skipped) - _LISTED} more", file=sys.stderr)
+    if len(skipped) > LISTED:
+        print(f"  ... and {len(skipped) - LISTED} more", file=sys.stderr)
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from langchain_ce_rerank.ingest import load_corpus, sync_store
-    from langchain_ce_rerank.models import load_embeddings
-    from langchain_ce_rerank.store import FaissVectorStore
-
     if not 0 <= args.chunk_overlap < args.chunk_size:
         msg = (
             f"--chunk-overlap {args.chunk_overlap} must be at least 0 and smaller "
@@ -87,18 +81,22 @@ def _cmd_index(args: argparse.Namespace) -> int:
             "pass a folder for the index (created if missing)"
         )
         raise CliError(msg)
-    existing = (out / _MANIFEST).is_file()
+    existing = (out / MANIFEST).is_file()
     if out.is_dir() and not existing and any(out.iterdir()):
         msg = (
-            f"--out {args.out!r} holds other files but no index ({_MANIFEST}); "
+            f"--out {args.out!r} holds other files but no index ({MANIFEST}); "
             "pass a new or empty folder"
         )
         raise CliError(msg)
-    _check_device(args.device)
+    check_device(args.device)
+    from langchain_ce_rerank.ingest import load_corpus, sync_store
+
     start_over = f"write to a new --out folder, or delete {args.out} to rebuild it"
     recorded = None
     if existing:
-        with _blame("--out", start_over):
+        from langchain_ce_rerank.store import FaissVectorStore
+
+        with blame("--out", start_over):
             recorded = FaissVectorStore.read_manifest(out).get("embedding_model")
     model = args.embedding or recorded or DEFAULT_EMBEDDING_MODEL
     if recorded and model != recorded:
@@ -109,7 +107,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         raise CliError(msg)
     # The skipped files are listed once at the end, not also warned about.
     logging.getLogger("langchain_ce_rerank.ingest").setLevel(logging.ERROR)
-    with _blame("PATH"):
+    with blame("PATH"):
         corpus = load_corpus(
             args.paths,
             chunk_size=args.chunk_size,
@@ -128,9 +126,15 @@ def _cmd_index(args: argparse.Namespace) -> int:
             "empty corpus, nothing was written"
         )
         raise CliError(msg)
-    with _blame("--embedding"):
+    # A missing PATH has failed by now, before FAISS, numpy or LangChain load.
+    from tqdm import tqdm
+
+    from langchain_ce_rerank.models import load_embeddings
+    from langchain_ce_rerank.store import FaissVectorStore
+
+    with blame("--embedding"):
         embeddings = load_embeddings(model, device=args.device)
-    with _blame("--out", start_over):
+    with blame("--out", start_over):
         store = (
             FaissVectorStore.load_local(out, embeddings)
             if existing
@@ -143,7 +147,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
             store, corpus, args.paths, batch_size=args.batch_size, progress=bar.update
         )
         bar.update(len(corpus.documents) - bar.n)  # unchanged chunks count as done
-    with _blame("--out"):
+    with blame("--out"):
         store.save_local(out)
     updated = f"{report.updated} updated, " if report.updated else ""
     print(
@@ -188,7 +192,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     index.add_argument(
         "--chunk-size",
         metavar="N",
-        type=_positive,
+        type=positive,
         default=DEFAULT_CHUNK_SIZE,
         help="characters per chunk (default: %(default)s)",
     )
@@ -220,9 +224,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     index.add_argument(
         "--batch-size",
         metavar="N",
-        type=_positive,
+        type=positive,
         default=64,
         help="chunks embedded per batch (default: %(default)s)",
     )
-    index.add_argument("--device", help=_DEVICE_HELP)
+    index.add_argument("--device", help=DEVICE_HELP)
     index.set_defaults(func=_cmd_index)

@@ -12,15 +12,15 @@ if TYPE_CHECKING:
     from langchain_core.documents import Document
 
 from langchain_ce_rerank.cli._common import (
-    _SNIPPET,
+    SNIPPET,
     CliError,
-    _add_reranker_options,
-    _check_index_folder,
-    _console,
-    _load_index,
-    _load_reranker,
-    _reranker,
-    _reranking,
+    add_reranker_options,
+    check_index_folder,
+    load_index,
+    load_reranker,
+    prepare_reranker,
+    reranking,
+    rich_console,
 )
 
 
@@ -38,7 +38,7 @@ def _display_source(doc: Document) -> str:
 
 def _snippet(text: str) -> str:
     flat = " ".join(text.split())
-    return flat if len(flat) <= _SNIPPET else flat[: _SNIPPET - 1] + "…"
+    return flat if len(flat) <= SNIPPET else flat[: SNIPPET - 1] + "…"
 
 
 def _query_rows(
@@ -64,20 +64,18 @@ def _query_rows(
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     if not args.question.strip():
         msg = (
             f"QUESTION is blank ({args.question!r}); pass the text to search for: "
             'ce-rerank query INDEX_DIR "how do I ...?"'
         )
         raise CliError(msg)
-    _check_index_folder("INDEX_DIR", args.index)
-    compressor = _reranker(args)
-    store = _load_index("INDEX_DIR", args)
-    _load_reranker(compressor)
+    check_index_folder("INDEX_DIR", args.index)
+    compressor = prepare_reranker(args)
+    store = load_index("INDEX_DIR", args)
+    load_reranker(compressor)
     candidates = store.as_retriever(k=args.k).invoke(args.question)
-    with _reranking():
+    with reranking():
         reranked = compressor.compress_documents(candidates, args.question)
     rows = _query_rows(candidates, reranked)
     if args.json:
@@ -98,6 +96,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
         }
         print(json.dumps(payload, indent=2, ensure_ascii=False))
         return 0
+    from rich.table import Table
+
     table = Table(title=f"{args.question}", title_justify="left")
     for name, justify in (
         ("move", "right"),
@@ -121,7 +121,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
             _display_source(doc),
             _snippet(doc.page_content),
         )
-    console = _console()
+    console = rich_console()
     console.print(table)
     console.print(
         f"{len(candidates)} first-stage candidates reranked by {args.reranker}; "
@@ -158,5 +158,5 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "the index was built with (default: the one the index records)"
         ),
     )
-    _add_reranker_options(query)
+    add_reranker_options(query)
     query.set_defaults(func=_cmd_query)

@@ -11,9 +11,13 @@ import logging
 import os
 import sys
 
-from langchain_ce_rerank.cli._common import _positive
-from langchain_ce_rerank.engine.settings import DEFAULT_CROSS_ENCODER
-from langchain_ce_rerank.models.backends import BACKEND_NAMES, DEFAULT_BACKEND
+from langchain_ce_rerank.cli._common import (
+    CliError,
+    add_backend_options,
+    add_model_option,
+    check_int8,
+    positive,
+)
 
 __all__ = ["API_KEY_ENV", "add_serve_parser", "run_serve"]
 
@@ -73,15 +77,7 @@ def add_serve_parser(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     model = parser.add_argument_group("model")
-    model.add_argument(
-        "--reranker",
-        default=DEFAULT_CROSS_ENCODER,
-        metavar="MODEL_OR_PATH",
-        help=(
-            "cross-encoder: a Hugging Face id (from the local cache when "
-            "HF_HUB_OFFLINE=1) or a local folder (default: %(default)s)"
-        ),
-    )
+    add_model_option(model)
     model.add_argument(
         "--model-name",
         metavar="NAME",
@@ -90,28 +86,11 @@ def add_serve_parser(
             "accepted (default: the --reranker value)"
         ),
     )
-    model.add_argument(
-        "--backend",
-        choices=BACKEND_NAMES,
-        default=DEFAULT_BACKEND,
-        help=(
-            "inference backend; openvino and onnx need the [openvino] / [onnx] "
-            "extra (default: %(default)s)"
-        ),
-    )
-    model.add_argument(
-        "--int8",
-        action="store_true",
-        help="int8 model, with --backend openvino or onnx (default: off)",
-    )
-    model.add_argument(
-        "--device",
-        help="torch device: cpu, cuda, cuda:1, mps (default: cuda, then mps, then cpu)",
-    )
+    add_backend_options(model)
     model.add_argument(
         "--max-length",
         metavar="TOKENS",
-        type=_positive,
+        type=positive,
         help="token window per (query, document) pair (default: the model's own)",
     )
     model.add_argument(
@@ -126,7 +105,7 @@ def add_serve_parser(
     model.add_argument(
         "--batch-size",
         metavar="N",
-        type=_positive,
+        type=positive,
         help="pairs per forward pass (default: 4 on CPU, 32 on a GPU)",
     )
     model.add_argument(
@@ -196,21 +175,21 @@ def add_serve_parser(
     limits.add_argument(
         "--max-documents",
         metavar="N",
-        type=_positive,
+        type=positive,
         default=1000,
         help="documents per request (default: %(default)s)",
     )
     limits.add_argument(
         "--max-document-chars",
         metavar="N",
-        type=_positive,
+        type=positive,
         default=100_000,
         help="characters per document (default: %(default)s)",
     )
     limits.add_argument(
         "--max-body-bytes",
         metavar="N",
-        type=_positive,
+        type=positive,
         default=10 * 1024 * 1024,
         help="bytes per request body (default: %(default)s)",
     )
@@ -234,11 +213,6 @@ def add_serve_parser(
     return parser
 
 
-def _fail(message: str) -> int:
-    print(f"ce-rerank: error: {' '.join(message.split())}", file=sys.stderr)
-    return 1
-
-
 def run_serve(args: argparse.Namespace) -> int:
     """Run `ce-rerank serve` with parsed arguments; returns the exit status.
 
@@ -246,8 +220,12 @@ def run_serve(args: argparse.Namespace) -> int:
         args: From the parser `add_serve_parser` made.
 
     Returns:
-        0 after a graceful shutdown; 1 for a bad option, a model that cannot be
-        found or loaded, or an address that cannot be bound.
+        0 after a graceful shutdown.
+
+    Raises:
+        CliError: A bad option, a model that cannot be found or loaded, or an
+            address that cannot be bound (`main` prints it as one line and
+            exits with status 1).
     """
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -255,15 +233,12 @@ def run_serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         force=True,
     )
-    if args.int8 and args.backend == "torch":
-        return _fail(
-            "--int8 needs --backend openvino (static int8, fastest on CPU) or "
-            "--backend onnx (dynamic int8)"
-        )
+    check_int8(args)
     for flag in ("max_batch_pairs", "max_queued_pairs"):
         if getattr(args, flag) < 0:
             option = "--" + flag.replace("_", "-")
-            return _fail(f"{option} must be 0 or more, got {getattr(args, flag)}")
+            msg = f"{option} must be 0 or more, got {getattr(args, flag)}"
+            raise CliError(msg)
     try:
         from langchain_ce_rerank.engine import Reranker
         from langchain_ce_rerank.errors import ModelNotFoundError
@@ -271,15 +246,14 @@ def run_serve(args: argparse.Namespace) -> int:
         from langchain_ce_rerank.serving.app import ServeSettings, create_app
         from langchain_ce_rerank.serving.server import bind_socket, serve
     except ImportError as err:
-        return _fail(str(err))
+        raise CliError(str(err)) from err
     try:
         resolve_model(args.reranker)
     except ModelNotFoundError as err:
-        with_remedy = getattr(err, "with_remedy", None)
-        shown = with_remedy("--reranker PATH") if with_remedy else err
-        return _fail(f"--reranker: {shown}")
+        shown = err.with_remedy("--reranker PATH")
+        raise CliError(f"--reranker: {shown}") from err
     except (OSError, ValueError) as err:
-        return _fail(f"--reranker: {err}")
+        raise CliError(f"--reranker: {err}") from err
     try:
         engine = Reranker(
             model=args.reranker,
@@ -304,11 +278,12 @@ def run_serve(args: argparse.Namespace) -> int:
         )
         app = create_app(engine, settings)
     except (ImportError, ValueError) as err:
-        return _fail(str(err))
+        raise CliError(str(err)) from err
     try:
         sock = bind_socket(args.host, args.port)
     except OSError as err:
-        return _fail(f"--host {args.host} --port {args.port}: {err.strerror or err}")
+        msg = f"--host {args.host} --port {args.port}: {err.strerror or err}"
+        raise CliError(msg) from err
     host, port = sock.getsockname()[:2]
     shown_host = f"[{host}]" if ":" in host else host
     print(
@@ -322,4 +297,4 @@ def run_serve(args: argparse.Namespace) -> int:
             app, sock, log_level=args.log_level, graceful_timeout=args.graceful_timeout
         )
     except ImportError as err:
-        return _fail(str(err))
+        raise CliError(str(err)) from err

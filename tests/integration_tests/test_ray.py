@@ -28,7 +28,7 @@ from ray import serve  # noqa: E402
 from ray_doubles import GatedCrossEncoder  # noqa: E402
 
 from langchain_ce_rerank import build_reranking_retriever, evaluate  # noqa: E402
-from langchain_ce_rerank._ray_options import add_ray_options, ray_scorer  # noqa: E402
+from langchain_ce_rerank.cli.ray_options import add_ray_options, ray_scorer  # noqa: E402
 from langchain_ce_rerank.engine import Reranker  # noqa: E402
 from langchain_ce_rerank.evaluation import load_beir  # noqa: E402
 from langchain_ce_rerank.ray_data import RayDataScorer, rerank_dataset  # noqa: E402

@@ -250,10 +250,10 @@ def _report() -> EvaluationReport:
 
 
 def test_report_str_is_the_cli_table(capsys: pytest.CaptureFixture[str]) -> None:
-    from langchain_ce_rerank.cli import _print_report
+    from langchain_ce_rerank.cli import print_report
 
     report = _report()
-    _print_report(report)
+    print_report(report)
     printed = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
     assert printed == str(report).splitlines()
     text = str(report)

@@ -40,6 +40,18 @@ def test_version_is_a_string() -> None:
     assert isinstance(langchain_ce_rerank.__version__, str)
 
 
+def test_dir_lists_every_public_name_before_it_is_imported() -> None:
+    code = (
+        "import langchain_ce_rerank as p; "
+        "print(sorted(set(p.__all__) - set(dir(p))), "
+        "sorted(set(p.__all__) & set(vars(p)) - {'__version__'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[] []"  # all listed, none imported yet
+
+
 def test_import_does_no_heavy_work() -> None:
     code = (
         "import sys, langchain_ce_rerank; "
