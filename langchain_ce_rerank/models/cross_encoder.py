@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
 from langchain_ce_rerank.models.export import default_cache_folder
 from langchain_ce_rerank.models.hub import import_tqdm_quietly
-from langchain_ce_rerank.models.loading import _load, pick_device
-from langchain_ce_rerank.models.registry import _freeze
+from langchain_ce_rerank.models.loading import load_shared, pick_device
+from langchain_ce_rerank.models.registry import freeze
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -73,7 +73,7 @@ def load_cross_encoder(
         chosen,
         backend,
         quantization,
-        _freeze(kwargs),
+        freeze(kwargs),
         str(cache.expanduser().resolve()) if chosen_backend.exports else None,
     )
 
@@ -82,4 +82,6 @@ def load_cross_encoder(
             path, device=chosen, quantization=quantization, cache=cache, kwargs=kwargs
         )
 
-    return _load(model, build, settings=settings, cross_encoder=True, shared=shared)
+    return load_shared(
+        model, build, settings=settings, cross_encoder=True, shared=shared
+    )

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
 from langchain_ce_rerank.models.export import default_cache_folder
 from langchain_ce_rerank.models.hub import import_tqdm_quietly
-from langchain_ce_rerank.models.loading import _load, pick_device
-from langchain_ce_rerank.models.resolve import _BUNDLED_COPIES, _from_bundled_package
+from langchain_ce_rerank.models.loading import load_shared, pick_device
+from langchain_ce_rerank.models.resolve import BUNDLED_COPIES, from_bundled_package
 
 if TYPE_CHECKING:
     # Annotations only: loading cross-encoders needs no LangChain, so the
@@ -101,7 +101,9 @@ def load_embeddings(
             encode_kwargs=encode_kwargs,
         )
 
-    return _load(model, build, settings=settings, cross_encoder=False, shared=shared)
+    return load_shared(
+        model, build, settings=settings, cross_encoder=False, shared=shared
+    )
 
 
 def embedding_model_name(embedding: Embeddings) -> str | None:
@@ -118,8 +120,8 @@ def embedding_model_name(embedding: Embeddings) -> str | None:
     for attribute in ("model_name", "model"):
         value = getattr(embedding, attribute, None)
         if isinstance(value, str) and value:
-            for repo_id in _BUNDLED_COPIES:
-                if _from_bundled_package(repo_id) == value:
+            for repo_id in BUNDLED_COPIES:
+                if from_bundled_package(repo_id) == value:
                     return repo_id
             return value
     return None

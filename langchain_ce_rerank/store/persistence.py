@@ -55,10 +55,10 @@ from langchain_ce_rerank.store.manifest import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
-    _bad,
-    _manifest_bytes,
-    _parse_manifest,
-    _with_integrity,
+    load_error,
+    parse_manifest,
+    read_manifest_bytes,
+    with_integrity,
 )
 
 logger = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def save(folder: str | os.PathLike[str], snapshot: Snapshot) -> None:
             _write_atomic(target, name, data)
             files[role] = {"name": name, "bytes": len(data), "sha256": digest}
         index = snapshot.index
-        manifest = _with_integrity(
+        manifest = with_integrity(
             {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
@@ -253,21 +253,23 @@ def save(folder: str | os.PathLike[str], snapshot: Snapshot) -> None:
 def _read_data_file(folder: Path, manifest: dict[str, Any], role: str) -> bytes:
     entry = manifest["files"].get(role)
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-        raise _bad(folder / MANIFEST, f"no valid entry for the {role} file")
+        raise load_error(folder / MANIFEST, f"no valid entry for the {role} file")
     name = entry["name"]
     if not _DATA_FILE.match(name):
-        raise _bad(folder / MANIFEST, f"unexpected {role} file name {name!r}")
+        raise load_error(folder / MANIFEST, f"unexpected {role} file name {name!r}")
     path = folder / name
     try:
         data: bytes = path.read_bytes()
     except FileNotFoundError:
-        raise _bad(path, f"the {role} file named in {MANIFEST} is missing") from None
+        raise load_error(
+            path, f"the {role} file named in {MANIFEST} is missing"
+        ) from None
     if len(data) != entry.get("bytes"):
-        raise _bad(
+        raise load_error(
             path, f"truncated or altered: {len(data)} bytes, expected {entry['bytes']}"
         )
     if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-        raise _bad(path, "modified since it was saved (SHA-256 does not match)")
+        raise load_error(path, "modified since it was saved (SHA-256 does not match)")
     return data
 
 
@@ -283,14 +285,14 @@ def _parse_records(path: Path, data: bytes) -> list[Record]:
                 metadata=row["metadata"],
             )
         except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise _bad(path, f"line {number} is not a valid document") from err
+            raise load_error(path, f"line {number} is not a valid document") from err
         if not (
             isinstance(record.id, str)
             and isinstance(record.faiss_id, int)
             and isinstance(record.page_content, str)
             and isinstance(record.metadata, dict)
         ):
-            raise _bad(path, f"line {number} has fields of the wrong type")
+            raise load_error(path, f"line {number} has fields of the wrong type")
         records.append(record)
     return records
 
@@ -307,13 +309,13 @@ def load(folder: str | os.PathLike[str]) -> Snapshot:
             modified or inconsistent, or saves kept replacing the folder.
     """
     root = Path(folder)
-    raw = _manifest_bytes(root)
+    raw = read_manifest_bytes(root)
     for attempt in range(1, LOAD_ATTEMPTS + 1):
-        manifest = _parse_manifest(root, raw)
+        manifest = parse_manifest(root, raw)
         try:
             snapshot = _load_generation(root, manifest)
         except StoreLoadError as err:
-            current = _manifest_bytes(root)
+            current = read_manifest_bytes(root)
             if current == raw:
                 raise  # the folder is stable: the fault is real
             if attempt == LOAD_ATTEMPTS:
@@ -343,9 +345,11 @@ def _load_generation(root: Path, manifest: dict[str, Any]) -> Snapshot:
     records = _parse_records(docstore_path, _read_data_file(root, manifest, "docstore"))
     count = manifest["count"]
     if len(records) != count:
-        raise _bad(docstore_path, f"holds {len(records)} documents, expected {count}")
+        raise load_error(
+            docstore_path, f"holds {len(records)} documents, expected {count}"
+        )
     if len({record.id for record in records}) != count:
-        raise _bad(docstore_path, "holds duplicate document ids")
+        raise load_error(docstore_path, "holds duplicate document ids")
     index = None
     dimension = manifest.get("dimension")
     if dimension is not None:
@@ -354,17 +358,17 @@ def _load_generation(root: Path, manifest: dict[str, Any]) -> Snapshot:
         try:
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except RuntimeError as err:
-            raise _bad(index_path, f"FAISS cannot read it ({err})") from err
+            raise load_error(index_path, f"FAISS cannot read it ({err})") from err
         if index.d != dimension or index.ntotal != count:
-            raise _bad(
+            raise load_error(
                 index_path,
                 f"holds {index.ntotal} vectors of dimension {index.d}, the "
                 f"manifest says {count} of dimension {dimension}",
             )
         if stored_ids(index) != {record.faiss_id for record in records}:
-            raise _bad(index_path, "its vector ids do not match the docstore")
+            raise load_error(index_path, "its vector ids do not match the docstore")
     elif count:
-        raise _bad(root / MANIFEST, f"count is {count} but there is no index")
+        raise load_error(root / MANIFEST, f"count is {count} but there is no index")
     return Snapshot(
         index=index,
         records=records,

@@ -92,3 +92,18 @@ def test_one_default_cross_encoder() -> None:
         )
     ]
     assert defined == ["models/cross_encoder.py"]
+
+
+def test_what_modules_share_is_not_private() -> None:
+    # A name imported by another module is part of the package's inner API:
+    # it carries no leading underscore (dunders such as __version__ aside).
+    shared = sorted(
+        f"{path.relative_to(PACKAGE).as_posix()}: {node.module}.{alias.name}"
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        and (node.module or "").startswith("langchain_ce_rerank")
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    )
+    assert shared == []

@@ -62,7 +62,7 @@ def test_unknown_hub_id_offline_says_where_it_looked() -> None:
         models.resolve_model("acme/reranker-x")
     message = str(info.value)
     assert "'acme/reranker-x'" in message
-    assert resolve._hf_cache_dir() in message
+    assert resolve.hf_cache_dir() in message
     assert "HF_HUB_OFFLINE=1" in message
 
 
@@ -78,7 +78,7 @@ def test_bundled_copy_is_found_for_the_same_model_only() -> None:
 
 
 def test_missing_bundle_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(resolve, "_from_bundled_package", lambda repo_id: None)
+    monkeypatch.setattr(resolve, "from_bundled_package", lambda repo_id: None)
     with pytest.raises(ModelNotFoundError) as info:
         models.resolve_model("sentence-transformers/all-MiniLM-L6-v2")
     # The pip command that installs it, not the module's import name.
@@ -87,7 +87,7 @@ def test_missing_bundle_package_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_hf_cache_is_preferred(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(resolve, "_from_hf_cache", lambda repo_id: str(tmp_path))
+    monkeypatch.setattr(resolve, "from_hf_cache", lambda repo_id: str(tmp_path))
     assert models.resolve_model("sentence-transformers/all-MiniLM-L6-v2") == str(
         tmp_path
     )
@@ -101,7 +101,7 @@ def test_online_unknown_id_is_left_for_download(
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
     monkeypatch.setattr(constants, "ENDPOINT", answering_hub)
-    monkeypatch.setattr(resolve, "_from_hf_cache", lambda repo_id: None)
+    monkeypatch.setattr(resolve, "from_hf_cache", lambda repo_id: None)
     assert models.resolve_model("acme/reranker-x") == "acme/reranker-x"
 
 
