@@ -271,7 +271,7 @@ class RerankingRetriever(ContextualCompressionRetriever):
             for i, scores in zip(todo, scored, strict=True):
                 try:
                     docs = cast("list[Document]", outcomes[i])
-                    outcomes[i] = compressor.rerank(docs, scores, **options[i][1])
+                    outcomes[i] = compressor.order(docs, scores, **options[i][1])
                 except Exception as err:
                     outcomes[i] = err
         for run, outcome in zip(runs, outcomes, strict=True):

@@ -17,7 +17,7 @@ from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from typing_extensions import override
 
-from langchain_ce_rerank._query import check_query
+from langchain_ce_rerank.engine.checks import check_query
 from langchain_ce_rerank.store.filters import MetadataFilter
 from langchain_ce_rerank.store.search import StoreSearch
 
