@@ -166,3 +166,17 @@ def test_truncate_keeps_the_first_tokens(standin_ce_path: Path) -> None:
     [cut] = engine.truncate([text], 4)
     assert text.startswith(cut)
     assert len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == 4
+
+
+async def test_a_door_checks_each_query_once(query_checks: list[object]) -> None:
+    compressor = CrossEncoderCompressor(model=TableCrossEncoder(TABLE))
+    docs = [Document(page_content=t) for t in TABLE]
+    compressor.compress_documents(docs, "q")
+    assert query_checks == ["q"]
+    await compressor.acompress_documents(docs, "async q")
+    assert query_checks[1:] == ["async q"]
+    compressor.compress_documents_batch([(docs, "q1"), (docs[:1], "q2")])
+    assert query_checks[2:] == ["q1", "q2"]
+    with pytest.raises(ValueError, match="query is empty"):
+        compressor.compress_documents(docs, " ")
+    assert query_checks[4:] == [" "]
