@@ -20,23 +20,23 @@ if TYPE_CHECKING:
     from langchain_ce_rerank.evaluation import EvaluationReport, evaluate, load_beir
     from langchain_ce_rerank.ingest import load_corpus, sync_store
     from langchain_ce_rerank.models import load_embeddings
-    from langchain_ce_rerank.pipeline import (
+    from langchain_ce_rerank.reranking_retriever import (
         RerankingRetriever,
         build_reranking_retriever,
     )
-    from langchain_ce_rerank.retriever import FaissRetriever
     from langchain_ce_rerank.serving import (
         RemoteCrossEncoder,
         RemoteRerankError,
         RemoteRerankTimeoutError,
     )
     from langchain_ce_rerank.store import FaissVectorStore
+    from langchain_ce_rerank.store.retriever import FaissRetriever
 
 # Public name -> the module that defines it.
 _EXPORTS = {
     "CrossEncoderCompressor": "compressor",
     "EvaluationReport": "evaluation",
-    "FaissRetriever": "retriever",
+    "FaissRetriever": "store.retriever",
     "FaissVectorStore": "store",
     "ModelNotFoundError": "errors",
     "RerankExplanation": "display",
@@ -45,9 +45,9 @@ _EXPORTS = {
     "RemoteRerankTimeoutError": "serving",
     "RerankResult": "engine",
     "Reranker": "engine",
-    "RerankingRetriever": "pipeline",
+    "RerankingRetriever": "reranking_retriever",
     "StoreLoadError": "errors",
-    "build_reranking_retriever": "pipeline",
+    "build_reranking_retriever": "reranking_retriever",
     "evaluate": "evaluation",
     "explain": "display",
     "load_beir": "evaluation",
