@@ -201,7 +201,21 @@ class RerankingRetriever(ContextualCompressionRetriever):
     def _start_run(
         self, query: str, config: RunnableConfig
     ) -> CallbackManagerForRetrieverRun:
-        """Open one query's run, as `BaseRetriever.invoke` does."""
+        """Open one query's run, as `BaseRetriever.invoke` does.
+
+        `batch` cannot call `invoke` per query: it scores every query's
+        candidates in one model stream, so all the runs must be open at once,
+        with each query's first-stage run nested in its own, while `invoke`
+        opens and closes a run around one query's whole work. So it opens them
+        itself, through public API (`CallbackManager.configure`,
+        `on_retriever_start`, and `on_retriever_end`/`_error` in `batch`),
+        except for one call: `BaseRetriever._get_ls_params`, the hook through
+        which LangChain adds its LangSmith retriever metadata
+        (`ls_retriever_name`, plus what a subclass adds) to the run. LangChain
+        offers no public way to read it; leaving it out would make a query's
+        trace under `batch` lack metadata it has under `invoke`, which
+        `test_batch_runs_carry_the_metadata_invoke_gives_them` pins.
+        """
         manager = CallbackManager.configure(
             config.get("callbacks"),
             None,
