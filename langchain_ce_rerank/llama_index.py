@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 try:
     from llama_index.core.callbacks import CBEventType, EventPayload
@@ -39,16 +40,22 @@ except ImportError as err:  # pragma: no cover - tested in a subprocess
     )
     raise ImportError(msg) from err
 
+from pydantic import (
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from typing_extensions import override
 
 from langchain_ce_rerank.engine import (
     UNSET,
+    Reranker,
     RerankResult,
     ScoredText,
     Unset,
     result_metadata,
 )
-from langchain_ce_rerank.engine.door import EngineDoor
+from langchain_ce_rerank.engine.door import ENGINE_KEYWORDS, EngineDoor
 from langchain_ce_rerank.engine.results import RESULT_METADATA_KEYS
 
 __all__ = ["BOOKKEEPING_KEYS", "CrossEncoderRerank"]
@@ -122,6 +129,18 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     def class_name(cls) -> str:
         """The name LlamaIndex serializes this component under."""
         return "CrossEncoderRerank"
+
+    @model_serializer(mode="wrap")
+    @override
+    def custom_model_dump(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        """LlamaIndex's dump plus the engine settings, for `from_dict`."""
+        data: dict[str, Any] = handler(self)
+        data["class_name"] = self.class_name()
+        if not isinstance(self.model, Reranker):
+            data.update(self.engine.model_dump(include=set(ENGINE_KEYWORDS)))
+        return data
 
     def _model_name(self) -> str:
         model = self.engine.model

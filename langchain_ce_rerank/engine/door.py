@@ -39,9 +39,10 @@ from langchain_ce_rerank.engine.settings import (
 )
 from langchain_ce_rerank.errors import ModelNotFoundError
 
-__all__ = ["SCORING_FIELDS", "EngineDoor"]
+__all__ = ["ENGINE_KEYWORDS", "SCORING_FIELDS", "EngineDoor"]
 
-_ENGINE_KEYWORDS = tuple(name for name in SCORING_FIELDS if name != "model")
+ENGINE_KEYWORDS = tuple(name for name in SCORING_FIELDS if name != "model")
+"""The engine settings a door's constructor takes besides `model=`."""
 _DoorModel = str | Path | CrossEncoderLike | PairScorer | Reranker
 
 
@@ -81,7 +82,7 @@ class EngineDoor(_DoorSettings):
         if not isinstance(data, dict):
             return handler(data)
         fields = dict(data)
-        engine_settings = {k: fields.pop(k) for k in _ENGINE_KEYWORDS if k in fields}
+        engine_settings = {k: fields.pop(k) for k in ENGINE_KEYWORDS if k in fields}
         door = handler(fields)
         try:
             door._engine = door._make_engine(engine_settings)
@@ -148,7 +149,7 @@ class EngineDoor(_DoorSettings):
             The copy (this door is unchanged).
         """
         changes = dict(update or {})
-        engine_settings = {k: changes.pop(k) for k in _ENGINE_KEYWORDS if k in changes}
+        engine_settings = {k: changes.pop(k) for k in ENGINE_KEYWORDS if k in changes}
         copy = super().model_copy(update=changes, deep=deep)
         if "model" in changes or engine_settings:
             if isinstance(self.model, Reranker) or isinstance(copy.model, Reranker):
@@ -168,14 +169,14 @@ class EngineDoor(_DoorSettings):
             yield from (
                 item
                 for item in self._engine.__repr_args__()
-                if item[0] in _ENGINE_KEYWORDS
+                if item[0] in ENGINE_KEYWORDS
             )
         yield from (item for item in own if item[0] != "model")
 
     if not TYPE_CHECKING:
 
         def __getattr__(self, name: str) -> Any:
-            if name in _ENGINE_KEYWORDS:
+            if name in ENGINE_KEYWORDS:
                 return getattr(self._engine, name)
             return super().__getattr__(name)
 

@@ -502,3 +502,15 @@ async def test_the_query_is_checked_once_per_call(query_checks: list[object]) ->
     assert query_checks == ["q", "async q", "no nodes"]
     with pytest.raises(ValueError, match="query is empty"):
         rerank.postprocess_nodes([], query_str=" ")
+
+
+def test_to_dict_and_from_dict_keep_the_engine_settings() -> None:
+    rerank = CrossEncoderRerank(
+        model="some/model", batch_size=8, activation="sigmoid", top_n=2
+    )
+    data = rerank.to_dict()
+    assert data["class_name"] == "CrossEncoderRerank"
+    assert (data["batch_size"], data["activation"], data["top_n"]) == (8, "sigmoid", 2)
+    copy = CrossEncoderRerank.from_dict(data)
+    assert copy.top_n == 2
+    assert copy.engine.settings() == rerank.engine.settings()
