@@ -194,9 +194,9 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             `relevance_passage` where they apply) in metadata.
         """
         ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
-        return self._reranked(documents, scored, ranking)
+        return self._order(documents, scored, ranking)
 
-    def _reranked(
+    def _order(
         self,
         documents: Sequence[Document],
         scored: Sequence[tuple[float, tuple[int, int] | None]],
@@ -265,7 +265,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         """
         ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
         scored = await self.engine.ascore_batch(self._texts([(documents, query)]))
-        return self._reranked(documents, scored[0], ranking)
+        return self._order(documents, scored[0], ranking)
 
     def compress_documents_batch(
         self,
@@ -291,6 +291,6 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
         scored = self.score_documents_batch(items)
         return [
-            self._reranked(documents, scores, ranking)
+            self._order(documents, scores, ranking)
             for (documents, _), scores in zip(items, scored, strict=True)
         ]

@@ -181,7 +181,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             )
         return texts
 
-    def _reranked(
+    def _copies(
         self, nodes: list[NodeWithScore], results: list[RerankResult]
     ) -> list[NodeWithScore]:
         """New NodeWithScores over copies of the kept nodes, in result order."""
@@ -340,7 +340,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         ) as event:
             yield call
             results = self.engine.order(call.scored[0], ranking)
-            call.reranked = self._reranked(nodes, results)
+            call.reranked = self._copies(nodes, results)
             event.on_end(payload={EventPayload.NODES: call.reranked})
         dispatcher.event(ReRankEndEvent(nodes=call.reranked))
 
