@@ -146,7 +146,16 @@ per call); every other setting changes which scores are computed."""
 
 
 class ScoringSettings(_Settings):
-    """The settings that decide which scores are computed, validated at construction."""
+    """The settings that decide which scores are computed, validated at construction.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.engine import ScoringSettings
+
+        settings = ScoringSettings(activation="sigmoid", cache_size=0)
+        print(settings)  # only what differs from the defaults, and the model
+        ```
+    """
 
     model: str | Path | CrossEncoderLike | PairScorer = DEFAULT_CROSS_ENCODER
     """A Hugging Face model id or local folder, a loaded

@@ -187,7 +187,14 @@ async def test_a_door_checks_each_query_once(query_checks: list[object]) -> None
 
 
 @pytest.mark.parametrize(
-    "name", ["RankingSettings", "RerankResult", "Reranker", "result_metadata"]
+    "name",
+    [
+        "RankingSettings",
+        "RerankResult",
+        "Reranker",
+        "ScoringSettings",
+        "result_metadata",
+    ],
 )
 def test_engine_docstring_examples_run(name: str) -> None:
     doc = getattr(engine_module, name).__doc__ or ""
