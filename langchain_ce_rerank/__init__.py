@@ -30,23 +30,25 @@ if TYPE_CHECKING:
     from langchain_ce_rerank.ingest import load_corpus as load_corpus
     from langchain_ce_rerank.ingest import sync_store as sync_store
     from langchain_ce_rerank.models import load_embeddings as load_embeddings
-    from langchain_ce_rerank.pipeline import RerankingRetriever as RerankingRetriever
-    from langchain_ce_rerank.pipeline import (
+    from langchain_ce_rerank.reranking_retriever import (
+        RerankingRetriever as RerankingRetriever,
+    )
+    from langchain_ce_rerank.reranking_retriever import (
         build_reranking_retriever as build_reranking_retriever,
     )
-    from langchain_ce_rerank.retriever import FaissRetriever as FaissRetriever
     from langchain_ce_rerank.serving import RemoteCrossEncoder as RemoteCrossEncoder
     from langchain_ce_rerank.serving import RemoteRerankError as RemoteRerankError
     from langchain_ce_rerank.serving import (
         RemoteRerankTimeoutError as RemoteRerankTimeoutError,
     )
     from langchain_ce_rerank.store import FaissVectorStore as FaissVectorStore
+    from langchain_ce_rerank.store.retriever import FaissRetriever as FaissRetriever
 
 # Every public name -> the module that defines it; `__all__` is built from it.
 _EXPORTS = {
     "CrossEncoderCompressor": "compressor",
     "EvaluationReport": "evaluation",
-    "FaissRetriever": "retriever",
+    "FaissRetriever": "store.retriever",
     "FaissVectorStore": "store",
     "ModelNotFoundError": "errors",
     "RerankExplanation": "display",
@@ -55,9 +57,9 @@ _EXPORTS = {
     "RemoteRerankTimeoutError": "serving",
     "RerankResult": "engine",
     "Reranker": "engine",
-    "RerankingRetriever": "pipeline",
+    "RerankingRetriever": "reranking_retriever",
     "StoreLoadError": "errors",
-    "build_reranking_retriever": "pipeline",
+    "build_reranking_retriever": "reranking_retriever",
     "evaluate": "evaluation",
     "explain": "display",
     "load_beir": "evaluation",

@@ -7,7 +7,6 @@ the engine scores and the engine's results back into new `Document`s.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,21 +14,21 @@ from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from typing_extensions import override
 
-from langchain_ce_rerank._query import check_query
 from langchain_ce_rerank.engine import (
     UNSET,
     CrossEncoderLike,
+    RankingSettings,
     ScoredText,
     Unset,
     check_text,
+    first_stage_ranks,
+    result_metadata,
 )
 from langchain_ce_rerank.engine.door import EngineDoor
 from langchain_ce_rerank.engine.reranker import LoadedModel, Loader
 from langchain_ce_rerank.models import load_cross_encoder
 
 __all__ = ["CrossEncoderCompressor", "CrossEncoderLike"]
-
-logger = logging.getLogger(__name__)
 
 
 def _load(model: Any, **kwargs: Any) -> LoadedModel:
@@ -140,24 +139,21 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         self, items: Sequence[tuple[Sequence[Document], str]]
     ) -> list[tuple[str, list[str]]]:
         """Per item, the query and the text the model reads for each document."""
-        engine = self.engine
-        texts = []
-        for documents, query in items:
-            check_query(query)
-            texts.append(
-                (
-                    query,
-                    [
-                        engine.render(
-                            doc.page_content,
-                            doc.metadata,
-                            f"document {doc.id!r} (position {position})",
-                        )
-                        for position, doc in enumerate(check_documents(documents))
-                    ],
-                )
+        render = self.engine.render
+        return [
+            (
+                query,
+                [
+                    render(
+                        doc.page_content,
+                        doc.metadata,
+                        f"document {doc.id!r} (position {position})",
+                    )
+                    for position, doc in enumerate(check_documents(documents))
+                ],
             )
-        return texts
+            for documents, query in items
+        ]
 
     def score_documents(
         self, documents: Sequence[Document], query: str
@@ -174,18 +170,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         """
         return self.score_documents_batch([(documents, query)])[0]
 
-    def _first_stage_ranks(self, docs: Sequence[Document]) -> list[int] | None:
-        ranks = [doc.metadata.get("retrieval_rank") for doc in docs]
-        if all(isinstance(r, int) and not isinstance(r, bool) for r in ranks):
-            return [int(r) for r in ranks]  # type: ignore[arg-type]
-        if any(r is not None for r in ranks):
-            logger.warning(
-                "Some documents lack an integer retrieval_rank; RRF uses the "
-                "input order as the first-stage order for all of them."
-            )
-        return None
-
-    def rerank(
+    def order(
         self,
         documents: Sequence[Document],
         scored: Sequence[tuple[float, tuple[int, int] | None]],
@@ -208,30 +193,34 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             New documents with `relevance_score` (and `fused_score`,
             `relevance_passage` where they apply) in metadata.
         """
-        results = self.engine.order(
-            [ScoredText(*item) for item in scored],
-            top_n=self.top_n if top_n is UNSET else top_n,
-            score_threshold=(
-                self.score_threshold if score_threshold is UNSET else score_threshold
-            ),
-            first_stage_ranks=(
-                self._first_stage_ranks(documents) if self.fusion == "rrf" else None
-            ),
-            fusion=self.fusion,
-            rrf_k=self.rrf_k,
+        ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
+        return self._order(documents, scored, ranking)
+
+    def _order(
+        self,
+        documents: Sequence[Document],
+        scored: Sequence[tuple[float, tuple[int, int] | None]],
+        ranking: RankingSettings,
+    ) -> list[Document]:
+        ranks = (
+            first_stage_ranks([doc.metadata for doc in documents])
+            if ranking.fusion == "rrf"
+            else None
         )
-        reranked = []
-        for result in results:
-            extra: dict[str, Any] = {"relevance_score": result.score}
-            if result.fused_score is not None:
-                extra["fused_score"] = result.fused_score
-            if result.passage is not None:
-                extra["relevance_passage"] = list(result.passage)
-            doc = documents[result.index]
-            reranked.append(
-                doc.model_copy(update={"metadata": {**doc.metadata, **extra}})
+        results = self.engine.order(
+            [ScoredText(*item) for item in scored], ranking, first_stage_ranks=ranks
+        )
+        return [
+            documents[result.index].model_copy(
+                update={
+                    "metadata": {
+                        **documents[result.index].metadata,
+                        **result_metadata(result),
+                    }
+                }
             )
-        return reranked
+            for result in results
+        ]
 
     @override
     def compress_documents(
@@ -274,11 +263,9 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         The model runs in a worker thread, or, when it has its own async
         `ascore` (such as `RemoteCrossEncoder`), is awaited directly.
         """
-        docs = check_documents(documents)
-        scored = await self.engine.ascore_batch(self._texts([(docs, query)]))
-        return self.rerank(
-            docs, scored[0], top_n=top_n, score_threshold=score_threshold
-        )
+        ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
+        scored = await self.engine.ascore_batch(self._texts([(documents, query)]))
+        return self._order(documents, scored[0], ranking)
 
     def compress_documents_batch(
         self,
@@ -301,9 +288,9 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         Returns:
             The reranked documents of each item, in order.
         """
-        lists = [(check_documents(documents), query) for documents, query in items]
-        scored = self.score_documents_batch(lists)
+        ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
+        scored = self.score_documents_batch(items)
         return [
-            self.rerank(documents, scores, top_n=top_n, score_threshold=score_threshold)
-            for (documents, _), scores in zip(lists, scored, strict=True)
+            self._order(documents, scores, ranking)
+            for (documents, _), scores in zip(items, scored, strict=True)
         ]

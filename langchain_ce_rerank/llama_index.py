@@ -12,7 +12,6 @@ it needs `pip install "langchain-ce-rerank[llama-index]"`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,24 +40,33 @@ except ImportError as err:  # pragma: no cover - tested in a subprocess
     )
     raise ImportError(msg) from err
 
+from pydantic import (
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from typing_extensions import override
 
-from langchain_ce_rerank._query import check_query
-from langchain_ce_rerank.engine import UNSET, RerankResult, ScoredText, Unset
-from langchain_ce_rerank.engine.door import EngineDoor
+from langchain_ce_rerank.engine import (
+    UNSET,
+    Reranker,
+    RerankResult,
+    ScoredText,
+    Unset,
+    result_metadata,
+)
+from langchain_ce_rerank.engine.door import ENGINE_KEYWORDS, EngineDoor
+from langchain_ce_rerank.engine.results import RESULT_METADATA_KEYS
 
 __all__ = ["BOOKKEEPING_KEYS", "CrossEncoderRerank"]
 
-logger = logging.getLogger(__name__)
 dispatcher = get_dispatcher(__name__)
 
-BOOKKEEPING_KEYS = (
-    "retrieval_score",
-    "retrieval_rank",
-    "fused_score",
-    "relevance_passage",
+BOOKKEEPING_KEYS = tuple(
+    key for key in RESULT_METADATA_KEYS if key != "relevance_score"
 )
-"""Metadata keys the reranker writes; hidden from the LLM and embedding text."""
+"""Metadata keys the reranker writes (the score goes to `NodeWithScore.score`);
+hidden from the LLM and embedding text."""
 
 
 class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
@@ -122,6 +130,18 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         """The name LlamaIndex serializes this component under."""
         return "CrossEncoderRerank"
 
+    @model_serializer(mode="wrap")
+    @override
+    def custom_model_dump(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        """LlamaIndex's dump plus the engine settings, for `from_dict`."""
+        data: dict[str, Any] = handler(self)
+        data["class_name"] = self.class_name()
+        if not isinstance(self.model, Reranker):
+            data.update(self.engine.model_dump(include=set(ENGINE_KEYWORDS)))
+        return data
+
     def _model_name(self) -> str:
         model = self.engine.model
         return str(model) if isinstance(model, str | Path) else type(model).__name__
@@ -161,21 +181,17 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             )
         return texts
 
-    def _reranked(
+    def _copies(
         self, nodes: list[NodeWithScore], results: list[RerankResult]
     ) -> list[NodeWithScore]:
         """New NodeWithScores over copies of the kept nodes, in result order."""
         reranked = []
         for result in results:
             item = nodes[result.index]
-            extra: dict[str, Any] = {"retrieval_rank": result.index + 1}
-            if item.score is not None:
-                extra["retrieval_score"] = float(item.score)
-            if result.fused_score is not None:
-                extra["fused_score"] = result.fused_score
-            if result.passage is not None:
-                extra["relevance_passage"] = list(result.passage)
             node = item.node
+            extra = result_metadata(
+                result, score_field=True, first_stage_score=item.score
+            )
             copy = node.model_copy(
                 update={
                     "metadata": {**node.metadata, **extra},
@@ -257,8 +273,12 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         score_threshold: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         with self._reranking(nodes, query_bundle, top_n, score_threshold) as call:
-            if call.items:
-                call.scored = await self.engine.ascore_batch(call.items)
+            # Without nodes there is nothing to await, only the query to check.
+            call.scored = (
+                await self.engine.ascore_batch(call.items)
+                if nodes
+                else self.engine.score_batch(call.items)
+            )
         return call.reranked
 
     @override
@@ -271,8 +291,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         score_threshold: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         with self._reranking(nodes, query_bundle, top_n, score_threshold) as call:
-            if call.items:
-                call.scored = self.engine.score_batch(call.items)
+            call.scored = self.engine.score_batch(call.items)
         return call.reranked
 
     @contextmanager
@@ -285,10 +304,11 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     ) -> Iterator[_Call]:
         """One rerank call around its scoring, shared by the sync and async paths.
 
-        Checks the query and nodes, emits the start events and yields a
-        `_Call`; the caller scores `call.items` (none for no nodes) into
-        `call.scored`. On leaving, the scores are ranked into `call.reranked`
-        and the end events are emitted.
+        Resolves the call's options, reads the nodes' texts, emits the start
+        events and yields a `_Call`; the caller scores `call.items` into
+        `call.scored` (the engine checks the query there, once). On leaving,
+        the scores are ranked into `call.reranked` and the end events are
+        emitted.
         """
         if query_bundle is None:
             msg = (
@@ -297,41 +317,30 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
                 "query_bundle=QueryBundle('...')"
             )
             raise ValueError(msg)
-        query = check_query(query_bundle.query_str)
-        texts = self.node_texts(nodes)
-        top_n = self.top_n if top_n is UNSET else top_n
-        threshold = (
-            self.score_threshold if score_threshold is UNSET else score_threshold
-        )
+        ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
+        query = query_bundle.query_str
+        call = _Call(items=[(query, self.node_texts(nodes))])
         model_name = self._model_name()
         dispatcher.event(
             ReRankStartEvent(
                 query=query_bundle,
                 nodes=nodes,
-                top_n=len(nodes) if top_n is None else top_n,
+                top_n=len(nodes) if ranking.top_n is None else ranking.top_n,
                 model_name=model_name,
             )
         )
-        call = _Call(items=[(query, texts)] if nodes else [])
         with self.callback_manager.event(
             CBEventType.RERANKING,
             payload={
                 EventPayload.NODES: nodes,
                 EventPayload.MODEL_NAME: model_name,
                 EventPayload.QUERY_STR: query,
-                EventPayload.TOP_K: top_n,
+                EventPayload.TOP_K: ranking.top_n,
             },
         ) as event:
             yield call
-            if nodes:
-                results = self.engine.order(
-                    call.scored[0],
-                    top_n=top_n,
-                    score_threshold=threshold,
-                    fusion=self.fusion,
-                    rrf_k=self.rrf_k,
-                )
-                call.reranked = self._reranked(nodes, results)
+            results = self.engine.order(call.scored[0], ranking)
+            call.reranked = self._copies(nodes, results)
             event.on_end(payload={EventPayload.NODES: call.reranked})
         dispatcher.event(ReRankEndEvent(nodes=call.reranked))
 
@@ -341,7 +350,7 @@ class _Call:
     """One rerank call's scoring step, between `_reranking` and its caller."""
 
     items: list[tuple[str, list[str]]]
-    """What to score (`Reranker.score_batch` items); empty for no nodes."""
+    """What to score: one `Reranker.score_batch` item."""
     scored: list[list[ScoredText]] = field(default_factory=list)
     """Their scores, set by the caller."""
     reranked: list[NodeWithScore] = field(default_factory=list)

@@ -29,3 +29,26 @@ def minilm_embeddings() -> Embeddings:
 def standin_ce_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder of the untrained MiniLM-L6 cross-encoder stand-in (scores meaningless)."""
     return build_standin_cross_encoder(tmp_path_factory.mktemp("standin-ce"))
+
+
+@pytest.fixture
+def query_checks(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every query `check_query` sees, wherever the package imported it from."""
+    import sys
+
+    from langchain_ce_rerank.engine import checks
+
+    original = checks.check_query
+    seen: list[object] = []
+
+    def spy(query: object) -> str:
+        seen.append(query)
+        return original(query)
+
+    for name, module in list(sys.modules.items()):
+        if (
+            name.startswith("langchain_ce_rerank")
+            and getattr(module, "check_query", None) is original
+        ):
+            monkeypatch.setattr(module, "check_query", spy)
+    return seen

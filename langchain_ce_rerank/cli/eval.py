@@ -157,7 +157,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from langchain_ce_rerank.evaluation import evaluate, write_trec_run
     from langchain_ce_rerank.models import load_embeddings
-    from langchain_ce_rerank.pipeline import build_reranking_retriever
+    from langchain_ce_rerank.reranking_retriever import build_reranking_retriever
     from langchain_ce_rerank.store import FaissVectorStore
 
     reranker = prepare_reranker(args)

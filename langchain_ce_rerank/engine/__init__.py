@@ -1,7 +1,10 @@
 """The framework-neutral reranking engine: no LangChain, no LlamaIndex.
 
 `Reranker` scores and ranks (query, text) pairs; the LangChain compressor, the
-LlamaIndex postprocessor and the HTTP server are thin doors in front of it.
+LlamaIndex postprocessor and the HTTP server are thin doors in front of it. A
+door holds an engine and its `RankingSettings`, resolves each call's options
+with `RankingSettings.for_call`, and writes `result_metadata(result)` on the
+copies it returns.
 
 Example:
     ```python
@@ -13,21 +16,41 @@ Example:
 """
 
 from langchain_ce_rerank.engine.cache import CacheInfo
+from langchain_ce_rerank.engine.checks import check_query, check_text
 from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
-from langchain_ce_rerank.engine.reranker import UNSET, Reranker, Unset, check_text
-from langchain_ce_rerank.engine.results import RerankResult, ScoredText
-from langchain_ce_rerank.engine.settings import DEFAULT_CROSS_ENCODER, RerankerSettings
+from langchain_ce_rerank.engine.ranking import first_stage_ranks
+from langchain_ce_rerank.engine.reranker import Reranker
+from langchain_ce_rerank.engine.results import (
+    RerankResult,
+    ScoredText,
+    result_metadata,
+)
+from langchain_ce_rerank.engine.settings import (
+    DEFAULT_CROSS_ENCODER,
+    PER_CALL_OPTIONS,
+    UNSET,
+    RankingSettings,
+    RerankerSettings,
+    ScoringSettings,
+    Unset,
+)
 
 __all__ = [
     "DEFAULT_CROSS_ENCODER",
+    "PER_CALL_OPTIONS",
     "UNSET",
     "CacheInfo",
     "CrossEncoderLike",
     "PairScorer",
+    "RankingSettings",
     "RerankResult",
     "Reranker",
     "RerankerSettings",
     "ScoredText",
+    "ScoringSettings",
     "Unset",
+    "check_query",
     "check_text",
+    "first_stage_ranks",
+    "result_metadata",
 ]

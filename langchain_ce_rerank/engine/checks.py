@@ -1,4 +1,4 @@
-"""Checks on what callers pass in: texts, `top_n` and `score_threshold`.
+"""Checks on what callers pass in: the query, texts, `top_n` and `score_threshold`.
 
 Each raises a clear error naming the bad value, before anything reaches the
 model, so every door reports a bad input the same way.
@@ -8,7 +8,26 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["check_text", "check_threshold", "check_top_n"]
+__all__ = ["check_query", "check_text", "check_threshold", "check_top_n"]
+
+
+def check_query(query: object) -> str:
+    """Return `query` if it is a non-blank string, else raise a clear error.
+
+    The engine runs it once per query it scores; the FAISS first stage runs
+    it on the queries it searches.
+
+    Raises:
+        TypeError: `query` is not a string.
+        ValueError: `query` is empty or only whitespace.
+    """
+    if not isinstance(query, str):
+        msg = f"query must be a string, got {type(query).__name__}: {query!r}"
+        raise TypeError(msg)
+    if not query.strip():
+        msg = f"query is empty or only whitespace ({query!r}); pass the question text"
+        raise ValueError(msg)
+    return query
 
 
 def check_text(text: object, label: str) -> str:

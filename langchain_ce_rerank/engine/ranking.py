@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from langchain_ce_rerank.engine.results import RerankResult, ScoredText
 from langchain_ce_rerank.engine.windows import Span
+
+__all__ = [
+    "best_windows",
+    "first_stage_ranks",
+    "order",
+    "reciprocal_rank_fusion",
+    "score_order",
+]
+
+logger = logging.getLogger(__name__)
 
 
 def score_order(scores: Sequence[float]) -> list[int]:
@@ -26,7 +37,7 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int) -> list[fl
     return [sum(1.0 / (k + ranks[i]) for ranks in rankings) for i in range(count)]
 
 
-def ranked(
+def order(
     scored: Sequence[ScoredText],
     *,
     top_n: int | None,
@@ -37,8 +48,9 @@ def ranked(
 ) -> list[RerankResult]:
     """Scored candidates ordered, cut to `top_n`, *then* filtered by `threshold`.
 
-    `Reranker.order` resolves its per-call overrides, checks them and calls
-    this; see it for the meaning of each argument.
+    The one ordering rule behind `Reranker.order` (which resolves and checks
+    the settings, then calls this) and every door; see it for the meaning of
+    each argument.
 
     Returns:
         The kept candidates in their new order.
@@ -69,6 +81,30 @@ def ranked(
         )
         for rank, i in enumerate(order, start=1)
     ]
+
+
+def first_stage_ranks(metadata: Sequence[Mapping[str, Any]]) -> list[int] | None:
+    """Each candidate's 1-based first-stage rank, from `metadata["retrieval_rank"]`.
+
+    For `fusion="rrf"` in a door whose candidates carry the first stage's rank
+    in their metadata (as `FaissRetriever` writes it).
+
+    Args:
+        metadata: Each candidate's metadata, in input order.
+
+    Returns:
+        The ranks, or None (use the input order) unless every candidate has an
+        integer rank; a warning says so when only some have one.
+    """
+    ranks = [item.get("retrieval_rank") for item in metadata]
+    if all(isinstance(r, int) and not isinstance(r, bool) for r in ranks):
+        return [int(r) for r in ranks]  # type: ignore[arg-type]
+    if any(r is not None for r in ranks):
+        logger.warning(
+            "Some documents lack an integer retrieval_rank; RRF uses the "
+            "input order as the first-stage order for all of them."
+        )
+    return None
 
 
 def best_windows(

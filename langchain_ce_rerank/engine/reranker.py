@@ -14,20 +14,19 @@ import logging
 import math
 import threading
 from collections.abc import Hashable, Mapping, Sequence
-from enum import Enum
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
-from langchain_ce_rerank._query import check_query
+import langchain_ce_rerank.engine.ranking as ranking_rules
 from langchain_ce_rerank.engine.cache import CacheInfo, ScoreCache
-from langchain_ce_rerank.engine.checks import check_text
+from langchain_ce_rerank.engine.checks import check_query, check_text
 from langchain_ce_rerank.engine.checks import check_threshold as check_threshold
 from langchain_ce_rerank.engine.checks import check_top_n as check_top_n
 from langchain_ce_rerank.engine.protocols import AsyncPairScorer
-from langchain_ce_rerank.engine.ranking import best_windows, ranked
+from langchain_ce_rerank.engine.ranking import best_windows
 from langchain_ce_rerank.engine.results import RerankResult, ScoredText
 from langchain_ce_rerank.engine.scoring import (
     LoadedModel,
@@ -38,23 +37,21 @@ from langchain_ce_rerank.engine.scoring import (
 )
 from langchain_ce_rerank.engine.scoring import Loader as Loader
 from langchain_ce_rerank.engine.scoring import default_loader as default_loader
-from langchain_ce_rerank.engine.settings import LOADING_FIELDS, RerankerSettings
+from langchain_ce_rerank.engine.settings import (
+    LOADING_FIELDS,
+    UNSET,
+    RankingSettings,
+    RerankerSettings,
+    Unset,
+)
 from langchain_ce_rerank.engine.windows import Span, model_spans, passage_windows
 
 __all__ = ["UNSET", "LoadedModel", "Reranker", "Unset", "check_text"]
 # Imported `as` themselves above, so that they stay importable from here:
-# `Loader`, `default_loader`, `check_top_n`, `check_threshold`.
+# `Loader`, `default_loader`, `check_top_n`, `check_threshold`. `UNSET` and
+# `Unset` are defined in `engine.settings` and re-exported.
 
 logger = logging.getLogger(__name__)
-
-
-class Unset(Enum):
-    """Marks a per-call option that was not given (None means "no limit")."""
-
-    UNSET = "UNSET"
-
-
-UNSET: Final = Unset.UNSET
 
 
 class Reranker(RerankerSettings):
@@ -84,7 +81,7 @@ class Reranker(RerankerSettings):
         ```
     """
 
-    loader: Loader | None = Field(default=None, exclude=True)
+    loader: Loader | None = Field(default=None, exclude=True, repr=False)
     """How a model id or folder is loaded: called as `loader(model, device=...,
     max_length=..., model_kwargs=..., backend=..., quantization=...,
     cache_folder=...)`. None uses `langchain_ce_rerank.models.load_cross_encoder`,
@@ -364,6 +361,7 @@ class Reranker(RerankerSettings):
     def order(
         self,
         scored: Sequence[ScoredText],
+        ranking: RankingSettings | None = None,
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
@@ -379,32 +377,34 @@ class Reranker(RerankerSettings):
 
         Args:
             scored: One `score_batch` item's result.
-            top_n: Override of the `top_n` setting for this call.
-            score_threshold: Override of the `score_threshold` setting.
+            ranking: The ranking settings to apply, such as a door's own
+                resolved for one call (`door.for_call(top_n=...)`); None uses
+                this engine's.
+            top_n: Override of `top_n` for this call.
+            score_threshold: Override of `score_threshold`.
             first_stage_ranks: 1-based first-stage rank per candidate, for RRF;
                 None uses the input order.
-            fusion: Override of the `fusion` setting.
-            rrf_k: Override of the `rrf_k` setting.
+            fusion: Override of `fusion`.
+            rrf_k: Override of `rrf_k`.
 
         Returns:
             The kept candidates in their new order.
+
+        Raises:
+            ValueError: A `top_n` below 1, or a `score_threshold` that is not
+                a number.
         """
-        top_n = self.top_n if top_n is UNSET else top_n
-        threshold = (
-            self.score_threshold if score_threshold is UNSET else score_threshold
+        settings = (ranking or self).for_call(
+            top_n=top_n, score_threshold=score_threshold
         )
-        fusion = self.fusion if fusion is UNSET else fusion
-        rrf_k = self.rrf_k if rrf_k is UNSET else rrf_k
-        check_top_n(top_n)
-        check_threshold(threshold)
         if any(math.isnan(item.score) for item in scored):
             logger.warning("The cross-encoder returned NaN scores; ranking them last.")
-        return ranked(
+        return ranking_rules.order(
             scored,
-            top_n=top_n,
-            threshold=threshold,
-            fusion=fusion,
-            rrf_k=rrf_k,
+            top_n=settings.top_n,
+            threshold=settings.score_threshold,
+            fusion=settings.fusion if fusion is UNSET else fusion,
+            rrf_k=settings.rrf_k if rrf_k is UNSET else rrf_k,
             first_stage_ranks=first_stage_ranks,
         )
 

@@ -1,4 +1,4 @@
-"""The engine's result types: a score with its passage, and a ranked candidate."""
+"""The engine's results: a score, a ranked candidate, the metadata doors write."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ from typing import Any, NamedTuple
 
 from langchain_ce_rerank.engine.windows import Span
 
-__all__ = ["RerankResult", "ScoredText"]
+__all__ = ["RESULT_METADATA_KEYS", "RerankResult", "ScoredText", "result_metadata"]
+
+RESULT_METADATA_KEYS = (
+    "relevance_score",
+    "retrieval_score",
+    "retrieval_rank",
+    "fused_score",
+    "relevance_passage",
+)
+"""Every metadata key `result_metadata` may write."""
 
 
 class ScoredText(NamedTuple):
@@ -55,3 +64,57 @@ class RerankResult:
         if self.passage is not None:
             data["passage"] = list(self.passage)
         return data
+
+
+def result_metadata(
+    result: RerankResult,
+    *,
+    score_field: bool = False,
+    first_stage_score: float | None = None,
+) -> dict[str, Any]:
+    """The metadata a door adds to a kept candidate's copy, written once here.
+
+    `fused_score` (for `fusion="rrf"`) and `relevance_passage` (for
+    `long_documents="max_passage"`, as a `[start, end]` list) when they apply,
+    and the score:
+
+    - A candidate type without a score of its own (LangChain's `Document`)
+      gets `relevance_score`.
+    - A type with one (LlamaIndex's `NodeWithScore`), where the door puts
+      `result.score`, keeps what that field held: the first stage's 1-based
+      position as `retrieval_rank` and, when there was one, its score as
+      `retrieval_score`.
+
+    Args:
+        result: One candidate from `Reranker.order` or `Reranker.rank`.
+        score_field: Whether the door writes the score into a field of the
+            candidate type instead of its metadata.
+        first_stage_score: With `score_field`, the score the candidate came
+            with (None when it had none).
+
+    Returns:
+        A new dict, to merge over the candidate's own metadata.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.engine import RerankResult, result_metadata
+
+        result = RerankResult(index=2, score=3.5, rank=1, passage=(0, 40))
+        print(result_metadata(result))
+        # {'relevance_score': 3.5, 'relevance_passage': [0, 40]}
+        print(result_metadata(result, score_field=True, first_stage_score=0.8))
+        # {'retrieval_rank': 3, 'retrieval_score': 0.8, 'relevance_passage': [0, 40]}
+        ```
+    """
+    metadata: dict[str, Any] = {}
+    if score_field:
+        metadata["retrieval_rank"] = result.index + 1
+        if first_stage_score is not None:
+            metadata["retrieval_score"] = float(first_stage_score)
+    else:
+        metadata["relevance_score"] = result.score
+    if result.fused_score is not None:
+        metadata["fused_score"] = result.fused_score
+    if result.passage is not None:
+        metadata["relevance_passage"] = list(result.passage)
+    return metadata

@@ -1,20 +1,24 @@
-"""`RerankerSettings`: every knob of the engine, shared by all its doors.
+"""The engine's settings, each declared, documented and validated once.
 
-The engine (`Reranker`), the LangChain compressor and the LlamaIndex
-postprocessor all subclass this model, so a setting is declared, documented
-and validated once and means the same thing behind every door.
+`ScoringSettings` decide which scores are computed (the model, how it is
+loaded, what text it reads); they belong to the engine. `RankingSettings` only
+order and cut already scored candidates; each door keeps its own and a call may
+override some of them (`RankingSettings.for_call`). A `Reranker` has both
+(`RerankerSettings`), its ranking settings serving callers of `rank()`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from enum import Enum
 from pathlib import Path
 from string import Formatter
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import Self
 
+from langchain_ce_rerank.engine.checks import check_threshold, check_top_n
 from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
 from langchain_ce_rerank.models.cross_encoder import DEFAULT_CROSS_ENCODER
@@ -22,14 +26,16 @@ from langchain_ce_rerank.models.cross_encoder import DEFAULT_CROSS_ENCODER
 __all__ = [
     "DEFAULT_CROSS_ENCODER",
     "LOADING_FIELDS",
+    "PER_CALL_OPTIONS",
     "RANKING_FIELDS",
+    "SCORING_FIELDS",
+    "UNSET",
+    "RankingSettings",
     "RerankerSettings",
+    "ScoringSettings",
+    "Unset",
 ]
 
-
-RANKING_FIELDS = ("top_n", "score_threshold", "fusion", "rrf_k")
-"""Settings that only order and cut already scored candidates (cheap to vary
-per call); every other setting changes which scores are computed."""
 
 LOADING_FIELDS = (
     "max_length",
@@ -41,22 +47,121 @@ LOADING_FIELDS = (
 )
 """Settings that only apply when the model is loaded from an id or folder."""
 
+PER_CALL_OPTIONS = ("top_n", "score_threshold")
+"""The ranking settings one call may override (`RankingSettings.for_call`)."""
 
-class RerankerSettings(BaseModel):
-    """The settings of a cross-encoder reranker, validated at construction."""
 
-    model: str | Path | CrossEncoderLike | PairScorer = DEFAULT_CROSS_ENCODER
-    """A Hugging Face model id or local folder, a loaded
-    `sentence_transformers.CrossEncoder`, or any scorer with
-    `score(text_pairs) -> list[float]` (LangChain's `BaseCrossEncoder`,
-    `RemoteCrossEncoder`). The LangChain and LlamaIndex adapters also take a
-    ready `Reranker` engine, to share its loaded model and score cache."""
+class Unset(Enum):
+    """Marks a per-call option that was not given (None means "no limit")."""
+
+    UNSET = "UNSET"
+
+
+UNSET: Final = Unset.UNSET
+
+
+class _Settings(BaseModel):
+    """Strict fields and a repr of what differs from the defaults."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Only the settings that differ from their defaults (and the model)."""
+        fields = type(self).model_fields
+        for name, value in super().__repr_args__():
+            field = fields.get(name) if name is not None else None
+            if (
+                field is not None
+                and name != "model"
+                and value == field.get_default(call_default_factory=True)
+            ):
+                continue
+            yield name, value
+
+
+class RankingSettings(_Settings):
+    """How scored candidates are ordered and cut; cheap to vary per call.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.engine import RankingSettings
+
+        settings = RankingSettings(top_n=5)
+        print(settings.for_call(top_n=2).top_n)  # 2; settings.top_n stays 5
+        ```
+    """
 
     top_n: int | None = Field(default=5, ge=1)
     """How many documents to return, best first; None keeps all."""
 
     score_threshold: float | None = None
     """Drop documents whose `relevance_score` is below this (after `top_n`)."""
+
+    fusion: Literal["none", "rrf"] = "none"
+    """`"rrf"`: order by Reciprocal Rank Fusion of the cross-encoder rank and
+    the first-stage rank (`metadata["retrieval_rank"]`, else input order),
+    stored as `metadata["fused_score"]`. `top_n` and `score_threshold` keep
+    their meaning; the threshold still applies to `relevance_score`."""
+
+    rrf_k: int = Field(default=60, ge=1)
+    """The RRF constant: each ranking adds `1 / (rrf_k + rank)`."""
+
+    def for_call(self, **options: Any) -> RankingSettings:
+        """These settings with one call's overrides applied and checked.
+
+        Every door resolves a call's options here, so all of them accept the
+        same options and reject the same mistakes with the same words.
+
+        Args:
+            **options: Any of `PER_CALL_OPTIONS` (`top_n`, `score_threshold`);
+                one left out, or `UNSET`, keeps the setting.
+
+        Returns:
+            The settings for this call (these settings stay unchanged).
+
+        Raises:
+            TypeError: An option a call cannot set; the message lists those
+                it can.
+            ValueError: A `top_n` below 1, or a `score_threshold` that is not
+                a number.
+        """
+        unknown = sorted(set(options) - set(PER_CALL_OPTIONS))
+        if unknown:
+            msg = (
+                f"unexpected option(s) {unknown}; a call accepts "
+                f"{list(PER_CALL_OPTIONS)} (the others are set at construction)"
+            )
+            raise TypeError(msg)
+        given = {name: v for name, v in options.items() if v is not UNSET}
+        check_top_n(given.get("top_n"))
+        check_threshold(given.get("score_threshold"))
+        current = {name: getattr(self, name) for name in RANKING_FIELDS}
+        return RankingSettings.model_construct(**{**current, **given})
+
+
+RANKING_FIELDS = tuple(RankingSettings.model_fields)
+"""Settings that only order and cut already scored candidates (cheap to vary
+per call); every other setting changes which scores are computed."""
+
+
+class ScoringSettings(_Settings):
+    """The settings that decide which scores are computed, validated at construction.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.engine import ScoringSettings
+
+        settings = ScoringSettings(activation="sigmoid", cache_size=0)
+        print(settings)  # only what differs from the defaults, and the model
+        ```
+    """
+
+    model: str | Path | CrossEncoderLike | PairScorer = DEFAULT_CROSS_ENCODER
+    """A Hugging Face model id or local folder, a loaded
+    `sentence_transformers.CrossEncoder`, or any scorer with
+    `score(text_pairs) -> list[float]` (LangChain's `BaseCrossEncoder`,
+    `RemoteCrossEncoder`). The LangChain and LlamaIndex doors also take a
+    ready `Reranker` engine, to share its loaded model and score cache."""
 
     batch_size: int | None = Field(default=None, ge=1)
     """(query, document) pairs per forward pass of a sentence-transformers
@@ -102,15 +207,6 @@ class RerankerSettings(BaseModel):
     passage_overlap: int = Field(default=64, ge=0)
     """Tokens each window shares with the previous one."""
 
-    fusion: Literal["none", "rrf"] = "none"
-    """`"rrf"`: order by Reciprocal Rank Fusion of the cross-encoder rank and
-    the first-stage rank (`metadata["retrieval_rank"]`, else input order),
-    stored as `metadata["fused_score"]`. `top_n` and `score_threshold` keep
-    their meaning; the threshold still applies to `relevance_score`."""
-
-    rrf_k: int = Field(default=60, ge=1)
-    """The RRF constant: each ranking adds `1 / (rrf_k + rank)`."""
-
     content_template: str | None = None
     """Text the model reads, from metadata fields and `page_content`, e.g.
     `"{title}\\n{page_content}"`. None reads `page_content`. A field missing
@@ -142,8 +238,6 @@ class RerankerSettings(BaseModel):
     queries (chat turns, agents re-asking, evaluation reruns) then skip the
     model entirely. 4096 entries take about 1 MB. See `cache_info()`."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
-
     @model_validator(mode="after")
     def _check_options(self) -> Self:
         if self.content_template is not None:
@@ -169,9 +263,8 @@ class RerankerSettings(BaseModel):
         if (
             self.long_documents == "max_passage"
             and self.passage_tokens is None
-            # A loaded CrossEncoder has a tokenizer; an engine has its own settings.
+            # A loaded CrossEncoder has a tokenizer.
             and not isinstance(self.model, str | Path | CrossEncoderLike)
-            and not isinstance(self.model, RerankerSettings)
         ):
             msg = (
                 f"long_documents='max_passage' with a {type(self.model).__name__} "
@@ -195,18 +288,13 @@ class RerankerSettings(BaseModel):
             raise ValueError(msg)
         return self
 
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        """Only the settings that differ from their defaults (and the model)."""
-        fields = type(self).model_fields
-        for name, value in super().__repr_args__():
-            field = fields.get(name) if name is not None else None
-            if (
-                field is not None
-                and name != "model"
-                and value == field.get_default(call_default_factory=True)
-            ):
-                continue
-            yield name, value
+
+SCORING_FIELDS = tuple(ScoringSettings.model_fields)
+"""Settings that decide which scores are computed; they belong to the engine."""
+
+
+class RerankerSettings(RankingSettings, ScoringSettings):
+    """Every setting of a cross-encoder reranker, validated at construction."""
 
     def settings(self) -> dict[str, Any]:
         """Every setting as a dict, to build an equivalent reranker elsewhere."""

@@ -10,9 +10,9 @@ from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from langchain_ce_rerank._query import check_query
 from langchain_ce_rerank.compressor import CrossEncoderCompressor
 from langchain_ce_rerank.engine import ScoredText
+from langchain_ce_rerank.engine.checks import check_query
 from langchain_ce_rerank.evaluation.datasets import Qrels, Run
 from langchain_ce_rerank.evaluation.report import ConfigurationResult, EvaluationReport
 
@@ -168,7 +168,7 @@ def evaluate(
             scored = scorer(reranker, items)
         for name, variant in variants.items():
             for qid, scores in zip(todo, scored, strict=True):
-                runs[name][qid] = _ranked_run(variant.rerank(candidates[qid], scores))
+                runs[name][qid] = _ranked_run(variant.order(candidates[qid], scores))
         timings["rerank"] = time.perf_counter() - start
         for name in variants:
             for qid in judged:

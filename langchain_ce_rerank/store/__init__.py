@@ -1,9 +1,9 @@
 """The FAISS vector store: writes, search and MMR, filters, persistence, index types.
 
-`FaissVectorStore` is imported on first use: `retriever.py` imports the read
-side and the filters from here, and `store/vectorstore.py` imports
-`retriever.py`, so loading the class with the package would make the two import
-each other.
+`FaissVectorStore` is imported on first use: `store/retriever.py` (the first
+stage, `FaissRetriever`) imports the read side and the filters from here, and
+`store/vectorstore.py` imports `store/retriever.py`, so loading the class with
+the package would make the two import each other.
 
 Example:
     ```python

@@ -21,8 +21,8 @@ from typing_extensions import override
 
 from langchain_ce_rerank.errors import StoreLoadError
 from langchain_ce_rerank.models import embedding_model_name, load_embeddings
-from langchain_ce_rerank.retriever import FaissRetriever
 from langchain_ce_rerank.store import faiss_index, manifest, persistence
+from langchain_ce_rerank.store.retriever import FaissRetriever
 from langchain_ce_rerank.store.search import (
     DistanceStrategy,
     StoreSearch,

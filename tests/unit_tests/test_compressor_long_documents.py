@@ -8,7 +8,7 @@ from langchain_core.documents import Document
 from pydantic import ValidationError
 
 from langchain_ce_rerank import CrossEncoderCompressor
-from langchain_ce_rerank._passages import windows, word_spans
+from langchain_ce_rerank.engine.windows import windows, word_spans
 
 FILLER = "lorem ipsum dolor sit amet " * 200  # 1,000 words of nothing relevant
 LONG = FILLER + "the needle sentence is here. " + "trailing words " * 20

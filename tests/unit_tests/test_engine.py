@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
+import textwrap
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +18,8 @@ from langchain_core.documents import Document
 from pydantic import ValidationError
 
 from langchain_ce_rerank import CrossEncoderCompressor, Reranker, RerankResult
+from langchain_ce_rerank import engine as engine_module
+from langchain_ce_rerank.engine import UNSET, RankingSettings, result_metadata
 
 TABLE = {"a": 1.0, "bb": 3.0, "ccc": 2.0}
 
@@ -166,3 +170,61 @@ def test_truncate_keeps_the_first_tokens(standin_ce_path: Path) -> None:
     [cut] = engine.truncate([text], 4)
     assert text.startswith(cut)
     assert len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == 4
+
+
+async def test_a_door_checks_each_query_once(query_checks: list[object]) -> None:
+    compressor = CrossEncoderCompressor(model=TableCrossEncoder(TABLE))
+    docs = [Document(page_content=t) for t in TABLE]
+    compressor.compress_documents(docs, "q")
+    assert query_checks == ["q"]
+    await compressor.acompress_documents(docs, "async q")
+    assert query_checks[1:] == ["async q"]
+    compressor.compress_documents_batch([(docs, "q1"), (docs[:1], "q2")])
+    assert query_checks[2:] == ["q1", "q2"]
+    with pytest.raises(ValueError, match="query is empty"):
+        compressor.compress_documents(docs, " ")
+    assert query_checks[4:] == [" "]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "RankingSettings",
+        "RerankResult",
+        "Reranker",
+        "ScoringSettings",
+        "result_metadata",
+    ],
+)
+def test_engine_docstring_examples_run(name: str) -> None:
+    doc = getattr(engine_module, name).__doc__ or ""
+    (block,) = re.findall(r"```python\n(.*?)```", doc, re.S)
+    exec(compile(textwrap.dedent(block), f"<{name} docstring>", "exec"), {})
+
+
+def test_for_call_resolves_overrides_and_rejects_the_rest() -> None:
+    settings = RankingSettings(top_n=5, score_threshold=0.5, fusion="rrf")
+    call = settings.for_call(top_n=None, score_threshold=UNSET)
+    assert (call.top_n, call.score_threshold, call.fusion) == (None, 0.5, "rrf")
+    assert settings.top_n == 5
+    with pytest.raises(TypeError, match=r"\['fusion'\].*'top_n', 'score_threshold'"):
+        settings.for_call(fusion="none")
+    with pytest.raises(ValueError, match="score_threshold must be a number"):
+        settings.for_call(score_threshold="high")
+
+
+def test_result_metadata_for_doors_with_and_without_a_score_field() -> None:
+    fused = RerankResult(index=1, score=2.0, rank=1, passage=(3, 9), fused_score=0.1)
+    assert result_metadata(fused) == {
+        "relevance_score": 2.0,
+        "fused_score": 0.1,
+        "relevance_passage": [3, 9],
+    }
+    plain = RerankResult(index=1, score=2.0, rank=1)
+    assert result_metadata(plain, score_field=True, first_stage_score=None) == {
+        "retrieval_rank": 2
+    }
+    assert result_metadata(plain, score_field=True, first_stage_score=0.5) == {
+        "retrieval_rank": 2,
+        "retrieval_score": 0.5,
+    }

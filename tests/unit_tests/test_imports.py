@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
+
+import pytest
 
 import langchain_ce_rerank
 
@@ -102,8 +105,36 @@ def test_the_package_imports_no_llama_index_even_when_used() -> None:
 
 def test_the_store_and_retriever_modules_do_not_import_each_other() -> None:
     loaded = _modules_after(
-        "import langchain_ce_rerank.retriever", ("langchain_ce_rerank.",)
+        "import langchain_ce_rerank.store.retriever", ("langchain_ce_rerank.",)
     )
-    assert "langchain_ce_rerank.retriever" in loaded
+    assert "langchain_ce_rerank.store.retriever" in loaded
     assert "langchain_ce_rerank.vectorstore" not in loaded
     assert "langchain_ce_rerank.store.vectorstore" not in loaded
+
+
+@pytest.mark.parametrize(
+    ("old", "names"),
+    [
+        ("pipeline", ["RerankingRetriever", "build_reranking_retriever"]),
+        ("retriever", ["FaissRetriever"]),
+    ],
+)
+def test_old_module_paths_still_import_with_a_deprecation_warning(
+    old: str, names: list[str]
+) -> None:
+    sys.modules.pop(f"langchain_ce_rerank.{old}", None)
+    with pytest.warns(DeprecationWarning, match=rf"langchain_ce_rerank\.{old} is"):
+        module = importlib.import_module(f"langchain_ce_rerank.{old}")
+    for name in names:
+        assert getattr(module, name) is getattr(langchain_ce_rerank, name)
+
+
+def test_the_package_does_not_import_the_old_paths() -> None:
+    statement = (
+        "import langchain_ce_rerank as m; "
+        "[getattr(m, n) for n in m.__all__ if n != '__version__']"
+    )
+    loaded = _modules_after(statement, ("langchain_ce_rerank.",))
+    assert "langchain_ce_rerank.reranking_retriever" in loaded
+    assert "langchain_ce_rerank.pipeline" not in loaded
+    assert "langchain_ce_rerank.retriever" not in loaded

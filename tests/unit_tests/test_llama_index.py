@@ -492,3 +492,25 @@ def test_without_llama_index_the_import_error_names_the_extra() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert 'pip install "langchain-ce-rerank[llama-index]"' in result.stdout
+
+
+async def test_the_query_is_checked_once_per_call(query_checks: list[object]) -> None:
+    rerank = CrossEncoderRerank(model=_NumpyScorer())
+    rerank.postprocess_nodes(_nodes("a", "bb"), query_str="q")
+    await rerank.apostprocess_nodes(_nodes("a"), query_str="async q")
+    rerank.postprocess_nodes([], query_str="no nodes")
+    assert query_checks == ["q", "async q", "no nodes"]
+    with pytest.raises(ValueError, match="query is empty"):
+        rerank.postprocess_nodes([], query_str=" ")
+
+
+def test_to_dict_and_from_dict_keep_the_engine_settings() -> None:
+    rerank = CrossEncoderRerank(
+        model="some/model", batch_size=8, activation="sigmoid", top_n=2
+    )
+    data = rerank.to_dict()
+    assert data["class_name"] == "CrossEncoderRerank"
+    assert (data["batch_size"], data["activation"], data["top_n"]) == (8, "sigmoid", 2)
+    copy = CrossEncoderRerank.from_dict(data)
+    assert copy.top_n == 2
+    assert copy.engine.settings() == rerank.engine.settings()

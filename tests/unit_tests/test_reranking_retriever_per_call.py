@@ -215,3 +215,28 @@ def test_reprs_show_what_was_chosen_not_every_default() -> None:
     assert "&lt;org&gt;/reranker" in html
     assert "<org>" not in html
     assert "FaissVectorStore(size=5" in html
+
+
+class _RunMetadata(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, list[str], dict[str, Any]]] = []
+
+    def on_retriever_start(
+        self, serialized: dict[str, Any], query: str, *, run_id: UUID, **kwargs: Any
+    ) -> None:
+        self.runs.append(
+            (kwargs.get("name") or "", kwargs.get("tags") or [], kwargs["metadata"])
+        )
+
+
+def test_batch_runs_carry_the_metadata_invoke_gives_them() -> None:
+    retriever = _build(top_n=1).with_config(tags=["mine"], metadata={"user": "u1"})
+    one, many = _RunMetadata(), _RunMetadata()
+    retriever.invoke("apple", {"callbacks": [one]})
+    retriever.batch(["apple", "sky"], {"callbacks": [many]})
+    expected = [run for run in one.runs if run[0] == "RerankingRetriever"]
+    assert expected[0][2]["ls_retriever_name"] == "reranking"
+    assert expected[0][2]["user"] == "u1"
+    assert "mine" in expected[0][1]
+    batched = [run for run in many.runs if run[0] == "RerankingRetriever"]
+    assert batched == expected * 2

@@ -1,0 +1,420 @@
+"""`RerankingRetriever`: a first stage and the cross-encoder as one retriever.
+
+`build_reranking_retriever` wires the two together in one call.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterable
+from typing import Any, cast
+
+from langchain_classic.retrievers import ContextualCompressionRetriever
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManager,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.cross_encoders import BaseCrossEncoder
+from langchain_core.documents import BaseDocumentCompressor, Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import (
+    ensure_config,
+    get_config_list,
+    run_in_executor,
+)
+from typing_extensions import override
+
+from langchain_ce_rerank.compressor import (
+    CrossEncoderCompressor,
+    CrossEncoderLike,
+    check_documents,
+)
+from langchain_ce_rerank.engine import PER_CALL_OPTIONS
+from langchain_ce_rerank.errors import ModelNotFoundError
+from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER, load_embeddings
+from langchain_ce_rerank.store import FaissVectorStore
+
+__all__ = ["RerankingRetriever", "build_reranking_retriever"]
+
+
+_RERANK_OPTIONS = PER_CALL_OPTIONS
+# First-stage options a RerankingRetriever passes on, under the names it
+# accepts: the first stage's threshold is spelled apart from the reranker's.
+_FIRST_STAGE_OPTIONS = {
+    "k": "k",
+    "filter": "filter",
+    "fetch_k": "fetch_k",
+    "lambda_mult": "lambda_mult",
+    "retrieval_score_threshold": "score_threshold",
+}
+_OPTIONS = (*_RERANK_OPTIONS, *_FIRST_STAGE_OPTIONS)
+
+
+class RerankingRetriever(ContextualCompressionRetriever):
+    """A `ContextualCompressionRetriever` with per-call options and one-pass batches.
+
+    Per call (`invoke`, `ainvoke`, `batch`, `abatch`, or
+    `with_config(configurable={...})`), it takes the reranker's `top_n` and
+    `score_threshold` (a minimum `relevance_score`, the cross-encoder's
+    score) and the first stage's `k`, `filter`, `fetch_k`, `lambda_mult`
+    and `retrieval_score_threshold` (the first stage's own threshold, in
+    LangChain's normalized relevance, for cosine `(1 + cosine) / 2`). An
+    unknown option is an error that lists these; per-call arguments win over
+    `configurable`, which wins over the settings.
+
+    `batch` runs each stage once per query: the first stage as one batch
+    (one FAISS search for all queries), then every (query, candidate) pair
+    in one de-duplicated, length-sorted model stream. Each query keeps its
+    own run, with its own callbacks and trace, as under `invoke`.
+
+    Example:
+        ```python
+        from langchain_core.documents import Document
+        from langchain_core.embeddings import DeterministicFakeEmbedding
+        from langchain_ce_rerank import build_reranking_retriever
+
+        from langchain_core.cross_encoders import BaseCrossEncoder
+
+
+        class Overlap(BaseCrossEncoder):  # counts shared words; any model works
+            def score(self, text_pairs):
+                return [
+                    float(len(set(q.split()) & set(t.split()))) for q, t in text_pairs
+                ]
+
+
+        retriever = build_reranking_retriever(
+            [Document(page_content=t) for t in ["red apple", "blue sky", "red sky"]],
+            embedding=DeterministicFakeEmbedding(size=8),
+            reranker=Overlap(),
+            k=3,
+            top_n=1,
+        )
+        print(retriever.batch(["red apple", "blue sky"]))
+        print(retriever.invoke("red sky", top_n=2, score_threshold=1.0))
+        ```
+    """
+
+    def _repr_html_(self) -> str:
+        from langchain_ce_rerank.display import summary_html
+
+        return summary_html(
+            type(self).__name__,
+            {
+                "first stage": repr(self.base_retriever),
+                "reranker": repr(self.base_compressor),
+            },
+        )
+
+    def _split(self, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(first-stage kwargs, reranker kwargs) from the per-call options."""
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            msg = (
+                f"unexpected argument(s) {unknown}; accepted: {list(_OPTIONS)} "
+                "(score_threshold is the reranker's minimum relevance_score; "
+                "retrieval_score_threshold is the first stage's)"
+            )
+            raise TypeError(msg)
+        rerank = {k: v for k, v in options.items() if k in _RERANK_OPTIONS}
+        if rerank and not isinstance(self.base_compressor, CrossEncoderCompressor):
+            msg = (
+                f"{sorted(rerank)} per call need a CrossEncoderCompressor; "
+                f"this retriever reranks with a {type(self.base_compressor).__name__}"
+            )
+            raise TypeError(msg)
+        first = {
+            _FIRST_STAGE_OPTIONS[k]: v
+            for k, v in options.items()
+            if k in _FIRST_STAGE_OPTIONS
+        }
+        return first, rerank
+
+    @staticmethod
+    def _with_configurable(
+        config: RunnableConfig | None, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Our options from `configurable`, overridden by the call's own.
+
+        Other `configurable` keys are ignored: the whole chain shares them.
+        """
+        configurable = ensure_config(config).get("configurable") or {}
+        return {k: v for k, v in configurable.items() if k in _OPTIONS} | kwargs
+
+    @override
+    def invoke(
+        self, input: str, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> list[Document]:
+        return super().invoke(input, config, **self._with_configurable(config, kwargs))
+
+    @override
+    async def ainvoke(
+        self, input: str, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> list[Document]:
+        return await super().ainvoke(
+            input, config, **self._with_configurable(config, kwargs)
+        )
+
+    @override
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        **kwargs: Any,
+    ) -> list[Document]:
+        first, rerank = self._split(kwargs)
+        docs = self.base_retriever.invoke(
+            query, config={"callbacks": run_manager.get_child()}, **first
+        )
+        if not docs:
+            return []
+        return list(
+            self.base_compressor.compress_documents(
+                docs, query, callbacks=run_manager.get_child(), **rerank
+            )
+        )
+
+    @override
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        **kwargs: Any,
+    ) -> list[Document]:
+        first, rerank = self._split(kwargs)
+        docs = await self.base_retriever.ainvoke(
+            query, config={"callbacks": run_manager.get_child()}, **first
+        )
+        if not docs:
+            return []
+        return list(
+            await self.base_compressor.acompress_documents(
+                docs, query, callbacks=run_manager.get_child(), **rerank
+            )
+        )
+
+    def _start_run(
+        self, query: str, config: RunnableConfig
+    ) -> CallbackManagerForRetrieverRun:
+        """Open one query's run, as `BaseRetriever.invoke` does.
+
+        `batch` cannot call `invoke` per query: it scores every query's
+        candidates in one model stream, so all the runs must be open at once,
+        with each query's first-stage run nested in its own, while `invoke`
+        opens and closes a run around one query's whole work. So it opens them
+        itself, through public API (`CallbackManager.configure`,
+        `on_retriever_start`, and `on_retriever_end`/`_error` in `batch`),
+        except for one call: `BaseRetriever._get_ls_params`, the hook through
+        which LangChain adds its LangSmith retriever metadata
+        (`ls_retriever_name`, plus what a subclass adds) to the run. LangChain
+        offers no public way to read it; leaving it out would make a query's
+        trace under `batch` lack metadata it has under `invoke`, which
+        `test_batch_runs_carry_the_metadata_invoke_gives_them` pins.
+        """
+        manager = CallbackManager.configure(
+            config.get("callbacks"),
+            None,
+            verbose=False,
+            inheritable_tags=config.get("tags"),
+            local_tags=self.tags,
+            inheritable_metadata={
+                **(config.get("metadata") or {}),
+                **self._get_ls_params(),
+            },
+            local_metadata=self.metadata,
+        )
+        return manager.on_retriever_start(
+            None,
+            query,
+            name=config.get("run_name") or self.get_name(),
+            run_id=config.get("run_id"),
+        )
+
+    @override
+    def batch(
+        self,
+        inputs: list[str],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[list[Document]]:
+        compressor = self.base_compressor
+        if not isinstance(compressor, CrossEncoderCompressor) or len(inputs) < 2:
+            return super().batch(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        configs = get_config_list(config, len(inputs))
+        options = [self._split(self._with_configurable(c, kwargs)) for c in configs]
+        runs = [self._start_run(q, c) for q, c in zip(inputs, configs, strict=True)]
+        outcomes: list[list[Document] | Exception] = [[] for _ in inputs]
+        # Stage 1: one batch per distinct set of first-stage options (usually one).
+        groups: dict[str, list[int]] = {}
+        for i, (first, _) in enumerate(options):
+            groups.setdefault(repr(sorted(first.items())), []).append(i)
+        for members in groups.values():
+            found = self.base_retriever.batch(
+                [inputs[i] for i in members],
+                [
+                    {
+                        "callbacks": runs[i].get_child(),
+                        "max_concurrency": configs[i].get("max_concurrency"),
+                    }
+                    for i in members
+                ],
+                return_exceptions=True,
+                **options[members[0]][0],
+            )
+            for i, result in zip(members, found, strict=True):
+                outcomes[i] = result
+        # Stage 2: every query's candidates in one model stream.
+        todo = [
+            i
+            for i, result in enumerate(outcomes)
+            if not isinstance(result, Exception) and result
+        ]
+        try:
+            scored = compressor.score_documents_batch(
+                [(cast("list[Document]", outcomes[i]), inputs[i]) for i in todo]
+            )
+        except Exception as err:
+            for i in todo:
+                outcomes[i] = err
+        else:
+            for i, scores in zip(todo, scored, strict=True):
+                try:
+                    docs = cast("list[Document]", outcomes[i])
+                    outcomes[i] = compressor.order(docs, scores, **options[i][1])
+                except Exception as err:
+                    outcomes[i] = err
+        for run, outcome in zip(runs, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                run.on_retriever_error(outcome)
+            else:
+                run.on_retriever_end(outcome)
+        if not return_exceptions:
+            for outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    raise outcome
+        return cast("list[list[Document]]", outcomes)
+
+    @override
+    async def abatch(
+        self,
+        inputs: list[str],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[list[Document]]:
+        if not isinstance(self.base_compressor, CrossEncoderCompressor):
+            return await super().abatch(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        # One model stream for all queries, scored off the event loop.
+        return await run_in_executor(
+            None,
+            functools.partial(
+                self.batch, inputs, config, return_exceptions=return_exceptions
+            ),
+            **kwargs,
+        )
+
+
+def build_reranking_retriever(
+    documents: Iterable[Document] | None = None,
+    *,
+    vectorstore: FaissVectorStore | None = None,
+    embedding: Embeddings | None = None,
+    reranker: (
+        str
+        | os.PathLike[str]
+        | BaseCrossEncoder
+        | CrossEncoderLike
+        | BaseDocumentCompressor
+        | None
+    ) = None,
+    k: int = 20,
+    top_n: int | None = 5,
+    **compressor_kwargs: Any,
+) -> RerankingRetriever:
+    """Build a FAISS first stage plus cross-encoder reranker, ready to invoke.
+
+    Args:
+        documents: Documents to index in a new `FaissVectorStore`.
+        vectorstore: An existing store to search instead (not with `documents`
+            or `embedding`; add documents to it yourself).
+        embedding: Embeddings for the new store; default
+            `sentence-transformers/all-MiniLM-L6-v2`, normalized.
+        reranker: A cross-encoder id or folder, a loaded
+            `sentence_transformers.CrossEncoder`, a `BaseCrossEncoder`, or a
+            ready document compressor (used as is: then `top_n` and
+            `compressor_kwargs` are not used). Default
+            `cross-encoder/ms-marco-MiniLM-L6-v2`.
+        k: Candidates the first stage hands to the reranker.
+        top_n: Documents returned after reranking; None keeps all `k`.
+        **compressor_kwargs: Other `CrossEncoderCompressor` fields
+            (`score_threshold`, `batch_size`, `activation`, ...).
+
+    Returns:
+        A `RerankingRetriever` (a `ContextualCompressionRetriever`);
+        `invoke(query, k=...)` overrides `k`.
+
+    Raises:
+        ValueError: Conflicting arguments, or `k`/`top_n` below 1.
+
+    Example:
+        ```python
+        from langchain_core.documents import Document
+        from langchain_ce_rerank import build_reranking_retriever
+
+        retriever = build_reranking_retriever(
+            [Document(page_content="Paris is the capital of France.")], k=20, top_n=5
+        )
+        docs = retriever.invoke("What is the capital of France?")
+        ```
+    """
+    if vectorstore is not None and (documents is not None or embedding is not None):
+        msg = (
+            "pass either vectorstore=... or documents/embedding, not both; to add "
+            "documents to an existing store call vectorstore.add_documents(...) first"
+        )
+        raise ValueError(msg)
+    if isinstance(reranker, BaseDocumentCompressor):
+        if compressor_kwargs:
+            msg = (
+                f"reranker is a ready compressor; {sorted(compressor_kwargs)} would "
+                "be ignored: set them on the compressor instead"
+            )
+            raise ValueError(msg)
+        compressor = reranker
+    else:
+        compressor = CrossEncoderCompressor(
+            model=DEFAULT_CROSS_ENCODER if reranker is None else reranker,
+            top_n=top_n,
+            **compressor_kwargs,
+        )
+        # The reranker loads on first use; if it cannot be found, the error
+        # names this function's parameter, not the compressor's.
+        compressor._model_remedy = (
+            "build_reranking_retriever(reranker='/path/to/model')"
+        )
+    if vectorstore is None:
+        docs = None if documents is None else check_documents(list(documents))
+        if embedding is None:
+            try:
+                embedding = load_embeddings()
+            except ModelNotFoundError as err:
+                remedy = "build_reranking_retriever(embedding=load_embeddings('/path'))"
+                raise err.with_remedy(remedy) from None
+        vectorstore = FaissVectorStore(embedding)
+        if docs is not None:
+            vectorstore.add_documents(docs)
+    return RerankingRetriever(
+        base_compressor=compressor, base_retriever=vectorstore.as_retriever(k=k)
+    )
