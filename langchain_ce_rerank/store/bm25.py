@@ -1,0 +1,244 @@
+"""The store's keyword index: BM25 over the same documents and ids as FAISS.
+
+`BM25Settings` says how text becomes terms (language, stopwords, stemming);
+`BM25Index` is one immutable build of `bm25s` over a snapshot of the store's
+documents. `bm25s` cannot add or delete documents in place, so the store
+rebuilds the index on the first keyword search after a write (see
+`FaissVectorStore`). Scoring, filtering (`weight_mask`) and top-k selection run
+in `bm25s`'s sparse arrays; Python only walks the hits it returns.
+
+`bm25s` (and numba, which it imports when installed) load on first use, so a
+store that never runs a keyword search never pays for them.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from langchain_ce_rerank.optional import require
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = ["BM25Index", "BM25Settings"]
+
+# Han ideographs and kana: Chinese and Japanese write no spaces between words,
+# so each character is a term (as a unigram CJK analyzer does). Other scripts
+# (Latin, Cyrillic, Arabic, Hangul, ...) split on non-word characters into
+# terms of two or more characters; emoji and punctuation are not terms.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+TOKEN_PATTERN = rf"(?u)[{_CJK}]|[^\W{_CJK}]{{2,}}"
+
+# The saved files, by role: bm25s's own file names (its `save` / `load`).
+FILES: dict[str, str] = {
+    "bm25_data": "data.csc.index.npy",
+    "bm25_indices": "indices.csc.index.npy",
+    "bm25_indptr": "indptr.csc.index.npy",
+    "bm25_vocab": "vocab.index.json",
+    "bm25_params": "params.index.json",
+}
+
+
+def _bm25s() -> ModuleType:
+    # A dependency, imported on first use: it loads numba when that is installed.
+    return importlib.import_module("bm25s")
+
+
+@functools.lru_cache(maxsize=8)
+def _stemmer(language: str) -> Any:
+    stemmer_module = require(
+        "Stemmer", extra="stemming", feature="BM25Settings(stemming=True)"
+    )
+    if language not in stemmer_module.algorithms():
+        msg = (
+            f"PyStemmer has no stemmer for language {language!r}; use one of "
+            f"{sorted(stemmer_module.algorithms())} or stemming=False"
+        )
+        raise ValueError(msg)
+    return stemmer_module.Stemmer(language)
+
+
+class BM25Settings(BaseModel):
+    """How the store's BM25 index turns text into terms; queries use the same.
+
+    Saved in the manifest by `save_local` and restored by `load_local`, so a
+    loaded store tokenizes queries exactly as its documents were tokenized.
+    Text is lowercased; Chinese and Japanese characters are one term each;
+    other scripts split into words of two or more letters or digits, so
+    `--max-queued-pairs` gives `max`, `queued`, `pairs` and `E0425` gives
+    `e0425`. Emoji and punctuation are not terms.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.store import BM25Settings
+
+        settings = BM25Settings(language="german", stopwords=True)
+        print(settings.tokenize(["Die Katze schläft"]))
+        ```
+    """
+
+    language: str = "english"
+    """Language of the stopword list and the stemmer: a name bm25s knows for
+    stopwords (`english`, `german`, `french`, `spanish`, ... or their codes
+    `en`, `de`, ...) and, with stemming, one of `Stemmer.algorithms()`."""
+
+    stopwords: bool | tuple[str, ...] = True
+    """True: drop the language's stopwords; False: keep every word; or the
+    stopwords themselves, as a list."""
+
+    stemming: bool = False
+    """Reduce words to their stem with PyStemmer (`run`, `runs`, `running`
+    match each other). Needs `pip install "langchain-ce-rerank[stemming]"`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("language")
+    @classmethod
+    def _language_given(cls, language: str) -> str:
+        if not language.strip():
+            msg = "language must be a language name such as 'english', got ''"
+            raise ValueError(msg)
+        return language.strip().lower()
+
+    @model_validator(mode="after")
+    def _language_supported(self) -> BM25Settings:
+        # English needs no check, so default settings never import bm25s.
+        if self.stopwords is True and self.language not in ("english", "en"):
+            try:
+                _bm25s().tokenize([""], stopwords=self.language, show_progress=False)
+            except ValueError:
+                msg = (
+                    f"bm25s has no stopword list for language {self.language!r}; "
+                    "pass stopwords=False, or your own list: stopwords=[...]"
+                )
+                raise ValueError(msg) from None
+        if self.stemming:
+            _stemmer(self.language)
+        return self
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        """The terms of each text, as the index sees them."""
+        stopwords: str | list[str] | None
+        if self.stopwords is True:
+            stopwords = self.language
+        elif self.stopwords is False:
+            stopwords = None
+        else:
+            stopwords = list(self.stopwords)
+        stemmer = _stemmer(self.language) if self.stemming else None
+        tokens: list[list[str]] = _bm25s().tokenize(
+            list(texts),
+            token_pattern=TOKEN_PATTERN,
+            stopwords=stopwords,
+            stemmer=stemmer,
+            return_ids=False,
+            show_progress=False,
+        )
+        return tokens
+
+
+@dataclass(frozen=True)
+class BM25Index:
+    """One build of `bm25s` over the store's documents; never changed after.
+
+    Row `i` of the index is the document with id `ids[i]`. `model` is None when
+    no document has a single term (then every keyword search finds nothing).
+    """
+
+    settings: BM25Settings
+    ids: tuple[str, ...]
+    model: Any  # bm25s.BM25 | None; bm25s ships no type stubs
+
+    @classmethod
+    def build(
+        cls, settings: BM25Settings, ids: Sequence[str], texts: Sequence[str]
+    ) -> BM25Index:
+        """Tokenize `texts` and index them; `ids[i]` names `texts[i]`."""
+        corpus = settings.tokenize(texts)
+        model = None
+        if any(corpus):
+            model = _bm25s().BM25()
+            model.index(corpus, show_progress=False)
+        return cls(settings=settings, ids=tuple(ids), model=model)
+
+    def terms(self, query: str) -> list[str]:
+        """The query's terms that occur in the index (none: nothing to match)."""
+        if self.model is None:
+            return []
+        vocab = self.model.vocab_dict
+        return [t for t in self.settings.tokenize([query])[0] if t and t in vocab]
+
+    def search(
+        self, terms: list[str], k: int, mask: npt.NDArray[np.float32] | None
+    ) -> list[tuple[int, float]]:
+        """Up to `k` (row, score) pairs, best first, for documents that hold a term.
+
+        `mask` holds 1 for rows a filter keeps and 0 for the rest (bm25s's
+        `weight_mask`): a masked row scores 0, and rows scoring 0 (masked, or
+        holding no query term) are never returned.
+        """
+        if self.model is None or not terms or not self.ids:
+            return []
+        rows, scores = self.model.retrieve(
+            [terms],
+            k=min(k, len(self.ids)),
+            weight_mask=mask,
+            show_progress=False,
+            backend_selection="numpy",
+            n_threads=0,
+        )
+        return [
+            (row, score)
+            for row, score in zip(rows[0].tolist(), scores[0].tolist(), strict=True)
+            if score > 0.0
+        ]
+
+    def mask(self, keep: Callable[[int], bool]) -> npt.NDArray[np.float32]:
+        """The `weight_mask` of the rows for which `keep(row)` is true."""
+        return np.fromiter(
+            (keep(row) for row in range(len(self.ids))),
+            dtype=np.float32,
+            count=len(self.ids),
+        )
+
+    def to_files(self) -> dict[str, bytes]:
+        """The index as bm25s writes it (`allow_pickle=False`), by role."""
+        if self.model is None:
+            return {}
+        with tempfile.TemporaryDirectory() as folder:
+            self.model.save(folder, allow_pickle=False, show_progress=False)
+            saved = Path(folder)
+            return {role: (saved / name).read_bytes() for role, name in FILES.items()}
+
+    @classmethod
+    def from_files(
+        cls, settings: BM25Settings, ids: Sequence[str], files: dict[str, bytes]
+    ) -> BM25Index:
+        """Read what `to_files` wrote (already checksummed by the caller).
+
+        Raises:
+            ValueError: The files are not a bm25s index of `len(ids)` documents.
+        """
+        if not files:
+            return cls(settings=settings, ids=tuple(ids), model=None)
+        with tempfile.TemporaryDirectory() as folder:
+            for role, name in FILES.items():
+                (Path(folder) / name).write_bytes(files[role])
+            model = _bm25s().BM25.load(folder, allow_pickle=False, show_progress=False)
+        if int(model.scores["num_docs"]) != len(ids):
+            msg = (
+                f"it indexes {model.scores['num_docs']} documents but the docstore "
+                f"holds {len(ids)}"
+            )
+            raise ValueError(msg)
+        return cls(settings=settings, ids=tuple(ids), model=model)
