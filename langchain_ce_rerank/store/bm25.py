@@ -4,8 +4,10 @@
 `BM25Index` is one immutable build of `bm25s` over a snapshot of the store's
 documents. `bm25s` cannot add or delete documents in place, so the store
 rebuilds the index on the first keyword search after a write (see
-`FaissVectorStore`). Scoring, filtering (`weight_mask`) and top-k selection run
-in `bm25s`'s sparse arrays; Python only walks the hits it returns.
+`FaissVectorStore`). `TermCache` keeps each document's terms as integer arrays
+between builds, so a rebuild tokenizes only the documents written since the
+last one. Scoring, filtering (`weight_mask`) and top-k selection run in
+`bm25s`'s sparse arrays; Python only walks the hits it returns.
 
 `bm25s` (and numba, which it imports when installed) load on first use, so a
 store that never runs a keyword search never pays for them.
@@ -30,7 +32,7 @@ from langchain_ce_rerank.optional import require
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ["BM25Index", "BM25Settings"]
+__all__ = ["BM25Index", "BM25Settings", "TermCache"]
 
 # Han ideographs and kana: Chinese and Japanese write no spaces between words,
 # so each character is a term (as a unigram CJK analyzer does). Other scripts
@@ -160,15 +162,18 @@ class BM25Index:
     model: Any  # bm25s.BM25 | None; bm25s ships no type stubs
 
     @classmethod
-    def build(
-        cls, settings: BM25Settings, ids: Sequence[str], texts: Sequence[str]
+    def from_ids(
+        cls,
+        settings: BM25Settings,
+        ids: Sequence[str],
+        corpus: list[list[int]],
+        vocab: dict[str, int],
     ) -> BM25Index:
-        """Tokenize `texts` and index them; `ids[i]` names `texts[i]`."""
-        corpus = settings.tokenize(texts)
+        """Index documents given as term ids (`vocab` numbers them 0..n-1)."""
         model = None
-        if any(corpus):
+        if vocab:
             model = _bm25s().BM25()
-            model.index(corpus, show_progress=False)
+            model.index((corpus, vocab), create_empty_token=False, show_progress=False)
         return cls(settings=settings, ids=tuple(ids), model=model)
 
     def terms(self, query: str) -> list[str]:
@@ -242,3 +247,45 @@ class BM25Index:
             )
             raise ValueError(msg)
         return cls(settings=settings, ids=tuple(ids), model=model)
+
+
+class TermCache:
+    """Each document's terms, as ids into one vocabulary, kept between builds.
+
+    Tokenizing is most of what a BM25 build costs; a document's terms only
+    change when it is written, so `build` tokenizes just the documents it has
+    not seen (or that `forget` dropped), and renumbers the terms in use with
+    numpy before handing them to bm25s. Not thread-safe: the store calls it
+    under its lock.
+    """
+
+    def __init__(self, settings: BM25Settings) -> None:
+        self.settings = settings
+        self._vocab: dict[str, int] = {}  # every term seen; ids only grow
+        self._terms: dict[str, npt.NDArray[np.int32]] = {}
+
+    def forget(self, ids: Sequence[str]) -> None:
+        """Drop the terms of documents that were replaced or deleted."""
+        for doc_id in ids:
+            self._terms.pop(doc_id, None)
+
+    def build(self, ids: Sequence[str], text: Callable[[str], str]) -> BM25Index:
+        """A fresh index of the documents `ids`; `text(id)` gives their text."""
+        missing = [doc_id for doc_id in ids if doc_id not in self._terms]
+        if missing:
+            vocab = self._vocab
+            for doc_id, tokens in zip(
+                missing, self.settings.tokenize([text(i) for i in missing]), strict=True
+            ):
+                numbers = [vocab.setdefault(t, len(vocab)) for t in tokens]
+                self._terms[doc_id] = np.asarray(numbers, dtype=np.int32)
+        arrays = [self._terms[doc_id] for doc_id in ids]
+        if not arrays:
+            return BM25Index(settings=self.settings, ids=(), model=None)
+        # Renumber the terms in use 0..n-1: terms of deleted documents drop out.
+        used, compact = np.unique(np.concatenate(arrays), return_inverse=True)
+        ends = np.cumsum([len(a) for a in arrays])[:-1]
+        corpus = [part.tolist() for part in np.split(compact.astype(np.int64), ends)]
+        names = list(self._vocab)
+        vocab = {names[number]: i for i, number in enumerate(used.tolist())}
+        return BM25Index.from_ids(self.settings, ids, corpus, vocab)

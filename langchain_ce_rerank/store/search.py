@@ -19,7 +19,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from langchain_ce_rerank.store import faiss_index
-from langchain_ce_rerank.store.bm25 import BM25Index, BM25Settings
+from langchain_ce_rerank.store.bm25 import BM25Index, BM25Settings, TermCache
 from langchain_ce_rerank.store.filters import Predicate, to_predicate
 
 DistanceStrategy: TypeAlias = Literal["cosine", "l2", "inner_product"]
@@ -55,6 +55,7 @@ class StoreSearch:
     _distance: DistanceStrategy
     _bm25_settings: BM25Settings
     _bm25: BM25Index | None  # None until the first keyword search after a write
+    _bm25_terms: TermCache
 
     def _as_matrix(self, vectors: npt.ArrayLike, expected: int) -> Vectors:
         raise NotImplementedError  # FaissVectorStore validates and normalizes
@@ -226,9 +227,10 @@ class StoreSearch:
         delete documents in place.
         """
         if self._bm25 is None and self._docs:
-            ids = list(self._docs)
-            texts = [self._docs[doc_id].page_content for doc_id in ids]
-            self._bm25 = BM25Index.build(self._bm25_settings, ids, texts)
+            docs = self._docs
+            self._bm25 = self._bm25_terms.build(
+                list(docs), lambda doc_id: docs[doc_id].page_content
+            )
         return self._bm25
 
     def _keyword_hits(

@@ -22,7 +22,7 @@ from typing_extensions import override
 from langchain_ce_rerank.errors import StoreLoadError
 from langchain_ce_rerank.models import embedding_model_name, load_embeddings
 from langchain_ce_rerank.store import faiss_index, manifest, persistence
-from langchain_ce_rerank.store.bm25 import BM25Index, BM25Settings
+from langchain_ce_rerank.store.bm25 import BM25Index, BM25Settings, TermCache
 from langchain_ce_rerank.store.retriever import FaissRetriever
 from langchain_ce_rerank.store.search import (
     DistanceStrategy,
@@ -142,6 +142,7 @@ class FaissVectorStore(StoreSearch, VectorStore):
         self._next_int = 0
         self._bm25_settings = bm25 if bm25 is not None else BM25Settings()
         self._bm25: BM25Index | None = None
+        self._bm25_terms = TermCache(self._bm25_settings)
         self._lock = threading.RLock()
 
     # -- properties -------------------------------------------------------------
@@ -411,8 +412,9 @@ class FaissVectorStore(StoreSearch, VectorStore):
             return 0
         self._index.remove_ids(np.asarray(numbers, dtype=np.int64))
         self._bm25 = None  # rebuilt by the next keyword search
-        for number in numbers:
-            doc_id = self._str_of.pop(number)
+        removed = [self._str_of.pop(number) for number in numbers]
+        self._bm25_terms.forget(removed)
+        for doc_id in removed:
             del self._int_of[doc_id]
             del self._docs[doc_id]
         return len(numbers)

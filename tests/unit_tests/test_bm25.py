@@ -93,21 +93,38 @@ def test_the_index_is_rebuilt_once_after_writes_and_only_when_searched(
     store: FaissVectorStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     builds: list[int] = []
-    build = bm25_module.BM25Index.build.__func__  # type: ignore[attr-defined]
+    tokenized: list[str] = []
+    from_ids = bm25_module.BM25Index.from_ids.__func__  # type: ignore[attr-defined]
+    tokenize = BM25Settings.tokenize
 
-    def counting(cls, settings, ids, texts):  # type: ignore[no-untyped-def]
+    def counting_build(cls, settings, ids, corpus, vocab):  # type: ignore[no-untyped-def]
         builds.append(len(ids))
-        return build(cls, settings, ids, texts)
+        return from_ids(cls, settings, ids, corpus, vocab)
 
-    monkeypatch.setattr(bm25_module.BM25Index, "build", classmethod(counting))
+    def counting_tokenize(self, texts):  # type: ignore[no-untyped-def]
+        tokenized.extend(texts)
+        return tokenize(self, texts)
+
+    monkeypatch.setattr(bm25_module.BM25Index, "from_ids", classmethod(counting_build))
+    monkeypatch.setattr(BM25Settings, "tokenize", counting_tokenize)
     store.bm25_search_with_score("cat")
+    assert sorted(tokenized) == sorted([*TEXTS.values(), "cat"])
+    tokenized.clear()
     store.add_texts(["one more cat"], ids=["x"])
     store.add_texts(["and another cat"], ids=["y"])
+    store.add_texts(["a new text for the code"], ids=["code"])  # upsert
     store.delete(["flag"])
     assert builds == [5]  # the writes themselves build nothing
+    assert tokenized == []
     store.bm25_search_with_score("cat")
     store.bm25_search_with_score("dog")
     assert builds == [5, 6]
+    # Only the written documents are tokenized again (and the two queries).
+    assert sorted(tokenized) == sorted(
+        ["one more cat", "and another cat", "a new text for the code", "cat", "dog"]
+    )
+    assert [d.id for d, _ in store.bm25_search_with_score("code")] == ["code"]
+    assert store.bm25_search_with_score("E0425") == []
 
 
 def test_a_query_without_indexed_terms_finds_nothing_and_raises_nothing(

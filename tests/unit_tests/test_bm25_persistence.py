@@ -63,7 +63,7 @@ def test_save_writes_the_index_and_settings_and_load_searches_alike(
     def no_rebuild(*args: object) -> None:
         raise AssertionError("the loaded index was rebuilt")
 
-    monkeypatch.setattr(bm25_module.BM25Index, "build", no_rebuild)
+    monkeypatch.setattr(bm25_module.BM25Index, "from_ids", no_rebuild)
     loaded = FaissVectorStore.load_local(tmp_path, embedding)
     assert loaded.bm25_settings == BM25Settings(language="german")
     for query in ("rote Katze", "E0425", "der die"):
