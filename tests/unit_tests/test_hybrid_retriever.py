@@ -207,3 +207,42 @@ def test_bad_per_call_settings_say_what_is_wrong(store: FaissVectorStore) -> Non
         retriever.invoke("red", search_type="keyword")
     with pytest.raises(ValueError, match=r"score_threshold .* does not apply"):
         retriever.invoke("red", score_threshold=0.2)
+
+
+def test_both_sides_read_one_state_while_another_thread_writes() -> None:
+    """A document is never in one side's results and missing from the other's."""
+    import threading
+    import time
+
+    store = FaissVectorStore(AxisEmbeddings(WORDS))
+    store.add_texts([f"blue filler{i}" for i in range(50)])
+    store.bm25_search_with_score("blue")  # bm25s imported before the race starts
+    retriever = store.as_retriever(
+        search_type="hybrid", k=500, dense_depth=500, bm25_depth=500
+    )
+    done = threading.Event()
+
+    def write() -> None:
+        for round_ in range(60):
+            ids = [f"z{round_}-{i}" for i in range(5)]
+            store.add_texts(["red zebra"] * 5, ids=ids)
+            time.sleep(0.001)  # let searches run between the writes
+            store.delete(ids[:3])
+            time.sleep(0.001)
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    searches = 0
+    try:
+        while not done.is_set() or searches < 5:
+            for doc in retriever.invoke("red zebra"):
+                if str(doc.id).startswith("z"):
+                    # Every zebra document is found by both sides (it holds the
+                    # term and is among all the dense candidates), or by none.
+                    assert doc.metadata["dense_rank"] is not None, doc.id
+                    assert doc.metadata["bm25_rank"] is not None, doc.id
+            searches += 1
+    finally:
+        writer.join()
+    assert searches >= 5
