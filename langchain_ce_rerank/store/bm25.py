@@ -19,7 +19,7 @@ import functools
 import importlib
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,9 @@ __all__ = ["BM25Index", "BM25Settings", "TermCache"]
 # terms of two or more characters; emoji and punctuation are not terms.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 TOKEN_PATTERN = rf"(?u)[{_CJK}]|[^\W{_CJK}]{{2,}}"
+
+# Dict-filter masks one build keeps (4 bytes a document each).
+_KEPT_MASKS = 16
 
 # The saved files, by role: bm25s's own file names (its `save` / `load`).
 FILES: dict[str, str] = {
@@ -160,6 +163,11 @@ class BM25Index:
     settings: BM25Settings
     ids: tuple[str, ...]
     model: Any  # bm25s.BM25 | None; bm25s ships no type stubs
+    # Masks of dict filters already seen by this build (its rows and their
+    # metadata never change; a write makes a new build). Callers hold a lock.
+    _masks: dict[str, npt.NDArray[np.float32]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def from_ids(
@@ -208,13 +216,27 @@ class BM25Index:
             if score > 0.0
         ]
 
-    def mask(self, keep: Callable[[int], bool]) -> npt.NDArray[np.float32]:
-        """The `weight_mask` of the rows for which `keep(row)` is true."""
-        return np.fromiter(
+    def mask(
+        self, keep: Callable[[int], bool], key: str | None = None
+    ) -> npt.NDArray[np.float32]:
+        """The `weight_mask` of the rows for which `keep(row)` is true.
+
+        A filter is a Python predicate on each document's metadata, so this
+        calls it once per row; with a `key` (a dict filter's canonical form)
+        the mask is kept and reused for as long as this build serves.
+        """
+        if key is not None and key in self._masks:
+            return self._masks[key]
+        mask = np.fromiter(
             (keep(row) for row in range(len(self.ids))),
             dtype=np.float32,
             count=len(self.ids),
         )
+        if key is not None:
+            if len(self._masks) >= _KEPT_MASKS:
+                self._masks.pop(next(iter(self._masks)))
+            self._masks[key] = mask
+        return mask
 
     def to_files(self) -> dict[str, bytes]:
         """The index as bm25s writes it (`allow_pickle=False`), by role."""

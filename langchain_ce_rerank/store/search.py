@@ -20,7 +20,12 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from langchain_ce_rerank.store import faiss_index
 from langchain_ce_rerank.store.bm25 import BM25Index, BM25Settings, TermCache
-from langchain_ce_rerank.store.filters import Predicate, to_predicate
+from langchain_ce_rerank.store.filters import (
+    MetadataFilter,
+    Predicate,
+    filter_key,
+    to_predicate,
+)
 
 DistanceStrategy: TypeAlias = Literal["cosine", "l2", "inner_product"]
 SEARCH_OPTIONS = frozenset({"filter", "fetch_k"})
@@ -234,7 +239,7 @@ class StoreSearch:
         return self._bm25
 
     def _keyword_hits(
-        self, query: str, k: int, predicate: Predicate | None
+        self, query: str, k: int, filter: MetadataFilter | None
     ) -> Scored | None:
         """Copies of the top-k BM25 hits that match (lock held).
 
@@ -249,9 +254,13 @@ class StoreSearch:
         if not terms:
             return None
         mask = None
+        predicate = to_predicate(filter)
         if predicate is not None:
             docs, ids = self._docs, index.ids
-            mask = index.mask(lambda row: predicate(dict(docs[ids[row]].metadata)))
+            mask = index.mask(
+                lambda row: predicate(dict(docs[ids[row]].metadata)),
+                filter_key(filter),
+            )
         return [
             (self._copy(self._docs[index.ids[row]]), score)
             for row, score in index.search(terms, k, mask)
@@ -279,9 +288,9 @@ class StoreSearch:
         """
         check_k("k", k)
         reject_unknown(kwargs, frozenset({"filter"}))
-        predicate = to_predicate(kwargs.get("filter"))
+        to_predicate(kwargs.get("filter"))  # a bad filter fails before the lock
         with self._lock:
-            return self._keyword_hits(query, k, predicate) or []
+            return self._keyword_hits(query, k, kwargs.get("filter")) or []
 
     def _both_sides(
         self,
@@ -304,7 +313,7 @@ class StoreSearch:
             if vector is not None:
                 hits = self._search(vector, dense_k, predicate, fetch_k)
                 dense = [(self._copy(doc), score) for doc, score, _ in hits]
-            return dense, self._keyword_hits(query, bm25_k, predicate)
+            return dense, self._keyword_hits(query, bm25_k, options.get("filter"))
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         if self._distance == "cosine":

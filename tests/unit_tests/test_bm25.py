@@ -258,3 +258,39 @@ def test_unknown_options_are_errors(store: FaissVectorStore) -> None:
         store.bm25_search_with_score("cat", fetch_k=3)
     with pytest.raises(ValueError, match="k must be a positive integer"):
         store.bm25_search_with_score("cat", k=0)
+
+
+def test_a_dict_filter_reads_each_document_once_per_build(
+    store: FaissVectorStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langchain_ce_rerank.store import search
+
+    calls: list[dict[str, object]] = []
+    original = search.to_predicate
+
+    def counting(filter_):  # type: ignore[no-untyped-def]
+        predicate = original(filter_)
+        if predicate is None:
+            return None
+
+        def spy(metadata):  # type: ignore[no-untyped-def]
+            calls.append(metadata)
+            return predicate(metadata)
+
+        return spy
+
+    monkeypatch.setattr(search, "to_predicate", counting)
+    query = "cat dog E0425 setInterval"
+    first = store.bm25_search_with_score(query, k=5, filter={"n": [1, 3, 4]})
+    assert len(calls) == 5  # once per document
+    assert store.bm25_search_with_score(query, k=5, filter={"n": [1, 3, 4]}) == first
+    assert len(calls) == 5  # the mask was kept
+    # A tuple is an equality, not "any of": it must not reuse the list's mask.
+    assert store.bm25_search_with_score(query, filter={"n": (1, 3, 4)}) == []
+    store.bm25_search_with_score(query, filter=lambda m: m["n"] > 0)
+    store.bm25_search_with_score(query, filter=lambda m: m["n"] > 0)
+    assert len(calls) == 5 + 5 + 10  # callables are never cached
+    store.add_texts(["cat"], [{"n": 9}], ids=["new"])
+    again = store.bm25_search_with_score(query, k=5, filter={"n": [1, 3, 4]})
+    assert _ids(again) == _ids(first)
+    assert len(calls) == 20 + 6  # a write starts a new build and new masks
