@@ -246,3 +246,15 @@ def test_both_sides_read_one_state_while_another_thread_writes() -> None:
     finally:
         writer.join()
     assert searches >= 5
+
+
+def test_weighted_fusion_reads_l2_distances_as_lower_is_better() -> None:
+    store = FaissVectorStore(AxisEmbeddings(WORDS), distance_strategy="l2")
+    store.add_texts(["red", "red green", "blue", "cat red"], ids=["r", "rg", "b", "cr"])
+    dense = store.as_retriever(k=4).invoke("red")
+    weighted = store.as_retriever(
+        search_type="hybrid", fusion="weighted", alpha=1.0, k=4
+    ).invoke("red")
+    assert _ids(weighted) == _ids(dense)
+    assert weighted[0].metadata["retrieval_score"] == pytest.approx(1.0)
+    assert weighted[0].metadata["dense_score"] < weighted[-1].metadata["dense_score"]
