@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 # Every public name -> the module that defines it; `__all__` is built from it.
 _EXPORTS = {
+    "BM25Settings": "store.bm25",
     "CrossEncoderCompressor": "compressor",
     "EvaluationReport": "evaluation",
     "FaissRetriever": "store.retriever",

@@ -1,4 +1,4 @@
-"""The FAISS vector store: writes, search and MMR, filters, persistence, index types.
+"""The FAISS vector store: writes, search and MMR, BM25, filters, persistence.
 
 `FaissVectorStore` is imported on first use: `store/retriever.py` (the first
 stage, `FaissRetriever`) imports the read side and the filters from here, and
@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from langchain_ce_rerank.store.bm25 import BM25Settings
 from langchain_ce_rerank.store.filters import MetadataFilter
 from langchain_ce_rerank.store.search import DistanceStrategy
 
 if TYPE_CHECKING:
     from langchain_ce_rerank.store.vectorstore import FaissVectorStore
 
-__all__ = ["DistanceStrategy", "FaissVectorStore", "MetadataFilter"]
+__all__ = ["BM25Settings", "DistanceStrategy", "FaissVectorStore", "MetadataFilter"]
 
 
 def __getattr__(name: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
@@ -10,6 +11,33 @@ MetadataFilter: TypeAlias = Mapping[str, Any] | Callable[[dict[str, Any]], bool]
 callable that takes a document's metadata and returns True to keep it."""
 
 Predicate: TypeAlias = Callable[[dict[str, Any]], bool]
+
+
+def filter_key(filter: MetadataFilter | None) -> str | None:
+    """A dict filter's canonical text (equal filters, equal keys); None else.
+
+    Callables get no key: two calls of one callable may not keep the same
+    documents (it can read state that changes). Nor do dicts holding values
+    JSON would change (a tuple, an "equals" filter, would read as a list, an
+    "any of" filter).
+    """
+    if not isinstance(filter, Mapping) or not _plain(dict(filter)):
+        return None
+    try:
+        return json.dumps(dict(filter), sort_keys=True, allow_nan=False)
+    except ValueError:  # NaN or infinity: no key
+        return None
+
+
+def _plain(value: Any) -> bool:
+    """True for JSON data that JSON spells back exactly (no tuples, str keys)."""
+    if value is None or isinstance(value, str | int | float):
+        return True
+    if type(value) is list:
+        return all(_plain(item) for item in value)
+    if type(value) is dict:
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
 
 
 def to_predicate(filter: MetadataFilter | None) -> Predicate | None:

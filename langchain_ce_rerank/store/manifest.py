@@ -23,6 +23,7 @@ BEHAVIOUR_FIELDS = (
     "search_params",
     "count",
     "embedding_model",
+    "bm25",
     "files",
 )
 

@@ -8,6 +8,11 @@ A saved folder holds:
   data files' digests) and a short digest per field, to name an edited field;
 - `index.<digest>.faiss`: the FAISS index, written by FAISS's own serializer;
 - `docstore.<digest>.jsonl`: one JSON object per document;
+- `bm25_data`, `bm25_indices`, `bm25_indptr` (`.npy`) and `bm25_vocab`,
+  `bm25_params` (`.json`), each `.<digest>`: the keyword index as bm25s writes
+  it (`allow_pickle=False`), its rows in docstore order; the manifest's `bm25`
+  field holds the `BM25Settings` queries are tokenized with. Folders saved
+  before BM25 have neither and still load (the index is built on first use);
 - `.save.lock`: an empty file that concurrent savers lock in turn.
 
 Data files are content-addressed and written before the manifest, which is
@@ -48,8 +53,11 @@ from typing import Any
 
 import faiss
 import numpy as np
+from pydantic import ValidationError
 
 from langchain_ce_rerank.errors import StoreLoadError
+from langchain_ce_rerank.store.bm25 import FILES as BM25_FILES
+from langchain_ce_rerank.store.bm25 import BM25Index, BM25Settings
 from langchain_ce_rerank.store.faiss_index import stored_ids
 from langchain_ce_rerank.store.manifest import (
     FORMAT,
@@ -64,7 +72,14 @@ from langchain_ce_rerank.store.manifest import (
 logger = logging.getLogger(__name__)
 
 LOCK = ".save.lock"
-_DATA_FILE = re.compile(r"^(index\.[0-9a-f]{16}\.faiss|docstore\.[0-9a-f]{16}\.jsonl)$")
+_DATA_FILE = re.compile(
+    r"^(index\.[0-9a-f]{16}\.faiss|docstore\.[0-9a-f]{16}\.jsonl"
+    r"|bm25_(data|indices|indptr)\.[0-9a-f]{16}\.npy"
+    r"|bm25_(vocab|params)\.[0-9a-f]{16}\.json)$"
+)
+_SUFFIX = {"index": "faiss", "docstore": "jsonl"} | {
+    role: name.rsplit(".", 1)[1] for role, name in BM25_FILES.items()
+}
 _TMP_PREFIX = ".tmp-"
 # A temporary file is only removed once it is this old. Its name carries the pid
 # of its writer, but a pid cannot tell a live writer from a dead one when the
@@ -100,6 +115,8 @@ class Snapshot:
     library_version: str
     index_factory: str = "Flat"
     search_params: dict[str, int | None] | None = None
+    bm25_settings: BM25Settings | None = None
+    bm25: BM25Index | None = None  # rows in the order of `records`
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -218,13 +235,17 @@ def save(folder: str | os.PathLike[str], snapshot: Snapshot) -> None:
     payloads: dict[str, bytes] = {"docstore": _docstore_bytes(snapshot.records)}
     if snapshot.index is not None:
         payloads["index"] = faiss.serialize_index(snapshot.index).tobytes()
+    if snapshot.bm25 is not None:
+        if snapshot.bm25.ids != tuple(record.id for record in snapshot.records):
+            msg = "the BM25 index's rows are not the documents being saved"
+            raise RuntimeError(msg)
+        payloads |= snapshot.bm25.to_files()
     with _save_lock(target):
         previous = _referenced(target)
         files: dict[str, dict[str, Any]] = {}
         for role, data in payloads.items():
             digest = hashlib.sha256(data).hexdigest()
-            suffix = "faiss" if role == "index" else "jsonl"
-            name = f"{role}.{digest[:16]}.{suffix}"
+            name = f"{role}.{digest[:16]}.{_SUFFIX[role]}"
             _write_atomic(target, name, data)
             files[role] = {"name": name, "bytes": len(data), "sha256": digest}
         index = snapshot.index
@@ -239,6 +260,9 @@ def save(folder: str | os.PathLike[str], snapshot: Snapshot) -> None:
                 "search_params": snapshot.search_params or {},
                 "count": len(snapshot.records),
                 "embedding_model": snapshot.embedding_model,
+                "bm25": (snapshot.bm25_settings or BM25Settings()).model_dump(
+                    mode="json"
+                ),
                 "files": files,
             }
         )
@@ -369,6 +393,7 @@ def _load_generation(root: Path, manifest: dict[str, Any]) -> Snapshot:
             raise load_error(index_path, "its vector ids do not match the docstore")
     elif count:
         raise load_error(root / MANIFEST, f"count is {count} but there is no index")
+    settings, bm25 = _load_bm25(root, manifest, [record.id for record in records])
     return Snapshot(
         index=index,
         records=records,
@@ -377,4 +402,27 @@ def _load_generation(root: Path, manifest: dict[str, Any]) -> Snapshot:
         library_version=str(manifest.get("library_version", "")),
         index_factory=str(manifest.get("index_factory") or "Flat"),
         search_params=dict(manifest.get("search_params") or {}),
+        bm25_settings=settings,
+        bm25=bm25,
     )
+
+
+def _load_bm25(
+    root: Path, manifest: dict[str, Any], ids: list[str]
+) -> tuple[BM25Settings | None, BM25Index | None]:
+    """The saved BM25 settings and index; (None, None) for older folders."""
+    if "bm25" not in manifest:
+        return None, None
+    try:
+        settings = BM25Settings.model_validate(manifest["bm25"])
+    except ValidationError as err:
+        raise load_error(root / MANIFEST, f"invalid bm25 settings: {err}") from err
+    roles = [role for role in BM25_FILES if role in manifest["files"]]
+    if not roles:
+        return settings, None
+    files = {role: _read_data_file(root, manifest, role) for role in BM25_FILES}
+    path = root / manifest["files"]["bm25_params"]["name"]
+    try:
+        return settings, BM25Index.from_files(settings, ids, files)
+    except (ValueError, OSError, KeyError, TypeError) as err:
+        raise load_error(path, f"bm25s cannot read the BM25 index ({err})") from err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, ClassVar, Literal, cast
@@ -19,11 +20,31 @@ from typing_extensions import override
 
 from langchain_ce_rerank.engine.checks import check_query
 from langchain_ce_rerank.store.filters import MetadataFilter
+from langchain_ce_rerank.store.fusion import Candidate, FusionMethod, fuse
 from langchain_ce_rerank.store.search import StoreSearch
 
 __all__ = ["FaissRetriever"]
 
-_OPTIONS = ("k", "filter", "fetch_k", "lambda_mult", "score_threshold")
+logger = logging.getLogger(__name__)
+
+_OPTIONS = (
+    "k",
+    "filter",
+    "fetch_k",
+    "lambda_mult",
+    "score_threshold",
+    "search_type",
+    "fusion",
+    "alpha",
+    "rrf_k",
+    "dense_depth",
+    "bm25_depth",
+)
+_SEARCH_TYPES = ("similarity", "mmr", "similarity_score_threshold", "bm25", "hybrid")
+_KEYWORD_TYPES = ("bm25", "hybrid")
+# Candidates each side hands to fusion when its depth is not set: at least k,
+# and at least the 20 a reranker reads at the least.
+_MIN_DEPTH = 20
 
 _Hits = list[tuple[Document, float]]
 # Results of one batched search, visible to the per-query runs of the `batch`
@@ -42,6 +63,15 @@ class FaissRetriever(VectorStoreRetriever):
     by default) and `metadata["retrieval_rank"]` (1-based). Every option can also
     be given per call: `retriever.invoke(query, k=5, filter={...})`.
 
+    `search_type="bm25"` ranks by the store's keyword index and `"hybrid"`
+    fuses it with dense search (see `fusion`, `alpha`, `rrf_k` and the depths);
+    their documents also carry `dense_score` / `dense_rank` and `bm25_score` /
+    `bm25_rank` (None where that side did not return the document), with the
+    fused values in `retrieval_score` / `retrieval_rank`. A query with no term
+    in any document (only stopwords, punctuation or emoji) gets dense results
+    from both. Hybrid is for recall: hand its candidates to the reranker for
+    order.
+
     `batch`/`abatch` embed every query first and search FAISS once for all of
     them (one matrix product instead of one scan per query); each query then
     runs as usual, with its own callbacks and trace, on those results.
@@ -58,6 +88,8 @@ class FaissRetriever(VectorStoreRetriever):
         retriever = store.as_retriever(k=2)
         docs = retriever.invoke("cats purr")
         print(docs[0].metadata["retrieval_score"], docs[0].metadata["retrieval_rank"])
+        hybrid = store.as_retriever(search_type="hybrid", k=2)
+        print(hybrid.invoke("dogs", alpha=0.7)[0].metadata["bm25_rank"])
         ```
     """
 
@@ -65,11 +97,12 @@ class FaissRetriever(VectorStoreRetriever):
     """The `FaissVectorStore` to search. (Typed by its read side, so this
     module needs nothing from store/vectorstore.py, which imports it.)"""
 
-    search_type: Literal["similarity", "mmr", "similarity_score_threshold"] = (
-        "similarity"
-    )
-    """`"similarity"` (nearest first), `"mmr"` (maximal marginal relevance) or
-    `"similarity_score_threshold"` (nearest first, relevance >= score_threshold)."""
+    search_type: Literal[
+        "similarity", "mmr", "similarity_score_threshold", "bm25", "hybrid"
+    ] = "similarity"
+    """`"similarity"` (nearest first), `"mmr"` (maximal marginal relevance),
+    `"similarity_score_threshold"` (nearest first, relevance >= score_threshold),
+    `"bm25"` (keyword ranking) or `"hybrid"` (dense and BM25, fused)."""
 
     k: int = Field(default=4, ge=1)
     """Number of documents to return."""
@@ -89,11 +122,25 @@ class FaissRetriever(VectorStoreRetriever):
     below it are dropped, whatever the `search_type`. Required by
     `"similarity_score_threshold"`."""
 
-    allowed_search_types: ClassVar[tuple[str, ...]] = (
-        "similarity",
-        "mmr",
-        "similarity_score_threshold",
-    )
+    fusion: FusionMethod = "rrf"
+    """How `"hybrid"` fuses the two rankings: `"rrf"` (Reciprocal Rank Fusion,
+    by rank only) or `"weighted"` (sum of min-max normalized scores)."""
+
+    alpha: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Weight of the dense side in `"hybrid"` (BM25 gets `1 - alpha`), for
+    both fusions; 0.5 weighs them equally (plain RRF)."""
+
+    rrf_k: int = Field(default=60, ge=0)
+    """RRF's rank offset: a document at rank r on a side adds
+    `weight / (rrf_k + r)`; larger values flatten the gap between top ranks."""
+
+    dense_depth: int | None = Field(default=None, ge=1)
+    """Candidates the dense side hands to fusion; None: `max(k, 20)`."""
+
+    bm25_depth: int | None = Field(default=None, ge=1)
+    """Candidates the BM25 side hands to fusion; None: `max(k, 20)`."""
+
+    allowed_search_types: ClassVar[tuple[str, ...]] = _SEARCH_TYPES
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
@@ -114,12 +161,7 @@ class FaissRetriever(VectorStoreRetriever):
                 msg = f"{key!r} given both directly and in search_kwargs"
                 raise ValueError(msg)
             values[key] = value
-        if (
-            values.get("search_type") == "similarity_score_threshold"
-            and values.get("score_threshold") is None
-        ):
-            msg = "search_type='similarity_score_threshold' needs score_threshold=..."
-            raise ValueError(msg)
+        _check_combination(values.get("search_type"), values.get("score_threshold"))
         return values
 
     @field_validator("vectorstore")
@@ -143,10 +185,32 @@ class FaissRetriever(VectorStoreRetriever):
             msg = f"unexpected argument(s) {unknown}; accepted: {list(_OPTIONS)}"
             raise TypeError(msg)
         options = {name: getattr(self, name) for name in _OPTIONS} | overrides
-        k = options["k"]
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            msg = f"k must be a positive integer, got {k!r}"
+        for name in ("k", "dense_depth", "bm25_depth", "rrf_k"):
+            value = options[name]
+            if value is None and name.endswith("_depth"):
+                continue
+            low = 0 if name == "rrf_k" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                kind = "a non-negative" if low == 0 else "a positive"
+                msg = f"{name} must be {kind} integer, got {value!r}"
+                raise ValueError(msg)
+        if options["search_type"] not in _SEARCH_TYPES:
+            msg = (
+                f"search_type must be one of {list(_SEARCH_TYPES)}, got "
+                f"{options['search_type']!r}"
+            )
             raise ValueError(msg)
+        if options["fusion"] not in ("rrf", "weighted"):
+            msg = f"fusion must be 'rrf' or 'weighted', got {options['fusion']!r}"
+            raise ValueError(msg)
+        alpha = options["alpha"]
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float):
+            msg = f"alpha must be a number between 0 and 1, got {alpha!r}"
+            raise ValueError(msg)
+        if not 0.0 <= alpha <= 1.0:
+            msg = f"alpha must be between 0 and 1 (the dense weight), got {alpha!r}"
+            raise ValueError(msg)
+        _check_combination(options["search_type"], options["score_threshold"])
         return options
 
     def _search(
@@ -154,7 +218,7 @@ class FaissRetriever(VectorStoreRetriever):
     ) -> list[tuple[Document, float]]:
         store = self._store
         k, filter_ = options["k"], options["filter"]
-        if self.search_type == "mmr":
+        if options["search_type"] == "mmr":
             pairs = store.max_marginal_relevance_search_with_score(
                 query,
                 k=k,
@@ -195,12 +259,14 @@ class FaissRetriever(VectorStoreRetriever):
         Invalid options or queries also give None: each run then raises its own
         error, exactly as `invoke` would.
         """
-        if self.search_type == "mmr" or len(inputs) < 2:
+        if len(inputs) < 2:
             return None
         try:
             options = self._options(kwargs)
             queries = list(dict.fromkeys(check_query(q) for q in inputs))
         except (TypeError, ValueError):
+            return None
+        if options["search_type"] not in ("similarity", "similarity_score_threshold"):
             return None
         store = self._store
         vectors = store._as_matrix(
@@ -257,12 +323,70 @@ class FaissRetriever(VectorStoreRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         options = self._options(kwargs)
+        if options["search_type"] in _KEYWORD_TYPES:
+            return self._keyword_search(check_query(query), options)
         pairs = self._search(check_query(query), options)
         # The store returns fresh copies, so their metadata is ours to extend.
         for rank, (doc, score) in enumerate(pairs, start=1):
             doc.metadata["retrieval_score"] = float(score)
             doc.metadata["retrieval_rank"] = rank
         return [doc for doc, _ in pairs]
+
+    def _keyword_search(self, query: str, options: dict[str, Any]) -> list[Document]:
+        """`"bm25"` or `"hybrid"` results, with both sides' scores and ranks."""
+        store = self._store
+        k = options["k"]
+        dense_depth = options["dense_depth"] or max(k, _MIN_DEPTH)
+        bm25_depth = options["bm25_depth"] or max(k, _MIN_DEPTH)
+        store_options = {"filter": options["filter"], "fetch_k": options["fetch_k"]}
+        dense: list[tuple[Document, float]] = []
+        if options["search_type"] == "bm25":
+            _, keyword = store._both_sides(query, None, k, k, store_options)
+        else:
+            vector = store._embed_query(query)
+            dense, keyword = store._both_sides(
+                query, vector, dense_depth, bm25_depth, store_options
+            )
+        if keyword is None:  # no query term in any document: dense results
+            logger.info("no term of the query %r is indexed; using dense search", query)
+            if options["search_type"] == "bm25":
+                vector = store._embed_query(query)
+                dense, _ = store._both_sides(query, vector, k, k, store_options)
+            keyword = []
+        docs = {doc.id: doc for doc, _ in dense} | {doc.id: doc for doc, _ in keyword}
+        dense_ids = [(str(doc.id), score) for doc, score in dense]
+        bm25_ids = [(str(doc.id), score) for doc, score in keyword]
+        if options["search_type"] == "bm25":
+            # One side: its own scores, unfused (dense only in the fallback).
+            fused = [
+                Candidate(id=i, score=score, dense_score=score, dense_rank=rank)
+                for rank, (i, score) in enumerate(dense_ids, start=1)
+            ] + [
+                Candidate(id=i, score=score, bm25_score=score, bm25_rank=rank)
+                for rank, (i, score) in enumerate(bm25_ids, start=1)
+            ]
+        else:
+            fused = fuse(
+                dense_ids,
+                bm25_ids,
+                method=options["fusion"],
+                alpha=float(options["alpha"]),
+                rrf_k=options["rrf_k"],
+                dense_higher_is_better=store._distance != "l2",
+            )
+        results = []
+        for rank, candidate in enumerate(fused[:k], start=1):
+            doc = docs[candidate.id]
+            doc.metadata.update(
+                dense_score=candidate.dense_score,
+                dense_rank=candidate.dense_rank,
+                bm25_score=candidate.bm25_score,
+                bm25_rank=candidate.bm25_rank,
+                retrieval_score=candidate.score,
+                retrieval_rank=rank,
+            )
+            results.append(doc)
+        return results
 
     @override
     async def _aget_relevant_documents(
@@ -280,3 +404,16 @@ class FaissRetriever(VectorStoreRetriever):
             run_manager=run_manager.get_sync(),
             **kwargs,
         )
+
+
+def _check_combination(search_type: object, score_threshold: object) -> None:
+    """Raise for a search type and threshold that cannot go together."""
+    if search_type == "similarity_score_threshold" and score_threshold is None:
+        msg = "search_type='similarity_score_threshold' needs score_threshold=..."
+        raise ValueError(msg)
+    if search_type in _KEYWORD_TYPES and score_threshold is not None:
+        msg = (
+            f"score_threshold is a dense relevance in [0, 1] and does not apply to "
+            f"search_type={search_type!r}; drop it, or use search_type='similarity'"
+        )
+        raise ValueError(msg)

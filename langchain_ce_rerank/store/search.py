@@ -19,11 +19,18 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from langchain_ce_rerank.store import faiss_index
-from langchain_ce_rerank.store.filters import Predicate, to_predicate
+from langchain_ce_rerank.store.bm25 import BM25Index, BM25Settings, TermCache
+from langchain_ce_rerank.store.filters import (
+    MetadataFilter,
+    Predicate,
+    filter_key,
+    to_predicate,
+)
 
 DistanceStrategy: TypeAlias = Literal["cosine", "l2", "inner_product"]
 SEARCH_OPTIONS = frozenset({"filter", "fetch_k"})
 Vectors: TypeAlias = npt.NDArray[np.float32]
+Scored: TypeAlias = list[tuple[Document, float]]
 
 
 def check_k(name: str, value: int) -> None:
@@ -51,6 +58,9 @@ class StoreSearch:
     _lock: threading.RLock
     _embedding: Embeddings
     _distance: DistanceStrategy
+    _bm25_settings: BM25Settings
+    _bm25: BM25Index | None  # None until the first keyword search after a write
+    _bm25_terms: TermCache
 
     def _as_matrix(self, vectors: npt.ArrayLike, expected: int) -> Vectors:
         raise NotImplementedError  # FaissVectorStore validates and normalizes
@@ -211,6 +221,99 @@ class StoreSearch:
         """Documents nearest to a vector (copies, best first)."""
         pairs = self.similarity_search_with_score_by_vector(embedding, k, **kwargs)
         return [doc for doc, _ in pairs]
+
+    # -- keyword (BM25) search ------------------------------------------------
+
+    def _fresh_bm25(self) -> BM25Index | None:
+        """The BM25 index of the documents stored now (lock held); None if empty.
+
+        Writes drop the index; the first keyword search (or save) after them
+        rebuilds it from every stored document, because bm25s cannot add or
+        delete documents in place.
+        """
+        if self._bm25 is None and self._docs:
+            docs = self._docs
+            self._bm25 = self._bm25_terms.build(
+                list(docs), lambda doc_id: docs[doc_id].page_content
+            )
+        return self._bm25
+
+    def _keyword_hits(
+        self, query: str, k: int, filter: MetadataFilter | None
+    ) -> Scored | None:
+        """Copies of the top-k BM25 hits that match (lock held).
+
+        None when no term of the query occurs in any stored document (a query
+        of stopwords, punctuation or emoji, or of unknown words): BM25 has
+        nothing to rank by, and callers may fall back to dense search.
+        """
+        index = self._fresh_bm25()
+        if index is None:
+            return []
+        terms = index.terms(query)
+        if not terms:
+            return None
+        mask = None
+        predicate = to_predicate(filter)
+        if predicate is not None:
+            docs, ids = self._docs, index.ids
+            mask = index.mask(
+                lambda row: predicate(dict(docs[ids[row]].metadata)),
+                filter_key(filter),
+            )
+        return [
+            (self._copy(self._docs[index.ids[row]]), score)
+            for row, score in index.search(terms, k, mask)
+        ]
+
+    def bm25_search_with_score(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Documents ranked by BM25 for `query`, with their BM25 scores.
+
+        Only documents holding at least one query term are returned; a filter
+        drops the others before ranking, so `k` matching documents come back
+        whenever `k` of them hold a query term. A query with no term in any
+        document (only stopwords, punctuation, emoji or unknown words) returns
+        no documents; the retriever's `"bm25"` and `"hybrid"` search types
+        fall back to dense search then.
+
+        Args:
+            query: The query text, tokenized with the store's `BM25Settings`.
+            k: Number of documents to return.
+            **kwargs: `filter` (metadata dict or callable).
+
+        Returns:
+            `(document, score)` pairs, best first; documents are copies.
+        """
+        check_k("k", k)
+        reject_unknown(kwargs, frozenset({"filter"}))
+        to_predicate(kwargs.get("filter"))  # a bad filter fails before the lock
+        with self._lock:
+            return self._keyword_hits(query, k, kwargs.get("filter")) or []
+
+    def _both_sides(
+        self,
+        query: str,
+        vector: Vectors | None,
+        dense_k: int,
+        bm25_k: int,
+        options: dict[str, Any],
+    ) -> tuple[Scored, Scored | None]:
+        """Dense hits for `vector` (none if None) and BM25 hits for `query`.
+
+        Both read one state of the store: no write lands between them, so a
+        document is never in one side's view and missing from the other's.
+        """
+        reject_unknown(options, SEARCH_OPTIONS)
+        predicate = to_predicate(options.get("filter"))
+        fetch_k = int(options.get("fetch_k", 20))
+        with self._lock:
+            dense: Scored = []
+            if vector is not None:
+                hits = self._search(vector, dense_k, predicate, fetch_k)
+                dense = [(self._copy(doc), score) for doc, score, _ in hits]
+            return dense, self._keyword_hits(query, bm25_k, options.get("filter"))
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         if self._distance == "cosine":

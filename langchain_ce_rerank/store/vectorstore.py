@@ -22,6 +22,7 @@ from typing_extensions import override
 from langchain_ce_rerank.errors import StoreLoadError
 from langchain_ce_rerank.models import embedding_model_name, load_embeddings
 from langchain_ce_rerank.store import faiss_index, manifest, persistence
+from langchain_ce_rerank.store.bm25 import BM25Index, BM25Settings, TermCache
 from langchain_ce_rerank.store.retriever import FaissRetriever
 from langchain_ce_rerank.store.search import (
     DistanceStrategy,
@@ -69,6 +70,13 @@ class FaissVectorStore(StoreSearch, VectorStore):
             added, or on a sample passed to `train()`.
         nprobe: IVF lists searched per query (more is slower and more exact).
         ef_search: HNSW candidate-list size per query (likewise).
+        bm25: How the keyword (BM25) index tokenizes text: language,
+            stopwords, stemming (default: English stopwords, no stemming). The
+            BM25 index holds the same documents and ids as FAISS; it is built
+            on the first keyword search (`bm25_search_with_score`, or a
+            retriever with `search_type="bm25"` or `"hybrid"`) and rebuilt on
+            the first one after any write, since bm25s cannot change an index
+            in place.
 
     Example:
         ```python
@@ -90,6 +98,7 @@ class FaissVectorStore(StoreSearch, VectorStore):
         index_factory: str = "Flat",
         nprobe: int | None = None,
         ef_search: int | None = None,
+        bm25: BM25Settings | None = None,
     ) -> None:
         if not isinstance(embedding, Embeddings):
             msg = (
@@ -115,6 +124,12 @@ class FaissVectorStore(StoreSearch, VectorStore):
             if value is not None and (not isinstance(value, int) or value < 1):
                 msg = f"{name} must be a positive integer, got {value!r}"
                 raise ValueError(msg)
+        if bm25 is not None and not isinstance(bm25, BM25Settings):
+            msg = (
+                f"bm25 must be a BM25Settings, got {type(bm25).__name__}: "
+                f"{bm25!r}; e.g. bm25=BM25Settings(language='german')"
+            )
+            raise TypeError(msg)
         self._embedding = embedding
         self._distance: DistanceStrategy = strategy
         self._factory = index_factory.strip()
@@ -125,6 +140,9 @@ class FaissVectorStore(StoreSearch, VectorStore):
         self._int_of: dict[str, int] = {}
         self._str_of: dict[int, str] = {}
         self._next_int = 0
+        self._bm25_settings = bm25 if bm25 is not None else BM25Settings()
+        self._bm25: BM25Index | None = None
+        self._bm25_terms = TermCache(self._bm25_settings)
         self._lock = threading.RLock()
 
     # -- properties -------------------------------------------------------------
@@ -143,6 +161,11 @@ class FaissVectorStore(StoreSearch, VectorStore):
     def index_factory(self) -> str:
         """The FAISS index type, as a `faiss.index_factory` string."""
         return self._factory
+
+    @property
+    def bm25_settings(self) -> BM25Settings:
+        """How the keyword (BM25) index tokenizes documents and queries."""
+        return self._bm25_settings
 
     @property
     def ids(self) -> list[str]:
@@ -371,6 +394,7 @@ class FaissVectorStore(StoreSearch, VectorStore):
             )
             self._index.add_with_ids(matrix, new_ints)
             self._next_int += len(texts)
+            self._bm25 = None  # rebuilt by the next keyword search
             for doc_id, number, text, meta in zip(
                 final_ids, new_ints.tolist(), texts, metas, strict=True
             ):
@@ -387,8 +411,10 @@ class FaissVectorStore(StoreSearch, VectorStore):
         if not numbers:
             return 0
         self._index.remove_ids(np.asarray(numbers, dtype=np.int64))
-        for number in numbers:
-            doc_id = self._str_of.pop(number)
+        self._bm25 = None  # rebuilt by the next keyword search
+        removed = [self._str_of.pop(number) for number in numbers]
+        self._bm25_terms.forget(removed)
+        for doc_id in removed:
             del self._int_of[doc_id]
             del self._docs[doc_id]
         return len(numbers)
@@ -430,6 +456,7 @@ class FaissVectorStore(StoreSearch, VectorStore):
         index_factory: str = "Flat",
         nprobe: int | None = None,
         ef_search: int | None = None,
+        bm25: BM25Settings | None = None,
         **kwargs: Any,
     ) -> FaissVectorStore:
         """Build a store from texts.
@@ -443,6 +470,7 @@ class FaissVectorStore(StoreSearch, VectorStore):
             index_factory: See the class.
             nprobe: See the class.
             ef_search: See the class.
+            bm25: See the class.
             **kwargs: Not used; any key is an error.
         """
         reject_unknown(kwargs, frozenset())
@@ -452,6 +480,7 @@ class FaissVectorStore(StoreSearch, VectorStore):
             index_factory=index_factory,
             nprobe=nprobe,
             ef_search=ef_search,
+            bm25=bm25,
         )
         store.add_texts(texts, metadatas, ids=ids)
         return store
@@ -461,8 +490,10 @@ class FaissVectorStore(StoreSearch, VectorStore):
 
         Args:
             **kwargs: `FaissRetriever` fields: `k`, `filter`, `search_type`
-                (`"similarity"`, `"mmr"`, `"similarity_score_threshold"`),
-                `fetch_k`, `lambda_mult`, `score_threshold`, and also the
+                (`"similarity"`, `"mmr"`, `"similarity_score_threshold"`,
+                `"bm25"`, `"hybrid"`), `fetch_k`, `lambda_mult`,
+                `score_threshold`, the fusion settings (`fusion`, `alpha`,
+                `rrf_k`, `dense_depth`, `bm25_depth`), and also the
                 LangChain-style `search_kwargs={...}` holding the same keys.
 
         Example:
@@ -479,6 +510,8 @@ class FaissVectorStore(StoreSearch, VectorStore):
         A crash or error during the save leaves the previously saved index in
         `folder` intact. Metadata must be JSON data (str, numbers, bool, None,
         lists, str-keyed dicts); anything else is an error naming the document.
+        The BM25 index (built first if writes left it stale) and its
+        `BM25Settings` are saved beside FAISS, from the same state.
         """
         from langchain_ce_rerank import __version__
 
@@ -493,6 +526,7 @@ class FaissVectorStore(StoreSearch, VectorStore):
                 )
                 for doc_id, doc in self._docs.items()
             ]
+            bm25 = self._fresh_bm25()
         persistence.save(
             folder,
             persistence.Snapshot(
@@ -503,6 +537,8 @@ class FaissVectorStore(StoreSearch, VectorStore):
                 library_version=__version__,
                 index_factory=self._factory,
                 search_params={"nprobe": self._nprobe, "ef_search": self._ef_search},
+                bm25_settings=self._bm25_settings,
+                bm25=bm25,
             ),
         )
 
@@ -551,6 +587,7 @@ class FaissVectorStore(StoreSearch, VectorStore):
             index_factory=snapshot.index_factory,
             nprobe=params.get("nprobe"),
             ef_search=params.get("ef_search"),
+            bm25=snapshot.bm25_settings,
         )
         index = snapshot.index
         if index is not None:
@@ -582,4 +619,6 @@ class FaissVectorStore(StoreSearch, VectorStore):
             store._int_of[record.id] = record.faiss_id
             store._str_of[record.faiss_id] = record.id
         store._next_int = max(store._str_of, default=-1) + 1
+        # Folders saved before BM25 existed carry none: built on first use.
+        store._bm25 = snapshot.bm25
         return store

@@ -9,6 +9,7 @@ import pytest
 import langchain_ce_rerank
 
 EXPECTED_ALL = [
+    "BM25Settings",
     "CrossEncoderCompressor",
     "EvaluationReport",
     "FaissRetriever",

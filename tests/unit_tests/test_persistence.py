@@ -395,7 +395,8 @@ def test_format_version_1_stores_load_with_a_warning_and_upgrade_on_save(
     ):
         loaded = FaissVectorStore.load_local(tmp_path, embedding)
     assert loaded.get_by_ids(loaded.ids) == store.get_by_ids(store.ids)
-    (record,) = caplog.records
+    # Only this module's records: bm25s logs at DEBUG when the save builds BM25.
+    (record,) = [r for r in caplog.records if r.name.startswith("langchain_ce")]
     assert "format_version 1" in record.getMessage()
     assert "save_local" in record.getMessage()
     loaded.save_local(tmp_path)

@@ -1,0 +1,296 @@
+"""The store's BM25 index (store/bm25.py): consistency, tokenizing, filters."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections import Counter
+
+import pytest
+from doubles import AxisEmbeddings
+from pydantic import ValidationError
+
+from langchain_ce_rerank import BM25Settings, FaissVectorStore
+from langchain_ce_rerank.store import bm25 as bm25_module
+
+WORDS = ["red", "green", "blue", "cat"]
+TEXTS = {
+    "flag": "raise --max-queued-pairs when the queue is full",
+    "code": "error E0425 means an unresolved name",
+    "js": "call setInterval to repeat a function",
+    "cat": "the red cat sleeps",
+    "dog": "a green dog barks at the cat",
+}
+
+
+@pytest.fixture
+def store() -> FaissVectorStore:
+    store = FaissVectorStore(AxisEmbeddings(WORDS))
+    store.add_texts(
+        list(TEXTS.values()),
+        [{"n": i, "even": i % 2 == 0} for i in range(len(TEXTS))],
+        ids=list(TEXTS),
+    )
+    return store
+
+
+def _ids(pairs: list[tuple[object, float]]) -> list[str]:
+    return [doc.id for doc, _ in pairs]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("--max-queued-pairs", "flag"),
+        ("E0425", "code"),
+        ("setInterval", "js"),
+        ("SETINTERVAL", "js"),
+    ],
+)
+def test_identifiers_are_found_by_name(
+    store: FaissVectorStore, query: str, expected: str
+) -> None:
+    assert _ids(store.bm25_search_with_score(query, k=2))[0] == expected
+
+
+def test_only_documents_holding_a_query_term_come_back(store: FaissVectorStore) -> None:
+    pairs = store.bm25_search_with_score("cat", k=10)
+    assert sorted(_ids(pairs)) == ["cat", "dog"]
+    assert all(score > 0 for _, score in pairs)
+    assert [s for _, s in pairs] == sorted((s for _, s in pairs), reverse=True)
+
+
+def test_scores_follow_the_bm25_formula(store: FaissVectorStore) -> None:
+    """A reference BM25 (Lucene idf, k1=1.5, b=0.75) gives the same scores."""
+    settings = store.bm25_settings
+    docs = {i: settings.tokenize([t])[0] for i, t in TEXTS.items()}
+    average = sum(map(len, docs.values())) / len(docs)
+
+    def reference(term: str, tokens: list[str]) -> float:
+        df = sum(term in d for d in docs.values())
+        idf = math.log(1 + (len(docs) - df + 0.5) / (df + 0.5))
+        tf = Counter(tokens)[term]
+        return idf * tf / (tf + 1.5 * (1 - 0.75 + 0.75 * len(tokens) / average))
+
+    for doc, score in store.bm25_search_with_score("cat barks", k=10):
+        expected = sum(reference(t, docs[str(doc.id)]) for t in ("cat", "barks"))
+        assert score == pytest.approx(expected, rel=1e-5)
+
+
+def test_writes_are_seen_by_the_next_search(store: FaissVectorStore) -> None:
+    assert _ids(store.bm25_search_with_score("zebra")) == []  # index built
+    store.add_texts(["a zebra grazes"], ids=["zebra"])
+    assert _ids(store.bm25_search_with_score("zebra")) == ["zebra"]
+    store.add_texts(["a giraffe grazes"], ids=["zebra"])  # upsert: new text
+    assert _ids(store.bm25_search_with_score("zebra")) == []
+    assert _ids(store.bm25_search_with_score("giraffe")) == ["zebra"]
+    store.delete(["zebra", "code"])
+    assert _ids(store.bm25_search_with_score("giraffe E0425")) == []
+    assert "zebra" not in store.ids
+
+
+def test_the_index_is_rebuilt_once_after_writes_and_only_when_searched(
+    store: FaissVectorStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds: list[int] = []
+    tokenized: list[str] = []
+    from_ids = bm25_module.BM25Index.from_ids.__func__  # type: ignore[attr-defined]
+    tokenize = BM25Settings.tokenize
+
+    def counting_build(cls, settings, ids, corpus, vocab):  # type: ignore[no-untyped-def]
+        builds.append(len(ids))
+        return from_ids(cls, settings, ids, corpus, vocab)
+
+    def counting_tokenize(self, texts):  # type: ignore[no-untyped-def]
+        tokenized.extend(texts)
+        return tokenize(self, texts)
+
+    monkeypatch.setattr(bm25_module.BM25Index, "from_ids", classmethod(counting_build))
+    monkeypatch.setattr(BM25Settings, "tokenize", counting_tokenize)
+    store.bm25_search_with_score("cat")
+    assert sorted(tokenized) == sorted([*TEXTS.values(), "cat"])
+    tokenized.clear()
+    store.add_texts(["one more cat"], ids=["x"])
+    store.add_texts(["and another cat"], ids=["y"])
+    store.add_texts(["a new text for the code"], ids=["code"])  # upsert
+    store.delete(["flag"])
+    assert builds == [5]  # the writes themselves build nothing
+    assert tokenized == []
+    store.bm25_search_with_score("cat")
+    store.bm25_search_with_score("dog")
+    assert builds == [5, 6]
+    # Only the written documents are tokenized again (and the two queries).
+    assert sorted(tokenized) == sorted(
+        ["one more cat", "and another cat", "a new text for the code", "cat", "dog"]
+    )
+    assert [d.id for d, _ in store.bm25_search_with_score("code")] == ["code"]
+    assert store.bm25_search_with_score("E0425") == []
+
+
+def test_a_query_without_indexed_terms_finds_nothing_and_raises_nothing(
+    store: FaissVectorStore,
+) -> None:
+    for query in ("the and of", "?!...", "🙂🙂", "unknownword"):
+        assert store.bm25_search_with_score(query) == []
+
+
+def test_k_larger_than_the_store_and_an_empty_store() -> None:
+    store = FaissVectorStore(AxisEmbeddings(WORDS))
+    assert store.bm25_search_with_score("cat", k=50) == []
+    store.add_texts(["cat"], ids=["c"])
+    assert _ids(store.bm25_search_with_score("cat", k=50)) == ["c"]
+    store.delete(["c"])
+    assert store.bm25_search_with_score("cat", k=50) == []
+
+
+def test_non_latin_text_and_emoji_index_and_search() -> None:
+    store = FaissVectorStore(AxisEmbeddings(WORDS))
+    store.add_texts(
+        ["مرحبا بالعالم", "东京大学的研究", "🙂🎉", "東京タワー", "Привет мир"],
+        ids=["ar", "zh", "emoji", "ja", "ru"],
+    )
+    assert _ids(store.bm25_search_with_score("بالعالم")) == ["ar"]
+    # One term per character: 京 is in both the Chinese and the Japanese text.
+    assert _ids(store.bm25_search_with_score("东京")) == ["zh", "ja"]
+    assert _ids(store.bm25_search_with_score("研究")) == ["zh"]
+    assert _ids(store.bm25_search_with_score("タワー")) == ["ja"]
+    assert _ids(store.bm25_search_with_score("привет")) == ["ru"]
+    assert store.bm25_search_with_score("🎉") == []
+
+
+def test_stopwords_are_settings() -> None:
+    texts = ["the cat", "a dog"]
+    default = FaissVectorStore.from_texts(texts, AxisEmbeddings(WORDS), ids=["1", "2"])
+    assert default.bm25_search_with_score("the") == []
+    kept = FaissVectorStore.from_texts(
+        texts,
+        AxisEmbeddings(WORDS),
+        ids=["1", "2"],
+        bm25=BM25Settings(stopwords=False),
+    )
+    assert _ids(kept.bm25_search_with_score("the")) == ["1"]
+    own = FaissVectorStore.from_texts(
+        texts,
+        AxisEmbeddings(WORDS),
+        ids=["1", "2"],
+        bm25=BM25Settings(stopwords=["cat"]),
+    )
+    assert own.bm25_search_with_score("cat") == []
+    assert _ids(own.bm25_search_with_score("the")) == ["1"]
+
+
+def test_language_chooses_the_stopwords() -> None:
+    settings = BM25Settings(language="german")
+    assert settings.tokenize(["Die Katze und der Hund"]) == [["katze", "hund"]]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("Stemmer") is None, reason="PyStemmer not installed"
+)
+def test_stemming_matches_word_forms() -> None:
+    store = FaissVectorStore.from_texts(
+        ["she runs daily", "he swims"],
+        AxisEmbeddings(WORDS),
+        ids=["run", "swim"],
+        bm25=BM25Settings(stemming=True),
+    )
+    assert _ids(store.bm25_search_with_score("running")) == ["run"]
+    plain = FaissVectorStore.from_texts(
+        ["she runs daily"], AxisEmbeddings(WORDS), ids=["run"]
+    )
+    assert plain.bm25_search_with_score("running") == []
+
+
+def test_unknown_language_and_bad_settings_say_what_to_do() -> None:
+    with pytest.raises(ValidationError, match="stopwords=False"):
+        BM25Settings(language="klingon")
+    with pytest.raises(ValidationError, match="extra"):
+        BM25Settings(stopword=False)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="BM25Settings"):
+        FaissVectorStore(AxisEmbeddings(WORDS), bm25={"language": "german"})  # type: ignore[arg-type]
+
+
+def test_stemming_without_pystemmer_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    bm25_module._stemmer.cache_clear()
+    monkeypatch.setitem(sys.modules, "Stemmer", None)
+    try:
+        with pytest.raises(ImportError, match=r"langchain-ce-rerank\[stemming\]"):
+            BM25Settings(stemming=True)
+    finally:
+        bm25_module._stemmer.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "filter_",
+    [{"even": True}, lambda metadata: metadata["even"]],
+    ids=["dict", "callable"],
+)
+def test_filters_return_k_matches_and_never_a_filtered_out_document(
+    filter_: object,
+) -> None:
+    store = FaissVectorStore(AxisEmbeddings(WORDS))
+    # The best BM25 matches (many "cat"s) are odd and filtered out.
+    texts = [("cat " * (20 - i)).strip() + f" filler{i}" for i in range(20)]
+    metas = [{"even": i % 2 == 0} for i in range(20)]
+    store.add_texts(texts, metas, ids=[str(i) for i in range(20)])
+    for k in (1, 5, 10):
+        pairs = store.bm25_search_with_score("cat", k=k, filter=filter_)
+        assert len(pairs) == k
+        assert all(doc.metadata["even"] for doc, _ in pairs)
+        assert all(score > 0 for _, score in pairs)
+    pairs = store.bm25_search_with_score("cat", k=15, filter=filter_)
+    assert sorted(_ids(pairs), key=int) == [str(i) for i in range(0, 20, 2)]
+    assert store.bm25_search_with_score("cat", k=3, filter={"even": "no"}) == []
+
+
+def test_returned_documents_are_copies(store: FaissVectorStore) -> None:
+    (doc, _), *_ = store.bm25_search_with_score("cat")
+    doc.metadata["n"] = "changed"
+    assert store.get_by_ids([str(doc.id)])[0].metadata["n"] != "changed"
+
+
+def test_unknown_options_are_errors(store: FaissVectorStore) -> None:
+    with pytest.raises(TypeError, match="fetch_k"):
+        store.bm25_search_with_score("cat", fetch_k=3)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        store.bm25_search_with_score("cat", k=0)
+
+
+def test_a_dict_filter_reads_each_document_once_per_build(
+    store: FaissVectorStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langchain_ce_rerank.store import search
+
+    calls: list[dict[str, object]] = []
+    original = search.to_predicate
+
+    def counting(filter_):  # type: ignore[no-untyped-def]
+        predicate = original(filter_)
+        if predicate is None:
+            return None
+
+        def spy(metadata):  # type: ignore[no-untyped-def]
+            calls.append(metadata)
+            return predicate(metadata)
+
+        return spy
+
+    monkeypatch.setattr(search, "to_predicate", counting)
+    query = "cat dog E0425 setInterval"
+    first = store.bm25_search_with_score(query, k=5, filter={"n": [1, 3, 4]})
+    assert len(calls) == 5  # once per document
+    assert store.bm25_search_with_score(query, k=5, filter={"n": [1, 3, 4]}) == first
+    assert len(calls) == 5  # the mask was kept
+    # A tuple is an equality, not "any of": it must not reuse the list's mask.
+    assert store.bm25_search_with_score(query, filter={"n": (1, 3, 4)}) == []
+    store.bm25_search_with_score(query, filter=lambda m: m["n"] > 0)
+    store.bm25_search_with_score(query, filter=lambda m: m["n"] > 0)
+    assert len(calls) == 5 + 5 + 10  # callables are never cached
+    store.add_texts(["cat"], [{"n": 9}], ids=["new"])
+    again = store.bm25_search_with_score(query, k=5, filter={"n": [1, 3, 4]})
+    assert _ids(again) == _ids(first)
+    assert len(calls) == 20 + 6  # a write starts a new build and new masks

@@ -1,0 +1,260 @@
+"""`search_type="bm25"` and `"hybrid"` on FaissRetriever, and their options."""
+
+from __future__ import annotations
+
+import pytest
+from doubles import AxisEmbeddings
+from langchain_core.documents import Document
+from langchain_core.runnables import ConfigurableField
+from pydantic import ValidationError
+
+from langchain_ce_rerank import FaissRetriever, FaissVectorStore
+
+# The dense side knows only these words; identifiers are invisible to it.
+WORDS = ["red", "green", "blue", "cat"]
+SIDES = ("dense_score", "dense_rank", "bm25_score", "bm25_rank")
+
+
+@pytest.fixture
+def store() -> FaissVectorStore:
+    store = FaissVectorStore(AxisEmbeddings(WORDS))
+    store.add_texts(
+        [
+            "red",
+            "red green",
+            "blue cat",
+            "error E0425 in red code",
+            "setInterval runs a blue timer",
+            "green cat",
+        ],
+        [{"src": s} for s in ("a", "b", "a", "b", "a", "b")],
+        ids=["r", "rg", "bc", "err", "timer", "gc"],
+    )
+    return store
+
+
+def _ids(docs: list[Document]) -> list[str | None]:
+    return [d.id for d in docs]
+
+
+def test_bm25_ranks_by_keywords_with_its_scores(store: FaissVectorStore) -> None:
+    docs = store.as_retriever(search_type="bm25", k=3).invoke("E0425")
+    assert _ids(docs) == ["err"]
+    meta = docs[0].metadata
+    assert meta["bm25_rank"] == 1
+    assert meta["bm25_score"] > 0
+    assert meta["retrieval_score"] == meta["bm25_score"]
+    assert meta["retrieval_rank"] == 1
+    assert (meta["dense_score"], meta["dense_rank"]) == (None, None)
+    expected = store.bm25_search_with_score("E0425", k=3)
+    assert meta["bm25_score"] == pytest.approx(expected[0][1])
+
+
+def test_hybrid_finds_what_only_one_side_can_see(store: FaissVectorStore) -> None:
+    dense = store.as_retriever(k=2).invoke("setInterval blue")
+    assert "timer" in _ids(dense)  # "blue" is seen by both sides
+    dense_only = store.as_retriever(k=1).invoke("setInterval")
+    assert _ids(dense_only) != ["timer"]  # the dense side cannot read names
+    hybrid = store.as_retriever(search_type="hybrid", k=1).invoke("setInterval")
+    assert _ids(hybrid) == ["timer"]
+
+
+def test_hybrid_metadata_holds_both_sides_and_the_fused_rrf(
+    store: FaissVectorStore,
+) -> None:
+    docs = store.as_retriever(search_type="hybrid", k=6).invoke("red E0425")
+    assert [d.metadata["retrieval_rank"] for d in docs] == list(range(1, 7))
+    scores = [d.metadata["retrieval_score"] for d in docs]
+    assert scores == sorted(scores, reverse=True)
+    dense = {d.id: s for d, s in store.similarity_search_with_score("red E0425", 20)}
+    bm25 = {d.id: s for d, s in store.bm25_search_with_score("red E0425", 20)}
+    for doc in docs:
+        meta = doc.metadata
+        assert set(SIDES) <= set(meta)
+        expected = 0.0
+        if meta["dense_rank"] is not None:
+            assert meta["dense_score"] == pytest.approx(dense[doc.id])
+            expected += 1 / (60 + meta["dense_rank"])
+        if meta["bm25_rank"] is not None:
+            assert meta["bm25_score"] == pytest.approx(bm25[doc.id])
+            expected += 1 / (60 + meta["bm25_rank"])
+        assert meta["retrieval_score"] == pytest.approx(expected)
+    assert next(d for d in docs if d.id == "err").metadata["bm25_rank"] == 1
+    assert {d.id for d in docs if d.metadata["bm25_rank"] is None} >= {"bc", "gc"}
+
+
+def test_depth_per_side_limits_the_candidates(store: FaissVectorStore) -> None:
+    docs = store.as_retriever(
+        search_type="hybrid", k=6, dense_depth=1, bm25_depth=1
+    ).invoke("red E0425")
+    assert len(docs) <= 2
+    assert all(
+        d.metadata["dense_rank"] in (None, 1) and d.metadata["bm25_rank"] in (None, 1)
+        for d in docs
+    )
+
+
+def test_every_setting_can_change_per_call(store: FaissVectorStore) -> None:
+    retriever = store.as_retriever(search_type="hybrid", k=6)
+    dense_first = retriever.invoke("red setInterval", alpha=1.0)
+    bm25_first = retriever.invoke("red setInterval", alpha=0.0)
+    assert dense_first[0].metadata["dense_rank"] == 1
+    assert bm25_first[0].metadata["bm25_rank"] == 1
+    assert dense_first[0].id != bm25_first[0].id
+    weighted = retriever.invoke("red setInterval", fusion="weighted", k=2)
+    assert len(weighted) == 2
+    assert weighted[0].metadata["retrieval_score"] <= 1.0
+    assert _ids(retriever.invoke("setInterval", search_type="bm25")) == ["timer"]
+    flat = retriever.invoke("red setInterval", rrf_k=1000)
+    assert flat[0].metadata["retrieval_score"] <= 2 / 1001
+    assert retriever.alpha == 0.5  # per-call values never stick
+
+
+def test_configurable_fields_and_batch_with_settings_per_input(
+    store: FaissVectorStore,
+) -> None:
+    retriever = store.as_retriever(search_type="hybrid", k=1).configurable_fields(
+        alpha=ConfigurableField(id="alpha"),
+        search_type=ConfigurableField(id="search_type"),
+    )
+    results = retriever.batch(
+        ["red setInterval", "red setInterval", "setInterval"],
+        config=[
+            {"configurable": {"alpha": 1.0}},
+            {"configurable": {"alpha": 0.0}},
+            {"configurable": {"search_type": "bm25"}},
+        ],
+    )
+    assert results[0][0].metadata["dense_rank"] == 1
+    assert results[1][0].metadata["bm25_rank"] == 1
+    assert results[0][0].id != results[1][0].id
+    assert _ids(results[2]) == ["timer"]
+
+
+def test_batch_and_abatch_equal_invoke(store: FaissVectorStore) -> None:
+    retriever = store.as_retriever(search_type="hybrid", k=3)
+    queries = ["red E0425", "blue", "setInterval"]
+    expected = [retriever.invoke(q) for q in queries]
+    assert retriever.batch(queries) == expected
+
+
+async def test_ainvoke_carries_both_sides(store: FaissVectorStore) -> None:
+    retriever = store.as_retriever(search_type="hybrid", k=2)
+    docs = await retriever.ainvoke("red E0425")
+    assert docs == retriever.invoke("red E0425")
+    assert set(SIDES) <= set(docs[0].metadata)
+
+
+@pytest.mark.parametrize("search_type", ["bm25", "hybrid"])
+@pytest.mark.parametrize("query", ["the of and", "?!", "🙂"])
+def test_a_query_without_indexed_terms_gets_dense_results(
+    store: FaissVectorStore, search_type: str, query: str
+) -> None:
+    docs = store.as_retriever(search_type=search_type, k=3).invoke(query)
+    dense = store.as_retriever(k=3).invoke(query)
+    assert _ids(docs) == _ids(dense)
+    assert all(d.metadata["bm25_rank"] is None for d in docs)
+    assert [d.metadata["dense_rank"] for d in docs] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("search_type", ["bm25", "hybrid"])
+@pytest.mark.parametrize(
+    "filter_", [{"src": "a"}, lambda m: m["src"] == "a"], ids=["dict", "callable"]
+)
+def test_filters_apply_to_both_sides(
+    store: FaissVectorStore, search_type: str, filter_: object
+) -> None:
+    retriever = store.as_retriever(search_type=search_type, k=6, filter=filter_)
+    docs = retriever.invoke("red E0425 green cat")
+    assert docs
+    assert all(d.metadata["src"] == "a" for d in docs)
+    assert "err" not in _ids(docs)
+
+
+def test_writes_reach_both_sides(store: FaissVectorStore) -> None:
+    retriever = store.as_retriever(search_type="hybrid", k=1)
+    assert _ids(retriever.invoke("E0599")) != ["new"]
+    store.add_texts(["fix E0599 by importing the trait"], ids=["new"])
+    assert _ids(retriever.invoke("E0599")) == ["new"]
+    store.delete(["new"])
+    assert "new" not in _ids(
+        store.as_retriever(search_type="hybrid", k=9).invoke("E0599")
+    )
+
+
+def test_bad_settings_fail_at_construction(store: FaissVectorStore) -> None:
+    for bad in (
+        {"alpha": 1.5},
+        {"rrf_k": -1},
+        {"fusion": "sum"},
+        {"dense_depth": 0},
+        {"search_type": "keyword"},
+        {"search_type": "hybrid", "score_threshold": 0.5},
+    ):
+        with pytest.raises(ValidationError):
+            FaissRetriever(vectorstore=store, **bad)
+
+
+def test_bad_per_call_settings_say_what_is_wrong(store: FaissVectorStore) -> None:
+    retriever = store.as_retriever(search_type="hybrid")
+    with pytest.raises(ValueError, match="alpha must be between 0 and 1"):
+        retriever.invoke("red", alpha=2)
+    with pytest.raises(ValueError, match="fusion must be 'rrf' or 'weighted'"):
+        retriever.invoke("red", fusion="max")
+    with pytest.raises(ValueError, match="bm25_depth must be a positive integer"):
+        retriever.invoke("red", bm25_depth=0)
+    with pytest.raises(ValueError, match="search_type must be one of"):
+        retriever.invoke("red", search_type="keyword")
+    with pytest.raises(ValueError, match=r"score_threshold .* does not apply"):
+        retriever.invoke("red", score_threshold=0.2)
+
+
+def test_both_sides_read_one_state_while_another_thread_writes() -> None:
+    """A document is never in one side's results and missing from the other's."""
+    import threading
+    import time
+
+    store = FaissVectorStore(AxisEmbeddings(WORDS))
+    store.add_texts([f"blue filler{i}" for i in range(50)])
+    store.bm25_search_with_score("blue")  # bm25s imported before the race starts
+    retriever = store.as_retriever(
+        search_type="hybrid", k=500, dense_depth=500, bm25_depth=500
+    )
+    done = threading.Event()
+
+    def write() -> None:
+        for round_ in range(60):
+            ids = [f"z{round_}-{i}" for i in range(5)]
+            store.add_texts(["red zebra"] * 5, ids=ids)
+            time.sleep(0.001)  # let searches run between the writes
+            store.delete(ids[:3])
+            time.sleep(0.001)
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    searches = 0
+    try:
+        while not done.is_set() or searches < 5:
+            for doc in retriever.invoke("red zebra"):
+                if str(doc.id).startswith("z"):
+                    # Every zebra document is found by both sides (it holds the
+                    # term and is among all the dense candidates), or by none.
+                    assert doc.metadata["dense_rank"] is not None, doc.id
+                    assert doc.metadata["bm25_rank"] is not None, doc.id
+            searches += 1
+    finally:
+        writer.join()
+    assert searches >= 5
+
+
+def test_weighted_fusion_reads_l2_distances_as_lower_is_better() -> None:
+    store = FaissVectorStore(AxisEmbeddings(WORDS), distance_strategy="l2")
+    store.add_texts(["red", "red green", "blue", "cat red"], ids=["r", "rg", "b", "cr"])
+    dense = store.as_retriever(k=4).invoke("red")
+    weighted = store.as_retriever(
+        search_type="hybrid", fusion="weighted", alpha=1.0, k=4
+    ).invoke("red")
+    assert _ids(weighted) == _ids(dense)
+    assert weighted[0].metadata["retrieval_score"] == pytest.approx(1.0)
+    assert weighted[0].metadata["dense_score"] < weighted[-1].metadata["dense_score"]
