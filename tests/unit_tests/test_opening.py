@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,13 @@ def test_a_folder_without_an_index_says_so(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"manifest\.json is missing"):
         read_index_manifest(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("obj", [opening, IndexStore])
+def test_docstring_examples_run(
+    obj: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", obj.__doc__ or "", re.S)
+    assert blocks
+    monkeypatch.chdir(tmp_path)
+    exec("\n".join(textwrap.dedent(b) for b in blocks), {})
