@@ -67,8 +67,8 @@ def _accepted_options(first_stage: object) -> frozenset[str] | None:
     option the first stage would never see is an error instead.
     """
     method = getattr(type(first_stage), "_get_relevant_documents", None)
-    if method is None:
-        return frozenset()
+    if method is None:  # another runnable: its invoke decides
+        return None
     parameters = inspect.signature(method).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
@@ -84,9 +84,9 @@ def _with_ranks(docs: list[Document]) -> list[Document]:
     stage that gives none: the key stays absent.
     """
     return [
-        doc
-        if doc.metadata.get("retrieval_rank") is not None
-        else doc.model_copy(update={"metadata": {**doc.metadata, "retrieval_rank": i}})
+        doc.model_copy(update={"metadata": {**doc.metadata, "retrieval_rank": i}})
+        if isinstance(doc, Document) and doc.metadata.get("retrieval_rank") is None
+        else doc  # the reranker explains anything that is not a Document
         for i, doc in enumerate(docs, start=1)
     ]
 

@@ -236,3 +236,20 @@ def test_a_first_stage_with_other_arguments_is_an_error() -> None:
         build_reranking_retriever(first_stage=store, reranker=model)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="must be a LangChain BaseRetriever, got a str"):
         build_reranking_retriever(first_stage="bm25", reranker=model)  # type: ignore[arg-type]
+
+
+class _StringRetriever(BaseRetriever):
+    """A broken first stage: returns plain strings, not Documents."""
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return ["red", "blue sky"]  # type: ignore[list-item]
+
+
+def test_a_first_stage_returning_strings_is_explained() -> None:
+    retriever = build_reranking_retriever(
+        first_stage=_StringRetriever(), reranker=TableCrossEncoder(SCORES)
+    )
+    with pytest.raises(TypeError, match=r"item 0 is a str .*Document\(page_content"):
+        retriever.invoke("red")
