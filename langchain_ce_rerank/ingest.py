@@ -3,9 +3,11 @@
 `.txt` and `.md` files become one text each; `.jsonl` files hold one JSON object
 per line with `id`, `text` and optional `metadata` (a BEIR `corpus.jsonl`, with
 `_id` and `title`, works as it is). Texts are split with
-`langchain-text-splitters`. Each chunk's id is built from its source path, its
-row id (JSONL), its position and a hash of its content, so re-indexing the same
-files yields the same ids, and a changed chunk gets a new one.
+`langchain-text-splitters`, by default into chunks that fit the embedding
+model's window, counted in its own tokens. Each chunk's id is built from its
+source path, its row id (JSONL), its position and a hash of its content, so
+re-indexing the same files yields the same ids, and a changed chunk gets a new
+one.
 
 Files of other types found in a folder are listed in `Corpus.skipped`, never
 dropped silently; hidden files and folders (names starting with ".") are not
@@ -29,26 +31,38 @@ if TYPE_CHECKING:
     # --help` can show SUPPORTED_SUFFIXES and the chunk defaults without
     # loading LangChain or FAISS.
     from langchain_core.documents import Document
+    from langchain_core.embeddings import Embeddings
 
-    from langchain_ce_rerank.store import FaissVectorStore
+    from langchain_ce_rerank.models import TokenWindow
+    from langchain_ce_rerank.store import IndexStore
 
 __all__ = [
     "DEFAULT_CHUNK_OVERLAP",
     "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_OVERLAP_FRACTION",
     "SUPPORTED_SUFFIXES",
     "Corpus",
     "SyncReport",
+    "find_files",
     "load_corpus",
     "sync_store",
+    "window_warning",
 ]
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl")
 DEFAULT_CHUNK_SIZE = 1000
-"""Characters per chunk: about 250 tokens of English, which leaves room for the
-query inside a 512-token cross-encoder window."""
+"""Characters per chunk when no embedding model's window is known (no
+`embedding`, or one without a tokenizer). With one, the default chunk is the
+model's window in its own tokens: 1,000 characters often run past the 256
+word pieces all-MiniLM-L6-v2 reads."""
 DEFAULT_CHUNK_OVERLAP = 150
+"""Characters shared by neighbouring chunks of `DEFAULT_CHUNK_SIZE` or of a
+`chunk_size` given in characters."""
+DEFAULT_OVERLAP_FRACTION = 0.15
+"""Tokens shared by neighbouring chunks sized by the window, as a fraction of
+the chunk (as 150 of 1,000 characters)."""
 
 
 @dataclass
@@ -62,6 +76,11 @@ class Corpus:
     duplicates: list[Document] = field(default_factory=list)
     """With `dedupe=True`: the chunks left out because an earlier chunk has the
     same text; `metadata["duplicate_of"]` is the id of the chunk that was kept."""
+    window: int | None = None
+    """The embedding model's window in tokens, when `load_corpus` knew it."""
+    too_long: list[str] = field(default_factory=list)
+    """Ids of the chunks longer than `window`: the model embeds only their
+    start (a warning gives their share)."""
 
 
 @dataclass
@@ -76,7 +95,11 @@ class SyncReport:
     the `duplicate_sources` of a merged chunk); they are re-embedded."""
 
 
-def _files_under(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+def find_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Every file under `paths` (hidden names excepted), or FileNotFoundError.
+
+    Cheap: imports nothing, so a command can check its paths first.
+    """
     found: list[Path] = []
     for raw in paths:
         path = Path(raw).expanduser().resolve()
@@ -157,8 +180,9 @@ def _jsonl_rows(
 def load_corpus(
     paths: Sequence[str | os.PathLike[str]],
     *,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
+    embedding: Embeddings | None = None,
+    chunk_size: int | None = None,
+    chunk_overlap: int | None = None,
     dedupe: bool = False,
 ) -> Corpus:
     r"""Read `.txt`, `.md` and `.jsonl` files and folders into chunked Documents.
@@ -167,10 +191,24 @@ def load_corpus(
     rows are skipped with a warning and listed in `Corpus.skipped`; nothing
     else is dropped, unless `dedupe` merges copies of the same text.
 
+    Chunks should fit the window of the embedding model that will embed
+    them: it ignores the rest. Given `embedding` (and no `chunk_size`),
+    chunks are cut to that window, counted in the model's own tokens (254
+    word pieces plus 2 special tokens for all-MiniLM-L6-v2). Given a
+    `chunk_size`, chunks are that many characters, and when some run past
+    the window a warning says what share (`Corpus.too_long` lists them).
+
     Args:
         paths: Files and folders (searched recursively, hidden names excepted).
-        chunk_size: Maximum characters per chunk.
-        chunk_overlap: Characters shared by neighbouring chunks.
+        embedding: The embedding model the chunks are for (a store's
+            `embeddings`): sizes the default chunk, and checks every chunk
+            against its window. Without it (or when it has no tokenizer),
+            the default chunk is `DEFAULT_CHUNK_SIZE` characters.
+        chunk_size: Maximum characters per chunk; default: the embedding
+            model's window, in its tokens.
+        chunk_overlap: Shared by neighbouring chunks, in the chunk size's
+            unit: characters with a `chunk_size` (default 150), else tokens
+            (default 15% of the window).
         dedupe: Keep only the first chunk (in file order) of each distinct text.
             The kept chunk lists the others' files in
             `metadata["duplicate_sources"]` and their ids in
@@ -197,17 +235,38 @@ def load_corpus(
         print(len(corpus.duplicates))  # 1: copy.md's chunk, merged into notes.md's
         ```
     """
-    if chunk_size < 1 or not 0 <= chunk_overlap < chunk_size:
-        msg = (
-            f"need chunk_size >= 1 and 0 <= chunk_overlap < chunk_size, got "
-            f"chunk_size={chunk_size}, chunk_overlap={chunk_overlap}"
-        )
+    if chunk_size is not None and chunk_size < 1:
+        msg = f"chunk_size must be at least 1 (characters), got {chunk_size}"
         raise ValueError(msg)
-    files = _files_under(paths)  # a missing path fails before LangChain loads
+    files = find_files(paths)  # a missing path fails before LangChain loads
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+    from langchain_ce_rerank.models import embedding_window
+
+    window = None if embedding is None else embedding_window(embedding)
+    if chunk_size is None and window is not None:
+        size, unit = window.text_tokens, "tokens (the embedding model's window)"
+        overlap = (
+            round(size * DEFAULT_OVERLAP_FRACTION)
+            if chunk_overlap is None
+            else chunk_overlap
+        )
+        length: Callable[[str], int] = window.count
+    else:
+        size, unit = chunk_size or DEFAULT_CHUNK_SIZE, "characters"
+        overlap = DEFAULT_CHUNK_OVERLAP if chunk_overlap is None else chunk_overlap
+        length = len
+    if not 0 <= overlap < size:
+        msg = (
+            f"chunk_overlap {overlap} must be at least 0 and smaller than the "
+            f"chunk size, {size} {unit}"
+        )
+        raise ValueError(msg)
     splitter = RecursiveCharacterTextSplitter(
-        chunk_size=chunk_size, chunk_overlap=chunk_overlap, add_start_index=True
+        chunk_size=size,
+        chunk_overlap=overlap,
+        length_function=length,
+        add_start_index=True,
     )
     corpus = Corpus()
     for path in files:
@@ -242,7 +301,39 @@ def load_corpus(
         _merge_duplicates(corpus)
     for where, reason in corpus.skipped:
         logger.warning("Skipped %s: %s", where, reason)
+    if window is not None:
+        _check_window(corpus, window)
     return corpus
+
+
+def window_warning(corpus: Corpus) -> str | None:
+    """One line on the chunks longer than the window, or None when all fit.
+
+    The caller adds the remedy in its own words (`chunk_size`, `--chunk-size`).
+    """
+    if not corpus.too_long or corpus.window is None:
+        return None
+    share = len(corpus.too_long) / len(corpus.documents)
+    return (
+        f"{len(corpus.too_long)} of {len(corpus.documents)} chunks ({share:.1%}) "
+        f"are longer than the embedding model's window of {corpus.window} tokens: "
+        "it embeds only their start, and search never sees the rest"
+    )
+
+
+def _check_window(corpus: Corpus, window: TokenWindow) -> None:
+    corpus.window = window.size
+    corpus.too_long = [
+        str(doc.id)
+        for doc in corpus.documents
+        if window.count(doc.page_content) > window.text_tokens
+    ]
+    warning = window_warning(corpus)
+    if warning is not None:
+        logger.warning(
+            "%s; pass a smaller chunk_size, or none to cut chunks to the window.",
+            warning,
+        )
 
 
 def _in_scope(source: object, roots: Sequence[Path]) -> bool:
@@ -253,7 +344,7 @@ def _in_scope(source: object, roots: Sequence[Path]) -> bool:
 
 
 def sync_store(
-    store: FaissVectorStore,
+    store: IndexStore,
     corpus: Corpus,
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -287,8 +378,9 @@ def sync_store(
         Path("docs").mkdir(exist_ok=True)
         Path("docs/a.md").write_text("Tar the volume, copy it, extract it.")
         store = FaissVectorStore(DeterministicFakeEmbedding(size=8))
-        print(sync_store(store, load_corpus(["docs"]), ["docs"]))  # 1 added
-        print(sync_store(store, load_corpus(["docs"]), ["docs"]))  # 1 unchanged
+        corpus = load_corpus(["docs"], embedding=store.embeddings)
+        print(sync_store(store, corpus, ["docs"]))  # 1 added
+        print(sync_store(store, corpus, ["docs"]))  # 1 unchanged
         ```
     """
     roots = [Path(p).expanduser().resolve() for p in paths]

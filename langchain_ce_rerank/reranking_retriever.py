@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from collections.abc import Iterable
 from typing import Any, cast
@@ -19,12 +20,14 @@ from langchain_core.callbacks import (
 from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.embeddings import Embeddings
+from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import (
     ensure_config,
     get_config_list,
     run_in_executor,
 )
+from langchain_core.vectorstores import VectorStore
 from typing_extensions import override
 
 from langchain_ce_rerank.compressor import (
@@ -35,7 +38,7 @@ from langchain_ce_rerank.compressor import (
 from langchain_ce_rerank.engine import PER_CALL_OPTIONS
 from langchain_ce_rerank.errors import ModelNotFoundError
 from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER, load_embeddings
-from langchain_ce_rerank.store import FaissVectorStore
+from langchain_ce_rerank.store import new_index
 
 __all__ = ["RerankingRetriever", "build_reranking_retriever"]
 
@@ -51,24 +54,71 @@ _FIRST_STAGE_OPTIONS = {
     "retrieval_score_threshold": "score_threshold",
 }
 _OPTIONS = (*_RERANK_OPTIONS, *_FIRST_STAGE_OPTIONS)
+# What `BaseRetriever.invoke` passes to `_get_relevant_documents` itself.
+_RETRIEVER_ARGS = frozenset({"self", "query", "run_manager"})
+
+
+def _accepted_options(first_stage: object) -> frozenset[str] | None:
+    """Per-call options `first_stage.invoke` hands on; None: any name.
+
+    `BaseRetriever.invoke` passes keyword arguments on only when the class's
+    `_get_relevant_documents` declares more than the query and run manager,
+    and drops them silently otherwise; this reads the same signature, so an
+    option the first stage would never see is an error instead.
+    """
+    method = getattr(type(first_stage), "_get_relevant_documents", None)
+    if method is None:  # another runnable: its invoke decides
+        return None
+    parameters = inspect.signature(method).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return frozenset(p.name for p in parameters) - _RETRIEVER_ARGS
+
+
+def _with_ranks(docs: list[Document]) -> list[Document]:
+    """`docs` with `retrieval_rank` (1-based position) where the first stage gave none.
+
+    A document that lacks it is copied (the first stage's own objects are
+    never changed); anything the first stage wrote, `retrieval_score`
+    included, is kept as it is. No `retrieval_score` is made up for a first
+    stage that gives none: the key stays absent.
+    """
+    return [
+        doc.model_copy(update={"metadata": {**doc.metadata, "retrieval_rank": i}})
+        if isinstance(doc, Document) and doc.metadata.get("retrieval_rank") is None
+        else doc  # the reranker explains anything that is not a Document
+        for i, doc in enumerate(docs, start=1)
+    ]
 
 
 class RerankingRetriever(ContextualCompressionRetriever):
     """A `ContextualCompressionRetriever` with per-call options and one-pass batches.
 
+    The first stage (`base_retriever`) is any LangChain retriever: our
+    `FaissRetriever`, or your own (Elasticsearch, Qdrant, pgvector, BM25...).
+    Each candidate gets `metadata["retrieval_rank"]`, its 1-based position,
+    unless the first stage gave one; the first stage's own metadata
+    (`retrieval_score` included) is never overwritten, and no score is made
+    up for one that gives none.
+
     Per call (`invoke`, `ainvoke`, `batch`, `abatch`, or
     `with_config(configurable={...})`), it takes the reranker's `top_n` and
     `score_threshold` (a minimum `relevance_score`, the cross-encoder's
     score) and the first stage's `k`, `filter`, `fetch_k`, `lambda_mult`
-    and `retrieval_score_threshold` (the first stage's own threshold, in
-    LangChain's normalized relevance, for cosine `(1 + cosine) / 2`). An
-    unknown option is an error that lists these; per-call arguments win over
-    `configurable`, which wins over the settings.
+    and `retrieval_score_threshold` (the first stage's own threshold, passed
+    to it as `score_threshold`: for `FaissRetriever`, LangChain's normalized
+    relevance, for cosine `(1 + cosine) / 2`). The first stage's options go
+    to its `invoke` when its `_get_relevant_documents` takes them (a
+    `VectorStoreRetriever` takes any, and its store decides what they mean);
+    one that it would silently drop is a `TypeError` naming it. An unknown
+    option is an error that lists the accepted ones; per-call arguments win
+    over `configurable`, which wins over the settings.
 
     `batch` runs each stage once per query: the first stage as one batch
-    (one FAISS search for all queries), then every (query, candidate) pair
-    in one de-duplicated, length-sorted model stream. Each query keeps its
-    own run, with its own callbacks and trace, as under `invoke`.
+    (for `FaissRetriever`, one FAISS search for all queries), then every
+    (query, candidate) pair in one de-duplicated, length-sorted model
+    stream. Each query keeps its own run, with its own callbacks and trace,
+    as under `invoke`.
 
     Example:
         ```python
@@ -131,6 +181,22 @@ class RerankingRetriever(ContextualCompressionRetriever):
             for k, v in options.items()
             if k in _FIRST_STAGE_OPTIONS
         }
+        accepted = _accepted_options(self.base_retriever)
+        refused = sorted(
+            name
+            for name, passed in _FIRST_STAGE_OPTIONS.items()
+            if name in options and accepted is not None and passed not in accepted
+        )
+        if refused:
+            kind = type(self.base_retriever).__name__
+            msg = (
+                f"{refused} per call go to the first stage, and this retriever's "
+                f"first stage, a {kind}, takes no such option (its "
+                "_get_relevant_documents does not accept it); set it on the "
+                f"{kind} itself. Per call, top_n and score_threshold (the "
+                "reranker's) always work"
+            )
+            raise TypeError(msg)
         return first, rerank
 
     @staticmethod
@@ -167,8 +233,10 @@ class RerankingRetriever(ContextualCompressionRetriever):
         **kwargs: Any,
     ) -> list[Document]:
         first, rerank = self._split(kwargs)
-        docs = self.base_retriever.invoke(
-            query, config={"callbacks": run_manager.get_child()}, **first
+        docs = _with_ranks(
+            self.base_retriever.invoke(
+                query, config={"callbacks": run_manager.get_child()}, **first
+            )
         )
         if not docs:
             return []
@@ -187,8 +255,10 @@ class RerankingRetriever(ContextualCompressionRetriever):
         **kwargs: Any,
     ) -> list[Document]:
         first, rerank = self._split(kwargs)
-        docs = await self.base_retriever.ainvoke(
-            query, config={"callbacks": run_manager.get_child()}, **first
+        docs = _with_ranks(
+            await self.base_retriever.ainvoke(
+                query, config={"callbacks": run_manager.get_child()}, **first
+            )
         )
         if not docs:
             return []
@@ -271,7 +341,9 @@ class RerankingRetriever(ContextualCompressionRetriever):
                 **options[members[0]][0],
             )
             for i, result in zip(members, found, strict=True):
-                outcomes[i] = result
+                outcomes[i] = (
+                    result if isinstance(result, Exception) else _with_ranks(result)
+                )
         # Stage 2: every query's candidates in one model stream.
         todo = [
             i
@@ -329,7 +401,8 @@ class RerankingRetriever(ContextualCompressionRetriever):
 def build_reranking_retriever(
     documents: Iterable[Document] | None = None,
     *,
-    vectorstore: FaissVectorStore | None = None,
+    first_stage: BaseRetriever | None = None,
+    vectorstore: VectorStore | None = None,
     embedding: Embeddings | None = None,
     reranker: (
         str
@@ -339,16 +412,32 @@ def build_reranking_retriever(
         | BaseDocumentCompressor
         | None
     ) = None,
-    k: int = 20,
+    k: int | None = None,
     top_n: int | None = 5,
     **compressor_kwargs: Any,
 ) -> RerankingRetriever:
-    """Build a FAISS first stage plus cross-encoder reranker, ready to invoke.
+    """Build a first stage plus cross-encoder reranker, ready to invoke.
+
+    The first stage is one of: a new FAISS store over `documents`, an existing
+    `vectorstore`, or any LangChain retriever as `first_stage` (Elasticsearch,
+    OpenSearch, Qdrant, pgvector, BM25, an `EnsembleRetriever`...): keep your
+    store and add the reranker.
+
+    Each candidate reaches the reranker with `metadata["retrieval_rank"]`, its
+    1-based position in the first stage's list, unless the first stage gave
+    one; `retrieval_score` is what the first stage gave (our FAISS store gives
+    its cosine similarity; a retriever that gives none leaves it absent).
+    What a first stage wrote is never overwritten, and its documents are
+    copied, not changed.
 
     Args:
-        documents: Documents to index in a new `FaissVectorStore`.
-        vectorstore: An existing store to search instead (not with `documents`
-            or `embedding`; add documents to it yourself).
+        documents: Documents to index in a new FAISS store.
+        first_stage: Any LangChain `BaseRetriever`, used as it is (not with
+            `documents`, `vectorstore`, `embedding` or `k`: it returns as many
+            candidates as it is set to).
+        vectorstore: An existing LangChain vector store to search instead, such
+            as a `FaissVectorStore` (not with `documents` or `embedding`; add
+            documents to it yourself).
         embedding: Embeddings for the new store; default
             `sentence-transformers/all-MiniLM-L6-v2`, normalized.
         reranker: A cross-encoder id or folder, a loaded
@@ -356,17 +445,23 @@ def build_reranking_retriever(
             ready document compressor (used as is: then `top_n` and
             `compressor_kwargs` are not used). Default
             `cross-encoder/ms-marco-MiniLM-L6-v2`.
-        k: Candidates the first stage hands to the reranker.
+        k: Candidates the first stage hands to the reranker; default 20. Not
+            with `first_stage`: set the count on that retriever.
         top_n: Documents returned after reranking; None keeps all `k`.
         **compressor_kwargs: Other `CrossEncoderCompressor` fields
             (`score_threshold`, `batch_size`, `activation`, ...).
 
     Returns:
-        A `RerankingRetriever` (a `ContextualCompressionRetriever`);
-        `invoke(query, k=...)` overrides `k`.
+        A `RerankingRetriever` (a `ContextualCompressionRetriever`). Per call,
+        `top_n` and `score_threshold` always work; the first stage's options
+        (`k`, `filter`, `fetch_k`, `lambda_mult`,
+        `retrieval_score_threshold`) are passed to the first stage when it
+        takes per-call options (ours and LangChain's `VectorStoreRetriever`
+        do), and are a `TypeError` naming them when it does not.
 
     Raises:
         ValueError: Conflicting arguments, or `k`/`top_n` below 1.
+        TypeError: `first_stage` is not a LangChain retriever.
 
     Example:
         ```python
@@ -377,8 +472,19 @@ def build_reranking_retriever(
             [Document(page_content="Paris is the capital of France.")], k=20, top_n=5
         )
         docs = retriever.invoke("What is the capital of France?")
+
+        # Or keep your own first stage (any LangChain retriever):
+        reranking = build_reranking_retriever(first_stage=retriever, top_n=1)
         ```
     """
+    if first_stage is not None:
+        _check_first_stage(
+            first_stage,
+            documents=documents is not None,
+            vectorstore=vectorstore is not None,
+            embedding=embedding is not None,
+            k=k is not None,
+        )
     if vectorstore is not None and (documents is not None or embedding is not None):
         msg = (
             "pass either vectorstore=... or documents/embedding, not both; to add "
@@ -404,17 +510,59 @@ def build_reranking_retriever(
         compressor._model_remedy = (
             "build_reranking_retriever(reranker='/path/to/model')"
         )
-    if vectorstore is None:
-        docs = None if documents is None else check_documents(list(documents))
-        if embedding is None:
-            try:
-                embedding = load_embeddings()
-            except ModelNotFoundError as err:
-                remedy = "build_reranking_retriever(embedding=load_embeddings('/path'))"
-                raise err.with_remedy(remedy) from None
-        vectorstore = FaissVectorStore(embedding)
-        if docs is not None:
-            vectorstore.add_documents(docs)
-    return RerankingRetriever(
-        base_compressor=compressor, base_retriever=vectorstore.as_retriever(k=k)
+    if first_stage is None:
+        search_kwargs = {"k": _DEFAULT_K if k is None else k}
+        if vectorstore is not None:
+            first_stage = vectorstore.as_retriever(search_kwargs=search_kwargs)
+        else:
+            docs = None if documents is None else check_documents(list(documents))
+            if embedding is None:
+                try:
+                    embedding = load_embeddings()
+                except ModelNotFoundError as err:
+                    remedy = (
+                        "build_reranking_retriever(embedding=load_embeddings('/path'))"
+                    )
+                    raise err.with_remedy(remedy) from None
+            index = new_index(embedding)
+            if docs is not None:
+                index.add_documents(docs)
+            first_stage = index.as_retriever(search_kwargs=search_kwargs)
+    return RerankingRetriever(base_compressor=compressor, base_retriever=first_stage)
+
+
+_DEFAULT_K = 20
+
+
+def _check_first_stage(first_stage: object, **given: bool) -> None:
+    """Raise unless `first_stage` is a retriever given without store arguments."""
+    if not isinstance(first_stage, BaseRetriever):
+        hint = (
+            "pass vectorstore=... for a vector store, or "
+            "first_stage=store.as_retriever()"
+            if isinstance(first_stage, VectorStore)
+            else "pass a LangChain retriever, e.g. first_stage=store.as_retriever()"
+        )
+        msg = (
+            "first_stage must be a LangChain BaseRetriever, got a "
+            f"{type(first_stage).__name__}; {hint}"
+        )
+        raise TypeError(msg)
+    clashing = [name for name, was_given in given.items() if was_given]
+    if not clashing:
+        return
+    if clashing == ["k"]:
+        msg = (
+            "k sets how many candidates the FAISS first stage that "
+            "build_reranking_retriever makes returns; with first_stage=... set "
+            "the count on your retriever instead (e.g. "
+            "store.as_retriever(search_kwargs={'k': 20})), and leave k out"
+        )
+        raise ValueError(msg)
+    names = " and ".join(f"{name}=..." for name in clashing)
+    msg = (
+        f"pass either first_stage=... or {names}, not both: first_stage is "
+        f"the retriever that finds the candidates, used as it is; {names} "
+        "would build another one. Add documents to your retriever's own store"
     )
+    raise ValueError(msg)

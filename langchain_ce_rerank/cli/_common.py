@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from langchain_ce_rerank.compressor import CrossEncoderCompressor
-    from langchain_ce_rerank.store import FaissVectorStore
+    from langchain_ce_rerank.store import IndexStore
 
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "positive",
     "prepare_reranker",
     "quiet_model_loading",
+    "recorded_embedding",
     "reranking",
     "rich_console",
 ]
@@ -271,16 +272,16 @@ def load_reranker(compressor: CrossEncoderCompressor) -> None:
         compressor.load_model()
 
 
-def load_index(flag: str, args: argparse.Namespace) -> FaissVectorStore:
+def load_index(flag: str, args: argparse.Namespace) -> IndexStore:
     """Load the index named by `flag`, with the bi-encoder it was built with."""
     from langchain_ce_rerank.models import load_embeddings
-    from langchain_ce_rerank.store import FaissVectorStore
+    from langchain_ce_rerank.store import open_index
 
     folder = args.index
     rebuild = f"rebuild it with: {_CREATE_INDEX} {folder}"
     check_index_folder(flag, folder)
     with blame(flag, rebuild):
-        recorded = FaissVectorStore.read_manifest(folder).get("embedding_model")
+        recorded = recorded_embedding(folder)
     model = args.embedding or recorded
     if not model:
         msg = (
@@ -291,7 +292,15 @@ def load_index(flag: str, args: argparse.Namespace) -> FaissVectorStore:
     with blame("--embedding"):
         embeddings = load_embeddings(model, device=args.device)
     with blame(flag, rebuild):
-        return FaissVectorStore.load_local(folder, embeddings)
+        return open_index(folder, embeddings)
+
+
+def recorded_embedding(folder: str | os.PathLike[str]) -> str | None:
+    """The embedding model an index folder's manifest records, if any."""
+    from langchain_ce_rerank.store import read_index_manifest
+
+    recorded = read_index_manifest(folder).get("embedding_model")
+    return recorded if isinstance(recorded, str) and recorded else None
 
 
 DEVICE_HELP = "torch device: cpu, cuda, cuda:1, mps (default: cuda, then mps, then cpu)"

@@ -158,7 +158,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from langchain_ce_rerank.evaluation import evaluate, write_trec_run
     from langchain_ce_rerank.models import load_embeddings
     from langchain_ce_rerank.reranking_retriever import build_reranking_retriever
-    from langchain_ce_rerank.store import FaissVectorStore
+    from langchain_ce_rerank.store import new_index
 
     reranker = prepare_reranker(args)
     if corpus is None:
@@ -168,13 +168,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             embeddings = load_embeddings(
                 args.embedding or DEFAULT_EMBEDDING_MODEL, device=args.device
             )
-        store = FaissVectorStore(embeddings)
+        store = new_index(embeddings)
         for start in tqdm(
             range(0, len(corpus), 64), desc="Embedding corpus", file=sys.stderr
         ):
             store.add_documents(corpus[start : start + 64])
     load_reranker(reranker)  # with --ray too: a missing model fails here, early
-    pipeline = build_reranking_retriever(vectorstore=store, reranker=reranker, k=args.k)
+    pipeline = build_reranking_retriever(
+        first_stage=store.as_retriever(k=args.k), reranker=reranker
+    )
     try:
         scorer = ray_scorer(args)  # None without --ray
     except (ImportError, ConnectionError) as err:

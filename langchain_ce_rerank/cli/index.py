@@ -1,4 +1,4 @@
-"""`ce-rerank index`: split, embed and save files into a `FaissVectorStore`."""
+"""`ce-rerank index`: split, embed and save files into an index folder."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from langchain_ce_rerank.ingest import (
     DEFAULT_CHUNK_OVERLAP,
-    DEFAULT_CHUNK_SIZE,
+    DEFAULT_OVERLAP_FRACTION,
     SUPPORTED_SUFFIXES,
 )
 from langchain_ce_rerank.models import DEFAULT_EMBEDDING_MODEL
@@ -26,6 +26,7 @@ from langchain_ce_rerank.cli._common import (
     blame,
     check_device,
     positive,
+    recorded_embedding,
 )
 
 
@@ -68,12 +69,18 @@ def _print_skipped(skipped: Sequence[tuple[str, str]]) -> None:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    if not 0 <= args.chunk_overlap < args.chunk_size:
-        msg = (
-            f"--chunk-overlap {args.chunk_overlap} must be at least 0 and smaller "
-            f"than --chunk-size ({args.chunk_size})"
-        )
+    overlap = args.chunk_overlap
+    if overlap is not None and overlap < 0:
+        msg = f"--chunk-overlap {overlap} must be at least 0"
         raise CliError(msg)
+    if args.chunk_size is not None:
+        shared = DEFAULT_CHUNK_OVERLAP if overlap is None else overlap
+        if shared >= args.chunk_size:
+            msg = (
+                f"--chunk-overlap {shared} must be at least 0 and smaller than "
+                f"--chunk-size ({args.chunk_size})"
+            )
+            raise CliError(msg)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         msg = (
@@ -89,15 +96,20 @@ def _cmd_index(args: argparse.Namespace) -> int:
         )
         raise CliError(msg)
     check_device(args.device)
-    from langchain_ce_rerank.ingest import load_corpus, sync_store
+    from langchain_ce_rerank.ingest import (
+        find_files,
+        load_corpus,
+        sync_store,
+        window_warning,
+    )
 
+    with blame("PATH"):
+        find_files(args.paths)  # before FAISS, numpy, LangChain or a model load
     start_over = f"write to a new --out folder, or delete {args.out} to rebuild it"
     recorded = None
     if existing:
-        from langchain_ce_rerank.store import FaissVectorStore
-
         with blame("--out", start_over):
-            recorded = FaissVectorStore.read_manifest(out).get("embedding_model")
+            recorded = recorded_embedding(out)
     model = args.embedding or recorded or DEFAULT_EMBEDDING_MODEL
     if recorded and model != recorded:
         msg = (
@@ -105,13 +117,25 @@ def _cmd_index(args: argparse.Namespace) -> int:
             f"--embedding {recorded} or write to a new --out folder"
         )
         raise CliError(msg)
-    # The skipped files are listed once at the end, not also warned about.
+    from tqdm import tqdm
+
+    from langchain_ce_rerank.models import load_embeddings
+    from langchain_ce_rerank.store import new_index, open_index
+
+    with blame("--embedding"):
+        embeddings = load_embeddings(model, device=args.device)
+    # Skipped files and over-long chunks are reported below, once, not also
+    # as warnings.
     logging.getLogger("langchain_ce_rerank.ingest").setLevel(logging.ERROR)
-    with blame("PATH"):
+    # Without --chunk-size the overlap is in tokens, checked once the window
+    # is known.
+    remedy = "pass a smaller --chunk-overlap, or --chunk-size in characters"
+    with blame(*(("--chunk-overlap", remedy) if overlap is not None else ("PATH",))):
         corpus = load_corpus(
             args.paths,
+            embedding=embeddings,
             chunk_size=args.chunk_size,
-            chunk_overlap=args.chunk_overlap,
+            chunk_overlap=overlap,
             dedupe=args.dedupe,
         )
     if not corpus.documents:
@@ -126,20 +150,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
             "empty corpus, nothing was written"
         )
         raise CliError(msg)
-    # A missing PATH has failed by now, before FAISS, numpy or LangChain load.
-    from tqdm import tqdm
-
-    from langchain_ce_rerank.models import load_embeddings
-    from langchain_ce_rerank.store import FaissVectorStore
-
-    with blame("--embedding"):
-        embeddings = load_embeddings(model, device=args.device)
     with blame("--out", start_over):
-        store = (
-            FaissVectorStore.load_local(out, embeddings)
-            if existing
-            else FaissVectorStore(embeddings)
-        )
+        store = open_index(out, embeddings) if existing else new_index(embeddings)
     with tqdm(
         total=len(corpus.documents), desc="Embedding", unit="chunk", file=sys.stderr
     ) as bar:
@@ -157,6 +169,13 @@ def _cmd_index(args: argparse.Namespace) -> int:
     )
     if corpus.duplicates:
         print(_duplicates_line(corpus))
+    too_long = window_warning(corpus)
+    if too_long:
+        print(
+            f"warning: {too_long}; use a smaller --chunk-size, or leave it out to "
+            "cut chunks to the window.",
+            file=sys.stderr,
+        )
     if corpus.skipped:
         _print_skipped(corpus.skipped)
     return 0
@@ -171,7 +190,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             f"Read {suffixes} files (JSONL rows: id, text, optional metadata; a "
             "BEIR corpus.jsonl works as it is), split them into chunks, embed "
-            "them and save a FaissVectorStore. Files of other types are listed as "
+            "them and save a FAISS index. Files of other types are listed as "
             "skipped; hidden files and folders are not searched. Re-running on the "
             "same paths embeds only what changed and removes chunks of changed "
             "or deleted files."
@@ -193,15 +212,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--chunk-size",
         metavar="N",
         type=positive,
-        default=DEFAULT_CHUNK_SIZE,
-        help="characters per chunk (default: %(default)s)",
+        help=(
+            "characters per chunk (default: the embedding model's window, in its "
+            "own tokens; a warning says what share of chunks run past it)"
+        ),
     )
     index.add_argument(
         "--chunk-overlap",
         metavar="N",
         type=int,
-        default=DEFAULT_CHUNK_OVERLAP,
-        help="characters shared by neighbouring chunks (default: %(default)s)",
+        help=(
+            "shared by neighbouring chunks: characters with --chunk-size, else "
+            f"tokens (default: {DEFAULT_CHUNK_OVERLAP} characters, or "
+            f"{DEFAULT_OVERLAP_FRACTION:.0%}% of the window)"
+        ),
     )
     index.add_argument(
         "--no-dedupe",

@@ -39,7 +39,9 @@ if TYPE_CHECKING:
     )
     from langchain_ce_rerank.models.embeddings import (
         DEFAULT_EMBEDDING_MODEL,
+        TokenWindow,
         embedding_model_name,
+        embedding_window,
         load_embeddings,
     )
     from langchain_ce_rerank.models.loading import pick_device
@@ -52,7 +54,9 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "DEFAULT_CROSS_ENCODER": "cross_encoder",
     "DEFAULT_EMBEDDING_MODEL": "embeddings",
+    "TokenWindow": "embeddings",
     "embedding_model_name": "embeddings",
+    "embedding_window": "embeddings",
     "load_cross_encoder": "cross_encoder",
     "load_embeddings": "embeddings",
     "model_lock": "registry",
@@ -63,7 +67,9 @@ _EXPORTS = {
 __all__ = [
     "DEFAULT_CROSS_ENCODER",
     "DEFAULT_EMBEDDING_MODEL",
+    "TokenWindow",
     "embedding_model_name",
+    "embedding_window",
     "load_cross_encoder",
     "load_embeddings",
     "model_lock",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
 from langchain_ce_rerank.models.export import default_cache_folder
@@ -18,7 +22,13 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
     from langchain_huggingface import HuggingFaceEmbeddings
 
-__all__ = ["DEFAULT_EMBEDDING_MODEL", "embedding_model_name", "load_embeddings"]
+__all__ = [
+    "DEFAULT_EMBEDDING_MODEL",
+    "TokenWindow",
+    "embedding_model_name",
+    "embedding_window",
+    "load_embeddings",
+]
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 """The first-stage bi-encoder used when none is given."""
@@ -125,3 +135,72 @@ def embedding_model_name(embedding: Embeddings) -> str | None:
                     return repo_id
             return value
     return None
+
+
+@dataclass(frozen=True)
+class TokenWindow:
+    """How much of one text an embedding model reads, counted in its own tokens.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.models import embedding_window, load_embeddings
+
+        window = embedding_window(load_embeddings())  # all-MiniLM-L6-v2
+        print(window.size, window.text_tokens)  # 256 254
+        print(window.count("Tar the volume, copy it, extract it."))
+        ```
+    """
+
+    size: int
+    """Tokens the model reads of one text (its `max_seq_length`), special
+    tokens included; it ignores the rest of a longer text."""
+
+    reserved: int
+    """Special tokens the model adds to every text (`[CLS]`, `[SEP]`)."""
+
+    count: Callable[[str], int]
+    """The number of tokens of a text, special tokens not included, as the
+    model's tokenizer splits it (cached: safe to call on many small pieces)."""
+
+    @property
+    def text_tokens(self) -> int:
+        """Tokens of text that fit in the window: `size - reserved`."""
+        return self.size - self.reserved
+
+
+def embedding_window(embedding: Embeddings) -> TokenWindow | None:
+    """The token window of the model behind `embedding`, if it can be read.
+
+    Works for a sentence-transformers model (what `load_embeddings` and
+    LangChain's `HuggingFaceEmbeddings` hold), or any embedding that itself
+    has a `tokenizer` and a `max_seq_length`. The tokenizer is copied, so
+    counting never changes the settings of the one the model encodes with.
+
+    Args:
+        embedding: Any LangChain `Embeddings`.
+
+    Returns:
+        The window, or None when the embedding exposes no tokenizer or limit
+        (an API model, a fake embedding).
+    """
+    for model in (embedding, getattr(embedding, "_client", None)):
+        tokenizer = getattr(model, "tokenizer", None)
+        size = getattr(model, "max_seq_length", None)
+        if (
+            isinstance(size, int)
+            and size > 0
+            and callable(getattr(tokenizer, "encode", None))
+        ):
+            return _window(copy.deepcopy(tokenizer), size)
+    return None
+
+
+def _window(tokenizer: Any, size: int) -> TokenWindow:
+    reserved = int(tokenizer.num_special_tokens_to_add(pair=False))
+
+    @functools.lru_cache(maxsize=1 << 16)
+    def count(text: str) -> int:
+        # verbose=False: a long text is counted, not warned about.
+        return len(tokenizer.encode(text, add_special_tokens=False, verbose=False))
+
+    return TokenWindow(size=size, reserved=reserved, count=count)

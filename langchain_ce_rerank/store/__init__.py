@@ -1,9 +1,14 @@
 """The FAISS vector store: writes, search and MMR, BM25, filters, persistence.
 
-`FaissVectorStore` is imported on first use: `store/retriever.py` (the first
-stage, `FaissRetriever`) imports the read side and the filters from here, and
-`store/vectorstore.py` imports `store/retriever.py`, so loading the class with
-the package would make the two import each other.
+Code outside `store/` opens a saved folder with `open_index` (keyed on the
+folder's manifest), makes a new index with `new_index`, and holds the result
+as an `IndexStore`.
+
+Names are imported on first use, like the package's own. The modules import
+in one direction only (filters, search <- retriever <- vectorstore <- opening;
+the retriever searches the store's read side, `StoreSearch`, so it never
+imports the store class), and importing one of them does not load the others
+through this package.
 
 Example:
     ```python
@@ -17,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from langchain_ce_rerank.store.bm25 import BM25Settings
@@ -24,15 +30,38 @@ from langchain_ce_rerank.store.filters import MetadataFilter
 from langchain_ce_rerank.store.search import DistanceStrategy
 
 if TYPE_CHECKING:
+    from langchain_ce_rerank.store.opening import (
+        IndexStore,
+        new_index,
+        open_index,
+        read_index_manifest,
+    )
     from langchain_ce_rerank.store.vectorstore import FaissVectorStore
 
-__all__ = ["BM25Settings", "DistanceStrategy", "FaissVectorStore", "MetadataFilter"]
+# Public name -> the module that defines it, imported on first use.
+_EXPORTS = {
+    "FaissVectorStore": "vectorstore",
+    "IndexStore": "opening",
+    "new_index": "opening",
+    "open_index": "opening",
+    "read_index_manifest": "opening",
+}
+
+__all__ = [
+    "BM25Settings",
+    "DistanceStrategy",
+    "FaissVectorStore",
+    "IndexStore",
+    "MetadataFilter",
+    "new_index",
+    "open_index",
+    "read_index_manifest",
+]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "FaissVectorStore":
-        from langchain_ce_rerank.store import vectorstore
-
-        return vectorstore.FaissVectorStore
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
+    module = _EXPORTS.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

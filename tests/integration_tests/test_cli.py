@@ -234,6 +234,29 @@ def test_index_merges_duplicates_by_default_and_stays_idempotent(
     assert _chunk_count(kept.stdout) > total
 
 
+def test_chunks_past_the_embedders_window_are_one_warning_line(
+    tmp_path: Path,
+) -> None:
+    words = " ".join(f"--flag-{i}=0x{i * 7919:04X}" for i in range(400))
+    (tmp_path / "page.md").write_text(words, encoding="utf-8")
+    cut = _cli(
+        "index", str(tmp_path), "--out", str(tmp_path / "ix"), "--chunk-size", "1500"
+    )
+    assert cut.returncode == 0, cut.stderr
+    [line] = [x for x in cut.stderr.splitlines() if x.startswith("warning:")]
+    assert re.search(
+        r"warning: \d+ of \d+ chunks \(\d+\.\d%\) are longer than the embedding "
+        r"model's window of 256 tokens",
+        line,
+    )
+    assert line.endswith(
+        "use a smaller --chunk-size, or leave it out to cut chunks to the window."
+    )
+    fitted = _cli("index", str(tmp_path), "--out", str(tmp_path / "fitted"))
+    assert fitted.returncode == 0, fitted.stderr
+    assert "warning:" not in fitted.stderr
+
+
 def test_merged_chunks_keep_their_sources_in_metadata(
     copies: Path, tmp_path: Path, minilm_embeddings: Embeddings
 ) -> None:

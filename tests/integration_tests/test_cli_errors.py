@@ -301,11 +301,28 @@ def test_index_out_holds_other_files(tmp_path: Path) -> None:
 
 def test_chunk_overlap_larger_than_chunk_size(tmp_path: Path) -> None:
     err = cli_error(
-        "index", str(tmp_path), "--out", str(tmp_path / "ix"), "--chunk-overlap", "2000"
+        "index",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "ix"),
+        "--chunk-size",
+        "1000",
+        "--chunk-overlap",
+        "2000",
     )
     assert (
         "--chunk-overlap 2000 must be at least 0 and smaller than --chunk-size" in err
     )
+
+
+def test_chunk_overlap_larger_than_the_window(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("text")
+    err = cli_error(
+        "index", str(tmp_path), "--out", str(tmp_path / "ix"), "--chunk-overlap", "2000"
+    )
+    assert err.startswith("ce-rerank: error: --chunk-overlap: ")
+    assert "smaller than the chunk size, 254 tokens" in err
+    assert err.endswith("or --chunk-size in characters")
 
 
 def test_missing_input_path(tmp_path: Path) -> None:

@@ -218,3 +218,93 @@ def test_changed_jsonl_metadata_replaces_the_chunk(tmp_path: Path) -> None:
     assert (report.added, report.updated, report.removed) == (0, 1, 0)
     [doc] = store.get_by_ids(store.ids)
     assert doc.metadata["v"] == 2
+
+
+class _WordTokenizer:
+    """Counts words: a stand-in with a sentence-transformers tokenizer's API."""
+
+    def encode(self, text: str, **kwargs: object) -> list[int]:
+        assert kwargs == {"add_special_tokens": False, "verbose": False}
+        return [0] * len(text.split())
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        return 2
+
+
+class _WindowedEmbeddings(AxisEmbeddings):
+    """Reads 20 tokens of a text (2 of them special), like a tiny MiniLM."""
+
+    tokenizer = _WordTokenizer()
+    max_seq_length = 20
+
+
+def _words(count: int) -> str:
+    return " ".join(f"w{i}" for i in range(count))
+
+
+def test_default_chunks_fit_the_embedders_window(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text(_words(200), encoding="utf-8")
+    corpus = load_corpus([tmp_path], embedding=_WindowedEmbeddings(WORDS))
+    sizes = [len(d.page_content.split()) for d in corpus.documents]
+    assert max(sizes) == 18  # the window, less its 2 special tokens
+    assert corpus.window == 20
+    assert corpus.too_long == []
+    # Neighbours share 15% of the window (3 words).
+    first, second = corpus.documents[0].page_content, corpus.documents[1].page_content
+    assert first.split()[-3:] == second.split()[:3]
+
+
+def test_a_chunk_size_past_the_window_warns_with_the_share(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = "\n\n".join([_words(5), _words(30), _words(8), _words(40), _words(3)])
+    (tmp_path / "a.md").write_text(text, encoding="utf-8")
+    with caplog.at_level("WARNING", logger="langchain_ce_rerank.ingest"):
+        corpus = load_corpus(
+            [tmp_path],
+            embedding=_WindowedEmbeddings(WORDS),
+            chunk_size=150,
+            chunk_overlap=0,
+        )
+    lengths = [len(d.page_content.split()) for d in corpus.documents]
+    over = [d.id for d in corpus.documents if len(d.page_content.split()) > 18]
+    assert max(len(d.page_content) for d in corpus.documents) <= 150  # characters
+    assert corpus.too_long == over
+    assert 0 < len(over) < len(lengths)
+    share = f"{len(over)} of {len(lengths)} chunks ({len(over) / len(lengths):.1%})"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{share} are longer than the embedding model's window of 20 tokens: it "
+        "embeds only their start, and search never sees the rest; pass a smaller "
+        "chunk_size, or none to cut chunks to the window."
+    ]
+
+
+def test_the_window_counts_the_special_tokens(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text(_words(18) + "\n\n" + _words(19))
+    corpus = load_corpus(
+        [tmp_path],
+        embedding=_WindowedEmbeddings(WORDS),
+        chunk_size=70,
+        chunk_overlap=0,
+    )
+    assert [len(d.page_content.split()) for d in corpus.documents] == [18, 19]
+    assert corpus.too_long == [corpus.documents[1].id]  # 19 + 2 > 20
+
+
+def test_without_a_known_window_chunks_are_characters(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text(_words(400), encoding="utf-8")
+    for embedding in (None, AxisEmbeddings(WORDS)):  # no tokenizer: no window
+        corpus = load_corpus([tmp_path], embedding=embedding)
+        assert max(len(d.page_content) for d in corpus.documents) <= 1000
+        assert len(corpus.documents[0].page_content) > 900
+        assert corpus.window is None
+
+
+def test_an_overlap_without_a_chunk_size_is_in_tokens(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text(_words(100), encoding="utf-8")
+    embedding = _WindowedEmbeddings(WORDS)
+    corpus = load_corpus([tmp_path], embedding=embedding, chunk_overlap=0)
+    words = [w for d in corpus.documents for w in d.page_content.split()]
+    assert words == _words(100).split()  # no overlap, nothing lost
+    with pytest.raises(ValueError, match="smaller than the chunk size, 18 tokens"):
+        load_corpus([tmp_path], embedding=embedding, chunk_overlap=18)
