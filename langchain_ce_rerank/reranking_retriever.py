@@ -52,6 +52,13 @@ _FIRST_STAGE_OPTIONS = {
     "fetch_k": "fetch_k",
     "lambda_mult": "lambda_mult",
     "retrieval_score_threshold": "score_threshold",
+    # The store's keyword and hybrid search (FaissRetriever's own options).
+    "search_type": "search_type",
+    "fusion": "fusion",
+    "alpha": "alpha",
+    "rrf_k": "rrf_k",
+    "dense_depth": "dense_depth",
+    "bm25_depth": "bm25_depth",
 }
 _OPTIONS = (*_RERANK_OPTIONS, *_FIRST_STAGE_OPTIONS)
 # What `BaseRetriever.invoke` passes to `_get_relevant_documents` itself.
@@ -104,10 +111,12 @@ class RerankingRetriever(ContextualCompressionRetriever):
     Per call (`invoke`, `ainvoke`, `batch`, `abatch`, or
     `with_config(configurable={...})`), it takes the reranker's `top_n` and
     `score_threshold` (a minimum `relevance_score`, the cross-encoder's
-    score) and the first stage's `k`, `filter`, `fetch_k`, `lambda_mult`
-    and `retrieval_score_threshold` (the first stage's own threshold, passed
+    score) and the first stage's `k`, `filter`, `fetch_k`, `lambda_mult`,
+    `retrieval_score_threshold` (the first stage's own threshold, passed
     to it as `score_threshold`: for `FaissRetriever`, LangChain's normalized
-    relevance, for cosine `(1 + cosine) / 2`). The first stage's options go
+    relevance, for cosine `(1 + cosine) / 2`) and, for the store's keyword
+    and hybrid search, `search_type`, `fusion`, `alpha`, `rrf_k`,
+    `dense_depth` and `bm25_depth`. The first stage's options go
     to its `invoke` when its `_get_relevant_documents` takes them (a
     `VectorStoreRetriever` takes any, and its store decides what they mean);
     one that it would silently drop is a `TypeError` naming it. An unknown

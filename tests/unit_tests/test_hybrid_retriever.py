@@ -258,3 +258,33 @@ def test_weighted_fusion_reads_l2_distances_as_lower_is_better() -> None:
     assert _ids(weighted) == _ids(dense)
     assert weighted[0].metadata["retrieval_score"] == pytest.approx(1.0)
     assert weighted[0].metadata["dense_score"] < weighted[-1].metadata["dense_score"]
+
+
+def test_the_reranking_retriever_passes_hybrid_settings_per_call(
+    store: FaissVectorStore,
+) -> None:
+    from doubles import WordOverlapCrossEncoder
+
+    from langchain_ce_rerank import build_reranking_retriever
+
+    retriever = build_reranking_retriever(
+        vectorstore=store, reranker=WordOverlapCrossEncoder(), k=2, top_n=2
+    )
+    # Dense alone cannot see an identifier; the keyword side, asked per call,
+    # hands it to the reranker with both sides' metadata.
+    assert "timer" not in _ids(retriever.invoke("setInterval"))
+    for docs in (
+        retriever.invoke("setInterval", search_type="hybrid"),
+        retriever.batch(["setInterval", "E0425"], search_type="hybrid")[0],
+        retriever.with_config(configurable={"search_type": "bm25"}).invoke(
+            "setInterval"
+        ),
+    ):
+        assert "timer" in _ids(docs)
+        timer = next(d for d in docs if d.id == "timer")
+        assert timer.metadata["bm25_rank"] == 1
+        assert "relevance_score" in timer.metadata
+    weighted = retriever.invoke(
+        "setInterval blue", search_type="hybrid", fusion="weighted", alpha=0.0
+    )
+    assert _ids(weighted)[0] == "timer"
