@@ -34,7 +34,11 @@ from langchain_ce_rerank.compressor import (
 )
 from langchain_ce_rerank.engine import PER_CALL_OPTIONS
 from langchain_ce_rerank.errors import ModelNotFoundError
-from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER, load_embeddings
+from langchain_ce_rerank.models import (
+    DEFAULT_CROSS_ENCODER,
+    load_embeddings,
+    resolve_model,
+)
 from langchain_ce_rerank.store import FaissVectorStore
 
 __all__ = ["RerankingRetriever", "build_reranking_retriever"]
@@ -51,6 +55,7 @@ _FIRST_STAGE_OPTIONS = {
     "retrieval_score_threshold": "score_threshold",
 }
 _OPTIONS = (*_RERANK_OPTIONS, *_FIRST_STAGE_OPTIONS)
+_RERANKER_REMEDY = "build_reranking_retriever(reranker='/path/to/model')"
 
 
 class RerankingRetriever(ContextualCompressionRetriever):
@@ -366,6 +371,9 @@ def build_reranking_retriever(
         `invoke(query, k=...)` overrides `k`.
 
     Raises:
+        ModelNotFoundError: The reranker or the default embedding model
+            cannot be found; both are looked for before any document is
+            embedded, so this comes in seconds.
         ValueError: Conflicting arguments, or `k`/`top_n` below 1.
 
     Example:
@@ -394,16 +402,20 @@ def build_reranking_retriever(
             raise ValueError(msg)
         compressor = reranker
     else:
+        model = DEFAULT_CROSS_ENCODER if reranker is None else reranker
         compressor = CrossEncoderCompressor(
-            model=DEFAULT_CROSS_ENCODER if reranker is None else reranker,
-            top_n=top_n,
-            **compressor_kwargs,
+            model=model, top_n=top_n, **compressor_kwargs
         )
         # The reranker loads on first use; if it cannot be found, the error
         # names this function's parameter, not the compressor's.
-        compressor._model_remedy = (
-            "build_reranking_retriever(reranker='/path/to/model')"
-        )
+        compressor._model_remedy = _RERANKER_REMEDY
+        if isinstance(model, str | os.PathLike):
+            # Found (not loaded) before any embedding: a missing reranker
+            # fails in seconds, however large the corpus.
+            try:
+                resolve_model(model, cross_encoder=True)
+            except ModelNotFoundError as err:
+                raise err.with_remedy(_RERANKER_REMEDY) from None
     if vectorstore is None:
         docs = None if documents is None else check_documents(list(documents))
         if embedding is None:

@@ -51,6 +51,7 @@ __all__ = [
     "check_index_folder",
     "check_input_file",
     "check_int8",
+    "find_model",
     "load_index",
     "load_reranker",
     "one_line",
@@ -133,7 +134,9 @@ def one_line(err: BaseException) -> str:
         text = f"{err.filename}: {err.strerror.lower()}"
     else:
         text = str(err) or type(err).__name__
-    return " ".join(text.split())
+    # Line breaks go, spaces within a line stay: a blank QUESTION of three
+    # spaces is shown as '   ', as typed.
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _model_error(err: ModelNotFoundError, flag: str) -> CliError:
@@ -238,7 +241,6 @@ def prepare_reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
     check_int8(args)
     check_device(args.device)
     from langchain_ce_rerank.compressor import CrossEncoderCompressor
-    from langchain_ce_rerank.models import resolve_model
 
     with blame(f"--backend {args.backend}"):
         try:
@@ -256,13 +258,20 @@ def prepare_reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
             if "content_template" in str(err):
                 raise CliError(f"--content-template: {one_line(err)}") from err
             raise
-    try:
-        resolve_model(args.reranker)  # cheap: no weights are read
-    except ModelNotFoundError:
-        load_reranker(compressor)  # fails as fast, with the loader's own advice
-    except ValueError as err:
-        raise CliError(f"--reranker: {one_line(err)}") from err
+    find_model("--reranker", args.reranker, cross_encoder=True)
     return compressor
+
+
+def find_model(flag: str, model: str, *, cross_encoder: bool = False) -> None:
+    """Fail now unless `model` (given as `flag`) can be found; nothing is loaded.
+
+    Every command looks for its models before any slow work (reading a
+    corpus, embedding, loading an index), so a missing one fails in seconds.
+    """
+    from langchain_ce_rerank.models import resolve_model
+
+    with blame(flag):
+        resolve_model(model, cross_encoder=cross_encoder)
 
 
 def load_reranker(compressor: CrossEncoderCompressor) -> None:

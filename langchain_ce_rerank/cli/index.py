@@ -25,6 +25,7 @@ from langchain_ce_rerank.cli._common import (
     CliError,
     blame,
     check_device,
+    find_model,
     positive,
 )
 
@@ -105,6 +106,10 @@ def _cmd_index(args: argparse.Namespace) -> int:
             f"--embedding {recorded} or write to a new --out folder"
         )
         raise CliError(msg)
+    missing = next((p for p in args.paths if not Path(p).expanduser().exists()), None)
+    if missing is not None:
+        raise CliError(f"PATH: {missing}: no such file or folder")
+    find_model("--embedding", model)  # before reading the files, however many
     # The skipped files are listed once at the end, not also warned about.
     logging.getLogger("langchain_ce_rerank.ingest").setLevel(logging.ERROR)
     with blame("PATH"):

@@ -100,11 +100,19 @@ def not_found(
     return ModelNotFoundError(name, looked, cause, note=note)
 
 
-def resolve_model(name_or_path: str | os.PathLike[str]) -> str:
+def resolve_model(
+    name_or_path: str | os.PathLike[str], *, cross_encoder: bool = False
+) -> str:
     """Resolve a model id or folder to something sentence-transformers can load.
+
+    Cheap: no weights are read, so an application can check every model it
+    will need before any slow work (embedding a corpus, loading an index).
 
     Args:
         name_or_path: A Hugging Face model id (`"org/name"`) or a local folder.
+        cross_encoder: The model is a cross-encoder: when it is not found
+            without the Hub, the error also says how to build the untrained
+            offline stand-in.
 
     Returns:
         A local folder when one is found (a folder, the Hugging Face cache, or a
@@ -118,12 +126,17 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> str:
 
     Example:
         ```python
+        from langchain_ce_rerank import ModelNotFoundError
         from langchain_ce_rerank.models import resolve_model
 
         path = resolve_model("sentence-transformers/all-MiniLM-L6-v2")
+        try:
+            resolve_model("/no/such/reranker", cross_encoder=True)
+        except ModelNotFoundError as err:
+            print(err.looked)
         ```
     """
-    return resolve_name(os.fspath(name_or_path), cross_encoder=False)
+    return resolve_name(os.fspath(name_or_path), cross_encoder=cross_encoder)
 
 
 def resolve_name(name: str, *, cross_encoder: bool) -> str:

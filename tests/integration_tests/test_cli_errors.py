@@ -98,7 +98,7 @@ def test_blank_query_is_reported_before_the_reranker_or_index_load(
     # Neither the index nor the default reranker exist (offline): the blank
     # query is what the user has to fix first.
     err = cli_error("query", str(tmp_path / "nope"), "   ")
-    assert "QUESTION is blank" in err
+    assert "QUESTION is blank ('   ')" in err  # shown as typed, not collapsed
 
 
 def test_blank_query_in_the_queries_file(index: Path, tmp_path: Path) -> None:
@@ -124,6 +124,45 @@ def test_a_missing_reranker_is_reported_before_the_index_is_loaded(
     assert "'acme/nothing' could not be loaded" in err
     assert "--reranker PATH" in err
     assert "model='/path/to/model'" not in err
+
+
+@pytest.mark.parametrize("command", ["query", "eval", "serve"])
+def test_every_command_words_a_missing_reranker_alike(
+    command: str, index: Path
+) -> None:
+    args = {
+        "query": ("query", str(index), "question"),
+        "eval": ("eval", "--dataset", str(DATASET)),
+        "serve": ("serve", "--port", "0"),
+    }[command]
+    err = cli_error(*args, "--reranker", "acme/nothing")
+    assert err.startswith("ce-rerank: error: model 'acme/nothing' could not be loaded")
+    assert "--reranker PATH" in err
+    # Offline, each says how to build the stand-in (serve used to leave it out).
+    assert "examples/build_standin_reranker.py DIR" in err
+
+
+def test_index_looks_for_its_embedding_model_before_reading_any_file(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a.md").write_text("text")
+    files_read = (
+        "import sys; from langchain_ce_rerank import ingest\n"
+        "def read(*args, **kwargs): raise RuntimeError('the files were read')\n"
+        "ingest.load_corpus = read\n"
+        "from langchain_ce_rerank.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    err = cli_error(
+        "index",
+        str(tmp_path / "a.md"),
+        "--out",
+        str(tmp_path / "ix"),
+        "--embedding",
+        "acme/nothing",
+        python=files_read,
+    )
+    assert "'acme/nothing' could not be loaded" in err
+    assert "--embedding PATH" in err
 
 
 def test_a_missing_embedding_names_the_embedding_flag(
