@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,7 @@ __all__ = [
     "MANIFEST",
     "SNIPPET",
     "CliError",
+    "ExitStatus",
     "add_backend_options",
     "add_model_option",
     "add_reranker_options",
@@ -73,8 +75,23 @@ LISTED = 20
 """Skipped files listed one per line; the rest are counted."""
 
 
+class ExitStatus(IntEnum):
+    """How `ce-rerank` and the examples exit: one status per kind of outcome."""
+
+    OK = 0
+    """The command did what was asked."""
+    ERROR = 1
+    """It could not, and one line on stderr says what to change: a bad value,
+    a missing file, folder or model, a missing extra, a broken index."""
+    USAGE = 2
+    """The command line itself is malformed (an unknown option, a missing
+    argument, a number out of range): argparse's own status, after the usage."""
+    INTERRUPTED = 130
+    """Stopped by Ctrl-C (128 + SIGINT, as shells report it)."""
+
+
 class CliError(Exception):
-    """A user-facing failure: printed as one line, exit status 1."""
+    """A user-facing failure: printed as one line, `ExitStatus.ERROR`."""
 
 
 def rich_console() -> Console:

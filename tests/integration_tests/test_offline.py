@@ -122,28 +122,6 @@ def test_unreachable_hub_fails_fast_and_quietly(
     assert len(result.stderr.splitlines()) <= 2, result.stderr
 
 
-def _run_example(script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(EXAMPLES / script), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        timeout=300,
-    )
-
-
-@pytest.mark.parametrize("script", ["chain.py", "agent_tool.py"])
-def test_examples_report_a_missing_reranker_in_one_line(script: str) -> None:
-    result = _run_example(script, "--reranker", "acme/missing-reranker")
-    assert result.returncode == 1
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: model 'acme/missing-reranker'")
-    assert "--reranker PATH" in lines[0]
-    assert "build_standin_reranker.py" in lines[0]
-    assert "Traceback" not in result.stderr
-
-
 _QUIET_SCRIPT = textwrap.dedent(
     """
     import logging, sys, types, warnings
