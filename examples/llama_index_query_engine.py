@@ -6,7 +6,7 @@ bundled all-MiniLM-L6-v2; the query engine retrieves 4 nodes and
 rank and cosine next to its cross-encoder score. `MockLLM` stands in for
 the LLM that would answer from these nodes; pass yours as `llm=...`.
 
-    pip install "langchain-ce-rerank[llama-index]"
+    pip install -e ".[llama-index]"   # in the clone; README, Install
     python examples/llama_index_query_engine.py                     # ms-marco-MiniLM-L6-v2
     python examples/llama_index_query_engine.py --reranker ./my-ce  # a local folder
 """

