@@ -110,7 +110,7 @@ def test_embeddings_check_backend_options_before_loading(
     with pytest.raises(ValueError, match="needs backend='openvino'"):
         load_embeddings("no/such-model", quantization="int8")
     monkeypatch.setattr(base, "_find_spec", lambda name: None)
-    with pytest.raises(ImportError, match=r"langchain-ce-rerank\[openvino\]"):
+    with pytest.raises(ImportError, match=re.escape(install_hint("openvino"))):
         load_embeddings("no/such-model", backend="openvino")
 
 
