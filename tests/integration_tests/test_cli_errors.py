@@ -167,6 +167,27 @@ def test_index_looks_for_its_embedding_model_before_reading_any_file(
     assert "--embedding PATH" in err
 
 
+_CORPUS_UNREAD = (
+    "import sys; from langchain_ce_rerank.evaluation import datasets\n"
+    "original = datasets._read_jsonl\n"
+    "def read(path):\n"
+    "    if path.name == 'corpus.jsonl': raise RuntimeError('the corpus was read')\n"
+    "    return original(path)\n"
+    "datasets._read_jsonl = read\n"
+    "from langchain_ce_rerank.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize("missing", ["--reranker", "--embedding"])
+def test_eval_looks_for_both_models_before_reading_the_corpus(
+    missing: str, reranker: tuple[str, str]
+) -> None:
+    flags = [*reranker, missing, "acme/nothing"]
+    err = cli_error("eval", "--dataset", str(DATASET), *flags, python=_CORPUS_UNREAD)
+    assert "'acme/nothing' could not be loaded" in err
+    assert f"{missing} PATH" in err
+
+
 def test_a_missing_embedding_names_the_embedding_flag(
     index: Path, reranker: tuple[str, str]
 ) -> None:
