@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.documents import Document
@@ -18,6 +19,7 @@ from langchain_ce_rerank import (
     build_reranking_retriever,
     load_embeddings,
 )
+from langchain_ce_rerank.cli import ExitStatus
 from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER, DEFAULT_EMBEDDING_MODEL
 
 QUERY = "How do I restore a Docker volume backup on another host?"
@@ -54,7 +56,11 @@ def example_retriever(description: str, top_n: int) -> ContextualCompressionRetr
 
 
 def run(main: Callable[[], None]) -> int:
-    """Run an example's `main`; a model that cannot be found is one line, exit 1."""
+    """Run an example's `main` and return its exit status, as `ce-rerank` does.
+
+    A model that cannot be found is one line on stderr, `ExitStatus.ERROR` (1);
+    argparse exits `ExitStatus.USAGE` (2) by itself for a malformed command line.
+    """
     try:
         main()
     except ModelNotFoundError as err:
@@ -64,6 +70,6 @@ def run(main: Callable[[], None]) -> int:
             if err.model == DEFAULT_EMBEDDING_MODEL
             else err.with_remedy("--reranker PATH")
         )
-        print(f"error: {reworded}", file=sys.stderr)
-        return 1
-    return 0
+        print(f"{Path(sys.argv[0]).name}: error: {reworded}", file=sys.stderr)
+        return ExitStatus.ERROR
+    return ExitStatus.OK

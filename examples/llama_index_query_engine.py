@@ -6,7 +6,7 @@ bundled all-MiniLM-L6-v2; the query engine retrieves 4 nodes and
 rank and cosine next to its cross-encoder score. `MockLLM` stands in for
 the LLM that would answer from these nodes; pass yours as `llm=...`.
 
-    pip install "langchain-ce-rerank[llama-index]"
+    pip install -e ".[llama-index]"   # in the clone; README, Install
     python examples/llama_index_query_engine.py                     # ms-marco-MiniLM-L6-v2
     python examples/llama_index_query_engine.py --reranker ./my-ce  # a local folder
 """
@@ -17,7 +17,7 @@ import argparse
 import logging
 import sys
 
-from docker_corpus import DOCUMENTS, QUERY
+from docker_corpus import DOCUMENTS, QUERY, run
 from langchain_core.embeddings import Embeddings
 from llama_index.core import VectorStoreIndex
 from llama_index.core.embeddings import BaseEmbedding
@@ -25,7 +25,7 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.schema import TextNode
 from pydantic import ConfigDict
 
-from langchain_ce_rerank import ModelNotFoundError, load_embeddings
+from langchain_ce_rerank import load_embeddings
 from langchain_ce_rerank.llama_index import CrossEncoderRerank
 from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER
 
@@ -49,7 +49,7 @@ class MiniLMEmbedding(BaseEmbedding):
         return self._get_query_embedding(query)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--reranker",
@@ -58,21 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--query", default=QUERY, help="the question to ask")
     parser.add_argument("-k", type=int, default=4, help="first-stage candidates")
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     rerank = CrossEncoderRerank(model=args.reranker, device="cpu", top_n=None)
-    try:
-        rerank.load_model()
-    except ModelNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        print(
-            "hint: without Hub access, build the untrained stand-in with "
-            "examples/build_standin_reranker.py and pass --reranker FOLDER "
-            "(its scores are meaningless)",
-            file=sys.stderr,
-        )
-        return 2
+    rerank.load_model()  # a missing reranker fails here, before any embedding
 
     nodes = [TextNode(text=text, id_=f"doc-{i}") for i, text in enumerate(DOCUMENTS)]
     embed_model = MiniLMEmbedding(embeddings=load_embeddings(device="cpu"))
@@ -92,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{position}. score={item.score:.2f} (was {meta['retrieval_rank']}, "
             f"cosine={meta['retrieval_score']:.3f}) | {item.node.get_content()}"
         )
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -14,19 +14,14 @@ import argparse
 import logging
 import sys
 
-from docker_corpus import DOCUMENTS, QUERY
+from docker_corpus import DOCUMENTS, QUERY, run
 from langchain_core.documents import Document
 
-from langchain_ce_rerank import (
-    FaissVectorStore,
-    ModelNotFoundError,
-    build_reranking_retriever,
-    load_embeddings,
-)
+from langchain_ce_rerank import build_reranking_retriever, load_embeddings
 from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--reranker",
@@ -35,27 +30,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--query", default=QUERY, help="the question to ask")
     parser.add_argument("-k", type=int, default=4, help="first-stage candidates")
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    store = FaissVectorStore(load_embeddings(device="cpu"))
-    store.add_documents(
-        [Document(page_content=text, id=f"doc-{i}") for i, text in enumerate(DOCUMENTS)]
-    )
+    # The reranker is found before the documents are embedded, so a missing
+    # one fails at once, in one line (see `run`).
     retriever = build_reranking_retriever(
-        vectorstore=store, reranker=args.reranker, k=args.k, top_n=None, device="cpu"
+        [
+            Document(page_content=text, id=f"doc-{i}")
+            for i, text in enumerate(DOCUMENTS)
+        ],
+        embedding=load_embeddings(device="cpu"),
+        reranker=args.reranker,
+        k=args.k,
+        top_n=None,
+        device="cpu",
     )
-    try:
-        reranked = retriever.invoke(args.query)
-    except ModelNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        print(
-            "hint: without Hub access, build the untrained stand-in with "
-            "examples/build_standin_reranker.py and pass --reranker FOLDER "
-            "(its scores are meaningless)",
-            file=sys.stderr,
-        )
-        return 2
+    reranked = retriever.invoke(args.query)
 
     print("Initial embedding search:")
     for doc in sorted(reranked, key=lambda d: d.metadata["retrieval_rank"]):
@@ -66,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     for position, doc in enumerate(reranked, start=1):
         score, was = doc.metadata["relevance_score"], doc.metadata["retrieval_rank"]
         print(f"{position}. score={score:.2f} (was {was}) | {doc.page_content}")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -7,7 +7,7 @@ A thin LlamaIndex door over the framework-neutral engine
 back into new `NodeWithScore`s.
 
 Import it explicitly (`import langchain_ce_rerank` never imports LlamaIndex);
-it needs `pip install "langchain-ce-rerank[llama-index]"`.
+it needs the `[llama-index]` extra.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from langchain_ce_rerank.optional import install_hint
 
 try:
     from llama_index.core.callbacks import CBEventType, EventPayload
@@ -35,8 +37,7 @@ try:
 except ImportError as err:  # pragma: no cover - tested in a subprocess
     msg = (
         "langchain_ce_rerank.llama_index needs llama-index-core, which is not "
-        f"installed ({err}); install it with: "
-        'pip install "langchain-ce-rerank[llama-index]"'
+        f"installed ({err}); install it with: {install_hint('llama-index')}"
     )
     raise ImportError(msg) from err
 

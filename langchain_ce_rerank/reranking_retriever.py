@@ -37,7 +37,11 @@ from langchain_ce_rerank.compressor import (
 )
 from langchain_ce_rerank.engine import PER_CALL_OPTIONS
 from langchain_ce_rerank.errors import ModelNotFoundError
-from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER, load_embeddings
+from langchain_ce_rerank.models import (
+    DEFAULT_CROSS_ENCODER,
+    load_embeddings,
+    resolve_model,
+)
 from langchain_ce_rerank.store import new_index
 
 __all__ = ["RerankingRetriever", "build_reranking_retriever"]
@@ -96,6 +100,9 @@ def _with_ranks(docs: list[Document]) -> list[Document]:
         else doc  # the reranker explains anything that is not a Document
         for i, doc in enumerate(docs, start=1)
     ]
+
+
+_RERANKER_REMEDY = "build_reranking_retriever(reranker='/path/to/model')"
 
 
 class RerankingRetriever(ContextualCompressionRetriever):
@@ -469,6 +476,9 @@ def build_reranking_retriever(
         do), and are a `TypeError` naming them when it does not.
 
     Raises:
+        ModelNotFoundError: The reranker or the default embedding model
+            cannot be found; both are looked for before any document is
+            embedded, so this comes in seconds.
         ValueError: Conflicting arguments, or `k`/`top_n` below 1.
         TypeError: `first_stage` is not a LangChain retriever.
 
@@ -509,16 +519,20 @@ def build_reranking_retriever(
             raise ValueError(msg)
         compressor = reranker
     else:
+        model = DEFAULT_CROSS_ENCODER if reranker is None else reranker
         compressor = CrossEncoderCompressor(
-            model=DEFAULT_CROSS_ENCODER if reranker is None else reranker,
-            top_n=top_n,
-            **compressor_kwargs,
+            model=model, top_n=top_n, **compressor_kwargs
         )
         # The reranker loads on first use; if it cannot be found, the error
         # names this function's parameter, not the compressor's.
-        compressor._model_remedy = (
-            "build_reranking_retriever(reranker='/path/to/model')"
-        )
+        compressor._model_remedy = _RERANKER_REMEDY
+        if isinstance(model, str | os.PathLike):
+            # Found (not loaded) before any embedding: a missing reranker
+            # fails in seconds, however large the corpus.
+            try:
+                resolve_model(model, cross_encoder=True)
+            except ModelNotFoundError as err:
+                raise err.with_remedy(_RERANKER_REMEDY) from None
     if first_stage is None:
         search_kwargs = {"k": _DEFAULT_K if k is None else k}
         if vectorstore is not None:

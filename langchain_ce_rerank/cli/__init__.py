@@ -2,11 +2,12 @@
 
 The CLI owns the terminal: tables come from rich, progress bars from tqdm, and
 every error is one line on stderr, exit status 1, naming the argument to
-change. Cheap checks (blank queries, missing folders, option combinations)
-run before anything slow (loading a model, an index or a corpus), and before
-any heavy import: building the parser, `--help`, argument errors and missing
-files import no torch, transformers, FAISS, numpy or LangChain; each command
-imports them once its cheap checks have passed.
+change (`ExitStatus` lists each status). Cheap checks (blank queries, missing
+folders, option combinations) run before anything slow (loading a model, an
+index or a corpus), and before any heavy import: building the parser,
+`--help`, argument errors and missing files import no torch, transformers,
+FAISS, numpy or LangChain; each command imports them once its cheap checks
+have passed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from langchain_ce_rerank.cli import eval as eval_command
 from langchain_ce_rerank.cli import index, query
 from langchain_ce_rerank.cli._common import (
     CliError,
+    ExitStatus,
     one_line,
     quiet_model_loading,
 )
@@ -28,7 +30,7 @@ from langchain_ce_rerank.cli._common import (
 from langchain_ce_rerank.cli.eval import print_report
 from langchain_ce_rerank.cli.serve import add_serve_parser
 
-__all__ = ["main", "print_report"]
+__all__ = ["ExitStatus", "main", "print_report"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
             '  ce-rerank query ix "How do I restore a volume backup?" -k 20 --top-n 5\n'
             "  ce-rerank eval --dataset my-beir-folder\n"
             "Run 'ce-rerank COMMAND --help' for a command's options. Every error is "
-            "one line on stderr with exit status 1."
+            "one line on stderr with exit status 1; a malformed command line "
+            "exits 2, after the usage."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -66,8 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.func(args)
     except (CliError, ImportError, OSError, ValueError) as err:
         print(f"ce-rerank: error: {one_line(err)}", file=sys.stderr)
-        return 1
+        return ExitStatus.ERROR
     except KeyboardInterrupt:
         print("ce-rerank: interrupted", file=sys.stderr)
-        return 130
+        return ExitStatus.INTERRUPTED
     return status

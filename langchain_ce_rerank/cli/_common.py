@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,7 @@ __all__ = [
     "MANIFEST",
     "SNIPPET",
     "CliError",
+    "ExitStatus",
     "add_backend_options",
     "add_model_option",
     "add_reranker_options",
@@ -51,6 +53,7 @@ __all__ = [
     "check_index_folder",
     "check_input_file",
     "check_int8",
+    "find_model",
     "load_index",
     "load_reranker",
     "one_line",
@@ -73,8 +76,23 @@ LISTED = 20
 """Skipped files listed one per line; the rest are counted."""
 
 
+class ExitStatus(IntEnum):
+    """How `ce-rerank` and the examples exit: one status per kind of outcome."""
+
+    OK = 0
+    """The command did what was asked."""
+    ERROR = 1
+    """It could not, and one line on stderr says what to change: a bad value,
+    a missing file, folder or model, a missing extra, a broken index."""
+    USAGE = 2
+    """The command line itself is malformed (an unknown option, a missing
+    argument, a number out of range): argparse's own status, after the usage."""
+    INTERRUPTED = 130
+    """Stopped by Ctrl-C (128 + SIGINT, as shells report it)."""
+
+
 class CliError(Exception):
-    """A user-facing failure: printed as one line, exit status 1."""
+    """A user-facing failure: printed as one line, `ExitStatus.ERROR`."""
 
 
 def rich_console() -> Console:
@@ -134,7 +152,9 @@ def one_line(err: BaseException) -> str:
         text = f"{err.filename}: {err.strerror.lower()}"
     else:
         text = str(err) or type(err).__name__
-    return " ".join(text.split())
+    # Line breaks go, spaces within a line stay: a blank QUESTION of three
+    # spaces is shown as '   ', as typed.
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _model_error(err: ModelNotFoundError, flag: str) -> CliError:
@@ -239,7 +259,6 @@ def prepare_reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
     check_int8(args)
     check_device(args.device)
     from langchain_ce_rerank.compressor import CrossEncoderCompressor
-    from langchain_ce_rerank.models import resolve_model
 
     with blame(f"--backend {args.backend}"):
         try:
@@ -257,13 +276,20 @@ def prepare_reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
             if "content_template" in str(err):
                 raise CliError(f"--content-template: {one_line(err)}") from err
             raise
-    try:
-        resolve_model(args.reranker)  # cheap: no weights are read
-    except ModelNotFoundError:
-        load_reranker(compressor)  # fails as fast, with the loader's own advice
-    except ValueError as err:
-        raise CliError(f"--reranker: {one_line(err)}") from err
+    find_model("--reranker", args.reranker, cross_encoder=True)
     return compressor
+
+
+def find_model(flag: str, model: str, *, cross_encoder: bool = False) -> None:
+    """Fail now unless `model` (given as `flag`) can be found; nothing is loaded.
+
+    Every command looks for its models before any slow work (reading a
+    corpus, embedding, loading an index), so a missing one fails in seconds.
+    """
+    from langchain_ce_rerank.models import resolve_model
+
+    with blame(flag):
+        resolve_model(model, cross_encoder=cross_encoder)
 
 
 def load_reranker(compressor: CrossEncoderCompressor) -> None:

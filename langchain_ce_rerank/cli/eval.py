@@ -12,8 +12,6 @@ from langchain_ce_rerank.cli.ray_options import add_ray_options, ray_scorer
 from langchain_ce_rerank.models import DEFAULT_EMBEDDING_MODEL
 
 if TYPE_CHECKING:
-    from langchain_core.documents import Document
-
     from langchain_ce_rerank.evaluation import EvaluationReport
 from langchain_ce_rerank.cli._common import (
     CliError,
@@ -21,6 +19,7 @@ from langchain_ce_rerank.cli._common import (
     blame,
     check_index_folder,
     check_input_file,
+    find_model,
     load_index,
     load_reranker,
     one_line,
@@ -39,11 +38,12 @@ def print_report(report: EvaluationReport) -> None:
 
 def _eval_data(
     args: argparse.Namespace,
-) -> tuple[list[Document] | None, dict[str, str], dict[str, dict[str, int]]]:
-    """Read and check the queries and qrels (and a BEIR corpus): no model yet.
+) -> tuple[Path | None, dict[str, str], dict[str, dict[str, int]]]:
+    """Read and check the queries and qrels: no model yet, nor the corpus.
 
-    Missing files fail before `langchain_ce_rerank.evaluation` (and with it
-    LangChain) is imported.
+    Returns a BEIR dataset's corpus file, read once the models are found,
+    or None for `--index`. Missing files fail before
+    `langchain_ce_rerank.evaluation` (and with it LangChain) is imported.
     """
     if args.dataset:
         if args.index or args.queries or args.qrels:
@@ -79,11 +79,12 @@ def _eval_data(
                 f"does not exist; {there}"
             )
             raise CliError(msg)
-        from langchain_ce_rerank.evaluation import load_beir
+        from langchain_ce_rerank.evaluation import read_qrels, read_queries
 
         with blame("--dataset"):
-            data = load_beir(args.dataset, split=args.split)
-        corpus, queries, qrels = data.corpus, data.queries, data.qrels
+            queries = read_queries(root / "queries.jsonl")
+            qrels = read_qrels(root / "qrels" / f"{args.split}.tsv")
+        corpus_file: Path | None = root / "corpus.jsonl"
         queries_flag = qrels_flag = "--dataset"
     elif args.index or args.queries or args.qrels:
         missing = [
@@ -110,7 +111,7 @@ def _eval_data(
             queries = read_queries(args.queries)
         with blame("--qrels"):
             qrels = read_qrels(args.qrels)
-        corpus, queries_flag, qrels_flag = None, "--queries", "--qrels"
+        corpus_file, queries_flag, qrels_flag = None, "--queries", "--qrels"
     else:
         msg = "give --dataset DIR, or --index DIR with --queries FILE and --qrels FILE"
         raise CliError(msg)
@@ -125,7 +126,7 @@ def _eval_data(
             "query ids must match"
         )
         raise CliError(msg)
-    return corpus, queries, qrels
+    return corpus_file, queries, qrels
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -151,23 +152,26 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    corpus, queries, qrels = _eval_data(args)
+    corpus_file, queries, qrels = _eval_data(args)
     _check_outputs(args)
     from tqdm import tqdm
 
-    from langchain_ce_rerank.evaluation import evaluate, write_trec_run
+    from langchain_ce_rerank.evaluation import evaluate, read_corpus, write_trec_run
     from langchain_ce_rerank.models import load_embeddings
     from langchain_ce_rerank.reranking_retriever import build_reranking_retriever
     from langchain_ce_rerank.store import new_index
 
     reranker = prepare_reranker(args)
-    if corpus is None:
+    if corpus_file is None:
         store = load_index("--index", args)
     else:
+        # Both models are found before the corpus is read, however large.
+        embedding = args.embedding or DEFAULT_EMBEDDING_MODEL
+        find_model("--embedding", embedding)
+        with blame("--dataset"):
+            corpus = read_corpus(corpus_file)
         with blame("--embedding"):
-            embeddings = load_embeddings(
-                args.embedding or DEFAULT_EMBEDDING_MODEL, device=args.device
-            )
+            embeddings = load_embeddings(embedding, device=args.device)
         store = new_index(embeddings)
         for start in tqdm(
             range(0, len(corpus), 64), desc="Embedding corpus", file=sys.stderr

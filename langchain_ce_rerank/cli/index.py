@@ -25,6 +25,7 @@ from langchain_ce_rerank.cli._common import (
     CliError,
     blame,
     check_device,
+    find_model,
     positive,
     recorded_embedding,
 )
@@ -117,6 +118,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
             f"--embedding {recorded} or write to a new --out folder"
         )
         raise CliError(msg)
+    find_model("--embedding", model)  # found (not loaded) before any heavy work
     from tqdm import tqdm
 
     from langchain_ce_rerank.models import load_embeddings

@@ -13,14 +13,14 @@ import argparse
 import logging
 from typing import TYPE_CHECKING, Any
 
+from langchain_ce_rerank.optional import install_hint
+
 if TYPE_CHECKING:
     from langchain_ce_rerank.evaluation import DocumentScorer
 
 __all__ = ["add_ray_options", "connect", "ray_scorer"]
 
 logger = logging.getLogger(__name__)
-
-_EXTRA = 'pip install "langchain-ce-rerank[ray]"'
 
 
 def _workers(value: str) -> int:
@@ -41,7 +41,7 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
         parser: The `eval` subcommand's parser.
     """
     group = parser.add_argument_group(
-        "Ray", f"scale out on a Ray cluster (needs the [ray] extra: {_EXTRA})"
+        "Ray", "scale out on a Ray cluster (needs the [ray] extra)"
     )
     group.add_argument(
         "--ray",
@@ -68,7 +68,7 @@ def _require_ray() -> Any:
     try:
         import ray
     except ImportError as err:
-        msg = f"--ray needs Ray, which is not installed; {_EXTRA}"
+        msg = f"--ray needs Ray, which is not installed; {install_hint('ray')}"
         raise ImportError(msg) from err
     return ray
 

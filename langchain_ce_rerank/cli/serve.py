@@ -16,6 +16,7 @@ from langchain_ce_rerank.cli._common import (
     add_backend_options,
     add_model_option,
     check_int8,
+    find_model,
     positive,
 )
 
@@ -241,19 +242,13 @@ def run_serve(args: argparse.Namespace) -> int:
             raise CliError(msg)
     try:
         from langchain_ce_rerank.engine import Reranker
-        from langchain_ce_rerank.errors import ModelNotFoundError
-        from langchain_ce_rerank.models import resolve_model
         from langchain_ce_rerank.serving.app import ServeSettings, create_app
         from langchain_ce_rerank.serving.server import bind_socket, serve
     except ImportError as err:
         raise CliError(str(err)) from err
-    try:
-        resolve_model(args.reranker)
-    except ModelNotFoundError as err:
-        shown = err.with_remedy("--reranker PATH")
-        raise CliError(f"--reranker: {shown}") from err
-    except (OSError, ValueError) as err:
-        raise CliError(f"--reranker: {err}") from err
+    # Found before the server starts (it loads the model in the background),
+    # with the same message as every other command.
+    find_model("--reranker", args.reranker, cross_encoder=True)
     try:
         engine = Reranker(
             model=args.reranker,

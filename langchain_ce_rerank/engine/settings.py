@@ -215,7 +215,7 @@ class ScoringSettings(_Settings):
     backend: str = DEFAULT_BACKEND
     """Inference backend when loading by id or folder, one of
     `langchain_ce_rerank.models.backends.BACKEND_NAMES`: `"torch"`; `"openvino"`
-    (`pip install "langchain-ce-rerank[openvino]"`; runs in f32 unless
+    (the `[openvino]` extra; runs in f32 unless
     `model_kwargs={"ov_config": {...}}` says otherwise); or `"onnx"`
     (onnxruntime; the `[onnx]` extra). Exports are made once and cached (see
     `export_cache_folder`). Fastest on CPU: `backend="openvino",

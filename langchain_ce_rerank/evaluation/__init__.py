@@ -8,6 +8,7 @@ runs can be written as TREC run files for other tools.
 from langchain_ce_rerank.evaluation.datasets import (
     BeirDataset,
     load_beir,
+    read_corpus,
     read_qrels,
     read_queries,
     write_trec_run,
@@ -22,6 +23,7 @@ __all__ = [
     "EvaluationReport",
     "evaluate",
     "load_beir",
+    "read_corpus",
     "read_qrels",
     "read_queries",
     "write_trec_run",

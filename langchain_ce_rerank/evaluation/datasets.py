@@ -16,6 +16,7 @@ __all__ = [
     "Qrels",
     "Run",
     "load_beir",
+    "read_corpus",
     "read_qrels",
     "read_queries",
     "write_trec_run",
@@ -45,6 +46,22 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
                     msg = f"{path}:{number}: not valid JSON ({err.msg})"
                     raise ValueError(msg) from err
     return rows
+
+
+def read_corpus(path: str | os.PathLike[str]) -> list[Document]:
+    """Read a BEIR `corpus.jsonl` (`_id`, `text`, optional `title`) as Documents.
+
+    Each Document has `id` and `metadata["doc_id"]` set to `_id` and the title
+    (if any) in `metadata["title"]`.
+    """
+    return [
+        Document(
+            id=str(row["_id"]),
+            page_content=row["text"],
+            metadata={"doc_id": str(row["_id"]), "title": row.get("title", "")},
+        )
+        for row in _read_jsonl(Path(path))
+    ]
 
 
 def read_queries(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -84,8 +101,7 @@ def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
 def load_beir(folder: str | os.PathLike[str], split: str = "test") -> BeirDataset:
     r"""Load `corpus.jsonl`, `queries.jsonl` and `qrels/<split>.tsv` from `folder`.
 
-    Corpus rows become Documents with `id` and `metadata["doc_id"]` set to `_id`
-    and the title (if any) in `metadata["title"]`.
+    Corpus rows become Documents as `read_corpus` makes them.
 
     Raises:
         FileNotFoundError: A file of the layout is missing.
@@ -108,16 +124,8 @@ def load_beir(folder: str | os.PathLike[str], split: str = "test") -> BeirDatase
         if not (root / name).is_file():
             msg = f"{root / name} is missing: {root} is not a BEIR-layout dataset"
             raise FileNotFoundError(msg)
-    corpus = [
-        Document(
-            id=str(row["_id"]),
-            page_content=row["text"],
-            metadata={"doc_id": str(row["_id"]), "title": row.get("title", "")},
-        )
-        for row in _read_jsonl(root / "corpus.jsonl")
-    ]
     return BeirDataset(
-        corpus=corpus,
+        corpus=read_corpus(root / "corpus.jsonl"),
         queries=read_queries(root / "queries.jsonl"),
         qrels=read_qrels(root / "qrels" / f"{split}.tsv"),
     )

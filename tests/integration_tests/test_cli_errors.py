@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from cli_runner import cli_error, run_cli
 
+from langchain_ce_rerank.optional import install_hint
+
 ROOT = Path(__file__).parents[2]
 DATASET = ROOT / "tests" / "data" / "stdlib-docs"
 CREATE = "create one with: ce-rerank index PATHS... --out"
@@ -98,7 +100,7 @@ def test_blank_query_is_reported_before_the_reranker_or_index_load(
     # Neither the index nor the default reranker exist (offline): the blank
     # query is what the user has to fix first.
     err = cli_error("query", str(tmp_path / "nope"), "   ")
-    assert "QUESTION is blank" in err
+    assert "QUESTION is blank ('   ')" in err  # shown as typed, not collapsed
 
 
 def test_blank_query_in_the_queries_file(index: Path, tmp_path: Path) -> None:
@@ -124,6 +126,66 @@ def test_a_missing_reranker_is_reported_before_the_index_is_loaded(
     assert "'acme/nothing' could not be loaded" in err
     assert "--reranker PATH" in err
     assert "model='/path/to/model'" not in err
+
+
+@pytest.mark.parametrize("command", ["query", "eval", "serve"])
+def test_every_command_words_a_missing_reranker_alike(
+    command: str, index: Path
+) -> None:
+    args = {
+        "query": ("query", str(index), "question"),
+        "eval": ("eval", "--dataset", str(DATASET)),
+        "serve": ("serve", "--port", "0"),
+    }[command]
+    err = cli_error(*args, "--reranker", "acme/nothing")
+    assert err.startswith("ce-rerank: error: model 'acme/nothing' could not be loaded")
+    assert "--reranker PATH" in err
+    # Offline, each says how to build the stand-in (serve used to leave it out).
+    assert "examples/build_standin_reranker.py DIR" in err
+
+
+def test_index_looks_for_its_embedding_model_before_reading_any_file(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a.md").write_text("text")
+    files_read = (
+        "import sys; from langchain_ce_rerank import ingest\n"
+        "def read(*args, **kwargs): raise RuntimeError('the files were read')\n"
+        "ingest.load_corpus = read\n"
+        "from langchain_ce_rerank.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    err = cli_error(
+        "index",
+        str(tmp_path / "a.md"),
+        "--out",
+        str(tmp_path / "ix"),
+        "--embedding",
+        "acme/nothing",
+        python=files_read,
+    )
+    assert "'acme/nothing' could not be loaded" in err
+    assert "--embedding PATH" in err
+
+
+_CORPUS_UNREAD = (
+    "import sys; from langchain_ce_rerank.evaluation import datasets\n"
+    "original = datasets._read_jsonl\n"
+    "def read(path):\n"
+    "    if path.name == 'corpus.jsonl': raise RuntimeError('the corpus was read')\n"
+    "    return original(path)\n"
+    "datasets._read_jsonl = read\n"
+    "from langchain_ce_rerank.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize("missing", ["--reranker", "--embedding"])
+def test_eval_looks_for_both_models_before_reading_the_corpus(
+    missing: str, reranker: tuple[str, str]
+) -> None:
+    flags = [*reranker, missing, "acme/nothing"]
+    err = cli_error("eval", "--dataset", str(DATASET), *flags, python=_CORPUS_UNREAD)
+    assert "'acme/nothing' could not be loaded" in err
+    assert f"{missing} PATH" in err
 
 
 def test_a_missing_embedding_names_the_embedding_flag(
@@ -185,7 +247,7 @@ def test_missing_backend_extra_is_one_line(index: Path) -> None:
         python=hide_extras,
     )
     assert err.startswith("ce-rerank: error: --backend openvino: ")
-    assert 'pip install "langchain-ce-rerank[openvino]"' in err
+    assert install_hint("openvino") in err
 
 
 def test_bad_device(index: Path) -> None:

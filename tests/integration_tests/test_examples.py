@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from langchain_ce_rerank.cli import ExitStatus
+
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
@@ -35,11 +39,25 @@ def test_rerank_results_prints_both_orders(standin_ce_path: Path) -> None:
     assert len(re.findall(r"^\d\. score=-?\d+\.\d\d \(was \d\) \| ", final, re.M)) == 4
 
 
-def test_rerank_results_without_a_model_fails_clearly() -> None:
-    result = _run("rerank_results.py", "--reranker", "acme/missing-reranker")
-    assert result.returncode == 2
-    assert "'acme/missing-reranker' could not be loaded" in result.stderr
-    assert "--reranker FOLDER" in result.stderr
+@pytest.mark.parametrize(
+    "script",
+    ["rerank_results.py", "chain.py", "agent_tool.py", "llama_index_query_engine.py"],
+)
+def test_a_missing_reranker_is_one_line_and_the_cli_exit_status(script: str) -> None:
+    result = _run(script, "--reranker", "acme/missing-reranker")
+    assert result.returncode == ExitStatus.ERROR == 1  # as ce-rerank exits
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"{script}: error: model 'acme/missing-reranker'")
+    assert "--reranker PATH" in lines[0]
+    assert "build_standin_reranker.py" in lines[0]  # the offline way out
+    assert result.stdout == ""  # nothing was run before it failed
+
+
+def test_a_malformed_command_line_exits_as_argparse_does() -> None:
+    result = _run("rerank_results.py", "--no-such-option")
+    assert result.returncode == ExitStatus.USAGE == 2
+    assert "unrecognized arguments: --no-such-option" in result.stderr
 
 
 def test_chain_example(standin_ce_path: Path) -> None:

@@ -280,8 +280,9 @@ def test_help_lists_every_option() -> None:
 def test_a_missing_model_fails_at_once_naming_the_flag(tmp_path: Path) -> None:
     result = _run("--reranker", str(tmp_path / "nowhere"), "--port", "0")
     assert result.returncode == 1
-    assert result.stderr.startswith("ce-rerank: error: --reranker")
+    assert result.stderr.startswith("ce-rerank: error: model ")
     assert "nowhere" in result.stderr
+    assert "--reranker PATH" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 

@@ -25,6 +25,7 @@ from langchain_ce_rerank.models.backends import (
     quantization_error,
 )
 from langchain_ce_rerank.models.export import ExportFormat, instruction_set
+from langchain_ce_rerank.optional import install_hint
 
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
@@ -32,7 +33,7 @@ def test_missing_extra_names_what_to_install(
     monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
     monkeypatch.setattr(base, "_find_spec", lambda name: None)
-    extra = rf'pip install "langchain-ce-rerank\[{backend}\]"'
+    extra = re.escape(install_hint(backend))
     with pytest.raises(ImportError, match=extra):
         CrossEncoderCompressor(backend=backend)
     with pytest.raises(ImportError, match=extra):
@@ -109,7 +110,7 @@ def test_embeddings_check_backend_options_before_loading(
     with pytest.raises(ValueError, match="needs backend='openvino'"):
         load_embeddings("no/such-model", quantization="int8")
     monkeypatch.setattr(base, "_find_spec", lambda name: None)
-    with pytest.raises(ImportError, match=r"langchain-ce-rerank\[openvino\]"):
+    with pytest.raises(ImportError, match=re.escape(install_hint("openvino"))):
         load_embeddings("no/such-model", backend="openvino")
 
 

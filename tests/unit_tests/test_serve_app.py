@@ -23,6 +23,7 @@ pytest.importorskip("prometheus_client")
 from doubles import TableCrossEncoder, WordOverlapCrossEncoder
 
 from langchain_ce_rerank.engine import Reranker
+from langchain_ce_rerank.optional import install_hint
 from langchain_ce_rerank.serving import ServeSettings, create_app
 from langchain_ce_rerank.serving.remote_apis import API_SPECS, read_scores
 from langchain_ce_rerank.serving.schemas import RerankResponse
@@ -609,7 +610,7 @@ def test_without_fastapi_the_error_names_the_extra() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.returncode == 1
-    assert 'pip install "langchain-ce-rerank[serve]"' in result.stderr
+    assert install_hint("serve") in result.stderr
 
 
 def test_the_serve_parser_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

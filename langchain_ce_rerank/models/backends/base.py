@@ -83,7 +83,7 @@ class Backend:
         from langchain_ce_rerank.models.backends import get_backend
 
         onnx = get_backend("onnx")
-        print(onnx.install)  # pip install "langchain-ce-rerank[onnx]"
+        print(onnx.install)  # e.g. pip install -e "/src/langchain-ce-rerank[onnx]"
         print(sorted(onnx.quantizations))  # ['int8']
         ```
     """
