@@ -32,8 +32,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("corpus") / "data"
     shutil.copytree(EXAMPLE_DATA, folder)
     (folder / "legacy.txt").write_bytes("caf\xe9 latin-1 text".encode("latin-1"))
-    (folder / "notes.pdf").write_bytes(b"%PDF")
-    (folder / "LICENSE").write_text("no extension")
+    (folder / "notes.pdf").write_bytes(b"%PDF-1.7\n\x00\x01 binary stream")
+    (folder / "LICENSE").write_text("A text file without an extension is read too.")
     return folder
 
 
@@ -44,7 +44,7 @@ def built(
     out = tmp_path_factory.mktemp("index") / "ix"
     result = _cli("index", str(corpus), "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "Indexed 5 files" in result.stdout
+    assert "Indexed 6 files" in result.stdout
     return out, result
 
 
@@ -172,12 +172,12 @@ def test_eval_on_the_beir_dataset(standin_ce_path: Path, tmp_path: Path) -> None
 
 
 def test_index_lists_files_it_does_not_read(index_run: str) -> None:
+    assert "Skipped 2 (1 not UTF-8, 1 binary):" in index_run
     assert "legacy.txt: not UTF-8" in index_run
-    assert "notes.pdf: unsupported type '.pdf' (only .txt, .md, .jsonl are read)" in (
-        index_run
-    )
-    assert "LICENSE: unsupported file without an extension" in index_run
+    assert "notes.pdf: binary (a NUL byte in its first 8 KB)" in index_run
+    assert "LICENSE" not in index_run  # text without an extension: read
     assert index_run.count("legacy.txt") == 1  # listed once, not warned twice
+    assert "Embedding" not in index_run  # stderr is not a terminal: no bar
 
 
 @pytest.fixture
@@ -293,7 +293,7 @@ def test_eval_against_an_index_built_from_a_beir_corpus(
     out = tmp_path / "ix"
     built = _cli("index", str(DATASET / "corpus.jsonl"), "--out", str(out))
     assert built.returncode == 0, built.stderr
-    assert "Indexed 1 files" in built.stdout
+    assert "Indexed 1 file into" in built.stdout
     result = _cli(
         "eval",
         "--index",
