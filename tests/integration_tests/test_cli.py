@@ -154,6 +154,8 @@ def test_eval_on_the_beir_dataset(standin_ce_path: Path, tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert "first stage" in result.stdout
     assert "nDCG@10" in result.stdout
+    for bar in ("Embedding corpus", "First stage", "Reranking"):
+        assert bar not in result.stderr  # stderr is not a terminal: quiet
     data = json.loads((tmp_path / "eval.json").read_text())
     assert data["num_queries"] == 25
     names = [c["name"] for c in data["configurations"]]
@@ -166,6 +168,52 @@ def test_eval_on_the_beir_dataset(standin_ce_path: Path, tmp_path: Path) -> None
     line = (tmp_path / "runs" / "first_stage.trec").read_text().splitlines()[0]
     assert line.split()[1] == "Q0"
     assert line.split()[3] == "1"
+
+
+def _on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run `ce-rerank ARGS...` with stderr on a pseudo-terminal; return what it drew."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    terminal, its_side = pty.openpty()
+    # 24 rows, 160 columns: a new pseudo-terminal is 0 x 0, where tqdm draws nothing.
+    fcntl.ioctl(its_side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "langchain_ce_rerank.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=its_side,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "160"},
+    )
+    os.close(its_side)
+    drawn = b""
+    while True:
+        try:
+            data = os.read(terminal, 65536)
+        except OSError:  # EIO: the command closed its side
+            break
+        if not data:
+            break
+        drawn += data
+    os.close(terminal)
+    return process.wait(timeout=600), drawn.decode("utf-8", "replace")
+
+
+def test_eval_shows_a_bar_per_query_on_a_terminal(standin_ce_path: Path) -> None:
+    status, drawn = _on_a_terminal(
+        "eval",
+        "--dataset",
+        str(DATASET),
+        "-k",
+        "4",
+        "--reranker",
+        str(standin_ce_path),
+    )
+    assert status == 0, drawn
+    assert re.search(r"Embedding corpus: 100%.* 60/60", drawn), drawn
+    assert re.search(r"First stage: 100%.* 25/25", drawn), drawn
+    assert re.search(r"Reranking: 100%.* 25/25", drawn), drawn
 
 
 # -- index: what was skipped, what was merged ----------------------------------
