@@ -80,8 +80,10 @@ def rich_console() -> Console:
     """The console every table is printed on."""
     from rich.console import Console
 
-    # Wide enough for the tables when stdout is a pipe (rich assumes 80).
-    return Console(width=None if sys.stdout.isatty() else 140, highlight=False)
+    # A terminal's own width, or COLUMNS when set; else, when stdout is a pipe,
+    # wide enough for the tables (rich would assume 80).
+    wide = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+    return Console(width=None if wide else 140, highlight=False)
 
 
 def quiet_model_loading() -> None:

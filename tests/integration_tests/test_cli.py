@@ -80,6 +80,12 @@ def test_query_table_shows_movement_scores_source_and_snippet(
     assert out.count(" -> ") >= 3
     assert "docker-volume-backup.md" in out
     assert "6 first-stage candidates reranked" in out
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert len(rows) == 3
+    for line in rows:  # COLUMNS=160 is honoured when stdout is a pipe
+        assert line.endswith("│")
+        assert len(line) <= 160
+        assert re.fullmatch(r"\d+ -> \d", line.split("│")[1].strip())
 
 
 def test_query_json(index: Path, standin_ce_path: Path) -> None:
