@@ -132,7 +132,7 @@ def test_reindex_updates_changed_and_removes_deleted_files(
     try:
         result = _cli("index", str(corpus), "--out", str(copy))
         assert result.returncode == 0, result.stderr
-        assert "1 chunks added" in result.stdout
+        assert "1 chunk added," in result.stdout
         assert "2 removed" in result.stdout
     finally:
         shutil.copy(EXAMPLE_DATA / "container-logs.md", corpus / "container-logs.md")
