@@ -68,8 +68,8 @@ SNIPPET = 60
 _CREATE_INDEX = "ce-rerank index PATHS... --out"
 MANIFEST = "manifest.json"
 """The file that marks a folder as an index."""
-LISTED = 20
-"""Skipped files listed one per line; the rest are counted."""
+LISTED = 5
+"""Skipped files listed one per line without --verbose; the rest are counted."""
 
 
 class CliError(Exception):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from langchain_ce_rerank.cli._common import (
     DEVICE_HELP,
+    LISTED,
     MANIFEST,
     CliError,
     blame,
@@ -27,9 +28,6 @@ from langchain_ce_rerank.models import DEFAULT_EMBEDDING_MODEL
 
 if TYPE_CHECKING:
     from langchain_ce_rerank.ingest import Corpus
-
-FEW = 5
-"""Skipped files listed without --verbose; the rest are counted."""
 
 
 def _shown(path: str) -> str:
@@ -79,7 +77,7 @@ def _duplicates_line(corpus: Corpus) -> str:
 def _print_skipped(skipped: Sequence[tuple[str, str]], *, verbose: bool) -> None:
     """The skips counted by reason, then each one (the first few without -v)."""
     print(f"Skipped {len(skipped)} ({_kinds(skipped)}):", file=sys.stderr)
-    shown = skipped if verbose else skipped[:FEW]
+    shown = skipped if verbose else skipped[:LISTED]
     for where, reason in shown:
         print(f"  {_shown(where)}: {reason}", file=sys.stderr)
     if len(skipped) > len(shown):
@@ -273,7 +271,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "-v",
         "--verbose",
         action="store_true",
-        help=f"list every skipped file (default: the first {FEW} and a count)",
+        help=f"list every skipped file (default: the first {LISTED} and a count)",
     )
     index.add_argument(
         "--chunk-size",
