@@ -1,35 +1,38 @@
 """From files on disk to chunked Documents with stable ids, and index syncing.
 
-`.txt` and `.md` files become one text each; `.jsonl` files hold one JSON object
-per line with `id`, `text` and optional `metadata` (a BEIR `corpus.jsonl`, with
-`_id` and `title`, works as it is). Texts are split with
-`langchain-text-splitters`, by default into chunks that fit the embedding
-model's window, counted in its own tokens. Each chunk's id is built from its
-source path, its row id (JSONL), its position and a hash of its content, so
-re-indexing the same files yields the same ids, and a changed chunk gets a new
-one.
+Any text file becomes one text, whatever its name (`README`, `copyright`,
+`notes.md`): a file is text when its first 8 KB hold no NUL byte and the whole
+file is UTF-8. `.jsonl` files hold one JSON object per line with `id`, `text`
+and optional `metadata` (a BEIR `corpus.jsonl`, with `_id` and `title`, works
+as it is). Texts are split with `langchain-text-splitters`, by default into
+chunks that fit the embedding model's window, counted in its own tokens. Each
+chunk's id is built from its source path, its row id (JSONL), its position and
+a hash of its content, so re-indexing the same files yields the same ids, and a
+changed chunk gets a new one.
 
-Files of other types found in a folder are listed in `Corpus.skipped`, never
-dropped silently; hidden files and folders (names starting with ".") are not
-searched. `load_corpus(..., dedupe=True)` keeps one chunk per distinct text and
-records where the merged copies came from.
+Binary and non-UTF-8 files are listed in `Corpus.skipped`, never dropped
+silently; `include` / `exclude` globs choose files by name or relative path,
+and hidden files and folders (names starting with ".") are not searched.
+`load_corpus(..., dedupe=True)` keeps one chunk per distinct text and records
+where the merged copies came from.
 """
 
 from __future__ import annotations
 
+import codecs
+import fnmatch
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     # Annotations only: importing this module stays cheap, so `ce-rerank index
-    # --help` can show SUPPORTED_SUFFIXES and the chunk defaults without
-    # loading LangChain or FAISS.
+    # --help` can show the chunk defaults without loading LangChain or FAISS.
     from langchain_core.documents import Document
     from langchain_core.embeddings import Embeddings
 
@@ -37,21 +40,27 @@ if TYPE_CHECKING:
     from langchain_ce_rerank.store import IndexStore
 
 __all__ = [
+    "BINARY",
     "DEFAULT_CHUNK_OVERLAP",
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_OVERLAP_FRACTION",
-    "SUPPORTED_SUFFIXES",
+    "SNIFF_BYTES",
     "Corpus",
+    "SyncPlan",
     "SyncReport",
     "find_files",
     "load_corpus",
+    "plan_sync",
     "sync_store",
     "window_warning",
 ]
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl")
+SNIFF_BYTES = 8192
+"""Bytes read to tell a text file from a binary one (a NUL byte means binary)."""
+BINARY = "binary (a NUL byte in its first 8 KB)"
+"""The `Corpus.skipped` reason of a binary file."""
 DEFAULT_CHUNK_SIZE = 1000
 """Characters per chunk when no embedding model's window is known (no
 `embedding`, or one without a tokenizer). With one, the default chunk is the
@@ -72,7 +81,10 @@ class Corpus:
     documents: list[Document] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    """(path, reason) for every file or JSONL row that could not be used."""
+    """(path, reason) for every file or JSONL row that could not be used; a
+    binary file's reason is `BINARY`."""
+    excluded: list[str] = field(default_factory=list)
+    """Files left out by the `include` / `exclude` globs."""
     duplicates: list[Document] = field(default_factory=list)
     """With `dedupe=True`: the chunks left out because an earlier chunk has the
     same text; `metadata["duplicate_of"]` is the id of the chunk that was kept."""
@@ -100,7 +112,14 @@ def find_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
     Cheap: imports nothing, so a command can check its paths first.
     """
-    found: list[Path] = []
+    return [path for path, _ in _files_under(paths)]
+
+
+def _files_under(
+    paths: Sequence[str | os.PathLike[str]],
+) -> list[tuple[Path, str]]:
+    """Every file named or found under a folder, with its path relative to it."""
+    found: list[tuple[Path, str]] = []
     for raw in paths:
         path = Path(raw).expanduser().resolve()
         if not path.exists():
@@ -108,25 +127,46 @@ def find_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
             raise FileNotFoundError(msg)
         if path.is_dir():
             found.extend(
-                p
+                (p, p.relative_to(path).as_posix())
                 for p in sorted(path.rglob("*"))
                 if p.is_file()
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         else:
-            found.append(path)
-    return list(dict.fromkeys(found))
+            found.append((path, path.name))
+    return list({p: (p, relative) for p, relative in found}.values())
+
+
+def _matches(relative: str, globs: Sequence[str]) -> bool:
+    """Whether a glob matches the file's relative path or its name."""
+    name = relative.rsplit("/", 1)[-1]
+    return any(
+        fnmatch.fnmatchcase(relative, glob) or fnmatch.fnmatchcase(name, glob)
+        for glob in globs
+    )
+
+
+def _read_text(path: Path) -> tuple[str | None, str]:
+    """(the file's text, "") when it is UTF-8 text, else (None, why not)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+            if b"\0" in head:
+                return None, BINARY
+            # The head alone first: a large binary file is not read whole.
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+            data = head + handle.read()
+        return data.decode("utf-8"), ""
+    except UnicodeDecodeError as err:
+        return None, f"not UTF-8 ({err.reason} at byte {err.start})"
+    except OSError as err:
+        return None, f"unreadable ({err.strerror or err})"
 
 
 def _chunk_id(source: str, row: str | None, position: int, text: str) -> str:
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     unit = f"#{row}" if row is not None else ""
     return f"{source}{unit}#{position}:{digest}"
-
-
-def _unsupported(path: Path) -> str:
-    kind = f"type {path.suffix!r}" if path.suffix else "file without an extension"
-    return f"unsupported {kind} (only {', '.join(SUPPORTED_SUFFIXES)} are read)"
 
 
 def _merge_duplicates(corpus: Corpus) -> None:
@@ -180,16 +220,20 @@ def _jsonl_rows(
 def load_corpus(
     paths: Sequence[str | os.PathLike[str]],
     *,
-    embedding: Embeddings | None = None,
+    embedding: Embeddings | TokenWindow | None = None,
     chunk_size: int | None = None,
     chunk_overlap: int | None = None,
     dedupe: bool = False,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> Corpus:
-    r"""Read `.txt`, `.md` and `.jsonl` files and folders into chunked Documents.
+    r"""Read text files and folders of them into chunked Documents.
 
-    Files of other types, unreadable or non-UTF-8 files, and malformed JSONL
-    rows are skipped with a warning and listed in `Corpus.skipped`; nothing
-    else is dropped, unless `dedupe` merges copies of the same text.
+    Every text file is read, whatever its name; `.jsonl` files are read row by
+    row. Binary files (a NUL byte in the first 8 KB), unreadable or non-UTF-8
+    files, and malformed JSONL rows are skipped with a warning and listed in
+    `Corpus.skipped`; nothing else is dropped, unless `dedupe` merges copies of
+    the same text or the globs leave files out (listed in `Corpus.excluded`).
 
     Chunks should fit the window of the embedding model that will embed
     them: it ignores the rest. Given `embedding` (and no `chunk_size`),
@@ -201,8 +245,9 @@ def load_corpus(
     Args:
         paths: Files and folders (searched recursively, hidden names excepted).
         embedding: The embedding model the chunks are for (a store's
-            `embeddings`): sizes the default chunk, and checks every chunk
-            against its window. Without it (or when it has no tokenizer),
+            `embeddings`), or just its window (`load_token_window`, which
+            reads no weights): sizes the default chunk, and checks every
+            chunk against the window. Without it (or when it has no tokenizer),
             the default chunk is `DEFAULT_CHUNK_SIZE` characters.
         chunk_size: Maximum characters per chunk; default: the embedding
             model's window, in its tokens.
@@ -214,6 +259,10 @@ def load_corpus(
             `metadata["duplicate_sources"]` and their ids in
             `metadata["duplicate_ids"]`; the merged chunks are in
             `Corpus.duplicates`. Off by default: the corpus mirrors the files.
+        include: Globs (`*.md`, `docs/*`, `copyright`); when given, only files
+            whose name or path relative to the folder searched matches one are
+            read. `*` also matches `/`.
+        exclude: Globs, matched the same way; matching files are not read.
 
     Returns:
         The chunks, each with `source` (absolute file path), `doc_id` (the JSONL
@@ -238,12 +287,16 @@ def load_corpus(
     if chunk_size is not None and chunk_size < 1:
         msg = f"chunk_size must be at least 1 (characters), got {chunk_size}"
         raise ValueError(msg)
-    files = find_files(paths)  # a missing path fails before LangChain loads
+    files = _files_under(paths)  # a missing path fails before LangChain loads
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from langchain_ce_rerank.models import embedding_window
+    from langchain_ce_rerank.models import TokenWindow, embedding_window
 
-    window = None if embedding is None else embedding_window(embedding)
+    window = (
+        embedding
+        if embedding is None or isinstance(embedding, TokenWindow)
+        else embedding_window(embedding)
+    )
     if chunk_size is None and window is not None:
         size, unit = window.text_tokens, "tokens (the embedding model's window)"
         overlap = (
@@ -269,20 +322,14 @@ def load_corpus(
         add_start_index=True,
     )
     corpus = Corpus()
-    for path in files:
+    for path, relative in files:
         source = str(path)
-        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-            corpus.skipped.append((source, _unsupported(path)))
+        if (include and not _matches(relative, include)) or _matches(relative, exclude):
+            corpus.excluded.append(source)
             continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            corpus.skipped.append(
-                (source, f"not UTF-8 ({err.reason} at byte {err.start})")
-            )
-            continue
-        except OSError as err:
-            corpus.skipped.append((source, f"unreadable ({err.strerror or err})"))
+        text, reason = _read_text(path)
+        if text is None:
+            corpus.skipped.append((source, reason))
             continue
         corpus.files.append(source)
         if path.suffix.lower() == ".jsonl":
@@ -343,6 +390,73 @@ def _in_scope(source: object, roots: Sequence[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
+@dataclass
+class SyncPlan:
+    """What `sync_store` will do, worked out from ids and metadata: no model."""
+
+    fresh: list[Document]
+    """New chunks (new or changed text), to embed and add."""
+    changed: list[Document]
+    """Chunks whose text is stored but whose metadata changed, to re-embed."""
+    stale: list[str]
+    """Ids of stored chunks of changed or deleted files, to remove."""
+    unchanged: int
+    """Chunks already stored as they are."""
+
+    @property
+    def to_embed(self) -> int:
+        """How many chunks the sync embeds."""
+        return len(self.fresh) + len(self.changed)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """True when the store already holds exactly the corpus."""
+        return not (self.fresh or self.changed or self.stale)
+
+
+def plan_sync(
+    stored: Mapping[str, Mapping[str, Any]],
+    corpus: Corpus,
+    paths: Sequence[str | os.PathLike[str]],
+) -> SyncPlan:
+    """Compare a store's chunks with `corpus`, without embedding anything.
+
+    Chunk ids hold a hash of the text, so the ids alone tell new text from
+    stored text; this is how `ce-rerank index` answers a re-run on unchanged
+    files without loading the embedding model.
+
+    Args:
+        stored: {chunk id: metadata} of every chunk in the store.
+        corpus: `load_corpus(paths, ...)`'s result.
+        paths: The same paths, which bound what may be removed.
+
+    Returns:
+        The chunks to add, to replace and to remove, and how many stay.
+    """
+    roots = [Path(p).expanduser().resolve() for p in paths]
+    skipped = {where for where, _ in corpus.skipped}
+    wanted = {doc.id for doc in corpus.documents}
+    stale = [
+        doc_id
+        for doc_id, metadata in stored.items()
+        if doc_id not in wanted
+        and _in_scope(metadata.get("source"), roots)
+        and metadata.get("source") not in skipped
+    ]
+    fresh = [doc for doc in corpus.documents if doc.id not in stored]
+    changed = [
+        doc
+        for doc in corpus.documents
+        if doc.id is not None and doc.id in stored and stored[doc.id] != doc.metadata
+    ]
+    return SyncPlan(
+        fresh=fresh,
+        changed=changed,
+        stale=stale,
+        unchanged=len(wanted) - len(fresh) - len(changed),
+    )
+
+
 def sync_store(
     store: IndexStore,
     corpus: Corpus,
@@ -383,40 +497,22 @@ def sync_store(
         print(sync_store(store, corpus, ["docs"]))  # 1 unchanged
         ```
     """
-    roots = [Path(p).expanduser().resolve() for p in paths]
-    skipped = {where for where, _ in corpus.skipped}
-    existing: dict[str, Document] = {
-        doc.id: doc for doc in store.get_by_ids(store.ids) if doc.id
-    }
-    wanted = {doc.id for doc in corpus.documents}
-    stale = [
-        doc_id
-        for doc_id, doc in existing.items()
-        if doc_id not in wanted
-        and _in_scope(doc.metadata.get("source"), roots)
-        and doc.metadata.get("source") not in skipped
-    ]
-    fresh = [doc for doc in corpus.documents if doc.id not in existing]
-    changed = [
-        doc
-        for doc in corpus.documents
-        if doc.id in existing and existing[doc.id].metadata != doc.metadata
-    ]
-    for start in range(0, len(fresh), batch_size):
-        batch = fresh[start : start + batch_size]
-        store.add_documents(batch)
-        if progress is not None:
-            progress(len(batch))
-    for start in range(0, len(changed), batch_size):
-        batch = changed[start : start + batch_size]
-        store.add_documents(batch)  # replaces by id
-        if progress is not None:
-            progress(len(batch))
-    if stale:
-        store.delete(stale)
+    plan = plan_sync(
+        {doc.id: doc.metadata for doc in store.get_by_ids(store.ids) if doc.id},
+        corpus,
+        paths,
+    )
+    for docs in (plan.fresh, plan.changed):  # a changed chunk replaces by id
+        for start in range(0, len(docs), batch_size):
+            batch = docs[start : start + batch_size]
+            store.add_documents(batch)
+            if progress is not None:
+                progress(len(batch))
+    if plan.stale:
+        store.delete(plan.stale)
     return SyncReport(
-        added=len(fresh),
-        unchanged=len(wanted) - len(fresh) - len(changed),
-        removed=len(stale),
-        updated=len(changed),
+        added=len(plan.fresh),
+        unchanged=plan.unchanged,
+        removed=len(plan.stale),
+        updated=len(plan.changed),
     )

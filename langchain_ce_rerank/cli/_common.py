@@ -72,8 +72,8 @@ SNIPPET = 60
 _CREATE_INDEX = "ce-rerank index PATHS... --out"
 MANIFEST = "manifest.json"
 """The file that marks a folder as an index."""
-LISTED = 20
-"""Skipped files listed one per line; the rest are counted."""
+LISTED = 5
+"""Skipped files listed one per line without --verbose; the rest are counted."""
 
 
 class ExitStatus(IntEnum):
@@ -99,8 +99,10 @@ def rich_console() -> Console:
     """The console every table is printed on."""
     from rich.console import Console
 
-    # Wide enough for the tables when stdout is a pipe (rich assumes 80).
-    return Console(width=None if sys.stdout.isatty() else 140, highlight=False)
+    # A terminal's own width, or COLUMNS when set; else, when stdout is a pipe,
+    # wide enough for the tables (rich would assume 80).
+    wide = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+    return Console(width=None if wide else 140, highlight=False)
 
 
 def quiet_model_loading() -> None:

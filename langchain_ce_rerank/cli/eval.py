@@ -6,12 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from langchain_ce_rerank.cli.ray_options import add_ray_options, ray_scorer
 from langchain_ce_rerank.models import DEFAULT_EMBEDDING_MODEL
 
 if TYPE_CHECKING:
+    from tqdm import tqdm
+
     from langchain_ce_rerank.evaluation import EvaluationReport
 from langchain_ce_rerank.cli._common import (
     CliError,
@@ -34,6 +36,45 @@ def print_report(report: EvaluationReport) -> None:
     from langchain_ce_rerank.evaluation.rendering import report_table
 
     rich_console().print(report_table(report))
+
+
+_BAR_NAMES = {"first stage": "First stage", "rerank": "Reranking"}
+
+
+class _StageBars:
+    """A tqdm bar per stage of `evaluate` (queries done), on a terminal only.
+
+    Passed as `evaluate(..., progress=bars)`; a stage's bar is closed when the
+    next stage starts, and `close()` closes the last.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._bar: tqdm[NoReturn] | None = None  # a bar without an iterable
+        self._stage = ""
+
+    def __call__(self, stage: str, queries: int) -> None:
+        """Count `queries` more queries done in `stage`."""
+        from tqdm import tqdm
+
+        if stage != self._stage:
+            self.close()
+            self._stage = stage
+            self._bar = tqdm(
+                total=self.total,
+                desc=_BAR_NAMES.get(stage, stage),
+                unit="query",
+                file=sys.stderr,
+                disable=None,  # no bar when stderr is not a terminal
+            )
+        assert self._bar is not None
+        self._bar.update(queries)
+
+    def close(self) -> None:
+        """Close the bar of the current stage."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def _eval_data(
@@ -173,10 +214,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         with blame("--embedding"):
             embeddings = load_embeddings(embedding, device=args.device)
         store = new_index(embeddings)
-        for start in tqdm(
-            range(0, len(corpus), 64), desc="Embedding corpus", file=sys.stderr
-        ):
-            store.add_documents(corpus[start : start + 64])
+        with tqdm(
+            total=len(corpus),
+            desc="Embedding corpus",
+            unit="doc",
+            file=sys.stderr,
+            disable=None,  # no bar when stderr is not a terminal
+        ) as bar:
+            for start in range(0, len(corpus), 64):
+                batch = corpus[start : start + 64]
+                store.add_documents(batch)
+                bar.update(len(batch))
     load_reranker(reranker)  # with --ray too: a missing model fails here, early
     pipeline = build_reranking_retriever(
         first_stage=store.as_retriever(k=args.k), reranker=reranker
@@ -185,8 +233,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         scorer = ray_scorer(args)  # None without --ray
     except (ImportError, ConnectionError) as err:
         raise CliError(one_line(err)) from err
-    with reranking():
-        report = evaluate(pipeline, queries, qrels, scorer=scorer)
+    bars = _StageBars(total=sum(qid in qrels for qid in queries))
+    try:
+        with reranking():
+            report = evaluate(pipeline, queries, qrels, scorer=scorer, progress=bars)
+    finally:
+        bars.close()
     if args.json:
         text = json.dumps(report.to_dict(), indent=2)
         if args.json == "-":

@@ -9,15 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from langchain_ce_rerank.ingest import (
-    DEFAULT_CHUNK_OVERLAP,
-    DEFAULT_OVERLAP_FRACTION,
-    SUPPORTED_SUFFIXES,
-)
-from langchain_ce_rerank.models import DEFAULT_EMBEDDING_MODEL
-
-if TYPE_CHECKING:
-    from langchain_ce_rerank.ingest import Corpus
 from langchain_ce_rerank.cli._common import (
     DEVICE_HELP,
     LISTED,
@@ -29,6 +20,17 @@ from langchain_ce_rerank.cli._common import (
     positive,
     recorded_embedding,
 )
+from langchain_ce_rerank.ingest import (
+    BINARY,
+    DEFAULT_CHUNK_OVERLAP,
+    DEFAULT_OVERLAP_FRACTION,
+    SyncReport,
+    window_warning,
+)
+from langchain_ce_rerank.models import DEFAULT_EMBEDDING_MODEL
+
+if TYPE_CHECKING:
+    from langchain_ce_rerank.ingest import Corpus
 
 
 def _shown(path: str) -> str:
@@ -39,12 +41,26 @@ def _shown(path: str) -> str:
         return path
 
 
-def _listing(names: Sequence[str]) -> str:
+def _count(number: int, noun: str) -> str:
+    """`1 file`, `2 files`."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _listing(names: Sequence[str], noun: str = "files") -> str:
     if len(names) > 4:
-        return f"{', '.join(names[:3])} and {len(names) - 3} more files"
+        return f"{', '.join(names[:3])} and {len(names) - 3} more {noun}"
     return (
         " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
     )
+
+
+def _kinds(skipped: Sequence[tuple[str, str]]) -> str:
+    """`650 binary, 18 not UTF-8`: the skips counted by reason."""
+    counts: dict[str, int] = {}
+    for _, reason in skipped:
+        kind = "binary" if reason == BINARY else reason.split(" (")[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{number} {kind}" for kind, number in counts.items())
 
 
 def _duplicates_line(corpus: Corpus) -> str:
@@ -61,12 +77,67 @@ def _duplicates_line(corpus: Corpus) -> str:
     )
 
 
-def _print_skipped(skipped: Sequence[tuple[str, str]]) -> None:
-    print(f"Skipped {len(skipped)}:", file=sys.stderr)
-    for where, reason in skipped[:LISTED]:
+def _print_skipped(skipped: Sequence[tuple[str, str]], *, verbose: bool) -> None:
+    """The skips counted by reason, then each one (the first few without -v)."""
+    print(f"Skipped {len(skipped)} ({_kinds(skipped)}):", file=sys.stderr)
+    shown = skipped if verbose else skipped[:LISTED]
+    for where, reason in shown:
         print(f"  {_shown(where)}: {reason}", file=sys.stderr)
-    if len(skipped) > LISTED:
-        print(f"  ... and {len(skipped) - LISTED} more", file=sys.stderr)
+    if len(skipped) > len(shown):
+        print(
+            f"  ... and {len(skipped) - len(shown)} more (--verbose lists them all)",
+            file=sys.stderr,
+        )
+
+
+def _stored_metadata(out: Path) -> dict[str, dict[str, object]]:
+    """{chunk id: metadata} of a saved index, read without an embedding model."""
+    from langchain_ce_rerank.store import persistence
+
+    return {record.id: record.metadata for record in persistence.load(out).records}
+
+
+def _report(
+    corpus: Corpus, out: Path, report: SyncReport, total: int, *, verbose: bool
+) -> None:
+    """`Indexed 1 file into ix: 1 chunk added, ...`, merges, then the skips."""
+    updated = f"{report.updated} updated, " if report.updated else ""
+    print(
+        f"Indexed {_count(len(corpus.files), 'file')} into {out}: "
+        f"{_count(report.added, 'chunk')} added, {updated}{report.unchanged} "
+        f"unchanged, {report.removed} removed ({total} in the index)."
+    )
+    if corpus.duplicates:
+        print(_duplicates_line(corpus))
+    too_long = window_warning(corpus)
+    if too_long:
+        print(
+            f"warning: {too_long}; use a smaller --chunk-size, or leave it out to "
+            "cut chunks to the window.",
+            file=sys.stderr,
+        )
+    if corpus.skipped:
+        _print_skipped(corpus.skipped, verbose=verbose)
+
+
+def _empty_corpus(args: argparse.Namespace, corpus: Corpus) -> str:
+    """One line saying why nothing was read, however many paths were given."""
+    found = []
+    if corpus.skipped:
+        where, reason = corpus.skipped[0]
+        found.append(
+            f"{len(corpus.skipped)} skipped: {_kinds(corpus.skipped)}; "
+            f"first: {_shown(where)}: {reason}"
+        )
+    if corpus.excluded:
+        found.append(
+            f"{_count(len(corpus.excluded), 'file')} left out by --include/--exclude"
+        )
+    details = f" ({'; '.join(found)})" if found else ""
+    return (
+        f"PATH: no text files under {_listing(args.paths, 'paths')}{details}; "
+        "empty corpus, nothing was written"
+    )
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
@@ -100,8 +171,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from langchain_ce_rerank.ingest import (
         find_files,
         load_corpus,
+        plan_sync,
         sync_store,
-        window_warning,
     )
 
     with blame("PATH"):
@@ -119,13 +190,15 @@ def _cmd_index(args: argparse.Namespace) -> int:
         )
         raise CliError(msg)
     find_model("--embedding", model)  # found (not loaded) before any heavy work
-    from tqdm import tqdm
+    from langchain_ce_rerank.models import load_embeddings, load_token_window
 
-    from langchain_ce_rerank.models import load_embeddings
-    from langchain_ce_rerank.store import new_index, open_index
-
+    # Chunks are cut to the model's window, read from its tokenizer alone: the
+    # weights load only when some chunk must be embedded.
+    embeddings = None
     with blame("--embedding"):
-        embeddings = load_embeddings(model, device=args.device)
+        window = load_token_window(model)
+        if window is None:  # no recorded window: the loaded model knows it
+            embeddings = load_embeddings(model, device=args.device)
     # Skipped files and over-long chunks are reported below, once, not also
     # as warnings.
     logging.getLogger("langchain_ce_rerank.ingest").setLevel(logging.ERROR)
@@ -135,67 +208,64 @@ def _cmd_index(args: argparse.Namespace) -> int:
     with blame(*(("--chunk-overlap", remedy) if overlap is not None else ("PATH",))):
         corpus = load_corpus(
             args.paths,
-            embedding=embeddings,
+            embedding=embeddings or window,
             chunk_size=args.chunk_size,
             chunk_overlap=overlap,
             dedupe=args.dedupe,
+            include=args.include,
+            exclude=args.exclude,
         )
     if not corpus.documents:
-        first = (
-            f"; first: {_shown(corpus.skipped[0][0])}: {corpus.skipped[0][1]}"
-            if corpus.skipped
-            else ""
-        )
-        msg = (
-            f"PATH: no text in {', '.join(SUPPORTED_SUFFIXES)} files under "
-            f"{' '.join(args.paths)} ({len(corpus.skipped)} skipped{first}); "
-            "empty corpus, nothing was written"
-        )
-        raise CliError(msg)
+        if args.verbose and corpus.skipped:
+            _print_skipped(corpus.skipped, verbose=True)
+        raise CliError(_empty_corpus(args, corpus))
+    # Chunk ids hash their text: what is stored already is known without a model.
+    with blame("--out", start_over):
+        stored = _stored_metadata(out) if existing else {}
+    plan = plan_sync(stored, corpus, args.paths)
+    if plan.nothing_to_do:
+        report = SyncReport(added=0, unchanged=plan.unchanged, removed=0)
+        _report(corpus, out, report, len(stored), verbose=args.verbose)
+        return 0
+    from tqdm import tqdm
+
+    from langchain_ce_rerank.store import new_index, open_index
+
+    if embeddings is None:
+        with blame("--embedding"):
+            embeddings = load_embeddings(model, device=args.device)
     with blame("--out", start_over):
         store = open_index(out, embeddings) if existing else new_index(embeddings)
+    # A bar for the chunks embedded, on a terminal only (disable=None).
     with tqdm(
-        total=len(corpus.documents), desc="Embedding", unit="chunk", file=sys.stderr
+        total=plan.to_embed,
+        desc="Embedding",
+        unit="chunk",
+        file=sys.stderr,
+        disable=None if plan.to_embed else True,
     ) as bar:
         report = sync_store(
             store, corpus, args.paths, batch_size=args.batch_size, progress=bar.update
         )
-        bar.update(len(corpus.documents) - bar.n)  # unchanged chunks count as done
     with blame("--out"):
         store.save_local(out)
-    updated = f"{report.updated} updated, " if report.updated else ""
-    print(
-        f"Indexed {len(corpus.files)} files into {out}: {report.added} chunks added, "
-        f"{updated}{report.unchanged} unchanged, {report.removed} removed "
-        f"({len(store.ids)} in the index)."
-    )
-    if corpus.duplicates:
-        print(_duplicates_line(corpus))
-    too_long = window_warning(corpus)
-    if too_long:
-        print(
-            f"warning: {too_long}; use a smaller --chunk-size, or leave it out to "
-            "cut chunks to the window.",
-            file=sys.stderr,
-        )
-    if corpus.skipped:
-        _print_skipped(corpus.skipped)
+    _report(corpus, out, report, len(store.ids), verbose=args.verbose)
     return 0
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `index` command."""
-    suffixes = ", ".join(SUPPORTED_SUFFIXES)
     index = commands.add_parser(
         "index",
-        help=f"index {suffixes} files into a folder",
+        help="index text files into a folder",
         description=(
-            f"Read {suffixes} files (JSONL rows: id, text, optional metadata; a "
-            "BEIR corpus.jsonl works as it is), split them into chunks, embed "
-            "them and save a FAISS index. Files of other types are listed as "
-            "skipped; hidden files and folders are not searched. Re-running on the "
-            "same paths embeds only what changed and removes chunks of changed "
-            "or deleted files."
+            "Read every text file (UTF-8, whatever its name; JSONL rows: id, "
+            "text, optional metadata, and a BEIR corpus.jsonl works as it is), "
+            "split them into chunks, embed them and save a FAISS index. "
+            "Binary and non-UTF-8 files are counted as skipped; hidden files "
+            "and folders are not searched. Re-running on the same paths embeds "
+            "only what changed, removes chunks of changed or deleted files, and "
+            "loads no model when nothing changed."
         ),
     )
     index.add_argument(
@@ -209,6 +279,30 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         required=True,
         metavar="DIR",
         help="index folder: created, or updated when it holds an index (required)",
+    )
+    index.add_argument(
+        "--include",
+        metavar="GLOB",
+        action="append",
+        default=[],
+        help=(
+            "read only files whose name or path under PATH matches; repeat for "
+            "more, e.g. --include '*.md' --include copyright (default: every "
+            "text file)"
+        ),
+    )
+    index.add_argument(
+        "--exclude",
+        metavar="GLOB",
+        action="append",
+        default=[],
+        help="leave out files whose name or path under PATH matches; repeatable",
+    )
+    index.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help=f"list every skipped file (default: the first {LISTED} and a count)",
     )
     index.add_argument(
         "--chunk-size",

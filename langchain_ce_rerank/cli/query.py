@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
+    from rich.table import Table
 
 from langchain_ce_rerank.cli._common import (
     SNIPPET,
@@ -36,9 +37,33 @@ def _display_source(doc: Document) -> str:
         return str(Path("…", *path.parts[-2:])) if len(path.parts) > 2 else source
 
 
-def _snippet(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= SNIPPET else flat[: SNIPPET - 1] + "…"
+def _table(
+    question: str,
+    reranked: Sequence[Document],
+    rows: Sequence[dict[str, Any]],
+    width: int,
+) -> Table:
+    """The results table, `width` cells at most: only source and snippet shrink."""
+    from langchain_ce_rerank.display.render import FittedColumn, fitted_table
+
+    columns = [
+        FittedColumn("move"),
+        FittedColumn("rerank score"),
+        FittedColumn("cosine"),
+        FittedColumn("source", justify="left", shrink="start", keep=20),
+        FittedColumn("snippet", justify="left", shrink="end", limit=SNIPPET, keep=20),
+    ]
+    cells = [
+        [
+            f"{row['retrieval_rank']} -> {row['rank']}",
+            f"{row['relevance_score']:.3f}",
+            f"{row['retrieval_score']:.3f}",
+            _display_source(doc),
+            " ".join(doc.page_content.split()),
+        ]
+        for doc, row in zip(reranked, rows, strict=True)
+    ]
+    return fitted_table(columns, cells, width, title=question)
 
 
 def _query_rows(
@@ -96,32 +121,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
         }
         print(json.dumps(payload, indent=2, ensure_ascii=False))
         return 0
-    from rich.table import Table
-
-    table = Table(title=f"{args.question}", title_justify="left")
-    for name, justify in (
-        ("move", "right"),
-        ("rerank score", "right"),
-        ("cosine", "right"),
-        ("source", "left"),
-        ("snippet", "left"),
-    ):
-        table.add_column(
-            name,
-            justify=justify,  # type: ignore[arg-type]
-            no_wrap=True,
-            min_width=len(name),
-            overflow="ellipsis",
-        )
-    for doc, row in zip(reranked, rows, strict=True):
-        table.add_row(
-            f"{row['retrieval_rank']} -> {row['rank']}",
-            f"{row['relevance_score']:.3f}",
-            f"{row['retrieval_score']:.3f}",
-            _display_source(doc),
-            _snippet(doc.page_content),
-        )
     console = rich_console()
+    table = _table(args.question, reranked, rows, console.width)
     console.print(table)
     console.print(
         f"{len(candidates)} first-stage candidates reranked by {args.reranker}; "

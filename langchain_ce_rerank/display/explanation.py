@@ -17,7 +17,9 @@ from langchain_ce_rerank.display.render import (
     TD,
     TH,
     UP,
+    FittedColumn,
     esc,
+    fitted_table,
     number_cell,
     render_text,
     score_text,
@@ -53,6 +55,9 @@ _TEXT_SNIPPET = 160
 _HTML_SNIPPET = 280
 _SOURCE = 36
 _TITLE = 2000
+_SHRINK: dict[str, Literal["start", "end"]] = {"source": "start", "snippet": "end"}
+"""The text table's columns that give way to a narrow terminal, and how."""
+_LIMITS = {"source": _SOURCE, "snippet": _TEXT_SNIPPET}
 
 
 @dataclass(frozen=True)
@@ -256,40 +261,40 @@ class RerankExplanation(Sequence[Document]):
         return notes
 
     def __str__(self) -> str:
-        from rich.table import Table
         from rich.text import Text
 
         columns = self._columns()
-        headers = [self._header(c) for c in columns]
         width = text_width()
-        source = _SOURCE if width >= 120 else 20
-        rows = [
+        cells = [
             {
                 "#": str(row.rank),
                 "move": _move_text(row),
                 "rerank": score_text(row.relevance_score),
                 "rrf": score_text(row.fused_score),
                 "first stage": score_text(row.retrieval_score),
-                "source": shorten_left(row.source, source),
+                "source": row.source,
                 "snippet": " ".join(row.document.page_content.split()),
             }
             for row in self.rows
         ]
-        # The snippet gets what the other columns leave of the width (rich
-        # would otherwise squeeze every column, numbers included).
-        fixed = sum(
-            max([len(h), *(len(r[c]) for r in rows)])
-            for c, h in zip(columns, headers, strict=True)
-            if c != "snippet"
+        # Ranks, movement and scores stay whole; the snippet, then the source
+        # (keeping its end: the file name), give way to fit the terminal.
+        fitted = [
+            FittedColumn(
+                self._header(c),
+                justify=_align(c),
+                shrink=_SHRINK.get(c, "never"),
+                limit=_LIMITS.get(c),
+                keep=20,
+            )
+            for c in columns
+        ]
+        table = fitted_table(
+            fitted,
+            [[row[c] for c in columns] for row in cells],
+            width,
+            title=f"Query: {self.query}",
         )
-        room = width - fixed - 3 * len(columns) - 1
-        room_for_snippet = max(len("snippet"), min(_TEXT_SNIPPET, room))
-        table = Table(title=Text(f"Query: {self.query}"), title_justify="left")
-        for column, header in zip(columns, headers, strict=True):
-            table.add_column(header, justify=_align(column), no_wrap=True)  # type: ignore[arg-type]
-        for cells in rows:
-            cells["snippet"] = snippet(cells["snippet"], room_for_snippet)
-            table.add_row(*(Text(cells[c]) for c in columns))
         notes = "\n".join(self._notes()) if self.rows else "no documents"
         return render_text(table, Text(notes), width=width)
 
@@ -411,7 +416,7 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
-def _align(column: str) -> str:
+def _align(column: str) -> Literal["left", "right"]:
     return "left" if column in ("source", "snippet") else "right"
 
 

@@ -1,7 +1,8 @@
 """Shared table rendering: inline HTML styles, escaping, cells, rich to plain text.
 
-Used by every table of the package (explanations, store summaries, and the
-evaluation report in `evaluation/rendering.py`).
+Used by every table of the package (explanations, store summaries, the
+evaluation report in `evaluation/rendering.py`, and `ce-rerank query`'s table,
+which `fitted_table` sizes to the terminal).
 """
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ from __future__ import annotations
 import html
 import io
 import shutil
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+    from rich.table import Table
 
 __all__ = [
     "DOWN",
@@ -22,7 +26,9 @@ __all__ = [
     "TD",
     "TH",
     "UP",
+    "FittedColumn",
     "esc",
+    "fitted_table",
     "number_cell",
     "render_text",
     "score_text",
@@ -101,3 +107,110 @@ def render_text(*renderables: RenderableType, width: int | None = None) -> str:
     for renderable in renderables:
         console.print(renderable)
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+
+
+@dataclass(frozen=True)
+class FittedColumn:
+    """A column of `fitted_table`: its header, alignment and how it gives way."""
+
+    header: str
+    justify: Literal["left", "right"] = "right"
+    shrink: Literal["never", "start", "end"] = "never"
+    """When the table is wider than the terminal: `"never"` (ranks, movement,
+    scores: always whole), `"start"` cuts the start of each cell (paths keep
+    their file name), `"end"` cuts the end (text)."""
+    limit: int | None = None
+    """The widest the column grows, in terminal cells; None: its widest cell."""
+    keep: int = 0
+    """Cells a shrinking column keeps while the others can still give way."""
+
+
+def _cut_start(text: str, width: int) -> str:
+    """`text` in at most `width` cells, its start replaced by an ellipsis."""
+    from rich.cells import cell_len
+
+    if cell_len(text) <= width:
+        return text
+    kept = ""
+    for char in reversed(text):
+        if cell_len(char + kept) > width - 1:
+            break
+        kept = char + kept
+    return "…" + kept
+
+
+def _cut_end(text: str, width: int) -> str:
+    """`text` in at most `width` cells, its end replaced by an ellipsis."""
+    from rich.text import Text
+
+    cell = Text(text)
+    cell.truncate(width, overflow="ellipsis")
+    return cell.plain
+
+
+def fitted_table(
+    columns: Sequence[FittedColumn],
+    rows: Sequence[Sequence[str]],
+    width: int,
+    *,
+    title: str | None = None,
+) -> Table:
+    """A rich table at most `width` cells wide, where only text columns give way.
+
+    rich shrinks every column of a table that is too wide, numbers included
+    (`10 -> 3` becomes `10 ->…`). Here the columns that must stay whole never
+    shrink; the others (`shrink="end"` first, then `shrink="start"`, rightmost
+    first) give up what the row needs, down to their header's width, and their
+    cells are cut with an ellipsis. Markup in cells and title is shown as
+    written.
+
+    Args:
+        columns: The columns, left to right.
+        rows: One string per column for each row.
+        width: The terminal's width in cells.
+        title: Shown above the table, left-aligned.
+
+    Returns:
+        The table, to print on a console at least `width` cells wide.
+    """
+    from rich.cells import cell_len
+    from rich.table import Table
+    from rich.text import Text
+
+    sizes = []
+    for number, column in enumerate(columns):
+        widest = max([cell_len(row[number]) for row in rows], default=0)
+        if column.limit is not None:
+            widest = min(widest, column.limit)
+        sizes.append(max(cell_len(column.header), widest))
+    # Each column takes its padding and one border (3 cells); one more closes.
+    over = sum(sizes) + 3 * len(columns) + 1 - width
+    for keeping in (True, False):  # down to `keep` first, then to the header
+        for kind in ("end", "start"):
+            for number in reversed(range(len(columns))):
+                column = columns[number]
+                if over <= 0 or column.shrink != kind:
+                    continue
+                floor = cell_len(column.header)
+                if keeping:
+                    floor = max(floor, column.keep)
+                cut = max(0, min(over, sizes[number] - floor))
+                sizes[number] -= cut
+                over -= cut
+    table = Table(
+        title=Text(title) if title is not None else None, title_justify="left"
+    )
+    for column, size in zip(columns, sizes, strict=True):
+        table.add_column(
+            column.header, justify=column.justify, no_wrap=True, width=size
+        )
+    for row in rows:
+        cells = []
+        for column, size, text in zip(columns, sizes, row, strict=True):
+            if column.shrink == "start":
+                text = _cut_start(text, size)
+            elif column.shrink == "end":
+                text = _cut_end(text, size)
+            cells.append(Text(text))
+        table.add_row(*cells)
+    return table

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from langchain_classic.retrievers import ContextualCompressionRetriever
@@ -16,7 +16,12 @@ from langchain_ce_rerank.engine.checks import check_query
 from langchain_ce_rerank.evaluation.datasets import Qrels, Run
 from langchain_ce_rerank.evaluation.report import ConfigurationResult, EvaluationReport
 
-__all__ = ["DocumentScorer", "evaluate"]
+__all__ = ["PAIRS_PER_STEP", "DocumentScorer", "evaluate"]
+
+PAIRS_PER_STEP = 128
+"""With a `progress` callback, queries are scored in steps of about this many
+(query, document) pairs, so the callback hears of each step: four batches of
+32 on a GPU, long enough to keep the model's length-sorted batches full."""
 
 
 class DocumentScorer(Protocol):
@@ -49,6 +54,21 @@ def _ranked_run(docs: Sequence[Document]) -> dict[str, float]:
     return ranked
 
 
+def _steps(
+    items: Sequence[tuple[Sequence[Document], str]],
+) -> list[list[tuple[Sequence[Document], str]]]:
+    """Consecutive queries, about `PAIRS_PER_STEP` pairs a step."""
+    steps: list[list[tuple[Sequence[Document], str]]] = [[]]
+    pairs = 0
+    for item in items:
+        if pairs >= PAIRS_PER_STEP:
+            steps.append([])
+            pairs = 0
+        steps[-1].append(item)
+        pairs += len(item[0])
+    return [step for step in steps if step]
+
+
 def _metrics(qrels: Qrels, run: Run, recall_at: Sequence[int]) -> dict[str, float]:
     import ir_measures
     from ir_measures import RR, R, nDCG
@@ -78,6 +98,7 @@ def evaluate(
     *,
     k_values: Sequence[int] = (),
     scorer: DocumentScorer | None = None,
+    progress: Callable[[str, int], object] | None = None,
 ) -> EvaluationReport:
     """Measure a retriever, or a first stage + cross-encoder pipeline, on qrels.
 
@@ -103,6 +124,12 @@ def evaluate(
         scorer: Scores the candidate lists instead of the compressor itself,
             e.g. `RayDataScorer()` to spread them over a Ray cluster (same
             scores, so the same report); rerank latency then includes it.
+        progress: Called as `progress(stage, queries)` after each step, where
+            `stage` is `"first stage"` or `"rerank"` and `queries` how many
+            queries the step finished; each stage counts every judged query
+            once (`"rerank"` only when there is a cross-encoder). With it, the
+            reranker scores about `PAIRS_PER_STEP` pairs per step instead of
+            all queries in one stream (a `scorer` still gets them all at once).
 
     Returns:
         An `EvaluationReport` with nDCG@10, MRR@10, Recall@k, Recall@top_n and
@@ -157,15 +184,27 @@ def evaluate(
         timings["first_stage"] += time.perf_counter() - start
         k = max(k, len(candidates[qid]))
         runs["first stage"][qid] = _ranked_run(candidates[qid])
+        if progress is not None:
+            progress("first stage", 1)
     if reranker is not None:
-        # Scored once, as one stream over all queries; both orderings reuse it.
+        # Scored once (in one stream, or in steps for `progress`); both
+        # orderings reuse the scores.
         todo = [qid for qid in judged if candidates[qid]]
         start = time.perf_counter()
         items = [(candidates[qid], queries[qid]) for qid in todo]
-        if scorer is None:
+        if scorer is not None:
+            scored = scorer(reranker, items)
+        elif progress is None:
             scored = reranker.score_documents_batch(items, use_cache=False)
         else:
-            scored = scorer(reranker, items)
+            scored = []
+            for step in _steps(items):
+                scored += reranker.score_documents_batch(step, use_cache=False)
+                progress("rerank", len(step))
+        counted = len(todo) if scorer is None else 0
+        if progress is not None and len(judged) > counted:
+            # Queries without candidates (and a scorer's single step) count too.
+            progress("rerank", len(judged) - counted)
         for name, variant in variants.items():
             for qid, scores in zip(todo, scored, strict=True):
                 runs[name][qid] = _ranked_run(variant.order(candidates[qid], scores))

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         embedding_model_name,
         embedding_window,
         load_embeddings,
+        load_token_window,
     )
     from langchain_ce_rerank.models.loading import pick_device
     from langchain_ce_rerank.models.registry import model_lock
@@ -59,6 +60,7 @@ _EXPORTS = {
     "embedding_window": "embeddings",
     "load_cross_encoder": "cross_encoder",
     "load_embeddings": "embeddings",
+    "load_token_window": "embeddings",
     "model_lock": "registry",
     "pick_device": "loading",
     "resolve_model": "resolve",
@@ -72,6 +74,7 @@ __all__ = [
     "embedding_window",
     "load_cross_encoder",
     "load_embeddings",
+    "load_token_window",
     "model_lock",
     "pick_device",
     "resolve_model",

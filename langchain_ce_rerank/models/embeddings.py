@@ -28,6 +28,7 @@ __all__ = [
     "embedding_model_name",
     "embedding_window",
     "load_embeddings",
+    "load_token_window",
 ]
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -193,6 +194,45 @@ def embedding_window(embedding: Embeddings) -> TokenWindow | None:
         ):
             return _window(copy.deepcopy(tokenizer), size)
     return None
+
+
+def load_token_window(
+    model: str | os.PathLike[str] = DEFAULT_EMBEDDING_MODEL,
+) -> TokenWindow | None:
+    """The window of a sentence-transformers model, from its tokenizer alone.
+
+    What `embedding_window(load_embeddings(model))` gives, without loading the
+    weights: `ce-rerank index` chunks a corpus with it, and loads the model
+    only when some chunk must be embedded.
+
+    Args:
+        model: A Hugging Face model id or a local folder.
+
+    Returns:
+        The window, or None when the folder records no `max_seq_length`
+        (`sentence_bert_config.json`); then load the model and use
+        `embedding_window`.
+
+    Raises:
+        ModelNotFoundError: The model cannot be found (see `resolve_model`).
+    """
+    import json
+
+    from langchain_ce_rerank.models.hub import quiet_loading
+    from langchain_ce_rerank.models.resolve import resolve_model
+
+    folder = Path(resolve_model(model))
+    config = folder / "sentence_bert_config.json"
+    if not config.is_file():
+        return None
+    size = json.loads(config.read_text(encoding="utf-8")).get("max_seq_length")
+    if not isinstance(size, int) or size < 1:
+        return None
+    from transformers import AutoTokenizer
+
+    with quiet_loading():
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    return _window(tokenizer, size)
 
 
 def _window(tokenizer: Any, size: int) -> TokenWindow:

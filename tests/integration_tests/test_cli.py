@@ -32,8 +32,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("corpus") / "data"
     shutil.copytree(EXAMPLE_DATA, folder)
     (folder / "legacy.txt").write_bytes("caf\xe9 latin-1 text".encode("latin-1"))
-    (folder / "notes.pdf").write_bytes(b"%PDF")
-    (folder / "LICENSE").write_text("no extension")
+    (folder / "notes.pdf").write_bytes(b"%PDF-1.7\n\x00\x01 binary stream")
+    (folder / "LICENSE").write_text("A text file without an extension is read too.")
     return folder
 
 
@@ -44,7 +44,7 @@ def built(
     out = tmp_path_factory.mktemp("index") / "ix"
     result = _cli("index", str(corpus), "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "Indexed 5 files" in result.stdout
+    assert "Indexed 6 files" in result.stdout
     return out, result
 
 
@@ -80,6 +80,12 @@ def test_query_table_shows_movement_scores_source_and_snippet(
     assert out.count(" -> ") >= 3
     assert "docker-volume-backup.md" in out
     assert "6 first-stage candidates reranked" in out
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert len(rows) == 3
+    for line in rows:  # COLUMNS=160 is honoured when stdout is a pipe
+        assert line.endswith("│")
+        assert len(line) <= 160
+        assert re.fullmatch(r"\d+ -> \d", line.split("│")[1].strip())
 
 
 def test_query_json(index: Path, standin_ce_path: Path) -> None:
@@ -126,7 +132,7 @@ def test_reindex_updates_changed_and_removes_deleted_files(
     try:
         result = _cli("index", str(corpus), "--out", str(copy))
         assert result.returncode == 0, result.stderr
-        assert "1 chunks added" in result.stdout
+        assert "1 chunk added," in result.stdout
         assert "2 removed" in result.stdout
     finally:
         shutil.copy(EXAMPLE_DATA / "container-logs.md", corpus / "container-logs.md")
@@ -154,6 +160,8 @@ def test_eval_on_the_beir_dataset(standin_ce_path: Path, tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert "first stage" in result.stdout
     assert "nDCG@10" in result.stdout
+    for bar in ("Embedding corpus", "First stage", "Reranking"):
+        assert bar not in result.stderr  # stderr is not a terminal: quiet
     data = json.loads((tmp_path / "eval.json").read_text())
     assert data["num_queries"] == 25
     names = [c["name"] for c in data["configurations"]]
@@ -168,16 +176,62 @@ def test_eval_on_the_beir_dataset(standin_ce_path: Path, tmp_path: Path) -> None
     assert line.split()[3] == "1"
 
 
+def _on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run `ce-rerank ARGS...` with stderr on a pseudo-terminal; return what it drew."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    terminal, its_side = pty.openpty()
+    # 24 rows, 160 columns: a new pseudo-terminal is 0 x 0, where tqdm draws nothing.
+    fcntl.ioctl(its_side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "langchain_ce_rerank.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=its_side,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "160"},
+    )
+    os.close(its_side)
+    drawn = b""
+    while True:
+        try:
+            data = os.read(terminal, 65536)
+        except OSError:  # EIO: the command closed its side
+            break
+        if not data:
+            break
+        drawn += data
+    os.close(terminal)
+    return process.wait(timeout=600), drawn.decode("utf-8", "replace")
+
+
+def test_eval_shows_a_bar_per_query_on_a_terminal(standin_ce_path: Path) -> None:
+    status, drawn = _on_a_terminal(
+        "eval",
+        "--dataset",
+        str(DATASET),
+        "-k",
+        "4",
+        "--reranker",
+        str(standin_ce_path),
+    )
+    assert status == 0, drawn
+    assert re.search(r"Embedding corpus: 100%.* 60/60", drawn), drawn
+    assert re.search(r"First stage: 100%.* 25/25", drawn), drawn
+    assert re.search(r"Reranking: 100%.* 25/25", drawn), drawn
+
+
 # -- index: what was skipped, what was merged ----------------------------------
 
 
 def test_index_lists_files_it_does_not_read(index_run: str) -> None:
+    assert "Skipped 2 (1 not UTF-8, 1 binary):" in index_run
     assert "legacy.txt: not UTF-8" in index_run
-    assert "notes.pdf: unsupported type '.pdf' (only .txt, .md, .jsonl are read)" in (
-        index_run
-    )
-    assert "LICENSE: unsupported file without an extension" in index_run
+    assert "notes.pdf: binary (a NUL byte in its first 8 KB)" in index_run
+    assert "LICENSE" not in index_run  # text without an extension: read
     assert index_run.count("legacy.txt") == 1  # listed once, not warned twice
+    assert "Embedding" not in index_run  # stderr is not a terminal: no bar
 
 
 @pytest.fixture
@@ -316,7 +370,7 @@ def test_eval_against_an_index_built_from_a_beir_corpus(
     out = tmp_path / "ix"
     built = _cli("index", str(DATASET / "corpus.jsonl"), "--out", str(out))
     assert built.returncode == 0, built.stderr
-    assert "Indexed 1 files" in built.stdout
+    assert "Indexed 1 file into" in built.stdout
     result = _cli(
         "eval",
         "--index",

@@ -395,10 +395,11 @@ def test_missing_input_path(tmp_path: Path) -> None:
 
 def test_empty_corpus_names_what_was_skipped(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "notes.pdf").write_bytes(b"%PDF")
+    (tmp_path / "empty" / "notes.pdf").write_bytes(b"%PDF-1.7\n\x00\x01")
     err = cli_error("index", str(tmp_path / "empty"), "--out", str(tmp_path / "ix"))
     assert "empty corpus" in err
-    assert "notes.pdf: unsupported type '.pdf'" in err
+    assert "1 skipped: 1 binary; first: " in err
+    assert "notes.pdf: binary" in err
     assert not (tmp_path / "ix").exists()
 
 

@@ -74,3 +74,19 @@ def test_chunks_in_characters_past_the_window_warn_with_the_share(
         f"{len(over)} of {len(corpus.documents)} chunks ({share:.1%}) are longer "
         "than the embedding model's window of 256 tokens"
     )
+
+
+def test_the_tokenizer_alone_gives_the_loaded_models_window() -> None:
+    from langchain_ce_rerank.models import (
+        embedding_window,
+        load_embeddings,
+        load_token_window,
+    )
+
+    read = load_token_window()
+    loaded = embedding_window(load_embeddings())
+    assert read is not None
+    assert loaded is not None
+    assert (read.size, read.reserved) == (loaded.size, loaded.reserved)
+    text = "Tar the volume, copy it to the new host, and extract it there."
+    assert read.count(text) == loaded.count(text)

@@ -331,3 +331,104 @@ def test_optional_dependencies_name_what_to_install(
         monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(ImportError, match=message):
         getattr(_report(), method)()
+
+
+# -- tables that fit the terminal -------------------------------------------------
+
+
+def _long_rows() -> list[Document]:
+    """Twelve results, double-digit first-stage ranks, deep paths, long text."""
+    return [
+        Document(
+            page_content="Docker volumes outlive containers; tar them to move. " * 9,
+            metadata={
+                "retrieval_rank": 13 - rank,
+                "retrieval_score": 0.4567,
+                "relevance_score": -10.123,
+                "source": "/srv/some/much/deeper/folder/tree/" + f"notes-{rank:02}.md",
+            },
+        )
+        for rank in range(1, 13)
+    ]
+
+
+def _table_rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("│")]
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_explanation_rows_keep_their_border_movement_and_scores(
+    monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    monkeypatch.setenv("COLUMNS", str(width))
+    text = str(RerankExplanation.from_documents("q", _long_rows()))
+    rows = _table_rows(text)
+    assert len(rows) == 12
+    for rank, row in enumerate(rows, start=1):
+        assert row.endswith("│")  # the right border is there
+        assert len(row) <= width
+        cells = [cell.strip() for cell in row.strip("│").split("│")]
+        assert cells[1] == f"{13 - rank} -> {rank}"  # whole, never "12 ->…"
+        assert cells[2] == "-10.123"
+        assert cells[3] == "0.457"
+    assert "…" in rows[0]  # the snippet gave way
+    if width >= 120:
+        assert "notes-01.md" in rows[0]  # the source keeps its file name
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_a_fitted_table_shrinks_only_the_text_columns(width: int) -> None:
+    from langchain_ce_rerank.display.render import (
+        FittedColumn,
+        fitted_table,
+        render_text,
+    )
+
+    columns = [
+        FittedColumn("move"),
+        FittedColumn("rerank score"),
+        FittedColumn("cosine"),
+        FittedColumn("source", justify="left", shrink="start", keep=20),
+        FittedColumn("snippet", justify="left", shrink="end", limit=60, keep=20),
+    ]
+    rows = [
+        [f"{rank + 9} -> {rank}", "12.345", "0.599", "deep/" * 12 + "a.md", "x" * 99]
+        for rank in range(1, 13)
+    ]
+    text = render_text(fitted_table(columns, rows, width, title="q"), width=width)
+    lines = _table_rows(text)
+    assert len(lines) == 12
+    for rank, line in enumerate(lines, start=1):
+        assert line.endswith("│")
+        assert len(line) <= width
+        cells = [cell.strip() for cell in line.strip("│").split("│")]
+        assert cells[:3] == [f"{rank + 9} -> {rank}", "12.345", "0.599"]
+        assert cells[3].endswith("a.md")
+        assert cells[4].endswith("…")
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_the_query_table_fits_with_whole_movement_and_scores(width: int) -> None:
+    from langchain_ce_rerank.cli.query import _table
+    from langchain_ce_rerank.display.render import render_text
+
+    docs = _long_rows()
+    rows = [
+        {
+            "rank": rank,
+            "retrieval_rank": doc.metadata["retrieval_rank"],
+            "retrieval_score": doc.metadata["retrieval_score"],
+            "relevance_score": doc.metadata["relevance_score"],
+        }
+        for rank, doc in enumerate(docs, start=1)
+    ]
+    text = render_text(_table("q [bold]", docs, rows, width), width=width)
+    assert "q [bold]" in text  # the question is shown as typed
+    lines = _table_rows(text)
+    assert len(lines) == 12
+    for rank, line in enumerate(lines, start=1):
+        assert line.endswith("│")
+        assert len(line) <= width
+        cells = [cell.strip() for cell in line.strip("│").split("│")]
+        assert cells[:3] == [f"{13 - rank} -> {rank}", "-10.123", "0.457"]
+        assert cells[3].endswith(f"notes-{rank:02}.md")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,32 @@ def test_latency_times_the_model_not_the_score_cache() -> None:
     evaluate(pipeline, queries, qrels)
     assert [len(call) for call in model.calls] == [4, 8, 8]  # the model, each time
     assert compressor.cache_info() == before  # type: ignore[attr-defined]
+
+
+def test_progress_counts_every_query_in_each_stage() -> None:
+    from langchain_ce_rerank.evaluation import runner
+
+    pipeline = _pipeline({})
+    model = pipeline.base_compressor.model  # type: ignore[attr-defined]
+    words = ["red", "sky", "grass", "apple", "blue", "green"]
+    queries = {f"q{i}": words[i % len(words)] for i in range(80)}
+    qrels = {qid: {"red": 1} for qid in queries}
+    heard: list[tuple[str, int]] = []
+    report = evaluate(
+        pipeline, queries, qrels, progress=lambda stage, n: heard.append((stage, n))
+    )
+    first = [n for stage, n in heard if stage == "first stage"]
+    rerank = [n for stage, n in heard if stage == "rerank"]
+    assert first == [1] * 80  # one step per query
+    assert sum(rerank) == 80
+    # 80 queries x 4 candidates in steps of PAIRS_PER_STEP pairs, each heard of.
+    steps = math.ceil(80 * 4 / runner.PAIRS_PER_STEP)
+    assert len(rerank) == len(model.calls) == steps
+    assert [stage for stage, _ in heard] == ["first stage"] * 80 + ["rerank"] * len(
+        rerank
+    )
+    assert report.num_queries == 80
+    # The same scores as one stream: the report does not depend on the steps.
+    again = evaluate(_pipeline({}), queries, qrels)
+    for ours, theirs in zip(report.configurations, again.configurations, strict=True):
+        assert ours.run == theirs.run

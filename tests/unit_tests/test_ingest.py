@@ -7,7 +7,13 @@ import pytest
 from doubles import AxisEmbeddings
 
 from langchain_ce_rerank import FaissVectorStore
-from langchain_ce_rerank.ingest import load_corpus, sync_store
+from langchain_ce_rerank.ingest import (
+    BINARY,
+    SNIFF_BYTES,
+    load_corpus,
+    plan_sync,
+    sync_store,
+)
 
 WORDS = ["alpha", "beta", "gamma", "delta"]
 
@@ -31,17 +37,17 @@ def folder(tmp_path: Path) -> Path:
         encoding="utf-8",
     )
     (root / "latin1.txt").write_bytes("café".encode("latin-1"))
-    (root / "notes.pdf").write_bytes(b"%PDF")
+    (root / "notes.pdf").write_bytes(b"%PDF-1.7\n\x00\x01\x02 stream")
     (root / "LICENSE").write_text("no extension", encoding="utf-8")
     (root / ".git").mkdir()
     (root / ".git" / "HEAD").write_text("hidden: not searched", encoding="utf-8")
     return root
 
 
-def test_reads_supported_files_and_reports_skips(folder: Path) -> None:
+def test_reads_text_files_and_reports_skips(folder: Path) -> None:
     corpus = load_corpus([folder], chunk_size=200, chunk_overlap=20)
     sources = {Path(d.metadata["source"]).name for d in corpus.documents}
-    assert sources == {"a.md", "b.txt", "rows.jsonl"}
+    assert sources == {"a.md", "b.txt", "rows.jsonl", "LICENSE"}
     assert (
         len([d for d in corpus.documents if d.metadata["source"].endswith("a.md")]) > 1
     )
@@ -49,12 +55,54 @@ def test_reads_supported_files_and_reports_skips(folder: Path) -> None:
     assert "not UTF-8" in reasons[str(folder / "latin1.txt")]
     assert "not valid JSON" in reasons[f"{folder / 'rows.jsonl'}:3"]
     assert "needs a string 'text'" in reasons[f"{folder / 'rows.jsonl'}:4"]
-    # Files of other types are listed with the reason and what is read instead.
-    assert reasons[str(folder / "notes.pdf")] == (
-        "unsupported type '.pdf' (only .txt, .md, .jsonl are read)"
-    )
-    assert "file without an extension" in reasons[str(folder / "LICENSE")]
+    assert reasons[str(folder / "notes.pdf")] == BINARY
     assert not any(".git" in where for where in reasons)  # hidden: not searched
+
+
+def test_text_files_are_read_whatever_their_name(tmp_path: Path) -> None:
+    # As Debian installs them: /usr/share/doc/PACKAGE/copyright, no extension.
+    for package in ("adduser", "apt"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "copyright").write_text(
+            f"Format: https://www.debian.org/doc/\nUpstream-Name: {package}\n"
+        )
+    (tmp_path / "script.py").write_text("print('hi')\n")
+    corpus = load_corpus([tmp_path])
+    names = sorted(Path(s).relative_to(tmp_path).as_posix() for s in corpus.files)
+    assert names == ["adduser/copyright", "apt/copyright", "script.py"]
+    assert corpus.skipped == []
+
+
+def test_binary_is_told_from_text_by_nul_bytes_and_utf8(tmp_path: Path) -> None:
+    (tmp_path / "image").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    # A NUL past the sniffed head: the rest of the file decides (UTF-8: text).
+    (tmp_path / "late-nul").write_bytes(b"a" * SNIFF_BYTES + b"\x00b")
+    # A UTF-8 character split by the end of the sniffed head is still text.
+    (tmp_path / "split").write_bytes(b"a" * (SNIFF_BYTES - 1) + "é".encode())
+    (tmp_path / "latin1").write_bytes("café au lait".encode("latin-1"))
+    corpus = load_corpus([tmp_path])
+    assert sorted(Path(s).name for s in corpus.files) == ["late-nul", "split"]
+    reasons = {Path(where).name: reason for where, reason in corpus.skipped}
+    assert reasons["image"] == BINARY
+    assert reasons["latin1"].startswith("not UTF-8 (")
+
+
+def test_include_and_exclude_globs_match_names_and_relative_paths(
+    folder: Path,
+) -> None:
+    only_md = load_corpus([folder], include=["*.md"])
+    assert [Path(s).name for s in only_md.files] == ["a.md"]
+    assert only_md.skipped == []  # the others were not read, so not skipped
+    assert str(folder / "notes.pdf") in only_md.excluded
+    by_path = load_corpus([folder], include=["sub/*", "LICENSE"])
+    assert sorted(Path(s).name for s in by_path.files) == ["LICENSE", "b.txt"]
+    left = load_corpus([folder], exclude=["sub/*", "*.pdf", "latin1.txt"])
+    assert sorted(Path(s).name for s in left.files) == [
+        "LICENSE",
+        "a.md",
+        "rows.jsonl",
+    ]
+    assert all("rows.jsonl" in where for where, _ in left.skipped)  # rows only
 
 
 def test_chunk_metadata_and_jsonl_rows(folder: Path) -> None:
@@ -308,3 +356,19 @@ def test_an_overlap_without_a_chunk_size_is_in_tokens(tmp_path: Path) -> None:
     assert words == _words(100).split()  # no overlap, nothing lost
     with pytest.raises(ValueError, match="smaller than the chunk size, 18 tokens"):
         load_corpus([tmp_path], embedding=embedding, chunk_overlap=18)
+
+
+def test_a_plan_from_ids_and_metadata_needs_no_model(folder: Path) -> None:
+    store = FaissVectorStore(AxisEmbeddings(WORDS))
+    sync_store(store, load_corpus([folder]), [folder])
+    stored = {doc.id: doc.metadata for doc in store.get_by_ids(store.ids) if doc.id}
+    corpus = load_corpus([folder])
+    same = plan_sync(stored, corpus, [folder])
+    assert same.nothing_to_do
+    assert (same.to_embed, same.unchanged) == (0, len(corpus.documents))
+
+    (folder / "sub" / "b.txt").write_text("beta changed", encoding="utf-8")
+    changed = plan_sync(stored, load_corpus([folder]), [folder])
+    assert not changed.nothing_to_do
+    assert changed.to_embed == 1  # only the new chunk is embedded
+    assert len(changed.stale) == 1
