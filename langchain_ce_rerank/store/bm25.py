@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,9 +55,17 @@ FILES: dict[str, str] = {
 }
 
 
+@functools.cache
 def _bm25s() -> ModuleType:
     # A dependency, imported on first use: it loads numba when that is installed.
-    return importlib.import_module("bm25s")
+    module = importlib.import_module("bm25s")
+    # bm25s sets its own logger to DEBUG, so an application that logs at
+    # WARNING (ce-rerank does) would print its debug lines ("Building index
+    # from IDs"); give it the usual NOTSET, so the application's level rules.
+    logger = logging.getLogger("bm25s")
+    if logger.level == logging.DEBUG:
+        logger.setLevel(logging.NOTSET)
+    return module
 
 
 @functools.lru_cache(maxsize=8)

@@ -294,3 +294,29 @@ def test_a_dict_filter_reads_each_document_once_per_build(
     again = store.bm25_search_with_score(query, k=5, filter={"n": [1, 3, 4]})
     assert _ids(again) == _ids(first)
     assert len(calls) == 20 + 6  # a write starts a new build and new masks
+
+
+def test_bm25s_debug_lines_stay_out_of_an_application_logging_at_warning() -> None:
+    # As ce-rerank sets logging up: the root at WARNING, a handler of no level.
+    import logging
+
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    root = logging.getLogger()
+    handler, level = Collect(), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    try:
+        store = FaissVectorStore(AxisEmbeddings(["red"]))
+        store.add_texts(["red apple", "green pear"], ids=["a", "b"])
+        store.bm25_search_with_score("apple", k=1)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert [r.getMessage() for r in handler.records if r.name == "bm25s"] == []
