@@ -8,9 +8,10 @@ LangChain at all, and the LlamaIndex door lives in
 
 from __future__ import annotations
 
-import importlib
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from langchain_ce_rerank.lazy import lazy_exports
 
 if TYPE_CHECKING:
     # For type checkers and IDEs only; `X as X` marks each as re-exported.
@@ -77,15 +78,4 @@ except metadata.PackageNotFoundError:  # running from a source tree
 __all__ = [*_EXPORTS, "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

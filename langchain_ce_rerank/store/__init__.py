@@ -22,9 +22,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from langchain_ce_rerank.lazy import lazy_exports
 from langchain_ce_rerank.store.bm25 import BM25Settings
 from langchain_ce_rerank.store.filters import MetadataFilter
 from langchain_ce_rerank.store.search import DistanceStrategy
@@ -59,9 +59,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
