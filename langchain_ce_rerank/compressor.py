@@ -73,7 +73,9 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
     metadata (such as `retrieval_score` and `retrieval_rank`) are kept. Works
     after any retriever and inside `DocumentCompressorPipeline`;
     `compress_documents(docs, query, top_n=3, score_threshold=0.2)` overrides
-    the two settings for one call.
+    those settings for one call. With a `calibration` (fitted by `ce-rerank
+    eval --calibrate`), each result also gets `relevance_probability` and
+    `min_probability` (per call too) drops results below it.
 
     The model loads lazily, once, on first use (or via `load_model()`); one
     compressor may be shared between threads. Documents with the same text are
@@ -177,6 +179,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[Document]:
         """Order, cut and filter already scored documents into new Documents.
 
@@ -188,12 +191,18 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             scored: `score_documents(documents, query)`'s result.
             top_n: Override of `top_n` for this call.
             score_threshold: Override of `score_threshold` for this call.
+            min_probability: Override of `min_probability` for this call.
 
         Returns:
             New documents with `relevance_score` (and `fused_score`,
-            `relevance_passage` where they apply) in metadata.
+            `relevance_passage`, `relevance_probability` where they apply) in
+            metadata.
         """
-        ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
+        ranking = self.for_call(
+            top_n=top_n,
+            score_threshold=score_threshold,
+            min_probability=min_probability,
+        )
         return self._order(documents, scored, ranking)
 
     def _order(
@@ -231,6 +240,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> Sequence[Document]:
         """Rerank `documents` for `query`; see the class docstring for the rules.
 
@@ -240,12 +250,17 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             callbacks: Accepted for LangChain compatibility.
             top_n: Override of the `top_n` setting for this call.
             score_threshold: Override of the `score_threshold` setting.
+            min_probability: Override of the `min_probability` setting.
 
         Returns:
-            New documents with `metadata["relevance_score"]`.
+            New documents with `metadata["relevance_score"]` (and
+            `relevance_probability` with a `calibration`).
         """
         return self.compress_documents_batch(
-            [(documents, query)], top_n=top_n, score_threshold=score_threshold
+            [(documents, query)],
+            top_n=top_n,
+            score_threshold=score_threshold,
+            min_probability=min_probability,
         )[0]
 
     @override
@@ -257,13 +272,18 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> Sequence[Document]:
         """`compress_documents` without blocking the event loop.
 
         The model runs in a worker thread, or, when it has its own async
         `ascore` (such as `RemoteCrossEncoder`), is awaited directly.
         """
-        ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
+        ranking = self.for_call(
+            top_n=top_n,
+            score_threshold=score_threshold,
+            min_probability=min_probability,
+        )
         scored = await self.engine.ascore_batch(self._texts([(documents, query)]))
         return self._order(documents, scored[0], ranking)
 
@@ -273,6 +293,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[list[Document]]:
         """Rerank many (documents, query) lists with one stream of model calls.
 
@@ -284,11 +305,16 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             items: `(documents, query)` pairs.
             top_n: Override of the `top_n` setting for every item.
             score_threshold: Override of the `score_threshold` setting.
+            min_probability: Override of the `min_probability` setting.
 
         Returns:
             The reranked documents of each item, in order.
         """
-        ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
+        ranking = self.for_call(
+            top_n=top_n,
+            score_threshold=score_threshold,
+            min_probability=min_probability,
+        )
         scored = self.score_documents_batch(items)
         return [
             self._order(documents, scores, ranking)

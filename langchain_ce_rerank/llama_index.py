@@ -80,8 +80,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     `score_threshold`. Each `score` is a plain Python float. On each copy,
     `metadata["retrieval_score"]` and `metadata["retrieval_rank"]` keep the
     first stage's score and 1-based position (plus `fused_score` for
-    `fusion="rrf"` and `relevance_passage` for `long_documents="max_passage"`);
-    these keys are excluded from the text the LLM and embeddings read.
+    `fusion="rrf"`, `relevance_passage` for `long_documents="max_passage"` and
+    `relevance_probability` with a `calibration`); these keys are excluded
+    from the text the LLM and embeddings read.
 
     The model reads `node.get_content(metadata_mode=...)` (`"embed"` by
     default, as LlamaIndex embeds the node), or `content_template` filled with
@@ -89,11 +90,11 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     setting means what it means for `CrossEncoderCompressor`; `model=` also
     takes a `Reranker` engine, to share its model and score cache with other
     doors. `postprocess_nodes(nodes, query_str=..., top_n=3)` overrides
-    `top_n` / `score_threshold` for one call. `apostprocess_nodes` keeps the
-    event loop free: a model with its own `async ascore(pairs)` (such as
-    `RemoteCrossEncoder`) is awaited directly, any other model runs in a worker
-    thread. Both emit LlamaIndex's `ReRankStartEvent` / `ReRankEndEvent` and
-    the `RERANKING` callback event.
+    `top_n` / `score_threshold` / `min_probability` for one call.
+    `apostprocess_nodes` keeps the event loop free: a model with its own
+    `async ascore(pairs)` (such as `RemoteCrossEncoder`) is awaited directly,
+    any other model runs in a worker thread. Both emit LlamaIndex's
+    `ReRankStartEvent` / `ReRankEndEvent` and the `RERANKING` callback event.
 
     Example:
         ```python
@@ -218,6 +219,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         """Rerank `nodes` for the query; see the class docstring for the rules.
 
@@ -227,6 +229,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             query_str: The query text.
             top_n: Override of the `top_n` setting for this call.
             score_threshold: Override of the `score_threshold` setting.
+            min_probability: Override of the `min_probability` setting (with
+                a `calibration`).
 
         Returns:
             New `NodeWithScore`s over copies of the kept nodes, best first.
@@ -239,6 +243,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             _query_bundle(query_bundle, query_str),
             top_n=top_n,
             score_threshold=score_threshold,
+            min_probability=min_probability,
         )
 
     @override
@@ -250,6 +255,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         """`postprocess_nodes` without blocking the event loop.
 
@@ -262,6 +268,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             _query_bundle(query_bundle, query_str),
             top_n=top_n,
             score_threshold=score_threshold,
+            min_probability=min_probability,
         )
 
     @override
@@ -272,8 +279,14 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
-        with self._reranking(nodes, query_bundle, top_n, score_threshold) as call:
+        options = {
+            "top_n": top_n,
+            "score_threshold": score_threshold,
+            "min_probability": min_probability,
+        }
+        with self._reranking(nodes, query_bundle, options) as call:
             # Without nodes there is nothing to await, only the query to check.
             call.scored = (
                 await self.engine.ascore_batch(call.items)
@@ -290,8 +303,14 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
-        with self._reranking(nodes, query_bundle, top_n, score_threshold) as call:
+        options = {
+            "top_n": top_n,
+            "score_threshold": score_threshold,
+            "min_probability": min_probability,
+        }
+        with self._reranking(nodes, query_bundle, options) as call:
             call.scored = self.engine.score_batch(call.items)
         return call.reranked
 
@@ -300,8 +319,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None,
-        top_n: int | Unset | None,
-        score_threshold: float | Unset | None,
+        options: dict[str, Any],
     ) -> Iterator[_Call]:
         """One rerank call around its scoring, shared by the sync and async paths.
 
@@ -318,7 +336,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
                 "query_bundle=QueryBundle('...')"
             )
             raise ValueError(msg)
-        ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
+        ranking = self.for_call(**options)
         query = query_bundle.query_str
         call = _Call(items=[(query, self.node_texts(nodes))])
         model_name = self._model_name()

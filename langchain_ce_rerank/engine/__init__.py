@@ -17,6 +17,11 @@ Example:
 
 from langchain_ce_rerank.engine.cache import CacheInfo
 from langchain_ce_rerank.engine.checks import check_query, check_text
+from langchain_ce_rerank.engine.identity import ScoringIdentity
+from langchain_ce_rerank.engine.probability import (
+    CalibrationMismatchError,
+    ScoreCalibration,
+)
 from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
 from langchain_ce_rerank.engine.ranking import first_stage_ranks
 from langchain_ce_rerank.engine.reranker import Reranker
@@ -40,13 +45,16 @@ __all__ = [
     "PER_CALL_OPTIONS",
     "UNSET",
     "CacheInfo",
+    "CalibrationMismatchError",
     "CrossEncoderLike",
     "PairScorer",
     "RankingSettings",
     "RerankResult",
     "Reranker",
     "RerankerSettings",
+    "ScoreCalibration",
     "ScoredText",
+    "ScoringIdentity",
     "ScoringSettings",
     "Unset",
     "check_query",

@@ -1,4 +1,4 @@
-"""Checks on what callers pass in: the query, texts, `top_n` and `score_threshold`.
+"""Checks on what callers pass in: the query, texts and the per-call options.
 
 Each raises a clear error naming the bad value, before anything reaches the
 model, so every door reports a bad input the same way.
@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["check_query", "check_text", "check_threshold", "check_top_n"]
+__all__ = [
+    "check_min_probability",
+    "check_query",
+    "check_text",
+    "check_threshold",
+    "check_top_n",
+]
 
 
 def check_query(query: object) -> str:
@@ -84,4 +90,24 @@ def check_threshold(threshold: object) -> None:
         or math.isnan(threshold)
     ):
         msg = f"score_threshold must be a number or None, got {threshold!r}"
+        raise ValueError(msg)
+
+
+def check_min_probability(value: object) -> None:
+    """Reject a `min_probability` that is not None or a number in [0, 1].
+
+    Raises:
+        ValueError: `value` is not a real number from 0 to 1.
+    """
+    if value is None:
+        return
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not 0.0 <= value <= 1.0
+    ):
+        msg = (
+            "min_probability must be a probability from 0 to 1 or None (no cut), "
+            f"got {value!r}"
+        )
         raise ValueError(msg)

@@ -14,6 +14,7 @@ __all__ = [
     "best_windows",
     "first_stage_ranks",
     "order",
+    "probability_cut",
     "reciprocal_rank_fusion",
     "score_order",
 ]
@@ -45,12 +46,16 @@ def order(
     fusion: Literal["none", "rrf"],
     rrf_k: int,
     first_stage_ranks: Sequence[int] | None,
+    probabilities: Sequence[float] | None = None,
+    min_probability: float | None = None,
 ) -> list[RerankResult]:
     """Scored candidates ordered, cut to `top_n`, *then* filtered by `threshold`.
 
     The one ordering rule behind `Reranker.order` (which resolves and checks
     the settings, then calls this) and every door; see it for the meaning of
-    each argument.
+    each argument. With `probabilities` (a calibration's, one per candidate)
+    each result carries its probability, and `min_probability` is the last
+    cut (`probability_cut`).
 
     Returns:
         The kept candidates in their new order.
@@ -71,6 +76,9 @@ def order(
         order = order[:top_n]
     if threshold is not None:
         order = [i for i in order if scores[i] >= threshold]
+    if probabilities is not None and min_probability is not None:
+        # The candidates dropped here were dropped for "min_probability".
+        order, _dropped = probability_cut(order, probabilities, min_probability)
     return [
         RerankResult(
             index=i,
@@ -78,9 +86,48 @@ def order(
             rank=rank,
             passage=scored[i].passage,
             fused_score=None if fused is None else fused[i],
+            probability=None if probabilities is None else probabilities[i],
         )
         for rank, i in enumerate(order, start=1)
     ]
+
+
+def probability_cut(
+    order: Sequence[int], probabilities: Sequence[float], min_probability: float
+) -> tuple[list[int], list[int]]:
+    """Split candidates by `min_probability`: (kept, dropped), each in order.
+
+    A NaN probability (a NaN score) never clears it. When it drops every
+    candidate it was given, a warning says so with the best probability
+    there was, so an empty result is never a mystery.
+
+    Args:
+        order: Candidate indices, in ranked order (after `top_n` and the
+            score threshold).
+        probabilities: Each candidate's probability, by index.
+        min_probability: The lowest probability kept.
+
+    Returns:
+        The kept indices and the dropped ones (dropped for `min_probability`).
+    """
+    kept = [i for i in order if probabilities[i] >= min_probability]
+    dropped = [i for i in order if not probabilities[i] >= min_probability]
+    if dropped and not kept:
+        best = max(
+            (probabilities[i] for i in dropped if not math.isnan(probabilities[i])),
+            default=math.nan,
+        )
+        logger.warning(
+            "No result: %s reached min_probability=%g (the best "
+            "relevance_probability was %.3f); returning no documents. Lower "
+            "min_probability to see weaker matches.",
+            "the only candidate"
+            if len(dropped) == 1
+            else f"none of the {len(dropped)} candidates",
+            min_probability,
+            best,
+        )
+    return kept, dropped
 
 
 def first_stage_ranks(metadata: Sequence[Mapping[str, Any]]) -> list[int] | None:

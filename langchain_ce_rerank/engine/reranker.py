@@ -25,6 +25,7 @@ from langchain_ce_rerank.engine.cache import CacheInfo, ScoreCache
 from langchain_ce_rerank.engine.checks import check_query, check_text
 from langchain_ce_rerank.engine.checks import check_threshold as check_threshold
 from langchain_ce_rerank.engine.checks import check_top_n as check_top_n
+from langchain_ce_rerank.engine.identity import ScoringIdentity, scoring_identity
 from langchain_ce_rerank.engine.protocols import AsyncPairScorer
 from langchain_ce_rerank.engine.ranking import best_windows
 from langchain_ce_rerank.engine.results import RerankResult, ScoredText
@@ -101,6 +102,24 @@ class Reranker(RerankerSettings):
             msg = "model is already a Reranker engine: use that engine directly"
             raise ValueError(msg)
         return self
+
+    @model_validator(mode="after")
+    def _calibration_fits(self) -> Self:
+        if self.calibration is not None:
+            self.calibration.check(self.scoring_identity())
+        return self
+
+    def scoring_identity(self) -> ScoringIdentity:
+        """What makes this engine's raw scores what they are (for calibrations).
+
+        The model (as given, plus a content fingerprint of its folder), the
+        backend, quantization and what the model reads; see `ScoringIdentity`.
+        Finds the model without loading it.
+
+        Raises:
+            ModelNotFoundError: The model id or folder cannot be found.
+        """
+        return scoring_identity(self)
 
     # -- the model ------------------------------------------------------------
 
@@ -368,12 +387,14 @@ class Reranker(RerankerSettings):
         first_stage_ranks: Sequence[int] | None = None,
         fusion: Literal["none", "rrf"] | Unset = UNSET,
         rrf_k: int | Unset = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[RerankResult]:
         """Order, cut and filter already scored candidates.
 
         Sorted by score, highest first (ties keep input order, NaN last), or
         by RRF when `fusion="rrf"`; cut to `top_n`, *then* filtered by
-        `score_threshold`.
+        `score_threshold` and, with a `calibration`, by `min_probability`
+        (each result then carries its `probability`).
 
         Args:
             scored: One `score_batch` item's result.
@@ -386,19 +407,24 @@ class Reranker(RerankerSettings):
                 None uses the input order.
             fusion: Override of `fusion`.
             rrf_k: Override of `rrf_k`.
+            min_probability: Override of `min_probability`.
 
         Returns:
             The kept candidates in their new order.
 
         Raises:
-            ValueError: A `top_n` below 1, or a `score_threshold` that is not
-                a number.
+            ValueError: A `top_n` below 1, a `score_threshold` that is not
+                a number, or a `min_probability` outside [0, 1] or without a
+                `calibration`.
         """
         settings = (ranking or self).for_call(
-            top_n=top_n, score_threshold=score_threshold
+            top_n=top_n,
+            score_threshold=score_threshold,
+            min_probability=min_probability,
         )
         if any(math.isnan(item.score) for item in scored):
             logger.warning("The cross-encoder returned NaN scores; ranking them last.")
+        calibration = settings.calibration
         return ranking_rules.order(
             scored,
             top_n=settings.top_n,
@@ -406,6 +432,12 @@ class Reranker(RerankerSettings):
             fusion=settings.fusion if fusion is UNSET else fusion,
             rrf_k=settings.rrf_k if rrf_k is UNSET else rrf_k,
             first_stage_ranks=first_stage_ranks,
+            probabilities=None
+            if calibration is None
+            else calibration.probabilities(
+                [item.score for item in scored], self.activation
+            ),
+            min_probability=settings.min_probability,
         )
 
     def rank(
@@ -416,6 +448,7 @@ class Reranker(RerankerSettings):
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
         first_stage_ranks: Sequence[int] | None = None,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[RerankResult]:
         """Score `texts` against `query` and return them reranked.
 
@@ -425,6 +458,7 @@ class Reranker(RerankerSettings):
             top_n: Override of the `top_n` setting for this call.
             score_threshold: Override of the `score_threshold` setting.
             first_stage_ranks: 1-based first-stage ranks, for `fusion="rrf"`.
+            min_probability: Override of the `min_probability` setting.
 
         Returns:
             `RerankResult`s, best first, each with its input `index`.
@@ -435,6 +469,7 @@ class Reranker(RerankerSettings):
             top_n=top_n,
             score_threshold=score_threshold,
             first_stage_ranks=first_stage_ranks,
+            min_probability=min_probability,
         )
 
     def rank_batch(
@@ -443,6 +478,7 @@ class Reranker(RerankerSettings):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[list[RerankResult]]:
         """`rank` for many (query, texts) items, scored in one model stream.
 
@@ -450,11 +486,17 @@ class Reranker(RerankerSettings):
             items: `(query, texts)` pairs.
             top_n: Override of the `top_n` setting for every item.
             score_threshold: Override of the `score_threshold` setting.
+            min_probability: Override of the `min_probability` setting.
 
         Returns:
             Per item, its `RerankResult`s, best first.
         """
         return [
-            self.order(scored, top_n=top_n, score_threshold=score_threshold)
+            self.order(
+                scored,
+                top_n=top_n,
+                score_threshold=score_threshold,
+                min_probability=min_probability,
+            )
             for scored in self.score_batch(items)
         ]

@@ -15,6 +15,7 @@ RESULT_METADATA_KEYS = (
     "retrieval_rank",
     "fused_score",
     "relevance_passage",
+    "relevance_probability",
 )
 """Every metadata key `result_metadata` may write."""
 
@@ -42,6 +43,8 @@ class RerankResult:
         rank: 1-based position in the reranked order.
         passage: Character span of the best window (`"max_passage"`), else None.
         fused_score: The RRF score when `fusion="rrf"`, else None.
+        probability: The probability that the candidate is relevant, from
+            the door's `calibration`; None without one.
 
     Example:
         ```python
@@ -57,6 +60,7 @@ class RerankResult:
     rank: int
     passage: Span | None = None
     fused_score: float | None = None
+    probability: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the passage as a two-item list)."""
@@ -74,9 +78,10 @@ def result_metadata(
 ) -> dict[str, Any]:
     """The metadata a door adds to a kept candidate's copy, written once here.
 
-    `fused_score` (for `fusion="rrf"`) and `relevance_passage` (for
-    `long_documents="max_passage"`, as a `[start, end]` list) when they apply,
-    and the score:
+    `fused_score` (for `fusion="rrf"`), `relevance_passage` (for
+    `long_documents="max_passage"`, as a `[start, end]` list) and
+    `relevance_probability` (with a `calibration`) when they apply, and the
+    score:
 
     - A candidate type without a score of its own (LangChain's `Document`)
       gets `relevance_score`.
@@ -117,4 +122,6 @@ def result_metadata(
         metadata["fused_score"] = result.fused_score
     if result.passage is not None:
         metadata["relevance_passage"] = list(result.passage)
+    if result.probability is not None:
+        metadata["relevance_probability"] = result.probability
     return metadata

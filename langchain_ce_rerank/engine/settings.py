@@ -9,16 +9,22 @@ override some of them (`RankingSettings.for_call`). A `Reranker` has both
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from string import Formatter
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import Self
 
-from langchain_ce_rerank.engine.checks import check_threshold, check_top_n
+from langchain_ce_rerank.engine.checks import (
+    check_min_probability,
+    check_threshold,
+    check_top_n,
+)
+from langchain_ce_rerank.engine.probability import ScoreCalibration
 from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
 from langchain_ce_rerank.models.cross_encoder import DEFAULT_CROSS_ENCODER
@@ -47,7 +53,7 @@ LOADING_FIELDS = (
 )
 """Settings that only apply when the model is loaded from an id or folder."""
 
-PER_CALL_OPTIONS = ("top_n", "score_threshold")
+PER_CALL_OPTIONS = ("top_n", "score_threshold", "min_probability")
 """The ranking settings one call may override (`RankingSettings.for_call`)."""
 
 
@@ -106,6 +112,31 @@ class RankingSettings(_Settings):
     rrf_k: int = Field(default=60, ge=1)
     """The RRF constant: each ranking adds `1 / (rrf_k + rank)`."""
 
+    calibration: ScoreCalibration | None = None
+    """A `ScoreCalibration` (or the path of its JSON file) fitted for this
+    reranker's model: each result then carries `relevance_probability`, the
+    probability that it is relevant, and `min_probability` can cut by it.
+    One fitted for another model or scoring setup is refused, saying why."""
+
+    min_probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Drop documents whose `relevance_probability` is below this (after
+    `top_n` and `score_threshold`); needs `calibration`. When it drops every
+    document the result is empty and a warning says so, with the best
+    probability there was."""
+
+    @field_validator("calibration", mode="before")
+    @classmethod
+    def _load_calibration(cls, value: object) -> object:
+        if isinstance(value, str | os.PathLike):
+            return ScoreCalibration.load(value)
+        return value
+
+    @model_validator(mode="after")
+    def _probability_needs_calibration(self) -> Self:
+        if self.min_probability is not None and self.calibration is None:
+            raise ValueError(_needs_calibration(self.min_probability))
+        return self
+
     def for_call(self, **options: Any) -> RankingSettings:
         """These settings with one call's overrides applied and checked.
 
@@ -113,8 +144,8 @@ class RankingSettings(_Settings):
         same options and reject the same mistakes with the same words.
 
         Args:
-            **options: Any of `PER_CALL_OPTIONS` (`top_n`, `score_threshold`);
-                one left out, or `UNSET`, keeps the setting.
+            **options: Any of `PER_CALL_OPTIONS` (`top_n`, `score_threshold`,
+                `min_probability`); one left out, or `UNSET`, keeps the setting.
 
         Returns:
             The settings for this call (these settings stay unchanged).
@@ -122,8 +153,9 @@ class RankingSettings(_Settings):
         Raises:
             TypeError: An option a call cannot set; the message lists those
                 it can.
-            ValueError: A `top_n` below 1, or a `score_threshold` that is not
-                a number.
+            ValueError: A `top_n` below 1, a `score_threshold` that is not
+                a number, or a `min_probability` outside [0, 1] or without a
+                `calibration`.
         """
         unknown = sorted(set(options) - set(PER_CALL_OPTIONS))
         if unknown:
@@ -135,8 +167,20 @@ class RankingSettings(_Settings):
         given = {name: v for name, v in options.items() if v is not UNSET}
         check_top_n(given.get("top_n"))
         check_threshold(given.get("score_threshold"))
+        check_min_probability(given.get("min_probability"))
+        if given.get("min_probability") is not None and self.calibration is None:
+            raise ValueError(_needs_calibration(given["min_probability"]))
         current = {name: getattr(self, name) for name in RANKING_FIELDS}
         return RankingSettings.model_construct(**{**current, **given})
+
+
+def _needs_calibration(min_probability: object) -> str:
+    return (
+        f"min_probability={min_probability!r} needs a calibration, which maps "
+        "the reranker's scores to probabilities: pass calibration="
+        "ScoreCalibration.load('calibration.json') (fit one with ce-rerank eval "
+        "--calibrate FILE), or cut by score with score_threshold instead"
+    )
 
 
 RANKING_FIELDS = tuple(RankingSettings.model_fields)

@@ -1,5 +1,8 @@
 """Does reranking help on my data? Retrieval metrics and latency per stage.
 
+Also where a reranker's scores are calibrated into probabilities of
+relevance on labelled queries (`calibrate`, `CalibrationReport`).
+
 Metrics come from `ir-measures` (TREC's own `trec_eval` code, through
 pytrec_eval); datasets use the BEIR layout retrieval people already have, and
 runs can be written as TREC run files for other tools.
@@ -13,15 +16,25 @@ from langchain_ce_rerank.evaluation.datasets import (
     read_queries,
     write_trec_run,
 )
+from langchain_ce_rerank.evaluation.probability_fit import (
+    calibrate,
+    calibrate_scores,
+    fit_mapping,
+)
+from langchain_ce_rerank.evaluation.probability_report import CalibrationReport
 from langchain_ce_rerank.evaluation.report import ConfigurationResult, EvaluationReport
 from langchain_ce_rerank.evaluation.runner import DocumentScorer, evaluate
 
 __all__ = [
     "BeirDataset",
+    "CalibrationReport",
     "ConfigurationResult",
     "DocumentScorer",
     "EvaluationReport",
+    "calibrate",
+    "calibrate_scores",
     "evaluate",
+    "fit_mapping",
     "load_beir",
     "read_corpus",
     "read_qrels",

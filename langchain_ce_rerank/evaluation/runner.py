@@ -54,6 +54,18 @@ def _ranked_run(docs: Sequence[Document]) -> dict[str, float]:
     return ranked
 
 
+def _best_scores(
+    docs: Sequence[Document], scored: Sequence[ScoredText]
+) -> dict[str, float]:
+    """{doc id: its best chunk's score}, as `_ranked_run` counts documents."""
+    best: dict[str, float] = {}
+    for doc, item in zip(docs, scored, strict=True):
+        doc_id = str(doc.metadata.get("doc_id") or doc.id)
+        if doc_id not in best or item.score > best[doc_id]:
+            best[doc_id] = item.score
+    return best
+
+
 def _steps(
     items: Sequence[tuple[Sequence[Document], str]],
 ) -> list[list[tuple[Sequence[Document], str]]]:
@@ -133,7 +145,9 @@ def evaluate(
 
     Returns:
         An `EvaluationReport` with nDCG@10, MRR@10, Recall@k, Recall@top_n and
-        mean latency per query (first stage, rerank, total) per configuration.
+        mean latency per query (first stage, rerank, total) per configuration,
+        and each candidate's reranker score (`reranker_scores`, what
+        `calibrate_scores` fits a probability calibration on).
 
     Example:
         ```python
@@ -164,10 +178,11 @@ def evaluate(
         ):
             first, reranker = base, compressor
     runs: dict[str, Run] = {"first stage": {}}
+    reranker_scores: dict[str, dict[str, float]] = {}
     timings: dict[str, float] = {"first_stage": 0.0, "rerank": 0.0}
     variants: dict[str, CrossEncoderCompressor] = {}
     if reranker is not None:
-        plain = {"top_n": None, "score_threshold": None}
+        plain = {"top_n": None, "score_threshold": None, "min_probability": None}
         variants = {
             "+ cross-encoder": reranker.model_copy(update={**plain, "fusion": "none"}),
             "+ cross-encoder, RRF": reranker.model_copy(
@@ -209,6 +224,8 @@ def evaluate(
             for qid, scores in zip(todo, scored, strict=True):
                 runs[name][qid] = _ranked_run(variant.order(candidates[qid], scores))
         timings["rerank"] = time.perf_counter() - start
+        for qid, scores in zip(todo, scored, strict=True):
+            reranker_scores[qid] = _best_scores(candidates[qid], scores)
         for name in variants:
             for qid in judged:
                 runs[name].setdefault(qid, {})
@@ -227,4 +244,10 @@ def evaluate(
             "total": first_ms + (rerank_ms if reranks else 0.0),
         }
         configurations.append(ConfigurationResult(name, metrics, latency, run))
-    return EvaluationReport(configurations, num_queries=count, k=k, top_n=top_n)
+    return EvaluationReport(
+        configurations,
+        num_queries=count,
+        k=k,
+        top_n=top_n,
+        reranker_scores=reranker_scores,
+    )
