@@ -333,7 +333,7 @@ def calibrate_scores(
         notes=_notes(mapping, fit, shown),
     )
     for note in report.notes:
-        logger.warning("Calibration: %s", note)
+        logger.info("Calibration: %s", note)
     return report
 
 

@@ -6,6 +6,13 @@ Cohere Rerank API v2 (https://docs.cohere.com/reference/rerank):
 Cohere documents `documents` as a "list of string" in v2 (v1 also took
 `{"text": ...}` objects; v2 does not), so only strings are accepted here.
 `RemoteCrossEncoder(url, api="cohere", model=...)` speaks exactly this.
+
+Our one extension, for a server started with a calibration (`ce-rerank serve
+--calibration FILE`): a request may send `min_probability`, and each result
+then also carries `relevance_probability`. Both are left out of a Cohere
+exchange: a server without a calibration answers in Cohere's exact shape,
+and a client that never sends `min_probability` is never cut by it (unless
+the operator set a default with `--min-probability`).
 """
 
 from __future__ import annotations
@@ -65,6 +72,12 @@ class RerankRequest(BaseModel):
     model's tokenizer, or whitespace words for a model without one) before
     scoring. None leaves documents to the model's own window."""
 
+    min_probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Not Cohere's: drop results whose `relevance_probability` is below this,
+    after `top_n`. Only on a server with a calibration (`ce-rerank serve
+    --calibration FILE`); elsewhere it is refused with 422. None uses the
+    server's default (`--min-probability`, else no cut)."""
+
     @field_validator("query")
     @classmethod
     def _query_not_blank(cls, query: str) -> str:
@@ -84,6 +97,10 @@ class RerankResultItem(BaseModel):
 
     relevance_score: float
     """The model's score (raw logit, or 0..1 with `--activation sigmoid`)."""
+
+    relevance_probability: float | None = None
+    """Not Cohere's: the probability that the document is relevant, from the
+    server's calibration; left out of the answer on a server without one."""
 
 
 class RerankMeta(BaseModel):
@@ -144,29 +161,44 @@ class ErrorBody(BaseModel):
 
 
 def ranked_response(
-    ranker: Reranker, scores: Sequence[float], top_n: int | None, model: str
+    ranker: Reranker,
+    scores: Sequence[float],
+    top_n: int | None,
+    model: str,
+    min_probability: float | None = None,
 ) -> RerankResponse:
     """The Cohere v2 response for one request's scores: sorted, cut to `top_n`.
 
     Shared by the two HTTP doors (`ce-rerank serve` and Ray Serve), so they
-    order ties and cut alike.
+    order ties and cut alike. With the ranker's `calibration`, each result
+    carries `relevance_probability` and `min_probability` (the request's,
+    else the ranker's own) cuts last.
 
     Args:
         ranker: The engine whose ordering rules apply.
         scores: One finite score per document, in request order.
         top_n: The request's `top_n` (None keeps all).
         model: The served model name, for `meta`.
+        min_probability: The request's `min_probability` (None: the ranker's).
     """
     ranked = ranker.order(
         [ScoredText(score) for score in scores],
         top_n=top_n,
         score_threshold=None,
         fusion="none",
+        min_probability=ranker.min_probability
+        if min_probability is None
+        else min_probability,
     )
     return RerankResponse(
         id=str(uuid.uuid4()),
         results=[
-            RerankResultItem(index=r.index, relevance_score=r.score) for r in ranked
+            RerankResultItem(
+                index=r.index,
+                relevance_score=r.score,
+                relevance_probability=r.probability,
+            )
+            for r in ranked
         ],
         meta=RerankMeta(model=model),
     )
