@@ -38,14 +38,6 @@ def _non_negative(value: str) -> float:
     return number
 
 
-def _probability(value: str) -> float:
-    number = float(value)
-    if not 0.0 <= number <= 1.0:
-        msg = f"must be a probability from 0 to 1, got {value}"
-        raise argparse.ArgumentTypeError(msg)
-    return number
-
-
 def _port(value: str) -> int:
     number = int(value)
     if not 0 <= number <= 65535:
@@ -123,16 +115,6 @@ def add_serve_parser(
             "FILE': each result also carries relevance_probability, and requests "
             "may send min_probability (both our extension of Cohere's API) "
             "(default: none)"
-        ),
-    )
-    model.add_argument(
-        "--min-probability",
-        metavar="P",
-        type=_probability,
-        help=(
-            "drop results whose relevance probability is below P (0 to 1) when "
-            "a request sends no min_probability; needs --calibration "
-            "(default: no cut)"
         ),
     )
     model.add_argument(
@@ -278,12 +260,6 @@ def run_serve(args: argparse.Namespace) -> int:
         from langchain_ce_rerank.serving.server import bind_socket, serve
     except ImportError as err:
         raise CliError(str(err)) from err
-    if args.min_probability is not None and args.calibration is None:
-        msg = (
-            f"--min-probability {args.min_probability:g} needs --calibration FILE "
-            "(fit one with: ce-rerank eval --calibrate FILE)"
-        )
-        raise CliError(msg)
     if args.calibration is not None:
         check_input_file("--calibration", args.calibration)
     # Found before the server starts (it loads the model in the background),
@@ -315,9 +291,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CliError(str(err)) from err
     if args.calibration is not None:
         with blame(f"--calibration {args.calibration}"):
-            engine = engine.with_settings(
-                calibration=args.calibration, min_probability=args.min_probability
-            )
+            engine = engine.with_settings(calibration=args.calibration)
     try:
         app = create_app(engine, settings)
     except (ImportError, ValueError) as err:

@@ -9,10 +9,11 @@ Cohere documents `documents` as a "list of string" in v2 (v1 also took
 
 Our one extension, for a server started with a calibration (`ce-rerank serve
 --calibration FILE`): a request may send `min_probability`, and each result
-then also carries `relevance_probability`. Both are left out of a Cohere
+then also carries `relevance_probability`. Neither changes a Cohere
 exchange: a server without a calibration answers in Cohere's exact shape,
-and a client that never sends `min_probability` is never cut by it (unless
-the operator set a default with `--min-probability`).
+and a client that never sends `min_probability` is never cut by it (as with
+`score_threshold`, the engine's own setting does not apply over HTTP), so a
+client that needs every document's score (`RemoteCrossEncoder`) gets them.
 """
 
 from __future__ import annotations
@@ -75,8 +76,7 @@ class RerankRequest(BaseModel):
     min_probability: float | None = Field(default=None, ge=0.0, le=1.0)
     """Not Cohere's: drop results whose `relevance_probability` is below this,
     after `top_n`. Only on a server with a calibration (`ce-rerank serve
-    --calibration FILE`); elsewhere it is refused with 422. None uses the
-    server's default (`--min-probability`, else no cut)."""
+    --calibration FILE`); elsewhere it is refused with 422. None: no cut."""
 
     @field_validator("query")
     @classmethod
@@ -171,24 +171,23 @@ def ranked_response(
 
     Shared by the two HTTP doors (`ce-rerank serve` and Ray Serve), so they
     order ties and cut alike. With the ranker's `calibration`, each result
-    carries `relevance_probability` and `min_probability` (the request's,
-    else the ranker's own) cuts last.
+    carries `relevance_probability` and the request's `min_probability` cuts
+    last (the ranker's own `score_threshold` and `min_probability` do not
+    apply: a Cohere client gets every document unless it asks otherwise).
 
     Args:
         ranker: The engine whose ordering rules apply.
         scores: One finite score per document, in request order.
         top_n: The request's `top_n` (None keeps all).
         model: The served model name, for `meta`.
-        min_probability: The request's `min_probability` (None: the ranker's).
+        min_probability: The request's `min_probability` (None: no cut).
     """
     ranked = ranker.order(
         [ScoredText(score) for score in scores],
         top_n=top_n,
         score_threshold=None,
         fusion="none",
-        min_probability=ranker.min_probability
-        if min_probability is None
-        else min_probability,
+        min_probability=min_probability,
     )
     return RerankResponse(
         id=str(uuid.uuid4()),

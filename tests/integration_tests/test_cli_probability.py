@@ -173,8 +173,9 @@ def test_eval_calibration_options_need_calibrate() -> None:
 def test_serve_checks_its_calibration_options(
     standin_ce_path: Path, tmp_path: Path
 ) -> None:
-    err = cli_error("serve", "--min-probability", "0.5", "--port", "0")
-    assert "--min-probability 0.5 needs --calibration FILE" in err
+    err = cli_error("serve", "--calibration", str(tmp_path / "nope.json"))
+    assert "--calibration" in err
+    assert "does not exist" in err
     other = flat(ScoringIdentity(model="cross-encoder/some-other-model"))
     path = other.save(tmp_path / "other.json")
     err = cli_error(

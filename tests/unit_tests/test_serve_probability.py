@@ -69,17 +69,20 @@ async def test_a_calibrated_server_adds_relevance_probability_and_cuts_by_it() -
     assert none.json()["results"] == []
 
 
-async def test_the_servers_own_min_probability_applies_when_a_request_sends_none() -> (
+async def test_only_the_requests_min_probability_cuts_so_cohere_clients_get_all() -> (
     None
 ):
+    from langchain_ce_rerank.serving.remote_apis import API_SPECS, read_scores
+
     engine = Reranker(
         model=TableCrossEncoder(SCORES), calibration=CALIBRATION, min_probability=0.7
     )
     async with serving(engine) as client:
-        default = (await client.post("/v2/rerank", json=body())).json()
-        lower = (await client.post("/v2/rerank", json=body(min_probability=0.1))).json()
-    assert [r["index"] for r in default["results"]] == [0]
-    assert len(lower["results"]) == 3
+        plain = (await client.post("/v2/rerank", json=body())).json()
+        asked = (await client.post("/v2/rerank", json=body(min_probability=0.7))).json()
+    assert len(plain["results"]) == 3
+    assert read_scores(API_SPECS["cohere"], plain, 3) == [2.0, -1.0, 0.5]
+    assert [r["index"] for r in asked["results"]] == [0]
 
 
 async def test_without_a_calibration_the_answer_is_cohere_exactly() -> None:
@@ -111,9 +114,7 @@ def _serve_args(**given: Any) -> argparse.Namespace:
     return parser.parse_args(["serve", *flags])
 
 
-def test_serve_takes_calibration_and_min_probability_flags(tmp_path: Path) -> None:
-    args = _serve_args(calibration=tmp_path / "c.json", min_probability=0.4)
+def test_serve_takes_a_calibration_file(tmp_path: Path) -> None:
+    args = _serve_args(calibration=tmp_path / "c.json")
     assert args.calibration == str(tmp_path / "c.json")
-    assert args.min_probability == 0.4
-    with pytest.raises(SystemExit):
-        _serve_args(min_probability=1.4)
+    assert _serve_args().calibration is None
