@@ -124,14 +124,59 @@ def _shown_model(identity: ScoringIdentity) -> str:
     return f"{identity.model!r} ({identity.fingerprint[:19]}…)"
 
 
+_READ_FILES = frozenset(
+    {
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "vocab.txt",
+        "vocab.json",
+        "merges.txt",
+    }
+)
+"""Files besides the weights that change a score: the architecture and the
+tokenizer (and `*.model`, a SentencePiece tokenizer)."""
+
+
+def _scoring_files(root: Path) -> list[Path]:
+    """The files a torch load reads: config, tokenizer, and one set of weights.
+
+    safetensors weights when there are any (what transformers loads first),
+    else `pytorch_model*.bin`; other formats' weights (TensorFlow, Flax,
+    ONNX exports) and model cards are left out, so the same model fetched
+    two ways has one fingerprint. A folder with neither counts every file.
+    """
+    files = [
+        path
+        for path in root.iterdir()
+        if path.is_file() and not path.name.startswith(".")
+    ]
+    weights = [
+        p for p in files if p.name.endswith((".safetensors", ".safetensors.index.json"))
+    ]
+    if not weights:
+        weights = [
+            p
+            for p in files
+            if p.name.startswith("pytorch_model") and p.suffix in (".bin", ".json")
+        ]
+    if not weights:
+        return sorted(p for p in files if p.suffix.lower() != ".md")
+    read = [p for p in files if p.name in _READ_FILES or p.suffix == ".model"]
+    return sorted({*weights, *read})
+
+
 def model_fingerprint(folder: str | os.PathLike[str]) -> str:
     """A content fingerprint of a model folder: `sha256:<hex>`.
 
-    Covers every regular file directly in the folder (weights, config,
-    tokenizer) except hidden files and Markdown (a model card does not change
-    a score); a copy of the folder elsewhere has the same fingerprint.
-    Remembered per folder while the files' sizes and times stay the same, so
-    a process hashes each model once.
+    Covers what makes the model's scores: its config, tokenizer files and
+    weights (safetensors, else PyTorch `.bin`), by
+    name and SHA-256 of the content. A copy of the folder elsewhere, or the
+    same model downloaded with more formats or another model card, has the
+    same fingerprint. Remembered per folder while the files' sizes and times
+    stay the same, so a process hashes each model once.
 
     Args:
         folder: A model folder.
@@ -150,13 +195,7 @@ def model_fingerprint(folder: str | os.PathLike[str]) -> str:
         ```
     """
     root = Path(folder).resolve()
-    files = sorted(
-        path
-        for path in root.iterdir()
-        if path.is_file()
-        and not path.name.startswith(".")
-        and path.suffix.lower() != ".md"
-    )
+    files = _scoring_files(root)
     stamps = tuple(
         (path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files
     )

@@ -217,12 +217,38 @@ def test_the_fingerprint_follows_the_files_not_the_folder_or_the_model_card(
 ) -> None:
     copy = tmp_path / "elsewhere" / "renamed"
     shutil.copytree(model_folder, copy)
+    # What a download with more formats or another card adds changes nothing.
     (copy / "README.md").write_text("# another card")
+    (copy / "tf_model.h5").write_bytes(b"tensorflow weights")
+    (copy / "pytorch_model.bin").write_bytes(b"the same weights, as a pickle")
+    (copy / ".gitattributes").write_text("*.bin filter=lfs")
+    (copy / "onnx").mkdir()
+    (copy / "onnx" / "model.onnx").write_bytes(b"an export")
     assert model_fingerprint(copy) == model_fingerprint(model_folder)
     assert model_fingerprint(model_folder).startswith("sha256:")
-    weights = copy / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")
+
+
+@pytest.mark.parametrize(
+    "changed", ["model.safetensors", "config.json", "tokenizer.json"]
+)
+def test_other_weights_config_or_tokenizer_change_the_fingerprint(
+    model_folder: Path, tmp_path: Path, changed: str
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(model_folder, copy)
+    path = copy / changed
+    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
     assert model_fingerprint(copy) != model_fingerprint(model_folder)
+
+
+def test_pytorch_weights_count_when_there_are_no_safetensors(tmp_path: Path) -> None:
+    folder = tmp_path / "bin-only"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "pytorch_model.bin").write_bytes(b"weights one")
+    before = model_fingerprint(folder)
+    (folder / "pytorch_model.bin").write_bytes(b"other, longer weights")
+    assert model_fingerprint(folder) != before
 
 
 def test_a_calibration_follows_its_model_to_another_folder(
