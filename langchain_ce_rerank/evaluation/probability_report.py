@@ -8,8 +8,10 @@ score, and what a cut returns (`ThresholdCut`).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_ce_rerank.engine.probability import ScoreCalibration
@@ -51,7 +53,9 @@ class ThresholdCut:
     name: str
     """The cut, e.g. `"min_probability 0.5"`."""
     threshold: float | None
-    """Its threshold on its own scale; None when it cannot be set."""
+    """Its threshold on its own scale: a probability for `min_probability`
+    and the sigmoid, the reranker's reported score (`relevance_score`) for a
+    score threshold; None when no threshold reaches the recall."""
     returned: int
     """Pairs kept."""
     relevant: int
@@ -132,9 +136,13 @@ class CalibrationReport:
     notes: list[str] = field(default_factory=list)
     """Warnings about the fit: few labels, a decreasing curve, a tiny split."""
 
-    def save(self, path: str) -> None:
-        """Write the calibration to `path` as JSON (`ScoreCalibration.save`)."""
-        self.calibration.save(path)
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the calibration to `path` as JSON (`ScoreCalibration.save`).
+
+        Returns:
+            The path written.
+        """
+        return self.calibration.save(path)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON: the calibration's file content and the numbers."""
