@@ -20,14 +20,32 @@ class ConfigurationResult:
     """Metrics, mean per-query latency and the run of one configuration."""
 
     name: str
+    """What was measured: the first stage (`"hybrid"`), reranked
+    (`"hybrid + rerank"`) or reranked and fused with it by RRF
+    (`"hybrid + rerank, RRF"`)."""
+
     metrics: dict[str, float]
+    """nDCG@10, MRR@10 and Recall@k, Recall@top_n and any extra cutoffs."""
+
     latency_ms: dict[str, float]
+    """Mean ms per query: `first_stage` (the first stage's search), `rerank`
+    (scoring its candidates; 0.0 without reranking) and `total`."""
+
     run: Run = field(repr=False)
+    """{query id: {doc id: score}}, the order this configuration returned."""
+
+    first_stage: str = "first stage"
+    """The first stage whose candidates it ranks: `"dense"`, `"bm25"`,
+    `"hybrid"`, or `"first stage"` for a retriever that is not the store's."""
 
 
 @dataclass
 class EvaluationReport:
-    """All configurations evaluated on the same queries and candidates.
+    """Every configuration of one evaluation, measured on the same queries.
+
+    A first stage's configurations (`"hybrid"`, `"hybrid + rerank"`,
+    `"hybrid + rerank, RRF"`) rank the same candidates; `to_dict()` is the
+    `ce-rerank eval --json` output.
 
     Example:
         ```python
@@ -46,9 +64,16 @@ class EvaluationReport:
     """
 
     configurations: list[ConfigurationResult]
+    """In the order of the table: per first stage, alone, then reranked."""
+
     num_queries: int
+    """Queries measured (those with relevance judgements)."""
+
     k: int
+    """The most candidates any first stage returned for a query."""
+
     top_n: int | None
+    """The reranker's `top_n` (reported as Recall@top_n); None without one."""
 
     def to_dict(self, include_runs: bool = False) -> dict[str, Any]:
         """Plain data for JSON; runs are left out unless asked for."""
