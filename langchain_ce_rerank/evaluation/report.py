@@ -118,12 +118,17 @@ class EvaluationReport:
         return frame
 
     def plot(self, metric: str = "nDCG@10", *, ax: Axes | None = None) -> Axes:
-        """A bar of `metric` per configuration, labelled with its value.
+        """A horizontal bar of `metric` per configuration, labelled with its value.
+
+        Bars run top to bottom in the table's order; within a first stage,
+        the first stage alone, + rerank and + rerank, RRF each keep one
+        colour, so the same ordering looks the same across first stages.
 
         Args:
             metric: Any metric of the report, e.g. `"MRR@10"`.
             ax: Axes to draw on; None makes a new pyplot figure (shown inline
-                in Jupyter, by `plt.show()` in a script).
+                in Jupyter, by `plt.show()` in a script), as tall as the
+                configurations need.
 
         Returns:
             The matplotlib `Axes` drawn on.
@@ -142,18 +147,28 @@ class EvaluationReport:
         plt = require(
             "matplotlib.pyplot", extra="matplotlib", feature="EvaluationReport.plot()"
         )
+        configs = self.configurations
         if ax is None:
             # White, not the inline backend's transparent default, so the black
             # labels stay legible under a dark notebook theme.
             _, ax = plt.subplots(
-                figsize=(6.4, 3.2), layout="constrained", facecolor="white"
+                figsize=(6.4, 1.0 + 0.4 * len(configs)),
+                layout="constrained",
+                facecolor="white",
             )
-        labels = [config.name for config in self.configurations]
-        values = [config.metrics[metric] for config in self.configurations]
-        bars = ax.bar(labels, values, color=[f"C{i}" for i in range(len(labels))])
+        labels = [config.name for config in configs]
+        values = [config.metrics[metric] for config in configs]
+        colors, position = [], 0
+        for i, config in enumerate(configs):
+            same = i > 0 and configs[i - 1].first_stage == config.first_stage
+            position = position + 1 if same else 0
+            colors.append(f"C{position}")
+        # Horizontal, so names such as "hybrid + rerank, RRF" never collide.
+        bars = ax.barh(labels, values, color=colors)
         ax.bar_label(bars, fmt="%.3f", padding=2)
-        ax.set_ylim(0, 1.1 if max(values, default=0.0) <= 1 else None)
-        ax.set_ylabel(metric)
+        ax.invert_yaxis()  # the table's first row on top
+        ax.set_xlim(0, 1.15 if max(values, default=0.0) <= 1 else None)
+        ax.set_xlabel(metric)
         ax.set_title(
             f"{metric}: {self.num_queries} queries, k={self.k}, top_n={self.top_n}",
             fontsize="medium",
