@@ -9,6 +9,8 @@ import numpy as np
 from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.embeddings import Embeddings
 
+from langchain_ce_rerank import FaissVectorStore
+
 
 class TableCrossEncoder(BaseCrossEncoder):
     """Scores each pair by a lookup on the text (default 0.0); records every call."""
@@ -124,3 +126,24 @@ class TableEmbeddings(Embeddings):
         if text == "dimension check":
             return self.vectors[0].tolist()
         return self._embed(text)
+
+
+class FakeClock:
+    """A clock for `evaluate(clock=...)`: time moves only when a double says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class NoKeywordStore(FaissVectorStore):
+    """A store without a keyword (BM25) index, as `bm25=False` makes one."""
+
+    @property
+    def bm25_settings(self) -> None:  # type: ignore[override]
+        return None

@@ -158,20 +158,34 @@ def test_eval_on_the_beir_dataset(standin_ce_path: Path, tmp_path: Path) -> None
         str(tmp_path / "runs"),
     )
     assert result.returncode == 0, result.stderr
-    assert "first stage" in result.stdout
+    assert "hybrid + rerank, RRF" in result.stdout
     assert "nDCG@10" in result.stdout
+    assert "ms: mean per query" in result.stdout
     for bar in ("Embedding corpus", "First stage", "Reranking"):
         assert bar not in result.stderr  # stderr is not a terminal: quiet
     data = json.loads((tmp_path / "eval.json").read_text())
     assert data["num_queries"] == 25
     names = [c["name"] for c in data["configurations"]]
-    assert names == ["first stage", "+ cross-encoder", "+ cross-encoder, RRF"]
-    first = data["configurations"][0]["metrics"]
-    assert set(first) == {"nDCG@10", "MRR@10", "Recall@2", "Recall@4"}
-    assert first["nDCG@10"] > 0.5  # the real MiniLM first stage finds these
+    # The default: every first stage the index can run, each alone and reranked.
+    assert names == [
+        f"{stage}{order}"
+        for stage in ("dense", "bm25", "hybrid")
+        for order in ("", " + rerank", " + rerank, RRF")
+    ]
+    by_name = {c["name"]: c for c in data["configurations"]}
+    for stage in ("dense", "bm25", "hybrid"):
+        metrics = by_name[stage]["metrics"]
+        assert set(metrics) == {"nDCG@10", "MRR@10", "Recall@2", "Recall@4"}
+        assert metrics["nDCG@10"] > 0.5  # each first stage finds these
+        assert by_name[stage]["latency_ms"]["first_stage"] > 0
+        assert by_name[f"{stage} + rerank"]["latency_ms"]["rerank"] > 0
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert runs == ["cross_encoder.trec", "cross_encoder_RRF.trec", "first_stage.trec"]
-    line = (tmp_path / "runs" / "first_stage.trec").read_text().splitlines()[0]
+    assert runs == sorted(
+        f"{stage}{order}.trec"
+        for stage in ("dense", "bm25", "hybrid")
+        for order in ("", "_rerank", "_rerank_RRF")
+    )
+    line = (tmp_path / "runs" / "hybrid.trec").read_text().splitlines()[0]
     assert line.split()[1] == "Q0"
     assert line.split()[3] == "1"
 
@@ -385,11 +399,15 @@ def test_eval_against_an_index_built_from_a_beir_corpus(
         "1",
         "--reranker",
         str(standin_ce_path),
+        "--first-stage",
+        "hybrid",
         "--json",
         "-",
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
+    names = [c["name"] for c in data["configurations"]]
+    assert names == ["hybrid", "hybrid + rerank", "hybrid + rerank, RRF"]
     first = data["configurations"][0]["metrics"]
     assert data["num_queries"] == 25
     assert first["Recall@3"] > 0.5  # chunk doc_ids map back to corpus ids
