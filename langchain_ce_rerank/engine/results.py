@@ -15,21 +15,26 @@ RESULT_METADATA_KEYS = (
     "retrieval_rank",
     "fused_score",
     "relevance_passage",
+    "reranked",
 )
 """Every metadata key `result_metadata` may write."""
 
 
 class ScoredText(NamedTuple):
-    """One candidate's score, before any ordering (unpacks as `score, passage`).
+    """One candidate's score, before any ordering.
 
     Attributes:
-        score: The model's score after `activation` (a plain float).
+        score: The model's score after `activation` (a plain float); NaN
+            when `scored` is False.
         passage: For `long_documents="max_passage"`, the `(start, end)`
             character span of the best window in the scored text; else None.
+        scored: False for a candidate left unscored when `deadline_ms` ran
+            out; it has no score.
     """
 
     score: float
     passage: Span | None = None
+    scored: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,9 @@ class RerankResult:
         rank: 1-based position in the reranked order.
         passage: Character span of the best window (`"max_passage"`), else None.
         fused_score: The RRF score when `fusion="rrf"`, else None.
+        reranked: False for a candidate that `deadline_ms` left unscored: it
+            follows the scored ones in first-stage order, and its `score` is
+            NaN (None in `to_dict`).
 
     Example:
         ```python
@@ -57,12 +65,15 @@ class RerankResult:
     rank: int
     passage: Span | None = None
     fused_score: float | None = None
+    reranked: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the passage as a two-item list)."""
         data = asdict(self)
         if self.passage is not None:
             data["passage"] = list(self.passage)
+        if not self.reranked:
+            data["score"] = None
         return data
 
 
@@ -76,7 +87,8 @@ def result_metadata(
 
     `fused_score` (for `fusion="rrf"`) and `relevance_passage` (for
     `long_documents="max_passage"`, as a `[start, end]` list) when they apply,
-    and the score:
+    `reranked: False` on a candidate `deadline_ms` left unscored (which gets
+    no score), and the score:
 
     - A candidate type without a score of its own (LangChain's `Document`)
       gets `relevance_score`.
@@ -111,8 +123,10 @@ def result_metadata(
         metadata["retrieval_rank"] = result.index + 1
         if first_stage_score is not None:
             metadata["retrieval_score"] = float(first_stage_score)
-    else:
+    elif result.reranked:
         metadata["relevance_score"] = result.score
+    if not result.reranked:
+        metadata["reranked"] = False
     if result.fused_score is not None:
         metadata["fused_score"] = result.fused_score
     if result.passage is not None:
