@@ -546,8 +546,8 @@ def build_reranking_retriever(
 
     Returns:
         A `RerankingRetriever` (a `ContextualCompressionRetriever`). Per call,
-        `top_n` and `score_threshold` always work; the first stage's options
-        (`k`, `filter`, `fetch_k`, `lambda_mult`,
+        `top_n`, `score_threshold`, `diversity` and `deadline_ms` always work;
+        the first stage's options (`k`, `filter`, `fetch_k`, `lambda_mult`,
         `retrieval_score_threshold`) are passed to the first stage when it
         takes per-call options (ours and LangChain's `VectorStoreRetriever`
         do), and are a `TypeError` naming them when it does not.

@@ -84,6 +84,7 @@ def order(
         relevance = [0.0] * len(scored)
         for i, value in zip(ranked, scaled(key), strict=True):
             relevance[i] = value
+        # `diversity.displaced(before, ranked)` names what MMR left out.
         ranked = mmr(ranked, relevance, similarity, diversity, top_n)
     elif top_n is not None:
         ranked = ranked[:top_n]

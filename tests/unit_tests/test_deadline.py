@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
+import textwrap
 from collections.abc import Sequence
 
 import pytest
@@ -143,6 +145,12 @@ def test_the_slowest_batch_sets_the_prediction() -> None:
     assert not budget.allows(11)
     now[0] = 0.1
     assert not budget.allows(0)  # the deadline has passed
+
+
+def test_the_budget_docstring_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    code = re.findall(r"```python\n(.*?)```", Budget.__doc__ or "", re.S)[0]
+    exec(textwrap.dedent(code), {})
+    assert capsys.readouterr().out.split() == ["True", "True", "False"]
 
 
 def test_a_deadline_spent_before_scoring_scores_nothing_and_does_not_raise() -> None:
