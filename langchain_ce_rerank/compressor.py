@@ -142,8 +142,8 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
 
         Returns:
             Per item, per document: its score and, for `"max_passage"`, the
-            character span of its best window (else None); `scored=False` for
-            a document the deadline left unscored.
+            character span of its best window (else None); an `UnscoredText`
+            (`.scored` False) for a document the deadline left unscored.
         """
         return self.engine.score_batch(
             self._texts(items), use_cache=use_cache, deadline_ms=deadline_ms
@@ -220,7 +220,10 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         scored: Sequence[ScoredText | tuple[float, tuple[int, int] | None]],
         ranking: RankingSettings,
     ) -> list[Document]:
-        items = [ScoredText(*item) for item in scored]
+        items = [
+            item if isinstance(item, ScoredText) else ScoredText(*item)
+            for item in scored
+        ]
         metadata = [doc.metadata for doc in documents]
         ranks = first_stage_ranks(metadata) if ranking.fusion == "rrf" else None
         embeddings = texts = None

@@ -28,6 +28,7 @@ from langchain_ce_rerank.engine.reranker import Reranker
 from langchain_ce_rerank.engine.results import (
     RerankResult,
     ScoredText,
+    UnscoredText,
     result_metadata,
 )
 from langchain_ce_rerank.engine.settings import (
@@ -55,6 +56,7 @@ __all__ = [
     "RerankerSettings",
     "ScoredText",
     "ScoringSettings",
+    "UnscoredText",
     "Unset",
     "check_query",
     "check_text",

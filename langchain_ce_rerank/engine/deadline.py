@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from langchain_ce_rerank.engine.ranking import best_windows
-from langchain_ce_rerank.engine.results import ScoredText
+from langchain_ce_rerank.engine.results import ScoredText, UnscoredText
 from langchain_ce_rerank.engine.windows import Span
 
 __all__ = ["Budget", "Clock", "DeadlinePlan", "Pace"]
@@ -225,7 +225,7 @@ class DeadlinePlan:
                     (self.queries[item], text) in self.known
                     for _, text in self.units[item][position]
                 )
-                else ScoredText(math.nan, None, scored=False)
+                else UnscoredText(math.nan)
                 for position, text_score in enumerate(per_text)
             ]
             for item, per_text in enumerate(scored)

@@ -324,7 +324,8 @@ class Reranker(RerankerSettings):
         Returns:
             Per item, per text, in input order: its score and, for
             `"max_passage"`, the character span of its best window; with a
-            deadline, `scored=False` for a text left unscored.
+            deadline, an `UnscoredText` (`.scored` False) for a text left
+            unscored.
 
         Raises:
             ValueError: A blank query, a text that is not valid Unicode, or

@@ -7,7 +7,13 @@ from typing import Any, NamedTuple
 
 from langchain_ce_rerank.engine.windows import Span
 
-__all__ = ["RESULT_METADATA_KEYS", "RerankResult", "ScoredText", "result_metadata"]
+__all__ = [
+    "RESULT_METADATA_KEYS",
+    "RerankResult",
+    "ScoredText",
+    "UnscoredText",
+    "result_metadata",
+]
 
 RESULT_METADATA_KEYS = (
     "relevance_score",
@@ -21,20 +27,43 @@ RESULT_METADATA_KEYS = (
 
 
 class ScoredText(NamedTuple):
-    """One candidate's score, before any ordering.
+    """One candidate's score, before any ordering (unpacks as `score, passage`).
 
     Attributes:
-        score: The model's score after `activation` (a plain float); NaN
-            when `scored` is False.
+        score: The model's score after `activation` (a plain float).
         passage: For `long_documents="max_passage"`, the `(start, end)`
             character span of the best window in the scored text; else None.
-        scored: False for a candidate left unscored when `deadline_ms` ran
-            out; it has no score.
     """
 
     score: float
     passage: Span | None = None
-    scored: bool = True
+
+    @property
+    def scored(self) -> bool:
+        """False for an `UnscoredText`, which `deadline_ms` left unscored."""
+        return True
+
+
+class UnscoredText(ScoredText):
+    """A candidate `deadline_ms` left unscored: `score` is NaN, no passage.
+
+    Example:
+        ```python
+        import math
+
+        from langchain_ce_rerank.engine.results import UnscoredText
+
+        item = UnscoredText(math.nan)
+        print(item.scored, item.passage)  # False None
+        ```
+    """
+
+    __slots__ = ()
+
+    @property
+    def scored(self) -> bool:
+        """Always False."""
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -191,6 +191,11 @@ def test_several_queries_are_scored_rank_by_rank() -> None:
         [True, True, False],
         [True, True, False],
     ]
+    # Still (score, passage) pairs, as before deadlines: unscored is NaN, None.
+    score, passage = scored[0][2]
+    assert math.isnan(score)
+    assert passage is None
+    assert len(scored[0][0]) == 2
 
 
 async def test_an_awaitable_scorer_is_awaited_batch_by_batch() -> None:
