@@ -24,6 +24,7 @@ from langchain_ce_rerank.engine import (
     first_stage_ranks,
     result_metadata,
 )
+from langchain_ce_rerank.engine.diversity import first_stage_embeddings
 from langchain_ce_rerank.engine.door import EngineDoor
 from langchain_ce_rerank.engine.reranker import LoadedModel, Loader
 from langchain_ce_rerank.models import load_cross_encoder
@@ -72,8 +73,15 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
     to `top_n`, then filtered by `score_threshold`. The id, text and all existing
     metadata (such as `retrieval_score` and `retrieval_rank`) are kept. Works
     after any retriever and inside `DocumentCompressorPipeline`;
-    `compress_documents(docs, query, top_n=3, score_threshold=0.2)` overrides
-    the two settings for one call.
+    `compress_documents(docs, query, top_n=3, score_threshold=0.2,
+    diversity=0.5, deadline_ms=200)` overrides those settings for one call.
+
+    `diversity` orders by maximal marginal relevance, comparing documents by
+    the first stage's vectors when every one has
+    `metadata["retrieval_embedding"]` (`FaissRetriever(include_embeddings=
+    True)`), else by their word sets. Under `deadline_ms`, documents left
+    unscored follow the scored ones in input (first-stage) order with
+    `metadata["reranked"] = False` and no `relevance_score`.
 
     The model loads lazily, once, on first use (or via `load_model()`); one
     compressor may be shared between threads. Documents with the same text are
@@ -118,22 +126,28 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         items: Sequence[tuple[Sequence[Document], str]],
         *,
         use_cache: bool = True,
+        deadline_ms: float | None = None,
     ) -> list[list[ScoredText]]:
         """Score many (documents, query) lists in one stream of model batches.
 
         Every pair from every query is flattened, de-duplicated, looked up in
         the score cache, and the rest goes to the model in one length-sorted
-        call.
+        call (with `deadline_ms`, in first-stage order, until the time runs
+        out; see `langchain_ce_rerank.engine.deadline`).
 
         Args:
             items: `(documents, query)` pairs.
             use_cache: False bypasses the score cache (to time the model).
+            deadline_ms: A time budget for the whole call; None has none.
 
         Returns:
             Per item, per document: its score and, for `"max_passage"`, the
-            character span of its best window (else None).
+            character span of its best window (else None); an `UnscoredText`
+            (`.scored` False) for a document the deadline left unscored.
         """
-        return self.engine.score_batch(self._texts(items), use_cache=use_cache)
+        return self.engine.score_batch(
+            self._texts(items), use_cache=use_cache, deadline_ms=deadline_ms
+        )
 
     def _texts(
         self, items: Sequence[tuple[Sequence[Document], str]]
@@ -173,10 +187,11 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
     def order(
         self,
         documents: Sequence[Document],
-        scored: Sequence[tuple[float, tuple[int, int] | None]],
+        scored: Sequence[ScoredText | tuple[float, tuple[int, int] | None]],
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
     ) -> list[Document]:
         """Order, cut and filter already scored documents into new Documents.
 
@@ -188,27 +203,40 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             scored: `score_documents(documents, query)`'s result.
             top_n: Override of `top_n` for this call.
             score_threshold: Override of `score_threshold` for this call.
+            diversity: Override of `diversity` for this call.
 
         Returns:
             New documents with `relevance_score` (and `fused_score`,
             `relevance_passage` where they apply) in metadata.
         """
-        ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
+        ranking = self.for_call(
+            top_n=top_n, score_threshold=score_threshold, diversity=diversity
+        )
         return self._order(documents, scored, ranking)
 
     def _order(
         self,
         documents: Sequence[Document],
-        scored: Sequence[tuple[float, tuple[int, int] | None]],
+        scored: Sequence[ScoredText | tuple[float, tuple[int, int] | None]],
         ranking: RankingSettings,
     ) -> list[Document]:
-        ranks = (
-            first_stage_ranks([doc.metadata for doc in documents])
-            if ranking.fusion == "rrf"
-            else None
-        )
+        items = [
+            item if isinstance(item, ScoredText) else ScoredText(*item)
+            for item in scored
+        ]
+        metadata = [doc.metadata for doc in documents]
+        ranks = first_stage_ranks(metadata) if ranking.fusion == "rrf" else None
+        embeddings = texts = None
+        if ranking.diversity > 0:
+            embeddings = first_stage_embeddings(metadata)
+            if embeddings is None:
+                texts = self._texts([(documents, "")])[0][1]
         results = self.engine.order(
-            [ScoredText(*item) for item in scored], ranking, first_stage_ranks=ranks
+            items,
+            ranking,
+            first_stage_ranks=ranks,
+            embeddings=embeddings,
+            texts=texts,
         )
         return [
             documents[result.index].model_copy(
@@ -231,6 +259,8 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
     ) -> Sequence[Document]:
         """Rerank `documents` for `query`; see the class docstring for the rules.
 
@@ -240,12 +270,19 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             callbacks: Accepted for LangChain compatibility.
             top_n: Override of the `top_n` setting for this call.
             score_threshold: Override of the `score_threshold` setting.
+            diversity: Override of the `diversity` setting.
+            deadline_ms: Override of the `deadline_ms` setting.
 
         Returns:
-            New documents with `metadata["relevance_score"]`.
+            New documents with `metadata["relevance_score"]` (or, left
+            unscored by the deadline, `metadata["reranked"] = False`).
         """
         return self.compress_documents_batch(
-            [(documents, query)], top_n=top_n, score_threshold=score_threshold
+            [(documents, query)],
+            top_n=top_n,
+            score_threshold=score_threshold,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
         )[0]
 
     @override
@@ -257,14 +294,23 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
     ) -> Sequence[Document]:
         """`compress_documents` without blocking the event loop.
 
         The model runs in a worker thread, or, when it has its own async
         `ascore` (such as `RemoteCrossEncoder`), is awaited directly.
         """
-        ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
-        scored = await self.engine.ascore_batch(self._texts([(documents, query)]))
+        ranking = self.for_call(
+            top_n=top_n,
+            score_threshold=score_threshold,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
+        )
+        scored = await self.engine.ascore_batch(
+            self._texts([(documents, query)]), deadline_ms=ranking.deadline_ms
+        )
         return self._order(documents, scored[0], ranking)
 
     def compress_documents_batch(
@@ -273,23 +319,33 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
     ) -> list[list[Document]]:
         """Rerank many (documents, query) lists with one stream of model calls.
 
         Equivalent to `[compress_documents(d, q) for d, q in items]`, but every
         pair of every query goes to the model in one de-duplicated,
-        length-sorted stream, which keeps batches full and padding low.
+        length-sorted stream, which keeps batches full and padding low. A
+        `deadline_ms` bounds the whole call (see `engine.deadline`).
 
         Args:
             items: `(documents, query)` pairs.
             top_n: Override of the `top_n` setting for every item.
             score_threshold: Override of the `score_threshold` setting.
+            diversity: Override of the `diversity` setting.
+            deadline_ms: Override of the `deadline_ms` setting.
 
         Returns:
             The reranked documents of each item, in order.
         """
-        ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
-        scored = self.score_documents_batch(items)
+        ranking = self.for_call(
+            top_n=top_n,
+            score_threshold=score_threshold,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
+        )
+        scored = self.score_documents_batch(items, deadline_ms=ranking.deadline_ms)
         return [
             self._order(documents, scores, ranking)
             for (documents, _), scores in zip(items, scored, strict=True)

@@ -50,12 +50,14 @@ from typing_extensions import override
 
 from langchain_ce_rerank.engine import (
     UNSET,
+    RankingSettings,
     Reranker,
     RerankResult,
     ScoredText,
     Unset,
     result_metadata,
 )
+from langchain_ce_rerank.engine.diversity import first_stage_embeddings
 from langchain_ce_rerank.engine.door import ENGINE_KEYWORDS, EngineDoor
 from langchain_ce_rerank.engine.results import RESULT_METADATA_KEYS
 
@@ -89,11 +91,16 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     setting means what it means for `CrossEncoderCompressor`; `model=` also
     takes a `Reranker` engine, to share its model and score cache with other
     doors. `postprocess_nodes(nodes, query_str=..., top_n=3)` overrides
-    `top_n` / `score_threshold` for one call. `apostprocess_nodes` keeps the
-    event loop free: a model with its own `async ascore(pairs)` (such as
-    `RemoteCrossEncoder`) is awaited directly, any other model runs in a worker
-    thread. Both emit LlamaIndex's `ReRankStartEvent` / `ReRankEndEvent` and
-    the `RERANKING` callback event.
+    `top_n`, `score_threshold`, `diversity` or `deadline_ms` for one call.
+    `diversity` compares nodes by their `node.embedding` when every node has
+    one (the first stage's vector; no second embedding pass), else by
+    `metadata["retrieval_embedding"]`, else by their word sets. A node the
+    deadline left unscored comes back with `score=None` and
+    `metadata["reranked"] = False`, after the scored ones, in input order.
+    `apostprocess_nodes` keeps the event loop free: a model with its own
+    `async ascore(pairs)` (such as `RemoteCrossEncoder`) is awaited directly,
+    any other model runs in a worker thread. Both emit LlamaIndex's
+    `ReRankStartEvent` / `ReRankEndEvent` and the `RERANKING` callback event.
 
     Example:
         ```python
@@ -204,8 +211,21 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
                     ),
                 }
             )
-            reranked.append(NodeWithScore(node=copy, score=float(result.score)))
+            score = float(result.score) if result.reranked else None
+            reranked.append(NodeWithScore(node=copy, score=score))
         return reranked
+
+    @staticmethod
+    def _compared(
+        nodes: list[NodeWithScore], call: _Call, ranking: RankingSettings
+    ) -> dict[str, Any]:
+        """What diversity compares the nodes by: their vectors, else their texts."""
+        if ranking.diversity == 0:
+            return {}
+        embeddings = _embeddings(nodes)
+        if embeddings is not None:
+            return {"embeddings": embeddings}
+        return {"texts": call.items[0][1]}
 
     # -- LlamaIndex's interface -----------------------------------------------
 
@@ -218,6 +238,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         """Rerank `nodes` for the query; see the class docstring for the rules.
 
@@ -227,6 +249,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             query_str: The query text.
             top_n: Override of the `top_n` setting for this call.
             score_threshold: Override of the `score_threshold` setting.
+            diversity: Override of the `diversity` setting.
+            deadline_ms: Override of the `deadline_ms` setting.
 
         Returns:
             New `NodeWithScore`s over copies of the kept nodes, best first.
@@ -239,6 +263,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             _query_bundle(query_bundle, query_str),
             top_n=top_n,
             score_threshold=score_threshold,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
         )
 
     @override
@@ -250,6 +276,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         """`postprocess_nodes` without blocking the event loop.
 
@@ -262,6 +290,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             _query_bundle(query_bundle, query_str),
             top_n=top_n,
             score_threshold=score_threshold,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
         )
 
     @override
@@ -272,11 +302,20 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
-        with self._reranking(nodes, query_bundle, top_n, score_threshold) as call:
+        options = {
+            "top_n": top_n,
+            "score_threshold": score_threshold,
+            "diversity": diversity,
+            "deadline_ms": deadline_ms,
+        }
+        with self._reranking(nodes, query_bundle, options) as call:
+            deadline_ms = call.ranking.deadline_ms
             # Without nodes there is nothing to await, only the query to check.
             call.scored = (
-                await self.engine.ascore_batch(call.items)
+                await self.engine.ascore_batch(call.items, deadline_ms=deadline_ms)
                 if nodes
                 else self.engine.score_batch(call.items)
             )
@@ -290,9 +329,19 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
-        with self._reranking(nodes, query_bundle, top_n, score_threshold) as call:
-            call.scored = self.engine.score_batch(call.items)
+        options = {
+            "top_n": top_n,
+            "score_threshold": score_threshold,
+            "diversity": diversity,
+            "deadline_ms": deadline_ms,
+        }
+        with self._reranking(nodes, query_bundle, options) as call:
+            call.scored = self.engine.score_batch(
+                call.items, deadline_ms=call.ranking.deadline_ms
+            )
         return call.reranked
 
     @contextmanager
@@ -300,8 +349,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None,
-        top_n: int | Unset | None,
-        score_threshold: float | Unset | None,
+        options: dict[str, Any],
     ) -> Iterator[_Call]:
         """One rerank call around its scoring, shared by the sync and async paths.
 
@@ -318,9 +366,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
                 "query_bundle=QueryBundle('...')"
             )
             raise ValueError(msg)
-        ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
+        ranking = self.for_call(**options)
         query = query_bundle.query_str
-        call = _Call(items=[(query, self.node_texts(nodes))])
+        call = _Call(items=[(query, self.node_texts(nodes))], ranking=ranking)
         model_name = self._model_name()
         dispatcher.event(
             ReRankStartEvent(
@@ -340,10 +388,20 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             },
         ) as event:
             yield call
-            results = self.engine.order(call.scored[0], ranking)
+            results = self.engine.order(
+                call.scored[0], ranking, **self._compared(nodes, call, ranking)
+            )
             call.reranked = self._copies(nodes, results)
             event.on_end(payload={EventPayload.NODES: call.reranked})
         dispatcher.event(ReRankEndEvent(nodes=call.reranked))
+
+
+def _embeddings(nodes: list[NodeWithScore]) -> list[Any] | None:
+    """The first stage's vectors: every `node.embedding`, else the metadata key."""
+    vectors = [item.node.embedding for item in nodes]
+    if all(vector is not None for vector in vectors):
+        return vectors
+    return first_stage_embeddings([item.node.metadata for item in nodes])
 
 
 @dataclass
@@ -352,6 +410,8 @@ class _Call:
 
     items: list[tuple[str, list[str]]]
     """What to score: one `Reranker.score_batch` item."""
+    ranking: RankingSettings
+    """The call's resolved ranking settings (its `deadline_ms` for scoring)."""
     scored: list[list[ScoredText]] = field(default_factory=list)
     """Their scores, set by the caller."""
     reranked: list[NodeWithScore] = field(default_factory=list)

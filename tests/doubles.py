@@ -129,10 +129,13 @@ class TableEmbeddings(Embeddings):
 
 
 class FakeClock:
-    """A clock for `evaluate(clock=...)`: time moves only when a double says so."""
+    """A monotonic clock that only moves when told.
 
-    def __init__(self) -> None:
-        self.now = 0.0
+    For `Reranker(clock=...)` and `evaluate(clock=...)`.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
 
     def __call__(self) -> float:
         return self.now
@@ -147,3 +150,36 @@ class NoKeywordStore(FaissVectorStore):
     @property
     def bm25_settings(self) -> None:  # type: ignore[override]
         return None
+
+
+class SlowCrossEncoder(BaseCrossEncoder):
+    """Takes `seconds_per_pair` of a `FakeClock` per pair; records every call.
+
+    Scores each text by `table` (default: its length), so orders are known.
+    """
+
+    def __init__(
+        self,
+        clock: FakeClock,
+        seconds_per_pair: float,
+        table: dict[str, float] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.seconds_per_pair = seconds_per_pair
+        self.table = dict(table or {})
+        self.calls: list[list[tuple[str, str]]] = []
+
+    def _scores(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        self.calls.append(list(text_pairs))
+        self.clock.advance(self.seconds_per_pair * len(text_pairs))
+        return [self.table.get(text, float(len(text))) for _, text in text_pairs]
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        return self._scores(text_pairs)
+
+
+class AsyncSlowCrossEncoder(SlowCrossEncoder):
+    """`SlowCrossEncoder` that can be awaited (as `RemoteCrossEncoder` can)."""
+
+    async def ascore(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        return self._scores(text_pairs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,7 +57,9 @@ def _table(
     cells = [
         [
             f"{row['retrieval_rank']} -> {row['rank']}",
-            f"{row['relevance_score']:.3f}",
+            "not scored"
+            if row["relevance_score"] is None
+            else f"{row['relevance_score']:.3f}",
             f"{row['retrieval_score']:.3f}",
             _display_source(doc),
             " ".join(doc.page_content.split()),
@@ -75,7 +78,9 @@ def _query_rows(
             "rank": rank,
             "retrieval_rank": doc.metadata["retrieval_rank"],
             "retrieval_score": doc.metadata["retrieval_score"],
-            "relevance_score": doc.metadata["relevance_score"],
+            # None for a candidate the deadline left unscored (reranked: false).
+            "relevance_score": doc.metadata.get("relevance_score"),
+            "reranked": doc.metadata.get("reranked", True),
             **(
                 {"fused_score": doc.metadata["fused_score"]}
                 if "fused_score" in doc.metadata
@@ -99,15 +104,24 @@ def _cmd_query(args: argparse.Namespace) -> int:
     compressor = prepare_reranker(args)
     store = load_index("INDEX_DIR", args)
     load_reranker(compressor)
-    candidates = store.as_retriever(k=args.k).invoke(args.question)
+    # Diversity compares the first stage's own vectors: ask FAISS for them.
+    vectors = {"include_embeddings": True} if args.diversity > 0 else {}
+    candidates = store.as_retriever(k=args.k, **vectors).invoke(args.question)
     with reranking():
-        reranked = compressor.compress_documents(candidates, args.question)
+        reranked = compressor.compress_documents(
+            candidates,
+            args.question,
+            diversity=args.diversity,
+            deadline_ms=args.deadline_ms,
+        )
     rows = _query_rows(candidates, reranked)
     if args.json:
         payload = {
             "query": args.question,
             "k": args.k,
             "top_n": args.top_n,
+            "diversity": args.diversity,
+            "deadline_ms": args.deadline_ms,
             "reranker": str(args.reranker),
             "first_stage": [
                 {
@@ -128,7 +142,69 @@ def _cmd_query(args: argparse.Namespace) -> int:
         f"{len(candidates)} first-stage candidates reranked by {args.reranker}; "
         f"top {len(reranked)} shown (move = first-stage rank -> final rank)."
     )
+    unscored = sum(not row["reranked"] for row in rows)
+    if unscored:
+        console.print(
+            f"{unscored} of them not scored within --deadline-ms "
+            f"{args.deadline_ms:g}: shown last, in first-stage order."
+        )
+    if args.diversity > 0:
+        console.print(
+            f"Ordered for diversity {args.diversity:g} (maximal marginal "
+            "relevance over the first stage's embeddings)."
+        )
     return 0
+
+
+def _diversity(value: str) -> float:
+    """An argparse `type`: a number from 0 to 1."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0.0 <= number <= 1.0:
+        msg = f"must be a number from 0 (off) to 1, got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
+
+
+def _milliseconds(value: str) -> float:
+    """An argparse `type`: a number of milliseconds above 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0 < number < math.inf:
+        msg = f"must be a finite number of milliseconds above 0, got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
+
+
+def _add_shaping_options(parser: argparse.ArgumentParser) -> None:
+    """`--diversity` and `--deadline-ms`: what the reranker hands back."""
+    group = parser.add_argument_group("shaping the results")
+    group.add_argument(
+        "--diversity",
+        metavar="LAMBDA",
+        type=_diversity,
+        default=0.0,
+        help=(
+            "0 to 1: pick results by maximal marginal relevance, trading the "
+            "reranker's score for unlikeness to results already picked "
+            "(first-stage embeddings; 0.3 to 0.5 is usual; default: "
+            "%(default)s, off)"
+        ),
+    )
+    group.add_argument(
+        "--deadline-ms",
+        metavar="MS",
+        type=_milliseconds,
+        help=(
+            "time budget for reranking: candidates are scored in first-stage "
+            "order until the next batch would pass it; the rest are shown "
+            "unscored, in first-stage order (default: none)"
+        ),
+    )
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -160,4 +236,5 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     add_reranker_options(query)
+    _add_shaping_options(query)
     query.set_defaults(func=_cmd_query)

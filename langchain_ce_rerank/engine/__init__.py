@@ -17,12 +17,18 @@ Example:
 
 from langchain_ce_rerank.engine.cache import CacheInfo
 from langchain_ce_rerank.engine.checks import check_query, check_text
-from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
+from langchain_ce_rerank.engine.protocols import (
+    AsyncDeadlineScorer,
+    CrossEncoderLike,
+    DeadlineScorer,
+    PairScorer,
+)
 from langchain_ce_rerank.engine.ranking import first_stage_ranks
 from langchain_ce_rerank.engine.reranker import Reranker
 from langchain_ce_rerank.engine.results import (
     RerankResult,
     ScoredText,
+    UnscoredText,
     result_metadata,
 )
 from langchain_ce_rerank.engine.settings import (
@@ -39,8 +45,10 @@ __all__ = [
     "DEFAULT_CROSS_ENCODER",
     "PER_CALL_OPTIONS",
     "UNSET",
+    "AsyncDeadlineScorer",
     "CacheInfo",
     "CrossEncoderLike",
+    "DeadlineScorer",
     "PairScorer",
     "RankingSettings",
     "RerankResult",
@@ -48,6 +56,7 @@ __all__ = [
     "RerankerSettings",
     "ScoredText",
     "ScoringSettings",
+    "UnscoredText",
     "Unset",
     "check_query",
     "check_text",

@@ -5,10 +5,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from langchain_ce_rerank.engine.diversity import mmr, scaled
 from langchain_ce_rerank.engine.results import RerankResult, ScoredText
 from langchain_ce_rerank.engine.windows import Span
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "best_windows",
@@ -45,42 +50,66 @@ def order(
     fusion: Literal["none", "rrf"],
     rrf_k: int,
     first_stage_ranks: Sequence[int] | None,
+    diversity: float = 0.0,
+    similarity: npt.NDArray[np.float64] | None = None,
 ) -> list[RerankResult]:
     """Scored candidates ordered, cut to `top_n`, *then* filtered by `threshold`.
 
     The one ordering rule behind `Reranker.order` (which resolves and checks
     the settings, then calls this) and every door; see it for the meaning of
-    each argument.
+    each argument. With `diversity` above 0 the order is maximal marginal
+    relevance over `similarity` (see `engine.diversity`). Candidates left
+    unscored by a deadline follow the kept ones in first-stage order, as many
+    as `top_n` leaves room for; the threshold does not apply to them.
 
     Returns:
         The kept candidates in their new order.
     """
     scores = [item.score for item in scored]
-    order = score_order(scores)
-    fused: list[float] | None = None
-    if fusion == "rrf":
-        ce_rank = [0] * len(order)
-        for rank, i in enumerate(order, start=1):
-            ce_rank[i] = rank
+    done = [i for i, item in enumerate(scored) if item.scored]
+    ranked = [done[i] for i in score_order([scores[i] for i in done])]
+    fused: dict[int, float] = {}
+    if fusion == "rrf" and ranked:
+        ce_rank = {i: rank for rank, i in enumerate(ranked, start=1)}
         ranks = first_stage_ranks or list(range(1, len(scored) + 1))
-        fused = reciprocal_rank_fusion([ce_rank, ranks], rrf_k)
+        values = reciprocal_rank_fusion(
+            [[ce_rank[i] for i in done], [ranks[i] for i in done]], rrf_k
+        )
+        fused = dict(zip(done, values, strict=True))
         # Stable on the cross-encoder order: equal fused scores go to the
         # candidate the cross-encoder preferred.
-        order = sorted(order, key=lambda i: -fused[i])
-    if top_n is not None:
-        order = order[:top_n]
+        ranked = sorted(ranked, key=lambda i: -fused[i])
+    if diversity > 0 and len(ranked) > 1 and similarity is not None:
+        key = [fused[i] for i in ranked] if fused else [scores[i] for i in ranked]
+        relevance = [0.0] * len(scored)
+        for i, value in zip(ranked, scaled(key), strict=True):
+            relevance[i] = value
+        # `diversity.displaced(before, ranked)` names what MMR left out.
+        ranked = mmr(ranked, relevance, similarity, diversity, top_n)
+    elif top_n is not None:
+        ranked = ranked[:top_n]
     if threshold is not None:
-        order = [i for i in order if scores[i] >= threshold]
-    return [
+        ranked = [i for i in ranked if scores[i] >= threshold]
+    results = [
         RerankResult(
             index=i,
             score=scores[i],
             rank=rank,
             passage=scored[i].passage,
-            fused_score=None if fused is None else fused[i],
+            fused_score=fused.get(i),
         )
-        for rank, i in enumerate(order, start=1)
+        for rank, i in enumerate(ranked, start=1)
     ]
+    unscored = [i for i, item in enumerate(scored) if not item.scored]
+    if unscored:
+        if first_stage_ranks is not None:
+            unscored.sort(key=lambda i: first_stage_ranks[i])
+        room = len(unscored) if top_n is None else max(top_n - len(results), 0)
+        results += [
+            RerankResult(index=i, score=math.nan, rank=rank, reranked=False)
+            for rank, i in enumerate(unscored[:room], start=len(results) + 1)
+        ]
+    return results
 
 
 def first_stage_ranks(metadata: Sequence[Mapping[str, Any]]) -> list[int] | None:

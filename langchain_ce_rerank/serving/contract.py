@@ -396,7 +396,14 @@ async def _answer(
         )
     served = contract.model_name
     return JSONResponse(
-        ranked_response(ranker, scores, body.top_n, served).model_dump()
+        ranked_response(
+            ranker,
+            scores,
+            body.top_n,
+            served,
+            diversity=body.diversity,
+            documents=body.documents,
+        ).model_dump()
     )
 
 

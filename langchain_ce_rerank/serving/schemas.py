@@ -6,6 +6,15 @@ Cohere Rerank API v2 (https://docs.cohere.com/reference/rerank):
 Cohere documents `documents` as a "list of string" in v2 (v1 also took
 `{"text": ...}` objects; v2 does not), so only strings are accepted here.
 `RemoteCrossEncoder(url, api="cohere", model=...)` speaks exactly this.
+
+One extension of ours, which Cohere's API does not have: `diversity` (see
+`RerankRequest.diversity`). It changes only the order of the results, so a
+Cohere client that never sends it sees Cohere's schema unchanged. There is no
+`deadline_ms` field: an answer with unscored documents would need results
+without a `relevance_score`, which Cohere's response cannot carry, and the
+server coalesces concurrent requests into shared model calls, so one
+request's pairs are not scored in batches of their own. A client keeps a
+deadline itself: `RemoteCrossEncoder` under `deadline_ms`.
 """
 
 from __future__ import annotations
@@ -64,6 +73,13 @@ class RerankRequest(BaseModel):
     """Cut each document to its first `max_tokens_per_doc` tokens (the served
     model's tokenizer, or whitespace words for a model without one) before
     scoring. None leaves documents to the model's own window."""
+
+    diversity: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Our extension, not in Cohere's API: order the results by maximal
+    marginal relevance with this λ (0 or left out: by score alone), so that
+    near-copies do not fill the top (`top_n` is then the first picks). The
+    documents are compared by the overlap of their word sets (the server has
+    no embeddings of them); scores stay the model's."""
 
     @field_validator("query")
     @classmethod
@@ -144,7 +160,13 @@ class ErrorBody(BaseModel):
 
 
 def ranked_response(
-    ranker: Reranker, scores: Sequence[float], top_n: int | None, model: str
+    ranker: Reranker,
+    scores: Sequence[float],
+    top_n: int | None,
+    model: str,
+    *,
+    diversity: float | None = None,
+    documents: Sequence[str] | None = None,
 ) -> RerankResponse:
     """The Cohere v2 response for one request's scores: sorted, cut to `top_n`.
 
@@ -156,12 +178,16 @@ def ranked_response(
         scores: One finite score per document, in request order.
         top_n: The request's `top_n` (None keeps all).
         model: The served model name, for `meta`.
+        diversity: The request's `diversity` (None: off).
+        documents: The request's documents, compared for `diversity`.
     """
     ranked = ranker.order(
         [ScoredText(score) for score in scores],
         top_n=top_n,
         score_threshold=None,
+        diversity=diversity or 0.0,
         fusion="none",
+        texts=documents,
     )
     return RerankResponse(
         id=str(uuid.uuid4()),

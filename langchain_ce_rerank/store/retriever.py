@@ -19,6 +19,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from typing_extensions import override
 
 from langchain_ce_rerank.engine.checks import check_query
+from langchain_ce_rerank.engine.diversity import EMBEDDING_KEY
 from langchain_ce_rerank.store.filters import MetadataFilter
 from langchain_ce_rerank.store.fusion import Candidate, FusionMethod, fuse
 from langchain_ce_rerank.store.search import StoreSearch
@@ -39,6 +40,7 @@ _OPTIONS = (
     "rrf_k",
     "dense_depth",
     "bm25_depth",
+    "include_embeddings",
 )
 _SEARCH_TYPES = ("similarity", "mmr", "similarity_score_threshold", "bm25", "hybrid")
 _KEYWORD_TYPES = ("bm25", "hybrid")
@@ -140,6 +142,16 @@ class FaissRetriever(VectorStoreRetriever):
     bm25_depth: int | None = Field(default=None, ge=1)
     """Candidates the BM25 side hands to fusion; None: `max(k, 20)`."""
 
+    include_embeddings: bool = False
+    """Attach each document's stored vector as
+    `metadata["retrieval_embedding"]` (a list of floats, as the index holds
+    it), so a reranker with `diversity` compares candidates by the first
+    stage's own vectors instead of embedding them again. Off by default: a
+    384-dimensional vector is about 12 KB of Python floats per document, which
+    would travel through every chain and trace. `RerankingRetriever` turns it
+    on per call when its reranker has `diversity` and removes the key from
+    what it returns."""
+
     allowed_search_types: ClassVar[tuple[str, ...]] = _SEARCH_TYPES
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -209,6 +221,12 @@ class FaissRetriever(VectorStoreRetriever):
             raise ValueError(msg)
         if not 0.0 <= alpha <= 1.0:
             msg = f"alpha must be between 0 and 1 (the dense weight), got {alpha!r}"
+            raise ValueError(msg)
+        if not isinstance(options["include_embeddings"], bool):
+            msg = (
+                "include_embeddings must be True or False, got "
+                f"{options['include_embeddings']!r}"
+            )
             raise ValueError(msg)
         _check_combination(options["search_type"], options["score_threshold"])
         return options
@@ -324,13 +342,20 @@ class FaissRetriever(VectorStoreRetriever):
     ) -> list[Document]:
         options = self._options(kwargs)
         if options["search_type"] in _KEYWORD_TYPES:
-            return self._keyword_search(check_query(query), options)
-        pairs = self._search(check_query(query), options)
-        # The store returns fresh copies, so their metadata is ours to extend.
-        for rank, (doc, score) in enumerate(pairs, start=1):
-            doc.metadata["retrieval_score"] = float(score)
-            doc.metadata["retrieval_rank"] = rank
-        return [doc for doc, _ in pairs]
+            docs = self._keyword_search(check_query(query), options)
+        else:
+            pairs = self._search(check_query(query), options)
+            # The store returns fresh copies, so their metadata is ours to extend.
+            for rank, (doc, score) in enumerate(pairs, start=1):
+                doc.metadata["retrieval_score"] = float(score)
+                doc.metadata["retrieval_rank"] = rank
+            docs = [doc for doc, _ in pairs]
+        if options["include_embeddings"]:
+            vectors = self._store.get_embeddings([str(doc.id) for doc in docs])
+            for doc, vector in zip(docs, vectors, strict=True):
+                if vector is not None:  # else deleted since the search
+                    doc.metadata[EMBEDDING_KEY] = vector
+        return docs
 
     def _keyword_search(self, query: str, options: dict[str, Any]) -> list[Document]:
         """`"bm25"` or `"hybrid"` results, with both sides' scores and ranks."""

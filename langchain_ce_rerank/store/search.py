@@ -54,6 +54,7 @@ class StoreSearch:
     # State owned and written by FaissVectorStore.
     _index: Any
     _docs: dict[str, Document]
+    _int_of: dict[str, int]
     _str_of: dict[int, str]
     _lock: threading.RLock
     _embedding: Embeddings
@@ -72,6 +73,30 @@ class StoreSearch:
         """
         with self._lock:
             return [self._copy(self._docs[i]) for i in ids if i in self._docs]
+
+    def get_embeddings(self, ids: Sequence[str], /) -> list[list[float] | None]:
+        """The stored vector of each id, as the index holds it (None if not stored).
+
+        One `reconstruct_batch` call, no embedding model: the vectors FAISS
+        searched (normalized for cosine; approximate for PQ and SQ indexes).
+
+        Args:
+            ids: Document ids.
+
+        Returns:
+            One list of floats per id, in order; None for an id not stored.
+        """
+        with self._lock:
+            numbers = [self._int_of.get(i) for i in ids]
+            found = [n for n in numbers if n is not None]
+            if not found:
+                return [None] * len(ids)
+            rows = iter(
+                self._index.reconstruct_batch(np.asarray(found, dtype=np.int64))
+                .astype(np.float64)
+                .tolist()
+            )
+            return [None if n is None else next(rows) for n in numbers]
 
     @staticmethod
     def _copy(doc: Document) -> Document:

@@ -122,6 +122,49 @@ def test_query_json(index: Path, standin_ce_path: Path) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
+def test_query_with_diversity_and_a_deadline(
+    index: Path, standin_ce_path: Path
+) -> None:
+    args = ["query", str(index), QUESTION, "-k", "6", "--top-n", "3"]
+    args += ["--reranker", str(standin_ce_path), "--diversity", "0.5"]
+    table = _cli(*args)
+    assert table.returncode == 0, table.stderr
+    assert "Ordered for diversity 0.5" in table.stdout
+    # A budget too small to score anything in time: whatever was scored, the
+    # three results come back, unscored ones last, in first-stage order.
+    result = _cli(*args, "--deadline-ms", "0.001", "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert (payload["diversity"], payload["deadline_ms"]) == (0.5, 0.001)
+    rows = payload["results"]
+    assert len(rows) == 3
+    assert [r["relevance_score"] is None for r in rows] == [
+        not r["reranked"] for r in rows
+    ]
+    unscored = [r for r in rows if not r["reranked"]]
+    assert rows[len(rows) - len(unscored) :] == unscored
+    ranks = [r["retrieval_rank"] for r in unscored]
+    assert ranks == sorted(ranks)
+    assert "retrieval_embedding" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "words"),
+    [
+        ("--diversity", "1.5", "a number from 0 (off) to 1, got '1.5'"),
+        ("--diversity", "much", "a number from 0 (off) to 1, got 'much'"),
+        ("--deadline-ms", "0", "a finite number of milliseconds above 0, got '0'"),
+        ("--deadline-ms", "inf", "a finite number of milliseconds above 0, got 'inf'"),
+    ],
+)
+def test_shaping_flags_out_of_range_are_usage_errors(
+    flag: str, value: str, words: str, tmp_path: Path
+) -> None:
+    result = run_cli("query", str(tmp_path), "q", flag, value)
+    assert result.returncode == 2
+    assert f"argument {flag}: must be {words}" in result.stderr
+
+
 def test_reindex_updates_changed_and_removes_deleted_files(
     index: Path, corpus: Path, tmp_path: Path
 ) -> None:
