@@ -407,7 +407,9 @@ class FaissVectorStore(StoreSearch, VectorStore):
 
     def _remove(self, ids: Iterable[str]) -> int:
         """Drop the given ids (caller holds the lock); returns how many existed."""
-        numbers = [self._int_of[i] for i in ids if i in self._int_of]
+        # dict.fromkeys: an id listed twice is dropped once (a second pop would
+        # fail after FAISS had already let go of its vector).
+        numbers = [self._int_of[i] for i in dict.fromkeys(ids) if i in self._int_of]
         if not numbers:
             return 0
         self._index.remove_ids(np.asarray(numbers, dtype=np.int64))
