@@ -8,9 +8,12 @@ Used by `test_persistence_processes.py` to race real processes on one folder:
 
 Each prints "ready" once imported and waits for a line on stdin before it
 starts, so racing processes start together. `save` saves generations `TAG-0`, `TAG-1`, ... (each a
-different number of documents, every document tagged with its generation) until
-it has saved MAX_SAVES or STOP_FILE exists. `load` loads LOADS times, checks
-that every load holds exactly one whole generation, then creates STOP_FILE.
+different number of documents, every document tagged with its generation and
+holding a word only that generation has) until it has saved MAX_SAVES or
+STOP_FILE exists; it writes before each save, so each save rebuilds BM25.
+`load` loads LOADS times, checks that every load holds exactly one whole
+generation, its BM25 index read from the folder and built from the same
+documents, then creates STOP_FILE.
 Both print one JSON summary line last and exit non-zero on any failure.
 Loops are bounded by counts, never by a clock.
 
@@ -41,6 +44,7 @@ from typing import Any
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_ce_rerank import FaissVectorStore
+from langchain_ce_rerank.store.bm25 import BM25Index
 
 DIMENSION = 8
 BASE_DOCS = 1000  # large enough that reading one generation takes a while
@@ -55,10 +59,13 @@ def build(tag: str, number: int) -> FaissVectorStore:
     """The store of generation `TAG-number`: every document names it."""
     generation = f"{tag}-{number}"
     size = generation_size(number)
+    word = f"gen{tag}{number}"  # a BM25 term of this generation only
     return FaissVectorStore.from_texts(
-        [f"{generation} document {i}" for i in range(size)],
+        [f"{generation} document {i} {word}" for i in range(size)],
         DeterministicFakeEmbedding(size=DIMENSION),
-        metadatas=[{"generation": generation, "size": size} for _ in range(size)],
+        metadatas=[
+            {"generation": generation, "size": size, "word": word} for _ in range(size)
+        ],
         ids=[f"{generation}/{i}" for i in range(size)],
     )
 
@@ -75,6 +82,12 @@ def check(store: FaissVectorStore) -> str:
     if len(docs) != expected or store.similarity_search("document", k=1) == []:
         msg = f"generation {generation} has {len(docs)} documents, saved {expected}"
         raise AssertionError(msg)
+    # The BM25 index holds this generation's documents: its word, in each one.
+    word = docs[0].metadata["word"]
+    hits = store.bm25_search_with_score(f"document {word}", k=expected + 1)
+    if len(hits) != expected or {d.metadata["word"] for d, _ in hits} != {word}:
+        msg = f"generation {generation}: BM25 found {len(hits)} of its documents"
+        raise AssertionError(msg)
     return str(generation)
 
 
@@ -88,13 +101,22 @@ def save(folder: Path, tag: str, max_saves: int, stop: Path | None) -> int:
     _wait_for_go()
     saved = 0
     while saved < max_saves and not (stop is not None and stop.exists()):
-        stores[saved % 3].save_local(folder)
+        store = stores[saved % 3]
+        (first,) = store.get_by_ids(store.ids[:1])
+        store.add_documents([first])  # a write: this save rebuilds BM25
+        store.save_local(folder)
         saved += 1
     print(json.dumps({"saved": saved}), flush=True)
     return 0
 
 
+def _no_rebuild(*args: object) -> None:
+    raise AssertionError("BM25 was rebuilt on load: the folder had no BM25 index")
+
+
 def load(folder: Path, loads: int, stop: Path) -> int:
+    # Every load must read the BM25 index saved with its documents.
+    BM25Index.from_ids = _no_rebuild  # type: ignore[assignment, method-assign]
     embedding = DeterministicFakeEmbedding(size=DIMENSION)
     seen: set[str] = set()
     failures: list[str] = []
