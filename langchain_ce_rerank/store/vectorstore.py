@@ -425,8 +425,9 @@ class FaissVectorStore(StoreSearch, VectorStore):
         """Delete documents by id; ids that are not stored are ignored.
 
         Args:
-            ids: The ids to delete. Required: None is an error, so a stray call
-                never empties the store (`store.delete(store.ids)` does that).
+            ids: The ids to delete (a list, or any iterable of ids but a single
+                string). Required: None is an error, so a stray call never
+                empties the store (`store.delete(store.ids)` does that).
             **kwargs: Not used; any key is an error.
 
         Returns:
@@ -439,10 +440,17 @@ class FaissVectorStore(StoreSearch, VectorStore):
                 "store.delete(store.ids)"
             )
             raise ValueError(msg)
+        if isinstance(ids, str):
+            msg = (
+                f"ids must be a list of ids, got the string {ids!r}; to delete "
+                f"one document call store.delete([{ids!r}])"
+            )
+            raise TypeError(msg)
+        ids = list(ids)  # read once: a generator is read by the check and the removal
         with self._lock:
             if any(doc_id in self._docs for doc_id in ids):
                 self._check_removable("delete documents")
-            return self._remove(list(ids)) > 0
+            return self._remove(ids) > 0
 
     # -- construction, retriever, persistence ----------------------------------
 

@@ -162,6 +162,18 @@ def test_an_id_listed_twice_is_deleted_once_from_both_indexes(
     assert [d.id for d in store.similarity_search("red", k=1)] == ["r"]
 
 
+def test_delete_takes_any_iterable_of_ids_but_not_one_string(
+    store: FaissVectorStore,
+) -> None:
+    # A generator was read twice: the first id went to a membership check and
+    # only the rest were deleted. A string was read as its characters.
+    assert store.delete(doc_id for doc_id in ["r", "rg"]) is True
+    assert sorted(store.ids) == ["b", "cd"]
+    with pytest.raises(TypeError, match=r"store\.delete\(\['cd'\]\)"):
+        store.delete("cd")  # type: ignore[arg-type]
+    assert sorted(store.ids) == ["b", "cd"]
+
+
 def test_delete_without_ids_refuses_to_empty_the_store(store: FaissVectorStore) -> None:
     with pytest.raises(ValueError, match=r"store\.delete\(store\.ids\)"):
         store.delete()
