@@ -26,6 +26,7 @@ settings.register_profile(
     database=None,
     deadline=None,
     max_examples=20,
+    report_multiple_bugs=False,  # shrink one failure, not each distinct one
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("explore", deadline=None, max_examples=500, print_blob=True)

@@ -145,14 +145,15 @@ class StoreMachine(RuleBasedStateMachine):
             assert self.store.add_texts([text], [meta], ids=[doc_id]) == [doc_id]
         self.model[doc_id] = (text, dict(meta))
 
-    @rule(data=st.data())
-    def delete(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), shape=st.sampled_from([list, tuple, iter]))
+    def delete(self, data: st.DataObject, shape: Any) -> None:
+        # Ids may repeat, be unknown, and come as any iterable.
         ids = data.draw(
             st.lists(st.sampled_from(sorted(self.model) + ID_POOL), max_size=3),
             label="ids",
         )
         existed = any(doc_id in self.model for doc_id in ids)
-        assert self.store.delete(ids) is existed
+        assert self.store.delete(shape(ids)) is existed
         for doc_id in ids:
             self.model.pop(doc_id, None)
 
