@@ -27,7 +27,8 @@ line and exits; with N it prints "paused PID EVENT" just before event N and
 waits to be killed (or prints "finished" if the save has fewer events). The
 worker then prints "reaped STATUS" (the child's exit code, or minus the signal
 that ended it). Forking gives every kill a fresh process without paying the
-imports again.
+imports again. (POSIX fork and SIGKILL; an fsync's file is read from
+/proc/self/fd, so this mode runs on Linux, as CI does.)
 """
 
 from __future__ import annotations
