@@ -89,6 +89,10 @@ def matches(filter: Any, metadata: Mapping[str, Any]) -> bool:
 
 
 class StoreMachine(RuleBasedStateMachine):
+    # Ids are drawn by their place in self.model (insertion order), never by
+    # sorting: generated ids are random UUIDs, and a replayed run must draw the
+    # same documents.
+
     def __init__(self) -> None:
         super().__init__()
         self.embedding = AxisEmbeddings(DENSE_WORDS)
@@ -137,7 +141,7 @@ class StoreMachine(RuleBasedStateMachine):
     def upsert(
         self, data: st.DataObject, text: str, meta: dict[str, Any], as_document: bool
     ) -> None:
-        doc_id = data.draw(st.sampled_from(sorted(self.model)), label="id")
+        doc_id = data.draw(st.sampled_from(list(self.model)), label="id")
         if as_document:
             document = Document(id=doc_id, page_content=text, metadata=meta)
             assert self.store.add_documents([document]) == [doc_id]
@@ -149,7 +153,7 @@ class StoreMachine(RuleBasedStateMachine):
     def delete(self, data: st.DataObject, shape: Any) -> None:
         # Ids may repeat, be unknown, and come as any iterable.
         ids = data.draw(
-            st.lists(st.sampled_from(sorted(self.model) + ID_POOL), max_size=3),
+            st.lists(st.sampled_from([*self.model, *ID_POOL]), max_size=3),
             label="ids",
         )
         existed = any(doc_id in self.model for doc_id in ids)
