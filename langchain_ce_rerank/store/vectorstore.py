@@ -407,7 +407,9 @@ class FaissVectorStore(StoreSearch, VectorStore):
 
     def _remove(self, ids: Iterable[str]) -> int:
         """Drop the given ids (caller holds the lock); returns how many existed."""
-        numbers = [self._int_of[i] for i in ids if i in self._int_of]
+        # dict.fromkeys: an id listed twice is dropped once (a second pop would
+        # fail after FAISS had already let go of its vector).
+        numbers = [self._int_of[i] for i in dict.fromkeys(ids) if i in self._int_of]
         if not numbers:
             return 0
         self._index.remove_ids(np.asarray(numbers, dtype=np.int64))
@@ -423,8 +425,9 @@ class FaissVectorStore(StoreSearch, VectorStore):
         """Delete documents by id; ids that are not stored are ignored.
 
         Args:
-            ids: The ids to delete. Required: None is an error, so a stray call
-                never empties the store (`store.delete(store.ids)` does that).
+            ids: The ids to delete (a list, or any iterable of ids but a single
+                string). Required: None is an error, so a stray call never
+                empties the store (`store.delete(store.ids)` does that).
             **kwargs: Not used; any key is an error.
 
         Returns:
@@ -437,10 +440,17 @@ class FaissVectorStore(StoreSearch, VectorStore):
                 "store.delete(store.ids)"
             )
             raise ValueError(msg)
+        if isinstance(ids, str):
+            msg = (
+                f"ids must be a list of ids, got the string {ids!r}; to delete "
+                f"one document call store.delete([{ids!r}])"
+            )
+            raise TypeError(msg)
+        ids = list(ids)  # read once: a generator is read by the check and the removal
         with self._lock:
             if any(doc_id in self._docs for doc_id in ids):
                 self._check_removable("delete documents")
-            return self._remove(list(ids)) > 0
+            return self._remove(ids) > 0
 
     # -- construction, retriever, persistence ----------------------------------
 
