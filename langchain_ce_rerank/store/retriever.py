@@ -21,7 +21,7 @@ from typing_extensions import override
 from langchain_ce_rerank.engine.checks import check_query
 from langchain_ce_rerank.store.filters import MetadataFilter
 from langchain_ce_rerank.store.fusion import Candidate, FusionMethod, fuse
-from langchain_ce_rerank.store.search import StoreSearch
+from langchain_ce_rerank.store.search import StoreSearch, no_bm25_error
 
 __all__ = ["FaissRetriever"]
 
@@ -175,6 +175,11 @@ class FaissRetriever(VectorStoreRetriever):
             raise ValueError(msg)
         return store
 
+    @model_validator(mode="after")
+    def _keyword_index_present(self) -> FaissRetriever:
+        _check_keyword_index(self._store, self.search_type)
+        return self
+
     @property
     def _store(self) -> StoreSearch:
         return cast("StoreSearch", self.vectorstore)
@@ -211,6 +216,7 @@ class FaissRetriever(VectorStoreRetriever):
             msg = f"alpha must be between 0 and 1 (the dense weight), got {alpha!r}"
             raise ValueError(msg)
         _check_combination(options["search_type"], options["score_threshold"])
+        _check_keyword_index(self._store, options["search_type"])
         return options
 
     def _search(
@@ -404,6 +410,12 @@ class FaissRetriever(VectorStoreRetriever):
             run_manager=run_manager.get_sync(),
             **kwargs,
         )
+
+
+def _check_keyword_index(store: StoreSearch, search_type: object) -> None:
+    """Raise when a keyword search type is asked of a store without BM25."""
+    if search_type in _KEYWORD_TYPES and store._bm25_settings is None:
+        raise no_bm25_error(f"search_type={search_type!r}")
 
 
 def _check_combination(search_type: object, score_threshold: object) -> None:
