@@ -227,8 +227,6 @@ def _cmd_query(args: argparse.Namespace) -> int:
         }
         print(json.dumps(payload, indent=2, ensure_ascii=False))
         return 0
-    from langchain_ce_rerank.display.first_stage import FOUND_BY_NOTE
-
     console = rich_console()
     table = _table(args.question, reranked, rows, console.width, kind)
     console.print(table)
@@ -237,7 +235,12 @@ def _cmd_query(args: argparse.Namespace) -> int:
         "bm25": "BM25 ",
         "hybrid": f"hybrid ({fusion} of dense and BM25, alpha {alpha}) ",
     }[kind]
-    found = "" if kind == "dense" else f"; {FOUND_BY_NOTE.replace(':', ' =', 1)}"
+    found = (
+        "; found by = the side that returned it and its rank there, both = "
+        "dense/bm25 ranks"
+        if kind != "dense"
+        else ""
+    )
     console.print(
         f"{len(candidates)} {described}first-stage candidates reranked by "
         f"{args.reranker}; top {len(reranked)} shown (move = first-stage rank "

@@ -134,7 +134,8 @@ def test_the_hybrid_table_says_who_found_each_candidate(
     assert found["errors.md"] == "both 3/1"  # dense ranks it low, BM25 first
     assert found["tail.md"] == "dense 4"  # BM25 cannot see it
     assert "4 hybrid (rrf of dense and BM25, alpha 0.5) first-stage candidates" in out
-    assert "found by = the first-stage side that returned it" in " ".join(out.split())
+    footer = " ".join(out.split())
+    assert "found by = the side that returned it and its rank there" in footer
 
 
 def test_first_stage_dense_and_bm25_are_searched_as_asked(
