@@ -70,7 +70,9 @@ class FaissRetriever(VectorStoreRetriever):
     fused values in `retrieval_score` / `retrieval_rank`. A query with no term
     in any document (only stopwords, punctuation or emoji) gets dense results
     from both. Hybrid is for recall: hand its candidates to the reranker for
-    order.
+    order. A store made with `bm25=False` has no keyword index: those two
+    search types are then an error (when the retriever is made, or per call)
+    that says how to turn it on.
 
     `batch`/`abatch` embed every query first and search FAISS once for all of
     them (one matrix product instead of one scan per query); each query then
