@@ -9,8 +9,6 @@ import numpy as np
 from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.embeddings import Embeddings
 
-from langchain_ce_rerank import FaissVectorStore
-
 
 class TableCrossEncoder(BaseCrossEncoder):
     """Scores each pair by a lookup on the text (default 0.0); records every call."""
@@ -142,14 +140,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-class NoKeywordStore(FaissVectorStore):
-    """A store without a keyword (BM25) index, as `bm25=False` makes one."""
-
-    @property
-    def bm25_settings(self) -> None:  # type: ignore[override]
-        return None
 
 
 class SlowCrossEncoder(BaseCrossEncoder):

@@ -89,11 +89,10 @@ def keyword_search_available(retriever: BaseRetriever) -> bool:
         print(keyword_search_available(store.as_retriever()))  # True
         ```
     """
-    # The one place that decides it: a store made without a keyword index
-    # reports no `bm25_settings`.
-    return (
-        isinstance(retriever, FaissRetriever)
-        and getattr(retriever.vectorstore, "bm25_settings", None) is not None
+    # The one place that decides it: a store made with `bm25=False` (or
+    # `ce-rerank index --no-bm25`) keeps no keyword index.
+    return isinstance(retriever, FaissRetriever) and bool(
+        getattr(retriever.vectorstore, "bm25_enabled", False)
     )
 
 

@@ -22,7 +22,7 @@ from langchain_ce_rerank.engine.checks import check_query
 from langchain_ce_rerank.engine.diversity import EMBEDDING_KEY
 from langchain_ce_rerank.store.filters import MetadataFilter
 from langchain_ce_rerank.store.fusion import Candidate, FusionMethod, fuse
-from langchain_ce_rerank.store.search import StoreSearch
+from langchain_ce_rerank.store.search import StoreSearch, no_bm25_error
 
 __all__ = ["FaissRetriever"]
 
@@ -72,7 +72,9 @@ class FaissRetriever(VectorStoreRetriever):
     fused values in `retrieval_score` / `retrieval_rank`. A query with no term
     in any document (only stopwords, punctuation or emoji) gets dense results
     from both. Hybrid is for recall: hand its candidates to the reranker for
-    order.
+    order. A store made with `bm25=False` has no keyword index: those two
+    search types are then an error (when the retriever is made, or per call)
+    that says how to turn it on.
 
     `batch`/`abatch` embed every query first and search FAISS once for all of
     them (one matrix product instead of one scan per query); each query then
@@ -187,6 +189,11 @@ class FaissRetriever(VectorStoreRetriever):
             raise ValueError(msg)
         return store
 
+    @model_validator(mode="after")
+    def _keyword_index_present(self) -> FaissRetriever:
+        _check_keyword_index(self._store, self.search_type)
+        return self
+
     @property
     def _store(self) -> StoreSearch:
         return cast("StoreSearch", self.vectorstore)
@@ -229,6 +236,7 @@ class FaissRetriever(VectorStoreRetriever):
             )
             raise ValueError(msg)
         _check_combination(options["search_type"], options["score_threshold"])
+        _check_keyword_index(self._store, options["search_type"])
         return options
 
     def _search(
@@ -429,6 +437,12 @@ class FaissRetriever(VectorStoreRetriever):
             run_manager=run_manager.get_sync(),
             **kwargs,
         )
+
+
+def _check_keyword_index(store: StoreSearch, search_type: object) -> None:
+    """Raise when a keyword search type is asked of a store without BM25."""
+    if search_type in _KEYWORD_TYPES and store._bm25_settings is None:
+        raise no_bm25_error(f"search_type={search_type!r}")
 
 
 def _check_combination(search_type: object, score_threshold: object) -> None:

@@ -48,6 +48,19 @@ def reject_unknown(kwargs: dict[str, Any], allowed: frozenset[str]) -> None:
         raise TypeError(msg)
 
 
+def no_bm25_error(asked: str) -> ValueError:
+    """The error for a keyword search (`asked`) on a store without BM25."""
+    return ValueError(
+        f"{asked} needs the store's BM25 keyword index, but this store has "
+        "none (it was made, or saved, with bm25=False). Turn it on with "
+        "store.set_bm25(True): the index is built on the first keyword search "
+        "and save_local keeps it; for a saved folder, "
+        "FaissVectorStore.load_local(folder, bm25=True) then save_local (an "
+        "index made by `ce-rerank index --no-bm25`: run it again with --bm25). "
+        "Or search by similarity: search_type='similarity'."
+    )
+
+
 class StoreSearch:
     """The read side of `FaissVectorStore` (see that class for the contract)."""
 
@@ -59,9 +72,9 @@ class StoreSearch:
     _lock: threading.RLock
     _embedding: Embeddings
     _distance: DistanceStrategy
-    _bm25_settings: BM25Settings
+    _bm25_settings: BM25Settings | None  # None: the store keeps no keyword index
     _bm25: BM25Index | None  # None until the first keyword search after a write
-    _bm25_terms: TermCache
+    _bm25_terms: TermCache | None
 
     def _as_matrix(self, vectors: npt.ArrayLike, expected: int) -> Vectors:
         raise NotImplementedError  # FaissVectorStore validates and normalizes
@@ -255,7 +268,12 @@ class StoreSearch:
         Writes drop the index; the first keyword search (or save) after them
         rebuilds it from every stored document, because bm25s cannot add or
         delete documents in place.
+
+        Raises:
+            ValueError: The store keeps no keyword index (`bm25=False`).
         """
+        if self._bm25_terms is None:
+            raise no_bm25_error("a keyword search")
         if self._bm25 is None and self._docs:
             docs = self._docs
             self._bm25 = self._bm25_terms.build(
@@ -310,11 +328,17 @@ class StoreSearch:
 
         Returns:
             `(document, score)` pairs, best first; documents are copies.
+
+        Raises:
+            ValueError: The store keeps no keyword index (`bm25=False`; see
+                `set_bm25`).
         """
         check_k("k", k)
         reject_unknown(kwargs, frozenset({"filter"}))
         to_predicate(kwargs.get("filter"))  # a bad filter fails before the lock
         with self._lock:
+            if self._bm25_terms is None:
+                raise no_bm25_error("bm25_search_with_score")
             return self._keyword_hits(query, k, kwargs.get("filter")) or []
 
     def _both_sides(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cli_runner import cli_error, run_cli
-from doubles import AxisEmbeddings, NoKeywordStore, TableCrossEncoder
+from doubles import AxisEmbeddings, TableCrossEncoder
 from langchain_core.documents import Document
 
 from langchain_ce_rerank import FaissVectorStore, build_reranking_retriever
@@ -78,7 +78,9 @@ def test_a_repeated_first_stage_fails_before_any_file_is_read(tmp_path: Path) ->
 def test_the_default_and_bm25_follow_what_the_index_can_search() -> None:
     embeddings = AxisEmbeddings(WORDS)
     keyword = FaissVectorStore.from_documents(DOCS, embeddings).as_retriever()
-    dense_only = NoKeywordStore.from_documents(DOCS, embeddings).as_retriever()
+    dense_only = FaissVectorStore.from_documents(
+        DOCS, embeddings, bm25=False
+    ).as_retriever()
     assert first_stages_for(keyword, None, "ix") == ("dense", "bm25", "hybrid")
     assert first_stages_for(keyword, ["bm25"], "ix") == ("bm25",)
     assert first_stages_for(dense_only, None, "ix") == ("dense",)

@@ -214,13 +214,13 @@ def test_store_repr_shows_size_dimension_index_distance_and_model() -> None:
     store = FaissVectorStore(embedding, distance_strategy="l2")
     assert repr(store) == (
         "FaissVectorStore(size=0, dimension=None, index='Flat', distance='l2', "
-        "embedding='_CountingEmbeddings')"
+        "embedding='_CountingEmbeddings', bm25=True)"
     )
     store.add_texts(["a", "bb"])
     calls = embedding.calls
     assert repr(store) == (
         "FaissVectorStore(size=2, dimension=3, index='Flat', distance='l2', "
-        "embedding='_CountingEmbeddings')"
+        "embedding='_CountingEmbeddings', bm25=True)"
     )
     html = store._repr_html_()
     assert "FaissVectorStore" in html

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from doubles import AxisEmbeddings, FakeClock, NoKeywordStore, TableCrossEncoder
+from doubles import AxisEmbeddings, FakeClock, TableCrossEncoder
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
@@ -230,7 +230,9 @@ def test_a_scorer_is_called_once_per_first_stage_and_timed_apart() -> None:
 def test_default_first_stages_follow_what_the_store_can_search() -> None:
     embeddings = AxisEmbeddings(WORDS)
     with_keywords = FaissVectorStore.from_documents(DOCS, embeddings).as_retriever()
-    without = NoKeywordStore.from_documents(DOCS, embeddings).as_retriever()
+    without = FaissVectorStore.from_documents(
+        DOCS, embeddings, bm25=False
+    ).as_retriever()
     foreign = WordRetriever(docs=DOCS)
     assert keyword_search_available(with_keywords)
     assert not keyword_search_available(without)
