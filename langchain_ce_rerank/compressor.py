@@ -24,6 +24,7 @@ from langchain_ce_rerank.engine import (
     first_stage_ranks,
     result_metadata,
 )
+from langchain_ce_rerank.engine.diversity import first_stage_embeddings
 from langchain_ce_rerank.engine.door import EngineDoor
 from langchain_ce_rerank.engine.reranker import LoadedModel, Loader
 from langchain_ce_rerank.models import load_cross_encoder
@@ -72,10 +73,18 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
     to `top_n`, then filtered by `score_threshold`. The id, text and all existing
     metadata (such as `retrieval_score` and `retrieval_rank`) are kept. Works
     after any retriever and inside `DocumentCompressorPipeline`;
-    `compress_documents(docs, query, top_n=3, score_threshold=0.2)` overrides
-    those settings for one call. With a `calibration` (fitted by `ce-rerank
-    eval --calibrate`), each result also gets `relevance_probability` and
-    `min_probability` (per call too) drops results below it.
+    `compress_documents(docs, query, top_n=3, score_threshold=0.2,
+    diversity=0.5, deadline_ms=200)` overrides those settings for one call.
+
+    `diversity` orders by maximal marginal relevance, comparing documents by
+    the first stage's vectors when every one has
+    `metadata["retrieval_embedding"]` (`FaissRetriever(include_embeddings=
+    True)`), else by their word sets. Under `deadline_ms`, documents left
+    unscored follow the scored ones in input (first-stage) order with
+    `metadata["reranked"] = False` and no `relevance_score`. With a
+    `calibration` (fitted by `ce-rerank eval --calibrate`), each scored result
+    also gets `relevance_probability`, and `min_probability` (per call too)
+    drops scored results below it (never the unscored ones).
 
     The model loads lazily, once, on first use (or via `load_model()`); one
     compressor may be shared between threads. Documents with the same text are
@@ -120,22 +129,28 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         items: Sequence[tuple[Sequence[Document], str]],
         *,
         use_cache: bool = True,
+        deadline_ms: float | None = None,
     ) -> list[list[ScoredText]]:
         """Score many (documents, query) lists in one stream of model batches.
 
         Every pair from every query is flattened, de-duplicated, looked up in
         the score cache, and the rest goes to the model in one length-sorted
-        call.
+        call (with `deadline_ms`, in first-stage order, until the time runs
+        out; see `langchain_ce_rerank.engine.deadline`).
 
         Args:
             items: `(documents, query)` pairs.
             use_cache: False bypasses the score cache (to time the model).
+            deadline_ms: A time budget for the whole call; None has none.
 
         Returns:
             Per item, per document: its score and, for `"max_passage"`, the
-            character span of its best window (else None).
+            character span of its best window (else None); an `UnscoredText`
+            (`.scored` False) for a document the deadline left unscored.
         """
-        return self.engine.score_batch(self._texts(items), use_cache=use_cache)
+        return self.engine.score_batch(
+            self._texts(items), use_cache=use_cache, deadline_ms=deadline_ms
+        )
 
     def _texts(
         self, items: Sequence[tuple[Sequence[Document], str]]
@@ -175,10 +190,11 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
     def order(
         self,
         documents: Sequence[Document],
-        scored: Sequence[tuple[float, tuple[int, int] | None]],
+        scored: Sequence[ScoredText | tuple[float, tuple[int, int] | None]],
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
         min_probability: float | Unset | None = UNSET,
     ) -> list[Document]:
         """Order, cut and filter already scored documents into new Documents.
@@ -191,6 +207,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             scored: `score_documents(documents, query)`'s result.
             top_n: Override of `top_n` for this call.
             score_threshold: Override of `score_threshold` for this call.
+            diversity: Override of `diversity` for this call.
             min_probability: Override of `min_probability` for this call.
 
         Returns:
@@ -201,6 +218,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         ranking = self.for_call(
             top_n=top_n,
             score_threshold=score_threshold,
+            diversity=diversity,
             min_probability=min_probability,
         )
         return self._order(documents, scored, ranking)
@@ -208,16 +226,26 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
     def _order(
         self,
         documents: Sequence[Document],
-        scored: Sequence[tuple[float, tuple[int, int] | None]],
+        scored: Sequence[ScoredText | tuple[float, tuple[int, int] | None]],
         ranking: RankingSettings,
     ) -> list[Document]:
-        ranks = (
-            first_stage_ranks([doc.metadata for doc in documents])
-            if ranking.fusion == "rrf"
-            else None
-        )
+        items = [
+            item if isinstance(item, ScoredText) else ScoredText(*item)
+            for item in scored
+        ]
+        metadata = [doc.metadata for doc in documents]
+        ranks = first_stage_ranks(metadata) if ranking.fusion == "rrf" else None
+        embeddings = texts = None
+        if ranking.diversity > 0:
+            embeddings = first_stage_embeddings(metadata)
+            if embeddings is None:
+                texts = self._texts([(documents, "")])[0][1]
         results = self.engine.order(
-            [ScoredText(*item) for item in scored], ranking, first_stage_ranks=ranks
+            items,
+            ranking,
+            first_stage_ranks=ranks,
+            embeddings=embeddings,
+            texts=texts,
         )
         return [
             documents[result.index].model_copy(
@@ -240,6 +268,8 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
     ) -> Sequence[Document]:
         """Rerank `documents` for `query`; see the class docstring for the rules.
@@ -250,16 +280,21 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             callbacks: Accepted for LangChain compatibility.
             top_n: Override of the `top_n` setting for this call.
             score_threshold: Override of the `score_threshold` setting.
+            diversity: Override of the `diversity` setting.
+            deadline_ms: Override of the `deadline_ms` setting.
             min_probability: Override of the `min_probability` setting.
 
         Returns:
             New documents with `metadata["relevance_score"]` (and
-            `relevance_probability` with a `calibration`).
+            `relevance_probability` with a `calibration`; or, left unscored
+            by the deadline, `metadata["reranked"] = False`).
         """
         return self.compress_documents_batch(
             [(documents, query)],
             top_n=top_n,
             score_threshold=score_threshold,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
             min_probability=min_probability,
         )[0]
 
@@ -272,6 +307,8 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
     ) -> Sequence[Document]:
         """`compress_documents` without blocking the event loop.
@@ -282,9 +319,13 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         ranking = self.for_call(
             top_n=top_n,
             score_threshold=score_threshold,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
             min_probability=min_probability,
         )
-        scored = await self.engine.ascore_batch(self._texts([(documents, query)]))
+        scored = await self.engine.ascore_batch(
+            self._texts([(documents, query)]), deadline_ms=ranking.deadline_ms
+        )
         return self._order(documents, scored[0], ranking)
 
     def compress_documents_batch(
@@ -293,18 +334,23 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
     ) -> list[list[Document]]:
         """Rerank many (documents, query) lists with one stream of model calls.
 
         Equivalent to `[compress_documents(d, q) for d, q in items]`, but every
         pair of every query goes to the model in one de-duplicated,
-        length-sorted stream, which keeps batches full and padding low.
+        length-sorted stream, which keeps batches full and padding low. A
+        `deadline_ms` bounds the whole call (see `engine.deadline`).
 
         Args:
             items: `(documents, query)` pairs.
             top_n: Override of the `top_n` setting for every item.
             score_threshold: Override of the `score_threshold` setting.
+            diversity: Override of the `diversity` setting.
+            deadline_ms: Override of the `deadline_ms` setting.
             min_probability: Override of the `min_probability` setting.
 
         Returns:
@@ -313,9 +359,11 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         ranking = self.for_call(
             top_n=top_n,
             score_threshold=score_threshold,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
             min_probability=min_probability,
         )
-        scored = self.score_documents_batch(items)
+        scored = self.score_documents_batch(items, deadline_ms=ranking.deadline_ms)
         return [
             self._order(documents, scores, ranking)
             for (documents, _), scores in zip(items, scored, strict=True)

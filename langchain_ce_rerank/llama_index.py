@@ -50,12 +50,14 @@ from typing_extensions import override
 
 from langchain_ce_rerank.engine import (
     UNSET,
+    RankingSettings,
     Reranker,
     RerankResult,
     ScoredText,
     Unset,
     result_metadata,
 )
+from langchain_ce_rerank.engine.diversity import first_stage_embeddings
 from langchain_ce_rerank.engine.door import ENGINE_KEYWORDS, EngineDoor
 from langchain_ce_rerank.engine.results import RESULT_METADATA_KEYS
 
@@ -90,7 +92,14 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     setting means what it means for `CrossEncoderCompressor`; `model=` also
     takes a `Reranker` engine, to share its model and score cache with other
     doors. `postprocess_nodes(nodes, query_str=..., top_n=3)` overrides
-    `top_n` / `score_threshold` / `min_probability` for one call.
+    `top_n`, `score_threshold`, `diversity`, `deadline_ms` or
+    `min_probability` for one call. `diversity` compares nodes by their
+    `node.embedding` when every node has one (the first stage's vector; no
+    second embedding pass), else by `metadata["retrieval_embedding"]`, else
+    by their word sets. A node the deadline left unscored comes back with
+    `score=None` and `metadata["reranked"] = False`, after the scored ones,
+    in input order; `min_probability` (with a `calibration`) drops only
+    scored nodes, whose metadata carries `relevance_probability`.
     `apostprocess_nodes` keeps the event loop free: a model with its own
     `async ascore(pairs)` (such as `RemoteCrossEncoder`) is awaited directly,
     any other model runs in a worker thread. Both emit LlamaIndex's
@@ -205,8 +214,21 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
                     ),
                 }
             )
-            reranked.append(NodeWithScore(node=copy, score=float(result.score)))
+            score = float(result.score) if result.reranked else None
+            reranked.append(NodeWithScore(node=copy, score=score))
         return reranked
+
+    @staticmethod
+    def _compared(
+        nodes: list[NodeWithScore], call: _Call, ranking: RankingSettings
+    ) -> dict[str, Any]:
+        """What diversity compares the nodes by: their vectors, else their texts."""
+        if ranking.diversity == 0:
+            return {}
+        embeddings = _embeddings(nodes)
+        if embeddings is not None:
+            return {"embeddings": embeddings}
+        return {"texts": call.items[0][1]}
 
     # -- LlamaIndex's interface -----------------------------------------------
 
@@ -219,6 +241,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         """Rerank `nodes` for the query; see the class docstring for the rules.
@@ -229,6 +253,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             query_str: The query text.
             top_n: Override of the `top_n` setting for this call.
             score_threshold: Override of the `score_threshold` setting.
+            diversity: Override of the `diversity` setting.
+            deadline_ms: Override of the `deadline_ms` setting.
             min_probability: Override of the `min_probability` setting (with
                 a `calibration`).
 
@@ -243,6 +269,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             _query_bundle(query_bundle, query_str),
             top_n=top_n,
             score_threshold=score_threshold,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
             min_probability=min_probability,
         )
 
@@ -255,6 +283,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         """`postprocess_nodes` without blocking the event loop.
@@ -268,6 +298,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             _query_bundle(query_bundle, query_str),
             top_n=top_n,
             score_threshold=score_threshold,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
             min_probability=min_probability,
         )
 
@@ -279,17 +311,22 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         options = {
             "top_n": top_n,
             "score_threshold": score_threshold,
+            "diversity": diversity,
+            "deadline_ms": deadline_ms,
             "min_probability": min_probability,
         }
         with self._reranking(nodes, query_bundle, options) as call:
+            deadline_ms = call.ranking.deadline_ms
             # Without nodes there is nothing to await, only the query to check.
             call.scored = (
-                await self.engine.ascore_batch(call.items)
+                await self.engine.ascore_batch(call.items, deadline_ms=deadline_ms)
                 if nodes
                 else self.engine.score_batch(call.items)
             )
@@ -303,15 +340,21 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         options = {
             "top_n": top_n,
             "score_threshold": score_threshold,
+            "diversity": diversity,
+            "deadline_ms": deadline_ms,
             "min_probability": min_probability,
         }
         with self._reranking(nodes, query_bundle, options) as call:
-            call.scored = self.engine.score_batch(call.items)
+            call.scored = self.engine.score_batch(
+                call.items, deadline_ms=call.ranking.deadline_ms
+            )
         return call.reranked
 
     @contextmanager
@@ -338,7 +381,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             raise ValueError(msg)
         ranking = self.for_call(**options)
         query = query_bundle.query_str
-        call = _Call(items=[(query, self.node_texts(nodes))])
+        call = _Call(items=[(query, self.node_texts(nodes))], ranking=ranking)
         model_name = self._model_name()
         dispatcher.event(
             ReRankStartEvent(
@@ -358,10 +401,20 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             },
         ) as event:
             yield call
-            results = self.engine.order(call.scored[0], ranking)
+            results = self.engine.order(
+                call.scored[0], ranking, **self._compared(nodes, call, ranking)
+            )
             call.reranked = self._copies(nodes, results)
             event.on_end(payload={EventPayload.NODES: call.reranked})
         dispatcher.event(ReRankEndEvent(nodes=call.reranked))
+
+
+def _embeddings(nodes: list[NodeWithScore]) -> list[Any] | None:
+    """The first stage's vectors: every `node.embedding`, else the metadata key."""
+    vectors = [item.node.embedding for item in nodes]
+    if all(vector is not None for vector in vectors):
+        return vectors
+    return first_stage_embeddings([item.node.metadata for item in nodes])
 
 
 @dataclass
@@ -370,6 +423,8 @@ class _Call:
 
     items: list[tuple[str, list[str]]]
     """What to score: one `Reranker.score_batch` item."""
+    ranking: RankingSettings
+    """The call's resolved ranking settings (its `deadline_ms` for scoring)."""
     scored: list[list[ScoredText]] = field(default_factory=list)
     """Their scores, set by the caller."""
     reranked: list[NodeWithScore] = field(default_factory=list)

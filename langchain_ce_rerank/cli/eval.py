@@ -1,4 +1,4 @@
-"""`ce-rerank eval`: first stage vs. reranked vs. fused retrieval on qrels."""
+"""`ce-rerank eval`: dense, BM25 and hybrid, alone, reranked and fused, on qrels."""
 
 from __future__ import annotations
 
@@ -6,16 +6,21 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from langchain_ce_rerank.cli.ray_options import add_ray_options, ray_scorer
 from langchain_ce_rerank.models import DEFAULT_EMBEDDING_MODEL
 
 if TYPE_CHECKING:
+    from langchain_core.retrievers import BaseRetriever
     from tqdm import tqdm
 
     from langchain_ce_rerank.compressor import CrossEncoderCompressor
-    from langchain_ce_rerank.evaluation import CalibrationReport, EvaluationReport
+    from langchain_ce_rerank.evaluation import (
+        CalibrationReport,
+        EvaluationReport,
+        FirstStageName,
+    )
 from langchain_ce_rerank.cli._common import (
     CliError,
     add_reranker_options,
@@ -39,14 +44,25 @@ def print_report(report: EvaluationReport) -> None:
     rich_console().print(report_table(report))
 
 
-def print_calibration(report: CalibrationReport, path: str) -> None:
-    """Print `ce-rerank eval --calibrate`'s tables and where the file went."""
+def print_calibration(
+    report: CalibrationReport, path: str, first_stage: str | None = None
+) -> None:
+    """Print `ce-rerank eval --calibrate`'s tables and where the file went.
+
+    `first_stage` names the first stage whose reranked candidates it was
+    fitted on, when the evaluation measured several.
+    """
     from langchain_ce_rerank.evaluation.rendering import calibration_tables
 
     console = rich_console()
     console.print()
     for part in calibration_tables(report):
         console.print(part)
+    if first_stage is not None:
+        console.print(
+            f"Fitted on the reranker's scores of the {first_stage} first stage's "
+            "candidates (the first one measured; --first-stage sets the order)."
+        )
     console.print(
         f"Calibration written to {path}; use it with: ce-rerank query INDEX_DIR "
         f"QUESTION --calibration {path} --min-probability "
@@ -55,6 +71,61 @@ def print_calibration(report: CalibrationReport, path: str) -> None:
 
 
 _BAR_NAMES = {"first stage": "First stage", "rerank": "Reranking"}
+# The first stages `--first-stage` takes, as evaluation.FIRST_STAGES names
+# them (a test keeps the two equal): the parser is built without importing
+# LangChain.
+FIRST_STAGE_CHOICES = ("dense", "bm25", "hybrid")
+
+
+def _first_stage_names(value: str) -> list[str]:
+    """`--first-stage` values: one name, or several separated by commas."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    for name in names or [value]:
+        if name not in FIRST_STAGE_CHOICES:
+            msg = (
+                f"invalid choice: {name!r} (choose from "
+                f"{', '.join(FIRST_STAGE_CHOICES)})"
+            )
+            raise argparse.ArgumentTypeError(msg)
+    return names
+
+
+def check_first_stages(args: argparse.Namespace) -> list[str] | None:
+    """`--first-stage` as one list of names, each once; None when not given."""
+    if args.first_stage is None:
+        return None
+    names = [name for group in args.first_stage for name in group]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        msg = f"--first-stage names {repeated[0]!r} twice; give each first stage once"
+        raise CliError(msg)
+    return names
+
+
+def first_stages_for(
+    retriever: BaseRetriever, names: list[str] | None, index: str | None
+) -> tuple[FirstStageName, ...]:
+    """The first stages to run on `retriever`: `names`, or what it can do.
+
+    Raises:
+        CliError: `names` asks for keyword search of an index without it.
+    """
+    from langchain_ce_rerank.evaluation.first_stages import (
+        default_first_stages,
+        keyword_search_available,
+    )
+
+    if names is None:
+        return default_first_stages(retriever)
+    keyword = [name for name in names if name != "dense"]
+    if keyword and not keyword_search_available(retriever):
+        where = f"--index {index!r}" if index else "this index"
+        msg = (
+            f"--first-stage {keyword[0]}: {where} has no keyword (BM25) index, "
+            "so only --first-stage dense can run on it"
+        )
+        raise CliError(msg)
+    return cast("tuple[FirstStageName, ...]", tuple(names))
 
 
 class _StageBars:
@@ -276,6 +347,7 @@ def _calibration(
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    requested = check_first_stages(args)  # before any file is read
     corpus_file, queries, qrels = _eval_data(args)
     _check_outputs(args)
     from tqdm import tqdm
@@ -308,10 +380,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 batch = corpus[start : start + 64]
                 store.add_documents(batch)
                 bar.update(len(batch))
+    first_stage = store.as_retriever(k=args.k)
+    stages = first_stages_for(first_stage, requested, args.index)
     load_reranker(reranker)  # with --ray too: a missing model fails here, early
-    pipeline = build_reranking_retriever(
-        first_stage=store.as_retriever(k=args.k), reranker=reranker
-    )
+    pipeline = build_reranking_retriever(first_stage=first_stage, reranker=reranker)
     try:
         scorer = ray_scorer(args)  # None without --ray
     except (ImportError, ConnectionError) as err:
@@ -319,7 +391,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     bars = _StageBars(total=sum(qid in qrels for qid in queries))
     try:
         with reranking():
-            report = evaluate(pipeline, queries, qrels, scorer=scorer, progress=bars)
+            report = evaluate(
+                pipeline,
+                queries,
+                qrels,
+                first_stages=stages,
+                scorer=scorer,
+                progress=bars,
+            )
     finally:
         bars.close()
     fitted = (
@@ -328,7 +407,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         data = report.to_dict()
         if fitted is not None:
-            data["calibration"] = {"file": args.calibrate, **fitted.to_dict()}
+            data["calibration"] = {
+                "file": args.calibrate,
+                "first_stage": stages[0],
+                **fitted.to_dict(),
+            }
         text = json.dumps(data, indent=2)
         if args.json == "-":
             print(text)
@@ -337,7 +420,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.json != "-":
         print_report(report)
         if fitted is not None:
-            print_calibration(fitted, args.calibrate)
+            print_calibration(
+                fitted,
+                args.calibrate,
+                stages[0] if len(stages) > 1 else None,
+            )
     if args.save_run:
         folder = Path(args.save_run)
         folder.mkdir(parents=True, exist_ok=True)
@@ -354,11 +441,17 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the `eval` command."""
     evaluate = commands.add_parser(
         "eval",
-        help="measure first stage vs. reranked vs. fused retrieval",
+        help="measure dense, BM25 and hybrid retrieval, each alone and reranked",
         description=(
-            "Report nDCG@10, MRR@10, Recall@k, Recall@top_n and mean latency per "
-            "query for the first stage alone, with the cross-encoder, and with RRF "
-            "fusion."
+            "Report nDCG@10, MRR@10, Recall@k, Recall@top_n and the mean latency "
+            "per query of each stage (first stage ms, rerank ms, total ms) for "
+            "each first stage (dense, bm25, hybrid): alone ('hybrid'), with the "
+            "cross-encoder ('hybrid + rerank'), and with the cross-encoder fused "
+            "with it by RRF ('hybrid + rerank, RRF'). Each first stage's "
+            "candidates are reranked separately, without the score cache, so "
+            "rerank ms is the model's time for that first stage; reranking "
+            "three first stages takes three times the model time of one, so "
+            "pick fewer with --first-stage to spend less."
         ),
     )
     source = evaluate.add_argument_group(
@@ -384,6 +477,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--qrels",
         metavar="FILE",
         help="qrels TSV for --index (query-id, corpus-id, score)",
+    )
+    evaluate.add_argument(
+        "--first-stage",
+        metavar="NAME",
+        nargs="+",
+        type=_first_stage_names,
+        help=(
+            "first stages to measure, each alone and reranked: dense, bm25, "
+            "hybrid (space- or comma-separated, e.g. --first-stage hybrid or "
+            "--first-stage dense,bm25). Each one adds its own reranking pass: "
+            "all three take three times the reranker's time of one (default: "
+            "dense bm25 hybrid, or dense alone for an index without a keyword "
+            "index)"
+        ),
     )
     evaluate.add_argument(
         "--embedding",
@@ -430,7 +537,9 @@ def add_calibrate_options(parser: argparse.ArgumentParser) -> None:
             "fit a mapping from the reranker's raw scores to the probability of "
             "relevance on the qrels, report how well it holds on held-out "
             "queries, and save it as JSON for 'ce-rerank query --calibration "
-            "FILE' (default: off)"
+            "FILE'. It is fitted on the reranked candidates of one first stage: "
+            "the first --first-stage given, else the first the index can run "
+            "(dense, bm25, hybrid) (default: off)"
         ),
     )
     group.add_argument(

@@ -9,6 +9,11 @@ from typing import Any, Literal, overload
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
+from langchain_ce_rerank.display.first_stage import (
+    FOUND_BY_NOTE,
+    first_stage_kind,
+    found_by,
+)
 from langchain_ce_rerank.display.render import (
     DOWN,
     MUTED,
@@ -49,6 +54,8 @@ _RETRIEVAL_NOTES: dict[str, str] = {
     "cosine": "first-stage cosine similarity",
     "L2 distance": "first-stage Euclidean distance: lower is closer",
     "dot product": "first-stage dot product",
+    "BM25": "first-stage BM25 keyword score",
+    "hybrid": "first-stage fused score of dense and BM25 search",
 }
 
 _TEXT_SNIPPET = 160
@@ -89,6 +96,10 @@ class RankedDocument:
     """`metadata["source"]`, else the document id, else empty."""
     document: Document
     """The document as the retriever returned it."""
+    found_by: str | None = None
+    """The first-stage side that returned it, with its rank there (`"dense
+    3"`, `"bm25 1"`, `"both 2/7"`), from a keyword or hybrid first stage's
+    metadata; None when the metadata does not say (plain dense search)."""
 
     @property
     def movement(self) -> int | None:
@@ -105,7 +116,8 @@ class RerankExplanation(Sequence[Document]):
     Renders as an HTML table in Jupyter and as a text table in `print()` or
     `repr()`: final rank, movement from the first stage (`7 -> 1`), the
     reranker score (and whether it is a logit or a probability), the first-stage
-    score, the source and a snippet, under the query. It is a sequence of the
+    score, which side found it (after a keyword or hybrid first stage), the
+    source and a snippet, under the query. It is a sequence of the
     documents (iterate, index, `len`); `.documents` is a plain `list[Document]`
     to hand to a chain.
 
@@ -138,8 +150,8 @@ class RerankExplanation(Sequence[Document]):
     score_kind: ScoreKind = "logit"
     """What `relevance_score` is: `"logit"`, `"probability"` or `"score"`."""
     retrieval_kind: str = "cosine"
-    """What `retrieval_score` is: `"cosine"`, `"L2 distance"`, `"dot product"`
-    or `"score"`."""
+    """What `retrieval_score` is: `"cosine"`, `"L2 distance"`, `"dot product"`,
+    `"BM25"`, `"hybrid"` (the fused score) or `"score"`."""
 
     @classmethod
     def from_documents(
@@ -148,7 +160,7 @@ class RerankExplanation(Sequence[Document]):
         documents: Iterable[Document],
         *,
         score_kind: ScoreKind = "logit",
-        retrieval_kind: str = "cosine",
+        retrieval_kind: str | None = None,
     ) -> RerankExplanation:
         """Explain documents already in hand, e.g. from `retriever.invoke(query)`.
 
@@ -156,11 +168,14 @@ class RerankExplanation(Sequence[Document]):
             query: The query they were ranked for.
             documents: Documents in final order; their metadata supplies the
                 columns (`retrieval_rank`, `retrieval_score`, `relevance_score`,
-                `fused_score`, `source`); missing values show as blanks.
+                `fused_score`, `source`, and `dense_rank` / `bm25_rank` for the
+                "found by" column); missing values show as blanks.
             score_kind: `"logit"` (the compressor's default `activation="none"`),
                 `"probability"` (`activation="sigmoid"`) or `"score"`.
-            retrieval_kind: What the first-stage score is; `"cosine"` for the
-                store's default distance.
+            retrieval_kind: What the first-stage score is. None (default):
+                `"cosine"` (the store's default distance), or `"BM25"` /
+                `"hybrid"` when the metadata shows a keyword or hybrid first
+                stage.
 
         Raises:
             ValueError: An unknown `score_kind`.
@@ -200,7 +215,12 @@ class RerankExplanation(Sequence[Document]):
                     fused_score=_number(meta.get("fused_score")),
                     source=str(meta.get("source") or doc.id or ""),
                     document=doc,
+                    found_by=found_by(meta),
                 )
+            )
+        if retrieval_kind is None:
+            retrieval_kind = first_stage_kind(
+                (row.document.metadata for row in rows), "cosine"
             )
         return cls(query, tuple(rows), score_kind, retrieval_kind)
 
@@ -236,6 +256,8 @@ class RerankExplanation(Sequence[Document]):
             columns.append("rrf")
         if any(r.retrieval_score is not None for r in self.rows):
             columns.append("first stage")
+        if any(r.found_by is not None for r in self.rows):
+            columns.append("found by")
         columns += ["source", "snippet"]
         return columns
 
@@ -258,6 +280,8 @@ class RerankExplanation(Sequence[Document]):
         if "first stage" in columns:
             note = _RETRIEVAL_NOTES.get(self.retrieval_kind, "first-stage score")
             notes.append(f"{self.retrieval_kind}: {note}")
+        if "found by" in columns:
+            notes.append(FOUND_BY_NOTE)
         return notes
 
     def __str__(self) -> str:
@@ -272,6 +296,7 @@ class RerankExplanation(Sequence[Document]):
                 "rerank": score_text(row.relevance_score),
                 "rrf": score_text(row.fused_score),
                 "first stage": score_text(row.retrieval_score),
+                "found by": row.found_by or "",
                 "source": row.source,
                 "snippet": " ".join(row.document.page_content.split()),
             }
@@ -315,6 +340,9 @@ class RerankExplanation(Sequence[Document]):
                 "rerank": number_cell(row.relevance_score),
                 "rrf": number_cell(row.fused_score),
                 "first stage": number_cell(row.retrieval_score),
+                "found by": (
+                    f'<td style="{TD};{NUMBER}">{esc(row.found_by or "")}</td>'
+                ),
                 "source": (
                     f'<td style="{TD};white-space:nowrap" '
                     f'title="{esc(row.source)}">'
@@ -355,8 +383,10 @@ def explain(
     `ContextualCompressionRetriever` (`build_reranking_retriever`): its
     `activation` field, `"none"` for logits or `"sigmoid"` for probabilities.
     The first-stage score's meaning comes from the store's distance strategy
-    (cosine by default). Any other retriever works too; columns it does not
-    fill are left out or blank.
+    (cosine by default), or is the BM25 or fused hybrid score when the
+    documents' metadata shows a keyword or hybrid first stage, whose "found
+    by" column says which side returned each document. Any other retriever
+    works too; columns it does not fill are left out or blank.
 
     Args:
         retriever: The retriever to query, usually `build_reranking_retriever`'s.
@@ -401,7 +431,10 @@ def explain(
     score_kind = _ACTIVATION_KINDS.get(activation, "score") if activation else "score"
     first = getattr(retriever, "base_retriever", retriever)
     distance = getattr(getattr(first, "vectorstore", None), "distance_strategy", None)
-    retrieval_kind = _RETRIEVAL_KINDS.get(str(distance), "score")
+    retrieval_kind = first_stage_kind(
+        (doc.metadata for doc in documents),
+        _RETRIEVAL_KINDS.get(str(distance), "score"),
+    )
     return RerankExplanation.from_documents(
         query, documents, score_kind=score_kind, retrieval_kind=retrieval_kind
     )

@@ -22,12 +22,18 @@ from langchain_ce_rerank.engine.probability import (
     CalibrationMismatchError,
     ScoreCalibration,
 )
-from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
+from langchain_ce_rerank.engine.protocols import (
+    AsyncDeadlineScorer,
+    CrossEncoderLike,
+    DeadlineScorer,
+    PairScorer,
+)
 from langchain_ce_rerank.engine.ranking import first_stage_ranks
 from langchain_ce_rerank.engine.reranker import Reranker
 from langchain_ce_rerank.engine.results import (
     RerankResult,
     ScoredText,
+    UnscoredText,
     result_metadata,
 )
 from langchain_ce_rerank.engine.settings import (
@@ -44,9 +50,11 @@ __all__ = [
     "DEFAULT_CROSS_ENCODER",
     "PER_CALL_OPTIONS",
     "UNSET",
+    "AsyncDeadlineScorer",
     "CacheInfo",
     "CalibrationMismatchError",
     "CrossEncoderLike",
+    "DeadlineScorer",
     "PairScorer",
     "RankingSettings",
     "RerankResult",
@@ -56,6 +64,7 @@ __all__ = [
     "ScoredText",
     "ScoringIdentity",
     "ScoringSettings",
+    "UnscoredText",
     "Unset",
     "check_query",
     "check_text",

@@ -5,10 +5,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from langchain_ce_rerank.engine.diversity import mmr, scaled
 from langchain_ce_rerank.engine.results import RerankResult, ScoredText
 from langchain_ce_rerank.engine.windows import Span
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "best_windows",
@@ -46,6 +51,8 @@ def order(
     fusion: Literal["none", "rrf"],
     rrf_k: int,
     first_stage_ranks: Sequence[int] | None,
+    diversity: float = 0.0,
+    similarity: npt.NDArray[np.float64] | None = None,
     probabilities: Sequence[float] | None = None,
     min_probability: float | None = None,
 ) -> list[RerankResult]:
@@ -53,66 +60,100 @@ def order(
 
     The one ordering rule behind `Reranker.order` (which resolves and checks
     the settings, then calls this) and every door; see it for the meaning of
-    each argument. With `probabilities` (a calibration's, one per candidate)
-    each result carries its probability, and `min_probability` is the last
-    cut (`probability_cut`).
+    each argument. With `diversity` above 0 the order is maximal marginal
+    relevance over `similarity` (see `engine.diversity`). With
+    `probabilities` (a calibration's, one per candidate) each scored result
+    carries its probability, and `min_probability` is the last cut on the
+    scored ones (`probability_cut`). Candidates left unscored by a deadline
+    follow the kept ones in first-stage order, as many as `top_n` leaves
+    room for, without a probability; neither the threshold nor
+    `min_probability` applies to them.
 
     Returns:
         The kept candidates in their new order.
     """
     scores = [item.score for item in scored]
-    order = score_order(scores)
-    fused: list[float] | None = None
-    if fusion == "rrf":
-        ce_rank = [0] * len(order)
-        for rank, i in enumerate(order, start=1):
-            ce_rank[i] = rank
+    done = [i for i, item in enumerate(scored) if item.scored]
+    ranked = [done[i] for i in score_order([scores[i] for i in done])]
+    fused: dict[int, float] = {}
+    if fusion == "rrf" and ranked:
+        ce_rank = {i: rank for rank, i in enumerate(ranked, start=1)}
         ranks = first_stage_ranks or list(range(1, len(scored) + 1))
-        fused = reciprocal_rank_fusion([ce_rank, ranks], rrf_k)
+        values = reciprocal_rank_fusion(
+            [[ce_rank[i] for i in done], [ranks[i] for i in done]], rrf_k
+        )
+        fused = dict(zip(done, values, strict=True))
         # Stable on the cross-encoder order: equal fused scores go to the
         # candidate the cross-encoder preferred.
-        order = sorted(order, key=lambda i: -fused[i])
-    if top_n is not None:
-        order = order[:top_n]
+        ranked = sorted(ranked, key=lambda i: -fused[i])
+    if diversity > 0 and len(ranked) > 1 and similarity is not None:
+        key = [fused[i] for i in ranked] if fused else [scores[i] for i in ranked]
+        relevance = [0.0] * len(scored)
+        for i, value in zip(ranked, scaled(key), strict=True):
+            relevance[i] = value
+        # `diversity.displaced(before, ranked)` names what MMR left out.
+        ranked = mmr(ranked, relevance, similarity, diversity, top_n)
+    elif top_n is not None:
+        ranked = ranked[:top_n]
     if threshold is not None:
-        order = [i for i in order if scores[i] >= threshold]
+        ranked = [i for i in ranked if scores[i] >= threshold]
+    unscored = [i for i, item in enumerate(scored) if not item.scored]
     if probabilities is not None and min_probability is not None:
-        # The candidates dropped here were dropped for "min_probability".
-        order, _dropped = probability_cut(order, probabilities, min_probability)
-    return [
+        # The candidates dropped here were dropped for "min_probability". No
+        # warning of an empty result when unscored candidates will follow.
+        ranked, _dropped = probability_cut(
+            ranked, probabilities, min_probability, warn_if_empty=not unscored
+        )
+    results = [
         RerankResult(
             index=i,
             score=scores[i],
             rank=rank,
             passage=scored[i].passage,
-            fused_score=None if fused is None else fused[i],
+            fused_score=fused.get(i),
             probability=None if probabilities is None else probabilities[i],
         )
-        for rank, i in enumerate(order, start=1)
+        for rank, i in enumerate(ranked, start=1)
     ]
+    if unscored:
+        if first_stage_ranks is not None:
+            unscored.sort(key=lambda i: first_stage_ranks[i])
+        room = len(unscored) if top_n is None else max(top_n - len(results), 0)
+        results += [
+            RerankResult(index=i, score=math.nan, rank=rank, reranked=False)
+            for rank, i in enumerate(unscored[:room], start=len(results) + 1)
+        ]
+    return results
 
 
 def probability_cut(
-    order: Sequence[int], probabilities: Sequence[float], min_probability: float
+    order: Sequence[int],
+    probabilities: Sequence[float],
+    min_probability: float,
+    *,
+    warn_if_empty: bool = True,
 ) -> tuple[list[int], list[int]]:
     """Split candidates by `min_probability`: (kept, dropped), each in order.
 
     A NaN probability (a NaN score) never clears it. When it drops every
     candidate it was given, a warning says so with the best probability
-    there was, so an empty result is never a mystery.
+    there was, so an empty result is never a mystery (unless
+    `warn_if_empty` is False: the result will not be empty, as when
+    candidates a deadline left unscored follow the kept ones).
 
     Args:
         order: Candidate indices, in ranked order (after `top_n` and the
             score threshold).
         probabilities: Each candidate's probability, by index.
         min_probability: The lowest probability kept.
+        warn_if_empty: Whether dropping every candidate warns.
 
     Returns:
         The kept indices and the dropped ones (dropped for `min_probability`).
     """
     kept = [i for i in order if probabilities[i] >= min_probability]
     dropped = [i for i in order if not probabilities[i] >= min_probability]
-    if dropped and not kept:
+    if dropped and not kept and warn_if_empty:
         best = max(
             (probabilities[i] for i in dropped if not math.isnan(probabilities[i])),
             default=math.nan,

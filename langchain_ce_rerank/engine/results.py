@@ -7,7 +7,13 @@ from typing import Any, NamedTuple
 
 from langchain_ce_rerank.engine.windows import Span
 
-__all__ = ["RESULT_METADATA_KEYS", "RerankResult", "ScoredText", "result_metadata"]
+__all__ = [
+    "RESULT_METADATA_KEYS",
+    "RerankResult",
+    "ScoredText",
+    "UnscoredText",
+    "result_metadata",
+]
 
 RESULT_METADATA_KEYS = (
     "relevance_score",
@@ -16,6 +22,7 @@ RESULT_METADATA_KEYS = (
     "fused_score",
     "relevance_passage",
     "relevance_probability",
+    "reranked",
 )
 """Every metadata key `result_metadata` may write."""
 
@@ -32,6 +39,33 @@ class ScoredText(NamedTuple):
     score: float
     passage: Span | None = None
 
+    @property
+    def scored(self) -> bool:
+        """False for an `UnscoredText`, which `deadline_ms` left unscored."""
+        return True
+
+
+class UnscoredText(ScoredText):
+    """A candidate `deadline_ms` left unscored: `score` is NaN, no passage.
+
+    Example:
+        ```python
+        import math
+
+        from langchain_ce_rerank.engine.results import UnscoredText
+
+        item = UnscoredText(math.nan)
+        print(item.scored, item.passage)  # False None
+        ```
+    """
+
+    __slots__ = ()
+
+    @property
+    def scored(self) -> bool:
+        """Always False."""
+        return False
+
 
 @dataclass(frozen=True, slots=True)
 class RerankResult:
@@ -44,7 +78,11 @@ class RerankResult:
         passage: Character span of the best window (`"max_passage"`), else None.
         fused_score: The RRF score when `fusion="rrf"`, else None.
         probability: The probability that the candidate is relevant, from
-            the door's `calibration`; None without one.
+            the door's `calibration`; None without one, and for a candidate
+            `deadline_ms` left unscored.
+        reranked: False for a candidate that `deadline_ms` left unscored: it
+            follows the scored ones in first-stage order, and its `score` is
+            NaN (None in `to_dict`).
 
     Example:
         ```python
@@ -61,12 +99,15 @@ class RerankResult:
     passage: Span | None = None
     fused_score: float | None = None
     probability: float | None = None
+    reranked: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the passage as a two-item list)."""
         data = asdict(self)
         if self.passage is not None:
             data["passage"] = list(self.passage)
+        if not self.reranked:
+            data["score"] = None
         return data
 
 
@@ -80,8 +121,9 @@ def result_metadata(
 
     `fused_score` (for `fusion="rrf"`), `relevance_passage` (for
     `long_documents="max_passage"`, as a `[start, end]` list) and
-    `relevance_probability` (with a `calibration`) when they apply, and the
-    score:
+    `relevance_probability` (with a `calibration`) when they apply,
+    `reranked: False` on a candidate `deadline_ms` left unscored (which gets
+    no score and no probability), and the score:
 
     - A candidate type without a score of its own (LangChain's `Document`)
       gets `relevance_score`.
@@ -116,8 +158,10 @@ def result_metadata(
         metadata["retrieval_rank"] = result.index + 1
         if first_stage_score is not None:
             metadata["retrieval_score"] = float(first_stage_score)
-    else:
+    elif result.reranked:
         metadata["relevance_score"] = result.score
+    if not result.reranked:
+        metadata["reranked"] = False
     if result.fused_score is not None:
         metadata["fused_score"] = result.fused_score
     if result.passage is not None:

@@ -1,5 +1,8 @@
 """Does reranking help on my data? Retrieval metrics and latency per stage.
 
+`evaluate` measures each first stage (the store's dense, BM25 and hybrid
+search, or any retriever) alone and reranked, on the same queries.
+
 Also where a reranker's scores are calibrated into probabilities of
 relevance on labelled queries (`calibrate`, `CalibrationReport`).
 
@@ -16,6 +19,11 @@ from langchain_ce_rerank.evaluation.datasets import (
     read_queries,
     write_trec_run,
 )
+from langchain_ce_rerank.evaluation.first_stages import (
+    FIRST_STAGES,
+    FirstStageName,
+    default_first_stages,
+)
 from langchain_ce_rerank.evaluation.probability_fit import (
     calibrate,
     calibrate_scores,
@@ -26,13 +34,16 @@ from langchain_ce_rerank.evaluation.report import ConfigurationResult, Evaluatio
 from langchain_ce_rerank.evaluation.runner import DocumentScorer, evaluate
 
 __all__ = [
+    "FIRST_STAGES",
     "BeirDataset",
     "CalibrationReport",
     "ConfigurationResult",
     "DocumentScorer",
     "EvaluationReport",
+    "FirstStageName",
     "calibrate",
     "calibrate_scores",
+    "default_first_stages",
     "evaluate",
     "fit_mapping",
     "load_beir",

@@ -8,6 +8,7 @@ primitives (`display/render.py`), which know nothing of reports.
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
 from langchain_ce_rerank.display.render import (
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from langchain_ce_rerank.evaluation.report import EvaluationReport
 
 __all__ = [
+    "LEGEND",
     "calibration_html",
     "calibration_tables",
     "calibration_text",
@@ -41,6 +43,14 @@ _LATENCIES = (
     ("rerank", "rerank ms"),
     ("total", "total ms"),
 )
+LEGEND = "ms: mean per query; bold: best value of each metric"
+"""What the table's latency columns and bold values mean (under the table)."""
+
+
+def _group_ends(report: EvaluationReport) -> list[bool]:
+    """Per configuration: whether the next row belongs to another first stage."""
+    stages = [config.first_stage for config in report.configurations]
+    return [a != b for a, b in itertools.pairwise(stages)] + [False]
 
 
 def _report_cells(
@@ -71,6 +81,9 @@ def _report_cells(
 def report_table(report: EvaluationReport) -> Table:
     """The `ce-rerank eval` table as a rich `Table` (best metric values in bold).
 
+    One row per configuration, a rule between first stages, the legend of
+    latency and bold as its caption.
+
     Args:
         report: What `evaluate` returned.
     """
@@ -78,11 +91,17 @@ def report_table(report: EvaluationReport) -> Table:
     from rich.text import Text
 
     title, headers, rows = _report_cells(report)
-    table = Table(title=title, title_justify="left")
+    table = Table(
+        title=title, title_justify="left", caption=LEGEND, caption_justify="left"
+    )
     for position, header in enumerate(headers):
         table.add_column(header, justify="left" if position == 0 else "right")
-    for row in rows:
-        table.add_row(*(Text(text, style="bold" if best else "") for text, best in row))
+    # A rule between first stages: each one's rows read as a group.
+    for row, group_ends in zip(rows, _group_ends(report), strict=True):
+        table.add_row(
+            *(Text(text, style="bold" if best else "") for text, best in row),
+            end_section=group_ends,
+        )
     return table
 
 
@@ -106,24 +125,26 @@ def report_html(report: EvaluationReport) -> str:
         f'<th style="{TH};text-align:{"left" if i == 0 else "right"}">{esc(h)}</th>'
         for i, h in enumerate(headers)
     )
+    # A stronger rule under each first stage's last row, as in the text table.
+    rule = ";border-bottom:1px solid rgba(127,127,127,0.7)"
     body = "".join(
         "<tr>"
         + "".join(
             f'<td style="{TD};'
             f"{'text-align:left;white-space:nowrap' if i == 0 else NUMBER}"
-            f'{";font-weight:700" if best else ""}">{esc(text)}</td>'
+            f'{";font-weight:700" if best else ""}{rule if group_ends else ""}">'
+            f"{esc(text)}</td>"
             for i, (text, best) in enumerate(row)
         )
         + "</tr>"
-        for row in rows
+        for row, group_ends in zip(rows, _group_ends(report), strict=True)
     )
     return (
         '<div class="ce-rerank-report" style="color:inherit">'
         f'<div style="margin:0.2em 0">{esc(title)}</div>'
         f'<table class="ce-rerank" style="{TABLE}">'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f'<div style="font-size:0.82em;{MUTED}">latency: mean per query; '
-        "bold: best value of each metric</div></div>"
+        f'<div style="font-size:0.82em;{MUTED}">{esc(LEGEND)}</div></div>'
     )
 
 

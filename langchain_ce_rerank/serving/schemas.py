@@ -7,13 +7,25 @@ Cohere documents `documents` as a "list of string" in v2 (v1 also took
 `{"text": ...}` objects; v2 does not), so only strings are accepted here.
 `RemoteCrossEncoder(url, api="cohere", model=...)` speaks exactly this.
 
-Our one extension, for a server started with a calibration (`ce-rerank serve
---calibration FILE`): a request may send `min_probability`, and each result
-then also carries `relevance_probability`. Neither changes a Cohere
-exchange: a server without a calibration answers in Cohere's exact shape,
-and a client that never sends `min_probability` is never cut by it (as with
-`score_threshold`, the engine's own setting does not apply over HTTP), so a
-client that needs every document's score (`RemoteCrossEncoder`) gets them.
+Our extensions, which Cohere's API does not have, change nothing in a
+Cohere exchange: a client that never sends them sees Cohere's schema
+unchanged.
+
+- `diversity` (see `RerankRequest.diversity`) changes only the order of the
+  results.
+- `min_probability`, for a server started with a calibration (`ce-rerank
+  serve --calibration FILE`): a request may send it, and each result then
+  also carries `relevance_probability`. A server without a calibration
+  answers in Cohere's exact shape, and a client that never sends
+  `min_probability` is never cut by it (as with `score_threshold`, the
+  engine's own setting does not apply over HTTP), so a client that needs
+  every document's score (`RemoteCrossEncoder`) gets them.
+
+There is no `deadline_ms` field: an answer with unscored documents would need
+results without a `relevance_score`, which Cohere's response cannot carry,
+and the server coalesces concurrent requests into shared model calls, so one
+request's pairs are not scored in batches of their own. A client keeps a
+deadline itself: `RemoteCrossEncoder` under `deadline_ms`.
 """
 
 from __future__ import annotations
@@ -73,9 +85,16 @@ class RerankRequest(BaseModel):
     model's tokenizer, or whitespace words for a model without one) before
     scoring. None leaves documents to the model's own window."""
 
+    diversity: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Our extension, not in Cohere's API: order the results by maximal
+    marginal relevance with this λ (0 or left out: by score alone), so that
+    near-copies do not fill the top (`top_n` is then the first picks). The
+    documents are compared by the overlap of their word sets (the server has
+    no embeddings of them); scores stay the model's."""
+
     min_probability: float | None = Field(default=None, ge=0.0, le=1.0)
     """Not Cohere's: drop results whose `relevance_probability` is below this,
-    after `top_n`. Only on a server with a calibration (`ce-rerank serve
+    after `diversity` and `top_n`. Only on a server with a calibration (`ce-rerank serve
     --calibration FILE`); elsewhere it is refused with 422. None: no cut."""
 
     @field_validator("query")
@@ -165,6 +184,9 @@ def ranked_response(
     scores: Sequence[float],
     top_n: int | None,
     model: str,
+    *,
+    diversity: float | None = None,
+    documents: Sequence[str] | None = None,
     min_probability: float | None = None,
 ) -> RerankResponse:
     """The Cohere v2 response for one request's scores: sorted, cut to `top_n`.
@@ -180,13 +202,17 @@ def ranked_response(
         scores: One finite score per document, in request order.
         top_n: The request's `top_n` (None keeps all).
         model: The served model name, for `meta`.
+        diversity: The request's `diversity` (None: off).
+        documents: The request's documents, compared for `diversity`.
         min_probability: The request's `min_probability` (None: no cut).
     """
     ranked = ranker.order(
         [ScoredText(score) for score in scores],
         top_n=top_n,
         score_threshold=None,
+        diversity=diversity or 0.0,
         fusion="none",
+        texts=documents,
         min_probability=min_probability,
     )
     return RerankResponse(

@@ -71,7 +71,8 @@ def test_query_shows_each_results_probability(
     rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
     assert len(rows) == 3
     assert all("0.300" in row for row in rows)
-    assert "relevance probability of at least 0.2" in result.stdout
+    # The footer wraps at the terminal's width (longer with hybrid's note).
+    assert "relevance probability of at least 0.2" in " ".join(result.stdout.split())
 
 
 def test_when_nothing_clears_min_probability_a_sentence_says_why(
@@ -143,6 +144,9 @@ def test_eval_calibrate_fits_reports_and_writes_a_file_query_accepts(
         str(target),
         "--calibration-method",
         "isotonic",
+        "--first-stage",
+        "hybrid",
+        "dense",
         "--json",
         str(tmp_path / "report.json"),
     )
@@ -152,6 +156,8 @@ def test_eval_calibrate_fits_reports_and_writes_a_file_query_accepts(
     assert "reported on 12 held out" in out
     assert "Brier" in out
     assert f"Calibration written to {target}" in out
+    # Fitted on one first stage's candidates: the first asked for, named.
+    assert "scores of the hybrid first stage's candidates (the first one" in out
     calibration = ScoreCalibration.load(target)
     assert calibration.fitted_for.model == str(copy)
     assert calibration.fitted_on is not None
@@ -159,6 +165,11 @@ def test_eval_calibrate_fits_reports_and_writes_a_file_query_accepts(
     assert calibration.fitted_on.source == str(DATASET)
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["calibration"]["file"] == str(target)
+    assert report["calibration"]["first_stage"] == "hybrid"
+    assert [c["name"] for c in report["configurations"]][:2] == [
+        "hybrid",
+        "hybrid + rerank",
+    ]
     assert report["calibration"]["cuts"][0]["name"] == "min_probability 0.5"
     used = run_cli(*query(index, standin_ce_path, "--calibration", str(target)))
     assert used.returncode == 0, used.stderr

@@ -120,8 +120,9 @@ def test_the_notebook_shows_the_store_the_movement_and_the_report(
 
     reports = [h for h in html if 'class="ce-rerank-report"' in h]
     assert len(reports) == 1
-    for name in ("first stage", "+ cross-encoder", "+ cross-encoder, RRF"):
-        assert f">{name}</td>" in reports[0]
+    for stage in ("dense", "bm25", "hybrid"):
+        for name in (stage, f"{stage} + rerank", f"{stage} + rerank, RRF"):
+            assert f">{name}</td>" in reports[0]
     assert "12 queries, k=4, top_n=3" in reports[0]
 
     plots = [o for o in _outputs(executed) if "image/png" in o.get("data", {})]

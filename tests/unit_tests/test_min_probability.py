@@ -11,7 +11,7 @@ import logging
 import math
 
 import pytest
-from doubles import AxisEmbeddings, TableCrossEncoder
+from doubles import AxisEmbeddings, FakeClock, SlowCrossEncoder, TableCrossEncoder
 from langchain_core.documents import Document
 from pydantic import ValidationError
 
@@ -249,9 +249,104 @@ def test_evaluation_ranks_every_candidate_whatever_min_probability_says() -> Non
 
     pipeline = _retriever(min_probability=0.99)
     report = evaluate(pipeline, {"q1": "alpha"}, {"q1": {"delta": 1}})
-    reranked = {c.name: c for c in report.configurations}["+ cross-encoder"]
-    assert set(reranked.run["q1"]) == set(TEXTS)
+    reranked = [c for c in report.configurations if c.name != c.first_stage]
+    assert [c.name for c in reranked] == [
+        f"{stage} + rerank{fused}"
+        for stage in ("dense", "bm25", "hybrid")
+        for fused in ("", ", RRF")
+    ]
+    for config in reranked:  # nothing cut: every candidate its stage found
+        stage = {c.name: c for c in report.configurations}[config.first_stage]
+        assert set(config.run["q1"]) == set(stage.run["q1"])
+    dense = {c.name: c for c in reranked}["dense + rerank"]
+    assert set(dense.run["q1"]) == set(TEXTS)
     assert report.reranker_scores["q1"] == SCORES
+
+
+def test_the_reported_scores_are_those_of_the_first_first_stage_asked_for() -> None:
+    from langchain_ce_rerank import evaluate
+
+    pipeline = _retriever()
+    queries, qrels = {"q1": "alpha"}, {"q1": {"alpha": 1}}
+    # BM25 finds only the document with the query's word; dense finds all four.
+    bm25_first = evaluate(pipeline, queries, qrels, first_stages=("bm25", "dense"))
+    assert bm25_first.reranker_scores["q1"] == {"alpha": SCORES["alpha"]}
+    dense_first = evaluate(pipeline, queries, qrels, first_stages=("dense", "bm25"))
+    assert dense_first.reranker_scores["q1"] == SCORES
+
+
+# -- with a deadline -------------------------------------------------------------
+
+# SlowCrossEncoder scores a text by its length: t3--- 5, t2-- 4, t1- 3, t0 2.
+# This Platt curve maps 5 to 0.62, 4 to 0.38, 3 to 0.18 and 2 to 0.08.
+DEADLINE_TEXTS = ["t0", "t1-", "t2--", "t3---", "t4----", "t5", "t6", "t7"]
+SLOW_CALIBRATION = ScoreCalibration(
+    mapping=PlattMapping(slope=1.0, intercept=-4.5),
+    fitted_for=ScoringIdentity(model="doubles.SlowCrossEncoder"),
+)
+
+
+def _slow(**settings: object) -> Reranker:
+    # 10 ms a pair, 2 a batch: deadline_ms=50 scores the first four only.
+    clock = FakeClock()
+    return Reranker(
+        model=SlowCrossEncoder(clock, 0.010),
+        clock=clock,
+        batch_size=2,
+        calibration=SLOW_CALIBRATION,
+        **{"top_n": None, **settings},
+    )
+
+
+def test_min_probability_drops_only_scored_documents_under_a_deadline() -> None:
+    engine = _slow(top_n=3)
+    got = engine.rank("q", DEADLINE_TEXTS, deadline_ms=50, min_probability=0.5)
+    # Of the scored four only t3--- (0.62) clears 0.5; two unscored fill top_n.
+    assert [(r.index, r.reranked) for r in got] == [(3, True), (4, False), (5, False)]
+    assert got[0].probability == pytest.approx(_sigmoid(0.5))
+    assert [r.probability for r in got[1:]] == [None, None]
+    unscored = result_metadata(got[1])
+    assert unscored == {"reranked": False}  # no score, so no probability
+
+
+def test_a_deadline_never_returns_fewer_documents_with_min_probability() -> None:
+    for top_n in (1, 2, 3, 6, None):
+        for min_probability in (0.1, 0.5, 0.99):
+            plain = _slow(top_n=top_n).rank(
+                "q", DEADLINE_TEXTS, min_probability=min_probability
+            )
+            timed = _slow(top_n=top_n).rank(
+                "q", DEADLINE_TEXTS, deadline_ms=50, min_probability=min_probability
+            )
+            assert len(timed) >= len(plain), (top_n, min_probability)
+
+
+def test_no_empty_result_warning_while_unscored_documents_follow(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = _slow(top_n=3)
+    with caplog.at_level(logging.WARNING, logger="langchain_ce_rerank"):
+        got = engine.rank("q", DEADLINE_TEXTS, deadline_ms=50, min_probability=0.99)
+    assert [(r.index, r.reranked) for r in got] == [
+        (4, False),
+        (5, False),
+        (6, False),
+    ]
+    assert not [r for r in caplog.records if "No result" in r.getMessage()]
+    with caplog.at_level(logging.WARNING, logger="langchain_ce_rerank"):
+        assert _slow(top_n=3).rank("q", DEADLINE_TEXTS, min_probability=0.99) == []
+    assert [r for r in caplog.records if "No result" in r.getMessage()]
+
+
+def test_the_compressor_keeps_unscored_documents_under_min_probability() -> None:
+    engine = _slow()
+    door = CrossEncoderCompressor(model=engine, top_n=3, calibration=SLOW_CALIBRATION)
+    documents = [Document(page_content=t, id=t) for t in DEADLINE_TEXTS]
+    got = door.compress_documents(documents, "q", deadline_ms=50, min_probability=0.5)
+    assert [d.id for d in got] == ["t3---", "t4----", "t5"]
+    assert got[0].metadata["relevance_probability"] == pytest.approx(_sigmoid(0.5))
+    assert [d.metadata.get("reranked", True) for d in got] == [True, False, False]
+    assert all("relevance_probability" not in d.metadata for d in got[1:])
 
 
 # -- LlamaIndex -----------------------------------------------------------------
