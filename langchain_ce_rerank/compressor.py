@@ -81,7 +81,10 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
     `metadata["retrieval_embedding"]` (`FaissRetriever(include_embeddings=
     True)`), else by their word sets. Under `deadline_ms`, documents left
     unscored follow the scored ones in input (first-stage) order with
-    `metadata["reranked"] = False` and no `relevance_score`.
+    `metadata["reranked"] = False` and no `relevance_score`. With a
+    `calibration` (fitted by `ce-rerank eval --calibrate`), each scored result
+    also gets `relevance_probability`, and `min_probability` (per call too)
+    drops scored results below it (never the unscored ones).
 
     The model loads lazily, once, on first use (or via `load_model()`); one
     compressor may be shared between threads. Documents with the same text are
@@ -192,6 +195,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
         diversity: float | Unset = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[Document]:
         """Order, cut and filter already scored documents into new Documents.
 
@@ -204,13 +208,18 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             top_n: Override of `top_n` for this call.
             score_threshold: Override of `score_threshold` for this call.
             diversity: Override of `diversity` for this call.
+            min_probability: Override of `min_probability` for this call.
 
         Returns:
             New documents with `relevance_score` (and `fused_score`,
-            `relevance_passage` where they apply) in metadata.
+            `relevance_passage`, `relevance_probability` where they apply) in
+            metadata.
         """
         ranking = self.for_call(
-            top_n=top_n, score_threshold=score_threshold, diversity=diversity
+            top_n=top_n,
+            score_threshold=score_threshold,
+            diversity=diversity,
+            min_probability=min_probability,
         )
         return self._order(documents, scored, ranking)
 
@@ -261,6 +270,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         score_threshold: float | Unset | None = UNSET,
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> Sequence[Document]:
         """Rerank `documents` for `query`; see the class docstring for the rules.
 
@@ -272,10 +282,12 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             score_threshold: Override of the `score_threshold` setting.
             diversity: Override of the `diversity` setting.
             deadline_ms: Override of the `deadline_ms` setting.
+            min_probability: Override of the `min_probability` setting.
 
         Returns:
-            New documents with `metadata["relevance_score"]` (or, left
-            unscored by the deadline, `metadata["reranked"] = False`).
+            New documents with `metadata["relevance_score"]` (and
+            `relevance_probability` with a `calibration`; or, left unscored
+            by the deadline, `metadata["reranked"] = False`).
         """
         return self.compress_documents_batch(
             [(documents, query)],
@@ -283,6 +295,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             score_threshold=score_threshold,
             diversity=diversity,
             deadline_ms=deadline_ms,
+            min_probability=min_probability,
         )[0]
 
     @override
@@ -296,6 +309,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         score_threshold: float | Unset | None = UNSET,
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> Sequence[Document]:
         """`compress_documents` without blocking the event loop.
 
@@ -307,6 +321,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             score_threshold=score_threshold,
             diversity=diversity,
             deadline_ms=deadline_ms,
+            min_probability=min_probability,
         )
         scored = await self.engine.ascore_batch(
             self._texts([(documents, query)]), deadline_ms=ranking.deadline_ms
@@ -321,6 +336,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         score_threshold: float | Unset | None = UNSET,
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[list[Document]]:
         """Rerank many (documents, query) lists with one stream of model calls.
 
@@ -335,6 +351,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             score_threshold: Override of the `score_threshold` setting.
             diversity: Override of the `diversity` setting.
             deadline_ms: Override of the `deadline_ms` setting.
+            min_probability: Override of the `min_probability` setting.
 
         Returns:
             The reranked documents of each item, in order.
@@ -344,6 +361,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             score_threshold=score_threshold,
             diversity=diversity,
             deadline_ms=deadline_ms,
+            min_probability=min_probability,
         )
         scored = self.score_documents_batch(items, deadline_ms=ranking.deadline_ms)
         return [

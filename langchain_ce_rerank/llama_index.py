@@ -82,8 +82,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     `score_threshold`. Each `score` is a plain Python float. On each copy,
     `metadata["retrieval_score"]` and `metadata["retrieval_rank"]` keep the
     first stage's score and 1-based position (plus `fused_score` for
-    `fusion="rrf"` and `relevance_passage` for `long_documents="max_passage"`);
-    these keys are excluded from the text the LLM and embeddings read.
+    `fusion="rrf"`, `relevance_passage` for `long_documents="max_passage"` and
+    `relevance_probability` with a `calibration`); these keys are excluded
+    from the text the LLM and embeddings read.
 
     The model reads `node.get_content(metadata_mode=...)` (`"embed"` by
     default, as LlamaIndex embeds the node), or `content_template` filled with
@@ -91,12 +92,14 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     setting means what it means for `CrossEncoderCompressor`; `model=` also
     takes a `Reranker` engine, to share its model and score cache with other
     doors. `postprocess_nodes(nodes, query_str=..., top_n=3)` overrides
-    `top_n`, `score_threshold`, `diversity` or `deadline_ms` for one call.
-    `diversity` compares nodes by their `node.embedding` when every node has
-    one (the first stage's vector; no second embedding pass), else by
-    `metadata["retrieval_embedding"]`, else by their word sets. A node the
-    deadline left unscored comes back with `score=None` and
-    `metadata["reranked"] = False`, after the scored ones, in input order.
+    `top_n`, `score_threshold`, `diversity`, `deadline_ms` or
+    `min_probability` for one call. `diversity` compares nodes by their
+    `node.embedding` when every node has one (the first stage's vector; no
+    second embedding pass), else by `metadata["retrieval_embedding"]`, else
+    by their word sets. A node the deadline left unscored comes back with
+    `score=None` and `metadata["reranked"] = False`, after the scored ones,
+    in input order; `min_probability` (with a `calibration`) drops only
+    scored nodes, whose metadata carries `relevance_probability`.
     `apostprocess_nodes` keeps the event loop free: a model with its own
     `async ascore(pairs)` (such as `RemoteCrossEncoder`) is awaited directly,
     any other model runs in a worker thread. Both emit LlamaIndex's
@@ -240,6 +243,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         score_threshold: float | Unset | None = UNSET,
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         """Rerank `nodes` for the query; see the class docstring for the rules.
 
@@ -251,6 +255,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             score_threshold: Override of the `score_threshold` setting.
             diversity: Override of the `diversity` setting.
             deadline_ms: Override of the `deadline_ms` setting.
+            min_probability: Override of the `min_probability` setting (with
+                a `calibration`).
 
         Returns:
             New `NodeWithScore`s over copies of the kept nodes, best first.
@@ -265,6 +271,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             score_threshold=score_threshold,
             diversity=diversity,
             deadline_ms=deadline_ms,
+            min_probability=min_probability,
         )
 
     @override
@@ -278,6 +285,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         score_threshold: float | Unset | None = UNSET,
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         """`postprocess_nodes` without blocking the event loop.
 
@@ -292,6 +300,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             score_threshold=score_threshold,
             diversity=diversity,
             deadline_ms=deadline_ms,
+            min_probability=min_probability,
         )
 
     @override
@@ -304,12 +313,14 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         score_threshold: float | Unset | None = UNSET,
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         options = {
             "top_n": top_n,
             "score_threshold": score_threshold,
             "diversity": diversity,
             "deadline_ms": deadline_ms,
+            "min_probability": min_probability,
         }
         with self._reranking(nodes, query_bundle, options) as call:
             deadline_ms = call.ranking.deadline_ms
@@ -331,12 +342,14 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         score_threshold: float | Unset | None = UNSET,
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         options = {
             "top_n": top_n,
             "score_threshold": score_threshold,
             "diversity": diversity,
             "deadline_ms": deadline_ms,
+            "min_probability": min_probability,
         }
         with self._reranking(nodes, query_bundle, options) as call:
             call.scored = self.engine.score_batch(

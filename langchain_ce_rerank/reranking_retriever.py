@@ -137,7 +137,9 @@ class RerankingRetriever(ContextualCompressionRetriever):
     `with_config(configurable={...})`), it takes the reranker's `top_n`,
     `score_threshold` (a minimum `relevance_score`, the cross-encoder's
     score), `diversity` and `deadline_ms` (which bounds the reranking, not
-    the first stage) and the first stage's `k`, `filter`, `fetch_k`, `lambda_mult`,
+    the first stage), `min_probability` (a minimum `relevance_probability`,
+    with a `calibration`) and the first stage's `k`, `filter`, `fetch_k`,
+    `lambda_mult`,
     `retrieval_score_threshold` (the first stage's own threshold, passed
     to it as `score_threshold`: for `FaissRetriever`, LangChain's normalized
     relevance, for cosine `(1 + cosine) / 2`) and, for the store's keyword
@@ -235,8 +237,8 @@ class RerankingRetriever(ContextualCompressionRetriever):
                 f"{refused} per call go to the first stage, and this retriever's "
                 f"first stage, a {kind}, takes no such option (its "
                 "_get_relevant_documents does not accept it); set it on the "
-                f"{kind} itself. Per call, top_n and score_threshold (the "
-                "reranker's) always work"
+                f"{kind} itself. Per call, top_n, score_threshold, diversity, "
+                "deadline_ms and min_probability (the reranker's) always work"
             )
             raise TypeError(msg)
         return first, rerank
@@ -452,6 +454,7 @@ class RerankingRetriever(ContextualCompressionRetriever):
                         top_n=ranking.top_n,
                         score_threshold=ranking.score_threshold,
                         diversity=ranking.diversity,
+                        min_probability=ranking.min_probability,
                     )
                 except Exception as err:
                     outcomes[i] = err
@@ -542,12 +545,14 @@ def build_reranking_retriever(
             with `first_stage`: set the count on that retriever.
         top_n: Documents returned after reranking; None keeps all `k`.
         **compressor_kwargs: Other `CrossEncoderCompressor` fields
-            (`score_threshold`, `batch_size`, `activation`, ...).
+            (`score_threshold`, `calibration`, `min_probability`,
+            `batch_size`, `activation`, ...).
 
     Returns:
         A `RerankingRetriever` (a `ContextualCompressionRetriever`). Per call,
-        `top_n`, `score_threshold`, `diversity` and `deadline_ms` always work;
-        the first stage's options (`k`, `filter`, `fetch_k`, `lambda_mult`,
+        `top_n`, `score_threshold`, `diversity`, `deadline_ms` and
+        `min_probability` always work; the first stage's options (`k`,
+        `filter`, `fetch_k`, `lambda_mult`,
         `retrieval_score_threshold`) are passed to the first stage when it
         takes per-call options (ours and LangChain's `VectorStoreRetriever`
         do), and are a `TypeError` naming them when it does not.

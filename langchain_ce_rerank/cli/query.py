@@ -13,12 +13,16 @@ if TYPE_CHECKING:
     from langchain_core.documents import Document
     from rich.table import Table
 
+    from langchain_ce_rerank.compressor import CrossEncoderCompressor
+    from langchain_ce_rerank.engine import ScoreCalibration
+
 from langchain_ce_rerank.cli._common import (
     SNIPPET,
     CliError,
     add_reranker_options,
     blame,
     check_index_folder,
+    check_input_file,
     load_index,
     load_reranker,
     prepare_reranker,
@@ -112,7 +116,8 @@ def _table(
 
     A dense first stage shows the cosine; bm25 and hybrid show each side's
     score (a column none of the rows has is left out) and which side found
-    each candidate.
+    each candidate. With a calibration, a probability column follows the
+    rerank score (blank for a candidate the deadline left unscored).
     """
     from langchain_ce_rerank.display.first_stage import found_by
     from langchain_ce_rerank.display.render import (
@@ -121,13 +126,23 @@ def _table(
         score_text,
     )
 
-    header = ["move", "rerank score"]
+    calibrated = any("relevance_probability" in row for row in rows)
+    header = ["move", "rerank score", *(["probability"] if calibrated else [])]
     cells = [
         [
             f"{row['retrieval_rank']} -> {row['rank']}",
             "not scored"
             if row["relevance_score"] is None
             else f"{row['relevance_score']:.3f}",
+            *(
+                [
+                    f"{row['relevance_probability']:.3f}"
+                    if "relevance_probability" in row
+                    else ""
+                ]
+                if calibrated
+                else []
+            ),
         ]
         for row in rows
     ]
@@ -177,16 +192,80 @@ def _query_rows(reranked: Sequence[Document], first_stage: str) -> list[dict[str
             # None for a candidate the deadline left unscored (reranked: false).
             "relevance_score": doc.metadata.get("relevance_score"),
             "reranked": doc.metadata.get("reranked", True),
-            **(
-                {"fused_score": doc.metadata["fused_score"]}
-                if "fused_score" in doc.metadata
-                else {}
-            ),
+            **{
+                key: doc.metadata[key]
+                for key in ("relevance_probability", "fused_score")
+                if key in doc.metadata
+            },
             "source": doc.metadata.get("source"),
             "text": doc.page_content,
         }
         for rank, doc in enumerate(reranked, start=1)
     ]
+
+
+def _read_calibration(args: argparse.Namespace) -> ScoreCalibration | None:
+    """The `--calibration` file, read and checked; cheap (no model yet)."""
+    if args.calibration is None:
+        if args.min_probability is not None:
+            msg = (
+                f"--min-probability {args.min_probability:g} needs --calibration "
+                "FILE, which maps the reranker's scores to probabilities; fit one "
+                "with: ce-rerank eval --dataset DIR --calibrate FILE (with the "
+                "same --reranker), or leave --min-probability out"
+            )
+            raise CliError(msg)
+        return None
+    check_input_file("--calibration", args.calibration)
+    from langchain_ce_rerank.engine import ScoreCalibration
+
+    with blame("--calibration"):
+        return ScoreCalibration.load(args.calibration)
+
+
+def _calibrated(
+    compressor: CrossEncoderCompressor,
+    calibration: ScoreCalibration | None,
+    args: argparse.Namespace,
+) -> CrossEncoderCompressor:
+    """The reranker with the calibration, refused if fitted for another one."""
+    if calibration is None:
+        return compressor
+    with blame(
+        f"--calibration {args.calibration}",
+        "pass the --reranker and options it was fitted with, or fit one for "
+        "these with: ce-rerank eval --calibrate FILE",
+    ):
+        return compressor.model_copy(
+            update={
+                "calibration": calibration,
+                "min_probability": args.min_probability,
+            }
+        )
+
+
+def _empty_reason(
+    compressor: CrossEncoderCompressor,
+    candidates: Sequence[Document],
+    args: argparse.Namespace,
+) -> str | None:
+    """Why `--min-probability` left nothing, in a sentence; None if it did not."""
+    if args.min_probability is None or not candidates:
+        return None
+    # The same order without the probability cut: what it dropped (cached scores).
+    scored = compressor.score_documents(candidates, args.question)
+    before = compressor.order(
+        candidates, scored, diversity=args.diversity, min_probability=None
+    )
+    if not before:
+        return None
+    best = max(doc.metadata["relevance_probability"] for doc in before)
+    return (
+        f"No document reached --min-probability {args.min_probability:g}: the "
+        f"best of the {len(before)} reranked candidates has a relevance "
+        f"probability of {best:.3f} (calibration {args.calibration}). Lower "
+        "--min-probability to see weaker matches, or rephrase the question."
+    )
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
@@ -197,7 +276,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
         )
         raise CliError(msg)
     kind = _first_stage(args)
-    compressor = prepare_reranker(args)
+    calibration = _read_calibration(args)
+    compressor = _calibrated(prepare_reranker(args), calibration, args)
     store = load_index("INDEX_DIR", args)
     load_reranker(compressor)
     options: dict[str, Any] = {"k": args.k, "search_type": _SEARCH_TYPES[kind]}
@@ -221,6 +301,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
             deadline_ms=args.deadline_ms,
         )
     rows = _query_rows(reranked, kind)
+    empty_reason = None if reranked else _empty_reason(compressor, candidates, args)
     if args.json:
         payload = {
             "query": args.question,
@@ -229,6 +310,14 @@ def _cmd_query(args: argparse.Namespace) -> int:
             "diversity": args.diversity,
             "deadline_ms": args.deadline_ms,
             "reranker": str(args.reranker),
+            **(
+                {
+                    "calibration": args.calibration,
+                    "min_probability": args.min_probability,
+                }
+                if calibration is not None
+                else {}
+            ),
             "first_stage_kind": kind,
             "hybrid_fusion": fusion,
             "alpha": alpha,
@@ -242,10 +331,15 @@ def _cmd_query(args: argparse.Namespace) -> int:
                 for d in candidates
             ],
             "results": rows,
+            **({"empty_reason": empty_reason} if empty_reason else {}),
         }
         print(json.dumps(payload, indent=2, ensure_ascii=False))
         return 0
     console = rich_console()
+    if empty_reason is not None:
+        console.print(args.question)
+        console.print(empty_reason)
+        return 0
     table = _table(args.question, reranked, rows, console.width, kind)
     console.print(table)
     described = {
@@ -253,6 +347,11 @@ def _cmd_query(args: argparse.Namespace) -> int:
         "bm25": "BM25 ",
         "hybrid": f"hybrid ({fusion} of dense and BM25, alpha {alpha}) ",
     }[kind]
+    kept = (
+        f" with a relevance probability of at least {args.min_probability:g}"
+        if args.min_probability is not None
+        else ""
+    )
     found = (
         "; found by = the side that returned it and its rank there, both = "
         "dense/bm25 ranks"
@@ -261,7 +360,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     )
     console.print(
         f"{len(candidates)} {described}first-stage candidates reranked by "
-        f"{args.reranker}; top {len(reranked)} shown (move = first-stage rank "
+        f"{args.reranker}; top {len(reranked)} shown{kept} (move = first-stage rank "
         f"-> final rank{found})."
     )
     unscored = sum(not row["reranked"] for row in rows)
@@ -276,6 +375,15 @@ def _cmd_query(args: argparse.Namespace) -> int:
             "relevance over the first stage's embeddings)."
         )
     return 0
+
+
+def _probability(value: str) -> float:
+    """An argparse `type`: a probability from 0 to 1."""
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        msg = f"must be a probability from 0 to 1, got {value}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
 
 
 def _diversity(value: str) -> float:
@@ -387,4 +495,25 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_reranker_options(query)
     _add_shaping_options(query)
+    calibrated = query.add_argument_group("relevance probability")
+    calibrated.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help=(
+            "a calibration fitted for --reranker by 'ce-rerank eval --calibrate "
+            "FILE': shows each result's probability of being relevant "
+            "(default: none)"
+        ),
+    )
+    calibrated.add_argument(
+        "--min-probability",
+        metavar="P",
+        type=_probability,
+        help=(
+            "drop results whose relevance probability is below P, from 0 to 1 "
+            "(after --top-n and --diversity; candidates --deadline-ms left "
+            "unscored have none and are kept); needs --calibration "
+            "(default: keep all)"
+        ),
+    )
     query.set_defaults(func=_cmd_query)

@@ -17,6 +17,11 @@ Example:
 
 from langchain_ce_rerank.engine.cache import CacheInfo
 from langchain_ce_rerank.engine.checks import check_query, check_text
+from langchain_ce_rerank.engine.identity import ScoringIdentity
+from langchain_ce_rerank.engine.probability import (
+    CalibrationMismatchError,
+    ScoreCalibration,
+)
 from langchain_ce_rerank.engine.protocols import (
     AsyncDeadlineScorer,
     CrossEncoderLike,
@@ -47,6 +52,7 @@ __all__ = [
     "UNSET",
     "AsyncDeadlineScorer",
     "CacheInfo",
+    "CalibrationMismatchError",
     "CrossEncoderLike",
     "DeadlineScorer",
     "PairScorer",
@@ -54,7 +60,9 @@ __all__ = [
     "RerankResult",
     "Reranker",
     "RerankerSettings",
+    "ScoreCalibration",
     "ScoredText",
+    "ScoringIdentity",
     "ScoringSettings",
     "UnscoredText",
     "Unset",

@@ -11,6 +11,7 @@ import math
 __all__ = [
     "check_deadline_ms",
     "check_diversity",
+    "check_min_probability",
     "check_query",
     "check_text",
     "check_threshold",
@@ -91,6 +92,26 @@ def check_threshold(threshold: object) -> None:
         or math.isnan(threshold)
     ):
         msg = f"score_threshold must be a number or None, got {threshold!r}"
+        raise ValueError(msg)
+
+
+def check_min_probability(value: object) -> None:
+    """Reject a `min_probability` that is not None or a number in [0, 1].
+
+    Raises:
+        ValueError: `value` is not a real number from 0 to 1.
+    """
+    if value is None:
+        return
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not 0.0 <= value <= 1.0
+    ):
+        msg = (
+            "min_probability must be a probability from 0 to 1 or None (no cut), "
+            f"got {value!r}"
+        )
         raise ValueError(msg)
 
 

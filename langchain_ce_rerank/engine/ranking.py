@@ -19,6 +19,7 @@ __all__ = [
     "best_windows",
     "first_stage_ranks",
     "order",
+    "probability_cut",
     "reciprocal_rank_fusion",
     "score_order",
 ]
@@ -52,15 +53,21 @@ def order(
     first_stage_ranks: Sequence[int] | None,
     diversity: float = 0.0,
     similarity: npt.NDArray[np.float64] | None = None,
+    probabilities: Sequence[float] | None = None,
+    min_probability: float | None = None,
 ) -> list[RerankResult]:
     """Scored candidates ordered, cut to `top_n`, *then* filtered by `threshold`.
 
     The one ordering rule behind `Reranker.order` (which resolves and checks
     the settings, then calls this) and every door; see it for the meaning of
     each argument. With `diversity` above 0 the order is maximal marginal
-    relevance over `similarity` (see `engine.diversity`). Candidates left
-    unscored by a deadline follow the kept ones in first-stage order, as many
-    as `top_n` leaves room for; the threshold does not apply to them.
+    relevance over `similarity` (see `engine.diversity`). With
+    `probabilities` (a calibration's, one per candidate) each scored result
+    carries its probability, and `min_probability` is the last cut on the
+    scored ones (`probability_cut`). Candidates left unscored by a deadline
+    follow the kept ones in first-stage order, as many as `top_n` leaves
+    room for, without a probability; neither the threshold nor
+    `min_probability` applies to them.
 
     Returns:
         The kept candidates in their new order.
@@ -90,6 +97,13 @@ def order(
         ranked = ranked[:top_n]
     if threshold is not None:
         ranked = [i for i in ranked if scores[i] >= threshold]
+    unscored = [i for i, item in enumerate(scored) if not item.scored]
+    if probabilities is not None and min_probability is not None:
+        # The candidates dropped here were dropped for "min_probability". No
+        # warning of an empty result when unscored candidates will follow.
+        ranked, _dropped = probability_cut(
+            ranked, probabilities, min_probability, warn_if_empty=not unscored
+        )
     results = [
         RerankResult(
             index=i,
@@ -97,10 +111,10 @@ def order(
             rank=rank,
             passage=scored[i].passage,
             fused_score=fused.get(i),
+            probability=None if probabilities is None else probabilities[i],
         )
         for rank, i in enumerate(ranked, start=1)
     ]
-    unscored = [i for i, item in enumerate(scored) if not item.scored]
     if unscored:
         if first_stage_ranks is not None:
             unscored.sort(key=lambda i: first_stage_ranks[i])
@@ -110,6 +124,51 @@ def order(
             for rank, i in enumerate(unscored[:room], start=len(results) + 1)
         ]
     return results
+
+
+def probability_cut(
+    order: Sequence[int],
+    probabilities: Sequence[float],
+    min_probability: float,
+    *,
+    warn_if_empty: bool = True,
+) -> tuple[list[int], list[int]]:
+    """Split candidates by `min_probability`: (kept, dropped), each in order.
+
+    A NaN probability (a NaN score) never clears it. When it drops every
+    candidate it was given, a warning says so with the best probability
+    there was, so an empty result is never a mystery (unless
+    `warn_if_empty` is False: the result will not be empty, as when
+    candidates a deadline left unscored follow the kept ones).
+
+    Args:
+        order: Candidate indices, in ranked order (after `top_n` and the
+            score threshold).
+        probabilities: Each candidate's probability, by index.
+        min_probability: The lowest probability kept.
+        warn_if_empty: Whether dropping every candidate warns.
+
+    Returns:
+        The kept indices and the dropped ones (dropped for `min_probability`).
+    """
+    kept = [i for i in order if probabilities[i] >= min_probability]
+    dropped = [i for i in order if not probabilities[i] >= min_probability]
+    if dropped and not kept and warn_if_empty:
+        best = max(
+            (probabilities[i] for i in dropped if not math.isnan(probabilities[i])),
+            default=math.nan,
+        )
+        logger.warning(
+            "No result: %s reached min_probability=%g (the best "
+            "relevance_probability was %.3f); returning no documents. Lower "
+            "min_probability to see weaker matches.",
+            "the only candidate"
+            if len(dropped) == 1
+            else f"none of the {len(dropped)} candidates",
+            min_probability,
+            best,
+        )
+    return kept, dropped
 
 
 def first_stage_ranks(metadata: Sequence[Mapping[str, Any]]) -> list[int] | None:

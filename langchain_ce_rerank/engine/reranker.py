@@ -33,6 +33,7 @@ from langchain_ce_rerank.engine.checks import check_threshold as check_threshold
 from langchain_ce_rerank.engine.checks import check_top_n as check_top_n
 from langchain_ce_rerank.engine.deadline import Budget, Clock, DeadlinePlan, Pace
 from langchain_ce_rerank.engine.diversity import similarities
+from langchain_ce_rerank.engine.identity import ScoringIdentity, scoring_identity
 from langchain_ce_rerank.engine.protocols import (
     AsyncDeadlineScorer,
     AsyncPairScorer,
@@ -119,6 +120,24 @@ class Reranker(RerankerSettings):
             msg = "model is already a Reranker engine: use that engine directly"
             raise ValueError(msg)
         return self
+
+    @model_validator(mode="after")
+    def _calibration_fits(self) -> Self:
+        if self.calibration is not None:
+            self.calibration.check(self.scoring_identity())
+        return self
+
+    def scoring_identity(self) -> ScoringIdentity:
+        """What makes this engine's raw scores what they are (for calibrations).
+
+        The model (as given, plus a content fingerprint of its folder), the
+        backend, quantization and what the model reads; see `ScoringIdentity`.
+        Finds the model without loading it.
+
+        Raises:
+            ModelNotFoundError: The model id or folder cannot be found.
+        """
+        return scoring_identity(self)
 
     # -- the model ------------------------------------------------------------
 
@@ -474,6 +493,7 @@ class Reranker(RerankerSettings):
         first_stage_ranks: Sequence[int] | None = None,
         fusion: Literal["none", "rrf"] | Unset = UNSET,
         rrf_k: int | Unset = UNSET,
+        min_probability: float | Unset | None = UNSET,
         embeddings: Any = None,
         texts: Sequence[str] | None = None,
     ) -> list[RerankResult]:
@@ -482,8 +502,11 @@ class Reranker(RerankerSettings):
         Sorted by score, highest first (ties keep input order, NaN last), or
         by RRF when `fusion="rrf"`, or picked by maximal marginal relevance
         when `diversity` is above 0; cut to `top_n`, *then* filtered by
-        `score_threshold`. Candidates a deadline left unscored follow in
-        first-stage order (`reranked=False`), filling what `top_n` leaves.
+        `score_threshold` and, with a `calibration`, by `min_probability`
+        (each scored result then carries its `probability`). Candidates a
+        deadline left unscored follow in first-stage order (`reranked=False`,
+        no probability), filling what `top_n` leaves; neither
+        `score_threshold` nor `min_probability` drops them.
 
         Args:
             scored: One `score_batch` item's result.
@@ -498,6 +521,7 @@ class Reranker(RerankerSettings):
                 order.
             fusion: Override of `fusion`.
             rrf_k: Override of `rrf_k`.
+            min_probability: Override of `min_probability`.
             embeddings: For `diversity`: one vector per candidate (the first
                 stage's), compared by cosine; None compares `texts` by their
                 word sets instead.
@@ -508,15 +532,20 @@ class Reranker(RerankerSettings):
 
         Raises:
             ValueError: A `top_n` below 1, a `score_threshold` that is not a
-                number, a `diversity` outside [0, 1], or diversity with
-                neither `embeddings` nor `texts` (or with a count other than
-                the candidates').
+                number, a `diversity` outside [0, 1], diversity with neither
+                `embeddings` nor `texts` (or with a count other than the
+                candidates'), or a `min_probability` outside [0, 1] or
+                without a `calibration`.
         """
         settings = (ranking or self).for_call(
-            top_n=top_n, score_threshold=score_threshold, diversity=diversity
+            top_n=top_n,
+            score_threshold=score_threshold,
+            diversity=diversity,
+            min_probability=min_probability,
         )
         if any(item.scored and math.isnan(item.score) for item in scored):
             logger.warning("The cross-encoder returned NaN scores; ranking them last.")
+        calibration = settings.calibration
         similarity = None
         if settings.diversity > 0 and sum(item.scored for item in scored) > 1:
             similarity, kind = similarities(
@@ -530,6 +559,12 @@ class Reranker(RerankerSettings):
             fusion=settings.fusion if fusion is UNSET else fusion,
             rrf_k=settings.rrf_k if rrf_k is UNSET else rrf_k,
             first_stage_ranks=first_stage_ranks,
+            probabilities=None
+            if calibration is None
+            else calibration.probabilities(
+                [item.score for item in scored], self.activation
+            ),
+            min_probability=settings.min_probability,
             diversity=settings.diversity,
             similarity=similarity,
         )
@@ -544,6 +579,7 @@ class Reranker(RerankerSettings):
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
         first_stage_ranks: Sequence[int] | None = None,
+        min_probability: float | Unset | None = UNSET,
         embeddings: Any = None,
     ) -> list[RerankResult]:
         """Score `texts` against `query` and return them reranked.
@@ -556,6 +592,7 @@ class Reranker(RerankerSettings):
             diversity: Override of the `diversity` setting.
             deadline_ms: Override of the `deadline_ms` setting.
             first_stage_ranks: 1-based first-stage ranks, for `fusion="rrf"`.
+            min_probability: Override of the `min_probability` setting.
             embeddings: The first stage's vector per text, for `diversity`
                 (None compares the texts' word sets).
 
@@ -567,6 +604,7 @@ class Reranker(RerankerSettings):
             score_threshold=score_threshold,
             diversity=diversity,
             deadline_ms=deadline_ms,
+            min_probability=min_probability,
         )
         scored = self.score_batch([(query, texts)], deadline_ms=call.deadline_ms)[0]
         return self.order(
@@ -583,6 +621,7 @@ class Reranker(RerankerSettings):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
     ) -> list[list[RerankResult]]:
@@ -592,6 +631,7 @@ class Reranker(RerankerSettings):
             items: `(query, texts)` pairs.
             top_n: Override of the `top_n` setting for every item.
             score_threshold: Override of the `score_threshold` setting.
+            min_probability: Override of the `min_probability` setting.
             diversity: Override of the `diversity` setting (word-set
                 similarity: `rank` takes embeddings).
             deadline_ms: Override of the `deadline_ms` setting: one budget
@@ -605,6 +645,7 @@ class Reranker(RerankerSettings):
             score_threshold=score_threshold,
             diversity=diversity,
             deadline_ms=deadline_ms,
+            min_probability=min_probability,
         )
         scored = self.score_batch(items, deadline_ms=call.deadline_ms)
         return [

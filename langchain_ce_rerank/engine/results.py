@@ -21,6 +21,7 @@ RESULT_METADATA_KEYS = (
     "retrieval_rank",
     "fused_score",
     "relevance_passage",
+    "relevance_probability",
     "reranked",
 )
 """Every metadata key `result_metadata` may write."""
@@ -76,6 +77,9 @@ class RerankResult:
         rank: 1-based position in the reranked order.
         passage: Character span of the best window (`"max_passage"`), else None.
         fused_score: The RRF score when `fusion="rrf"`, else None.
+        probability: The probability that the candidate is relevant, from
+            the door's `calibration`; None without one, and for a candidate
+            `deadline_ms` left unscored.
         reranked: False for a candidate that `deadline_ms` left unscored: it
             follows the scored ones in first-stage order, and its `score` is
             NaN (None in `to_dict`).
@@ -94,6 +98,7 @@ class RerankResult:
     rank: int
     passage: Span | None = None
     fused_score: float | None = None
+    probability: float | None = None
     reranked: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,10 +119,11 @@ def result_metadata(
 ) -> dict[str, Any]:
     """The metadata a door adds to a kept candidate's copy, written once here.
 
-    `fused_score` (for `fusion="rrf"`) and `relevance_passage` (for
-    `long_documents="max_passage"`, as a `[start, end]` list) when they apply,
+    `fused_score` (for `fusion="rrf"`), `relevance_passage` (for
+    `long_documents="max_passage"`, as a `[start, end]` list) and
+    `relevance_probability` (with a `calibration`) when they apply,
     `reranked: False` on a candidate `deadline_ms` left unscored (which gets
-    no score), and the score:
+    no score and no probability), and the score:
 
     - A candidate type without a score of its own (LangChain's `Document`)
       gets `relevance_score`.
@@ -160,4 +166,6 @@ def result_metadata(
         metadata["fused_score"] = result.fused_score
     if result.passage is not None:
         metadata["relevance_passage"] = list(result.passage)
+    if result.probability is not None:
+        metadata["relevance_probability"] = result.probability
     return metadata

@@ -10,21 +10,24 @@ each door keeps its own and a call may override some of them
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from string import Formatter
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import Self
 
 from langchain_ce_rerank.engine.checks import (
     check_deadline_ms,
     check_diversity,
+    check_min_probability,
     check_threshold,
     check_top_n,
 )
+from langchain_ce_rerank.engine.probability import ScoreCalibration
 from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
 from langchain_ce_rerank.models.cross_encoder import DEFAULT_CROSS_ENCODER
@@ -53,7 +56,13 @@ LOADING_FIELDS = (
 )
 """Settings that only apply when the model is loaded from an id or folder."""
 
-PER_CALL_OPTIONS = ("top_n", "score_threshold", "diversity", "deadline_ms")
+PER_CALL_OPTIONS = (
+    "top_n",
+    "score_threshold",
+    "diversity",
+    "deadline_ms",
+    "min_probability",
+)
 """The ranking settings one call may override (`RankingSettings.for_call`)."""
 
 
@@ -137,9 +146,39 @@ class RankingSettings(_Settings):
     follows the scored documents in first-stage order, with
     `metadata["reranked"] = False` and no `relevance_score`. It never raises
     because of the deadline, and never returns fewer documents than the same
-    call without one (`top_n` counts the unscored, `score_threshold` does not
-    apply to them). Score-cache hits count as scored. See
+    call without one (`top_n` counts the unscored; `score_threshold` and
+    `min_probability` do not apply to them). Score-cache hits count as scored. See
     `langchain_ce_rerank.engine.deadline`."""
+
+    calibration: ScoreCalibration | None = None
+    """A `ScoreCalibration` (or the path of its JSON file) fitted for this
+    reranker's model: each result then carries `relevance_probability`, the
+    probability that it is relevant, and `min_probability` can cut by it.
+    One fitted for another model or scoring setup is refused, saying why."""
+
+    min_probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Drop documents whose `relevance_probability` is below this (the last
+    cut: after `diversity`, `top_n` and `score_threshold`); needs
+    `calibration`. When it drops every document the result is empty and a
+    warning says so, with the best probability there was. Like
+    `score_threshold`, it does not apply to candidates `deadline_ms` left
+    unscored: they have no score and so no probability, and still follow the
+    kept documents (`metadata["reranked"] = False`, no
+    `relevance_probability`), so a deadline never returns fewer documents
+    than the same call without one. Check `reranked` to drop them too."""
+
+    @field_validator("calibration", mode="before")
+    @classmethod
+    def _load_calibration(cls, value: object) -> object:
+        if isinstance(value, str | os.PathLike):
+            return ScoreCalibration.load(value)
+        return value
+
+    @model_validator(mode="after")
+    def _probability_needs_calibration(self) -> Self:
+        if self.min_probability is not None and self.calibration is None:
+            raise ValueError(_needs_calibration(self.min_probability))
+        return self
 
     def for_call(self, **options: Any) -> RankingSettings:
         """These settings with one call's overrides applied and checked.
@@ -149,8 +188,8 @@ class RankingSettings(_Settings):
 
         Args:
             **options: Any of `PER_CALL_OPTIONS` (`top_n`, `score_threshold`,
-                `diversity`, `deadline_ms`); one left out, or `UNSET`, keeps
-                the setting.
+                `diversity`, `deadline_ms`, `min_probability`); one left out,
+                or `UNSET`, keeps the setting.
 
         Returns:
             The settings for this call (these settings stay unchanged).
@@ -159,8 +198,9 @@ class RankingSettings(_Settings):
             TypeError: An option a call cannot set; the message lists those
                 it can.
             ValueError: A `top_n` below 1, a `score_threshold` that is not
-                a number, a `diversity` outside [0, 1] or a `deadline_ms`
-                that is not a positive number.
+                a number, a `diversity` outside [0, 1], a `deadline_ms`
+                that is not a positive number, or a `min_probability`
+                outside [0, 1] or without a `calibration`.
         """
         unknown = sorted(set(options) - set(PER_CALL_OPTIONS))
         if unknown:
@@ -175,8 +215,20 @@ class RankingSettings(_Settings):
         if "diversity" in given:
             check_diversity(given["diversity"])
         check_deadline_ms(given.get("deadline_ms"))
+        check_min_probability(given.get("min_probability"))
+        if given.get("min_probability") is not None and self.calibration is None:
+            raise ValueError(_needs_calibration(given["min_probability"]))
         current = {name: getattr(self, name) for name in RANKING_FIELDS}
         return RankingSettings.model_construct(**{**current, **given})
+
+
+def _needs_calibration(min_probability: object) -> str:
+    return (
+        f"min_probability={min_probability!r} needs a calibration, which maps "
+        "the reranker's scores to probabilities: pass calibration="
+        "ScoreCalibration.load('calibration.json') (fit one with ce-rerank eval "
+        "--calibrate FILE), or cut by score with score_threshold instead"
+    )
 
 
 RANKING_FIELDS = tuple(RankingSettings.model_fields)

@@ -75,12 +75,23 @@ class EvaluationReport:
     top_n: int | None
     """The reranker's `top_n` (reported as Recall@top_n); None without one."""
 
+    reranker_scores: dict[str, dict[str, float]] = field(
+        default_factory=dict, repr=False
+    )
+    """Per query, each candidate's cross-encoder score as the reranker
+    reports it (`relevance_score`), by doc id (a document's best chunk); empty
+    without a cross-encoder. With several first stages, the scores of the
+    first one reranked (`evaluate(first_stages=...)` in its order), so a fit
+    sees each (query, document) pair once. What `calibrate_scores` fits a
+    calibration on."""
+
     def to_dict(self, include_runs: bool = False) -> dict[str, Any]:
-        """Plain data for JSON; runs are left out unless asked for."""
+        """Plain data for JSON; runs and scores are left out unless asked for."""
         data = asdict(self)
         if not include_runs:
             for config in data["configurations"]:
                 config.pop("run")
+            data.pop("reranker_scores")
         return data
 
     def __str__(self) -> str:

@@ -65,6 +65,18 @@ def _ranked_run(docs: Sequence[Document]) -> dict[str, float]:
     return ranked
 
 
+def _best_scores(
+    docs: Sequence[Document], scored: Sequence[ScoredText]
+) -> dict[str, float]:
+    """{doc id: its best chunk's score}, as `_ranked_run` counts documents."""
+    best: dict[str, float] = {}
+    for doc, item in zip(docs, scored, strict=True):
+        doc_id = str(doc.metadata.get("doc_id") or doc.id)
+        if doc_id not in best or item.score > best[doc_id]:
+            best[doc_id] = item.score
+    return best
+
+
 def _steps(qids: Sequence[str], pairs_of: Callable[[str], int]) -> list[list[str]]:
     """Consecutive queries, about `PAIRS_PER_STEP` pairs a step."""
     steps: list[list[str]] = [[]]
@@ -247,7 +259,11 @@ def evaluate(
 
     Returns:
         An `EvaluationReport` with nDCG@10, MRR@10, Recall@k, Recall@top_n
-        and the latencies above per configuration.
+        and the latencies above per configuration, and each candidate's
+        reranker score (`reranker_scores`, what `calibrate_scores` fits a
+        probability calibration on) from the first of `first_stages` (the
+        first stage measured first), so each (query, document) pair counts
+        once.
 
     Raises:
         ValueError: No query has judgements, or `first_stages` is unknown,
@@ -306,11 +322,18 @@ def evaluate(
             progress=progress,
             clock=clock,
         )
-        plain = {"top_n": None, "score_threshold": None}
+        plain = {"top_n": None, "score_threshold": None, "min_probability": None}
         orderings = {
             suffix: reranker.model_copy(update={**plain, "fusion": fusion})
             for suffix, fusion in _ORDERINGS.items()
         }
+    # Calibration fits on one first stage's reranked candidates: the first
+    # asked for, so a (query, document) pair two first stages found counts once.
+    calibrated = stages[0].name
+    reranker_scores = {
+        qid: _best_scores(candidates[calibrated][qid], scored)
+        for qid, scored in scores.get(calibrated, {}).items()
+    }
     k = max((len(d) for run in candidates.values() for d in run.values()), default=0)
     top_n = reranker.top_n if reranker is not None else None
     recall_at = [k, *k_values] + ([top_n] if top_n is not None else [])
@@ -340,4 +363,10 @@ def evaluate(
             configurations.append(
                 ConfigurationResult(config, metrics, latency, run, first_stage=name)
             )
-    return EvaluationReport(configurations, num_queries=count, k=k, top_n=top_n)
+    return EvaluationReport(
+        configurations,
+        num_queries=count,
+        k=k,
+        top_n=top_n,
+        reranker_scores=reranker_scores,
+    )

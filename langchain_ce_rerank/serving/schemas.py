@@ -7,12 +7,23 @@ Cohere documents `documents` as a "list of string" in v2 (v1 also took
 `{"text": ...}` objects; v2 does not), so only strings are accepted here.
 `RemoteCrossEncoder(url, api="cohere", model=...)` speaks exactly this.
 
-One extension of ours, which Cohere's API does not have: `diversity` (see
-`RerankRequest.diversity`). It changes only the order of the results, so a
-Cohere client that never sends it sees Cohere's schema unchanged. There is no
-`deadline_ms` field: an answer with unscored documents would need results
-without a `relevance_score`, which Cohere's response cannot carry, and the
-server coalesces concurrent requests into shared model calls, so one
+Our extensions, which Cohere's API does not have, change nothing in a
+Cohere exchange: a client that never sends them sees Cohere's schema
+unchanged.
+
+- `diversity` (see `RerankRequest.diversity`) changes only the order of the
+  results.
+- `min_probability`, for a server started with a calibration (`ce-rerank
+  serve --calibration FILE`): a request may send it, and each result then
+  also carries `relevance_probability`. A server without a calibration
+  answers in Cohere's exact shape, and a client that never sends
+  `min_probability` is never cut by it (as with `score_threshold`, the
+  engine's own setting does not apply over HTTP), so a client that needs
+  every document's score (`RemoteCrossEncoder`) gets them.
+
+There is no `deadline_ms` field: an answer with unscored documents would need
+results without a `relevance_score`, which Cohere's response cannot carry,
+and the server coalesces concurrent requests into shared model calls, so one
 request's pairs are not scored in batches of their own. A client keeps a
 deadline itself: `RemoteCrossEncoder` under `deadline_ms`.
 """
@@ -81,6 +92,11 @@ class RerankRequest(BaseModel):
     documents are compared by the overlap of their word sets (the server has
     no embeddings of them); scores stay the model's."""
 
+    min_probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Not Cohere's: drop results whose `relevance_probability` is below this,
+    after `diversity` and `top_n`. Only on a server with a calibration (`ce-rerank serve
+    --calibration FILE`); elsewhere it is refused with 422. None: no cut."""
+
     @field_validator("query")
     @classmethod
     def _query_not_blank(cls, query: str) -> str:
@@ -100,6 +116,10 @@ class RerankResultItem(BaseModel):
 
     relevance_score: float
     """The model's score (raw logit, or 0..1 with `--activation sigmoid`)."""
+
+    relevance_probability: float | None = None
+    """Not Cohere's: the probability that the document is relevant, from the
+    server's calibration; left out of the answer on a server without one."""
 
 
 class RerankMeta(BaseModel):
@@ -167,11 +187,15 @@ def ranked_response(
     *,
     diversity: float | None = None,
     documents: Sequence[str] | None = None,
+    min_probability: float | None = None,
 ) -> RerankResponse:
     """The Cohere v2 response for one request's scores: sorted, cut to `top_n`.
 
     Shared by the two HTTP doors (`ce-rerank serve` and Ray Serve), so they
-    order ties and cut alike.
+    order ties and cut alike. With the ranker's `calibration`, each result
+    carries `relevance_probability` and the request's `min_probability` cuts
+    last (the ranker's own `score_threshold` and `min_probability` do not
+    apply: a Cohere client gets every document unless it asks otherwise).
 
     Args:
         ranker: The engine whose ordering rules apply.
@@ -180,6 +204,7 @@ def ranked_response(
         model: The served model name, for `meta`.
         diversity: The request's `diversity` (None: off).
         documents: The request's documents, compared for `diversity`.
+        min_probability: The request's `min_probability` (None: no cut).
     """
     ranked = ranker.order(
         [ScoredText(score) for score in scores],
@@ -188,11 +213,17 @@ def ranked_response(
         diversity=diversity or 0.0,
         fusion="none",
         texts=documents,
+        min_probability=min_probability,
     )
     return RerankResponse(
         id=str(uuid.uuid4()),
         results=[
-            RerankResultItem(index=r.index, relevance_score=r.score) for r in ranked
+            RerankResultItem(
+                index=r.index,
+                relevance_score=r.score,
+                relevance_probability=r.probability,
+            )
+            for r in ranked
         ],
         meta=RerankMeta(model=model),
     )

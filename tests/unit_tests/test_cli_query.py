@@ -234,3 +234,91 @@ def test_malformed_first_stage_flags_are_usage_errors(
         main(["query", "ix", QUESTION, *flags])
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_calibrated_hybrid_table_has_the_probability_and_found_by_columns(
+    with_bm25: Path,
+    standin_ce_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from langchain_ce_rerank.engine import Reranker, ScoreCalibration
+    from langchain_ce_rerank.engine.probability import PlattMapping
+
+    identity = Reranker(model=str(standin_ce_path)).scoring_identity()
+    calibration = ScoreCalibration(  # flat at sigmoid(0) = 0.5
+        mapping=PlattMapping(slope=0.0, intercept=0.0), fitted_for=identity
+    ).save(tmp_path / "calibration.json")
+    flags = ("--calibration", str(calibration), "--min-probability", "0.4")
+    out = _query(capsys, with_bm25, standin_ce_path, *flags)
+    header = next(line for line in out.splitlines() if "move" in line)
+    names = [cell.strip() for cell in header.strip("┃").split("┃")]
+    assert names[:6] == [
+        "move",
+        "rerank score",
+        "probability",
+        "cosine",
+        "bm25",
+        "found by",
+    ]
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert len(rows) == 4
+    assert all("0.500" in row for row in rows)
+    assert "relevance probability of at least 0.4" in " ".join(out.split())
+    payload = _json(capsys, with_bm25, standin_ce_path, *flags)
+    assert [r["relevance_probability"] for r in payload["results"]] == [0.5] * 4
+    assert payload["first_stage_kind"] == "hybrid"
+    # Nothing clears 0.6: a sentence, not an empty table.
+    flags = ("--calibration", str(calibration), "--min-probability", "0.6")
+    out = " ".join(_query(capsys, with_bm25, standin_ce_path, *flags).split())
+    assert "No document reached --min-probability 0.6" in out
+    assert "probability of 0.500" in out
+
+
+def test_an_unscored_row_says_not_scored_and_has_no_probability() -> None:
+    from langchain_core.documents import Document
+
+    from langchain_ce_rerank.cli.query import _query_rows, _table
+
+    scored = Document(
+        page_content="docker volume backup",
+        id="a",
+        metadata={
+            "retrieval_rank": 2,
+            "retrieval_score": 0.4,
+            "dense_rank": 2,
+            "dense_score": 0.4,
+            "relevance_score": 1.5,
+            "relevance_probability": 0.75,
+        },
+    )
+    unscored = Document(
+        page_content="docker logs",
+        id="b",
+        metadata={
+            "retrieval_rank": 1,
+            "retrieval_score": 0.5,
+            "bm25_rank": 1,
+            "bm25_score": 2.0,
+            "reranked": False,
+        },
+    )
+    rows = _query_rows([scored, unscored], "hybrid")
+    assert rows[0]["relevance_probability"] == 0.75
+    assert "relevance_probability" not in rows[1]
+    assert rows[1]["relevance_score"] is None
+    assert rows[1]["reranked"] is False
+    table = _table("q", [scored, unscored], rows, 200, "hybrid")
+    headers = [str(column.header) for column in table.columns]
+    assert headers[:6] == [
+        "move",
+        "rerank score",
+        "probability",
+        "cosine",
+        "bm25",
+        "found by",
+    ]
+    cells = [[str(c) for c in column._cells] for column in table.columns]
+    assert cells[1] == ["1.500", "not scored"]
+    assert cells[2] == ["0.750", ""]
+    assert cells[5] == ["dense 2", "bm25 1"]
