@@ -6,8 +6,9 @@ documents. `bm25s` cannot add or delete documents in place, so the store
 rebuilds the index on the first keyword search after a write (see
 `FaissVectorStore`). `TermCache` keeps each document's terms as integer arrays
 between builds, so a rebuild tokenizes only the documents written since the
-last one. Scoring, filtering (`weight_mask`) and top-k selection run in
-`bm25s`'s sparse arrays; Python only walks the hits it returns.
+last one. Scoring and filtering (`weight_mask`) run in `bm25s`'s sparse
+arrays and top-k selection in numpy over the documents that score; Python
+only walks the hits.
 
 `bm25s` (and numba, which it imports when installed) load on first use, so a
 store that never runs a keyword search never pays for them.
@@ -29,6 +30,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from langchain_ce_rerank.optional import require
+from langchain_ce_rerank.store.topk import top_k
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -195,10 +197,17 @@ class BM25Index:
 
     def terms(self, query: str) -> list[str]:
         """The query's terms that occur in the index (none: nothing to match)."""
+        return self.terms_many([query])[0]
+
+    def terms_many(self, queries: Sequence[str]) -> list[list[str]]:
+        """`terms` of each query, tokenized in one call."""
         if self.model is None:
-            return []
+            return [[] for _ in queries]
         vocab = self.model.vocab_dict
-        return [t for t in self.settings.tokenize([query])[0] if t and t in vocab]
+        return [
+            [t for t in tokens if t and t in vocab]
+            for tokens in self.settings.tokenize(queries)
+        ]
 
     def search(
         self, terms: list[str], k: int, mask: npt.NDArray[np.float32] | None
@@ -207,23 +216,36 @@ class BM25Index:
 
         `mask` holds 1 for rows a filter keeps and 0 for the rest (bm25s's
         `weight_mask`): a masked row scores 0, and rows scoring 0 (masked, or
-        holding no query term) are never returned.
+        holding no query term) are never returned. Ties go to the earlier row.
         """
-        if self.model is None or not terms or not self.ids:
-            return []
-        rows, scores = self.model.retrieve(
-            [terms],
-            k=min(k, len(self.ids)),
-            weight_mask=mask,
-            show_progress=False,
-            backend_selection="numpy",
-            n_threads=0,
-        )
-        return [
-            (row, score)
-            for row, score in zip(rows[0].tolist(), scores[0].tolist(), strict=True)
-            if score > 0.0
-        ]
+        return self.search_many([terms], k, mask)[0]
+
+    def search_many(
+        self,
+        terms: Sequence[list[str]],
+        k: int,
+        mask: npt.NDArray[np.float32] | None,
+    ) -> list[list[tuple[int, float]]]:
+        """`search` for each query's terms, with one mask for all of them.
+
+        bm25s scores each query (`BM25.get_scores`: its precomputed sparse
+        term scores, summed in numpy). The top `k` are chosen here rather than
+        by `BM25.retrieve`, which partitions every document's score: most are
+        0 (documents without a query term), and that partition over 100,000
+        mostly tied scores was two thirds of a search (benchmarks/bm25.py).
+        Only positive scores can be returned, so `top_k` runs on those alone,
+        with ties going to the earlier row as on the dense side.
+        """
+        results: list[list[tuple[int, float]]] = []
+        for query_terms in terms:
+            if self.model is None or not query_terms or not self.ids:
+                results.append([])
+                continue
+            scores = self.model.get_scores(query_terms, weight_mask=mask)
+            rows = np.flatnonzero(scores > 0)
+            rows = rows[top_k(scores[rows], k)]
+            results.append(list(zip(rows.tolist(), scores[rows].tolist(), strict=True)))
+        return results
 
     def mask(
         self, keep: Callable[[int], bool], key: str | None = None
