@@ -247,24 +247,34 @@ class StoreSearch:
         of stopwords, punctuation or emoji, or of unknown words): BM25 has
         nothing to rank by, and callers may fall back to dense search.
         """
+        return self._keyword_hits_many([query], k, filter)[0]
+
+    def _keyword_hits_many(
+        self, queries: Sequence[str], k: int, filter: MetadataFilter | None
+    ) -> list[Scored | None]:
+        """`_keyword_hits` of each query: one tokenizing call, one filter mask."""
         index = self._fresh_bm25()
         if index is None:
-            return []
-        terms = index.terms(query)
-        if not terms:
-            return None
+            return [[] for _ in queries]
+        terms = index.terms_many(queries)
         mask = None
         predicate = to_predicate(filter)
-        if predicate is not None:
+        if predicate is not None and any(terms):
             docs, ids = self._docs, index.ids
             mask = index.mask(
                 lambda row: predicate(dict(docs[ids[row]].metadata)),
                 filter_key(filter),
             )
-        return [
-            (self._copy(self._docs[index.ids[row]]), score)
-            for row, score in index.search(terms, k, mask)
-        ]
+        found: list[Scored | None] = []
+        for query_terms, hits in zip(
+            terms, index.search_many(terms, k, mask), strict=True
+        ):
+            found.append(
+                [(self._copy(self._docs[index.ids[row]]), score) for row, score in hits]
+                if query_terms
+                else None
+            )
+        return found
 
     def bm25_search_with_score(
         self, query: str, k: int = 4, **kwargs: Any
@@ -305,15 +315,34 @@ class StoreSearch:
         Both read one state of the store: no write lands between them, so a
         document is never in one side's view and missing from the other's.
         """
+        return self._both_sides_many([query], vector, dense_k, bm25_k, options)[0]
+
+    def _both_sides_many(
+        self,
+        queries: Sequence[str],
+        vectors: Vectors | None,
+        dense_k: int,
+        bm25_k: int,
+        options: dict[str, Any],
+    ) -> list[tuple[Scored, Scored | None]]:
+        """`_both_sides` of each query (row `i` of `vectors` embeds `queries[i]`).
+
+        One FAISS search for every vector and one BM25 pass for every query,
+        all under one hold of the lock, so every query reads the same state.
+        """
         reject_unknown(options, SEARCH_OPTIONS)
         predicate = to_predicate(options.get("filter"))
         fetch_k = int(options.get("fetch_k", 20))
         with self._lock:
-            dense: Scored = []
-            if vector is not None:
-                hits = self._search(vector, dense_k, predicate, fetch_k)
-                dense = [(self._copy(doc), score) for doc, score, _ in hits]
-            return dense, self._keyword_hits(query, bm25_k, options.get("filter"))
+            dense: list[Scored] = [[] for _ in queries]
+            if vectors is not None:
+                rows = self._search_many(vectors, dense_k, predicate, fetch_k)
+                dense = [
+                    [(self._copy(doc), score) for doc, score, _ in hits]
+                    for hits in rows
+                ]
+            keyword = self._keyword_hits_many(queries, bm25_k, options.get("filter"))
+            return list(zip(dense, keyword, strict=True))
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         if self._distance == "cosine":
