@@ -284,6 +284,8 @@ class FaissRetriever(VectorStoreRetriever):
 
         One embedding pass, one FAISS search and one BM25 pass for all of
         them; `invoke` runs this with one query, so a batch gets its results.
+        The documents are the store's own: `_keyword_search` copies the ones
+        it returns.
         """
         store = self._store
         k = options["k"]
@@ -300,7 +302,7 @@ class FaissRetriever(VectorStoreRetriever):
         missing = [i for i, (_, keyword) in enumerate(sides) if keyword is None]
         if missing:  # no query term in any document: dense results instead
             vectors = self._embed([queries[i] for i in missing])
-            dense = store._scored_many(vectors, k, store_options)
+            dense = store._scored_many(vectors, k, store_options, copies=False)
             for i, hits in zip(missing, dense, strict=True):
                 sides[i] = (hits, None)
         return sides
@@ -342,10 +344,10 @@ class FaissRetriever(VectorStoreRetriever):
             return None
         prefetched: dict[tuple[int, str], list[_Found]] = {}
         for query, (dense, keyword) in zip(queries, sides, strict=True):
-            found = [_Found(options, dense, keyword)]
-            for _ in range(counts[query] - 1):
-                again = None if keyword is None else _copies(store, keyword)
-                found.append(_Found(options, _copies(store, dense), again))
+            found = [_Found(options, dense, keyword)] * counts[query]
+            if options["search_type"] not in _KEYWORD_TYPES:
+                # Similarity hits are the copies a run returns: one set each.
+                found[1:] = [_Found(options, _copies(store, dense)) for _ in found[1:]]
             prefetched[(id(self), query)] = found
         return prefetched
 
@@ -434,7 +436,8 @@ class FaissRetriever(VectorStoreRetriever):
             )
         results = []
         for rank, candidate in enumerate(fused[:k], start=1):
-            doc = docs[candidate.id]
+            # The sides hold the store's own documents: copy the ones returned.
+            doc = store._copy(docs[candidate.id])
             doc.metadata.update(
                 dense_score=candidate.dense_score,
                 dense_rank=candidate.dense_rank,

@@ -48,6 +48,10 @@ def reject_unknown(kwargs: dict[str, Any], allowed: frozenset[str]) -> None:
         raise TypeError(msg)
 
 
+def _same(doc: Document) -> Document:
+    return doc
+
+
 class StoreSearch:
     """The read side of `FaissVectorStore` (see that class for the contract)."""
 
@@ -181,18 +185,21 @@ class StoreSearch:
         return self._scored_many(query, k, options)[0]
 
     def _scored_many(
-        self, queries: Vectors, k: int, options: dict[str, Any]
+        self, queries: Vectors, k: int, options: dict[str, Any], copies: bool = True
     ) -> list[list[tuple[Document, float]]]:
-        """`_scored` for every row of `queries`, in one FAISS search call."""
+        """`_scored` for every row of `queries`, in one FAISS search call.
+
+        `copies=False` gives the stored documents themselves (see
+        `_both_sides_many`).
+        """
         check_k("k", k)
         reject_unknown(options, SEARCH_OPTIONS)
         predicate = to_predicate(options.get("filter"))
         fetch_k = int(options.get("fetch_k", 20))
+        hand_out = self._copy if copies else _same
         with self._lock:
             rows = self._search_many(queries, k, predicate, fetch_k)
-            return [
-                [(self._copy(doc), score) for doc, score, _ in hits] for hits in rows
-            ]
+            return [[(hand_out(doc), score) for doc, score, _ in hits] for hits in rows]
 
     def similarity_search_with_score(
         self, query: str, k: int = 4, **kwargs: Any
@@ -250,9 +257,17 @@ class StoreSearch:
         return self._keyword_hits_many([query], k, filter)[0]
 
     def _keyword_hits_many(
-        self, queries: Sequence[str], k: int, filter: MetadataFilter | None
+        self,
+        queries: Sequence[str],
+        k: int,
+        filter: MetadataFilter | None,
+        copies: bool = True,
     ) -> list[Scored | None]:
-        """`_keyword_hits` of each query: one tokenizing call, one filter mask."""
+        """`_keyword_hits` of each query: one tokenizing call, one filter mask.
+
+        `copies=False` gives the stored documents themselves (see
+        `_both_sides_many`).
+        """
         index = self._fresh_bm25()
         if index is None:
             return [[] for _ in queries]
@@ -265,12 +280,13 @@ class StoreSearch:
                 lambda row: predicate(dict(docs[ids[row]].metadata)),
                 filter_key(filter),
             )
+        hand_out = self._copy if copies else _same
         found: list[Scored | None] = []
         for query_terms, hits in zip(
             terms, index.search_many(terms, k, mask), strict=True
         ):
             found.append(
-                [(self._copy(self._docs[index.ids[row]]), score) for row, score in hits]
+                [(hand_out(self._docs[index.ids[row]]), score) for row, score in hits]
                 if query_terms
                 else None
             )
@@ -302,21 +318,6 @@ class StoreSearch:
         with self._lock:
             return self._keyword_hits(query, k, kwargs.get("filter")) or []
 
-    def _both_sides(
-        self,
-        query: str,
-        vector: Vectors | None,
-        dense_k: int,
-        bm25_k: int,
-        options: dict[str, Any],
-    ) -> tuple[Scored, Scored | None]:
-        """Dense hits for `vector` (none if None) and BM25 hits for `query`.
-
-        Both read one state of the store: no write lands between them, so a
-        document is never in one side's view and missing from the other's.
-        """
-        return self._both_sides_many([query], vector, dense_k, bm25_k, options)[0]
-
     def _both_sides_many(
         self,
         queries: Sequence[str],
@@ -325,10 +326,16 @@ class StoreSearch:
         bm25_k: int,
         options: dict[str, Any],
     ) -> list[tuple[Scored, Scored | None]]:
-        """`_both_sides` of each query (row `i` of `vectors` embeds `queries[i]`).
+        """Each query's dense hits (none if `vectors` is None) and BM25 hits.
 
-        One FAISS search for every vector and one BM25 pass for every query,
-        all under one hold of the lock, so every query reads the same state.
+        Row `i` of `vectors` embeds `queries[i]`. One FAISS search for every
+        vector and one BM25 pass for every query, all under one hold of the
+        lock: every query, and both its sides, read one state of the store, so
+        a document is never in one side's view and missing from the other's.
+        The documents are the stored ones, not copies, so that a caller fusing
+        the sides copies only those it returns (it must copy them); a write
+        replaces stored documents and never changes one in place, so they stay
+        as read after the lock is released.
         """
         reject_unknown(options, SEARCH_OPTIONS)
         predicate = to_predicate(options.get("filter"))
@@ -337,11 +344,10 @@ class StoreSearch:
             dense: list[Scored] = [[] for _ in queries]
             if vectors is not None:
                 rows = self._search_many(vectors, dense_k, predicate, fetch_k)
-                dense = [
-                    [(self._copy(doc), score) for doc, score, _ in hits]
-                    for hits in rows
-                ]
-            keyword = self._keyword_hits_many(queries, bm25_k, options.get("filter"))
+                dense = [[(doc, score) for doc, score, _ in hits] for hits in rows]
+            keyword = self._keyword_hits_many(
+                queries, bm25_k, options.get("filter"), copies=False
+            )
             return list(zip(dense, keyword, strict=True))
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
