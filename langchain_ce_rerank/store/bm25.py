@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
@@ -335,10 +336,19 @@ class TermCache:
         arrays = [self._terms[doc_id] for doc_id in ids]
         if not arrays:
             return BM25Index(settings=self.settings, ids=(), model=None)
-        # Renumber the terms in use 0..n-1: terms of deleted documents drop out.
-        used, compact = np.unique(np.concatenate(arrays), return_inverse=True)
-        ends = np.cumsum([len(a) for a in arrays])[:-1]
-        corpus = [part.tolist() for part in np.split(compact.astype(np.int64), ends)]
+        # Renumber the terms in use 0..n-1 (terms of deleted documents drop
+        # out), in the order of their ids. Ids are below len(vocab), so a
+        # lookup table does in one pass what np.unique's sort did (4.3 s of a
+        # 15 s rebuild at 100,000 documents, benchmarks/bm25.py).
+        every = np.concatenate(arrays)
+        present = np.zeros(len(self._vocab), dtype=bool)
+        present[every] = True
+        used = np.flatnonzero(present)
+        compact = (np.cumsum(present) - 1)[every].tolist()
+        # bm25s takes each document as a list of ints: slice one flat list
+        # rather than converting one small array per document.
+        ends = np.cumsum([len(a) for a in arrays]).tolist()
+        corpus = [compact[start:end] for start, end in itertools.pairwise([0, *ends])]
         names = list(self._vocab)
         vocab = {names[number]: i for i, number in enumerate(used.tolist())}
         return BM25Index.from_ids(self.settings, ids, corpus, vocab)

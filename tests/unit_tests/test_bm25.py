@@ -395,3 +395,25 @@ def test_search_many_equals_search_for_each_query() -> None:
     mask = np.asarray([i % 2 for i in range(100)], dtype=np.float32)
     for m in (None, mask):
         assert index.search_many(terms, 4, m) == [index.search(t, 4, m) for t in terms]
+
+
+def test_a_rebuild_after_writes_equals_bm25s_built_from_the_texts(
+    store: FaissVectorStore,
+) -> None:
+    """The term cache renumbers kept ids; the reference indexes the text anew."""
+    store.bm25_search_with_score("cat")
+    store.add_texts(["a zebra grazes near the cat"], ids=["zebra"])
+    store.add_texts(["unresolved names again: E0425"], ids=["code"])  # upsert
+    store.delete(["flag"])  # its terms (max, queued, pairs, ...) drop out
+    store.bm25_search_with_score("cat")
+    index = store._bm25
+    assert index is not None
+    texts = [doc.page_content for doc in store.get_by_ids(list(index.ids))]
+    reference = bm25_module._bm25s().BM25()
+    reference.index(store.bm25_settings.tokenize(texts), show_progress=False)
+    assert set(index.model.vocab_dict) == set(reference.vocab_dict) - {""}
+    assert "queued" not in index.model.vocab_dict
+    for terms in (["cat"], ["zebra", "grazes"], ["e0425", "unresolved", "cat"]):
+        np.testing.assert_allclose(
+            index.model.get_scores(terms), reference.get_scores(terms), rtol=1e-6
+        )
