@@ -37,7 +37,9 @@ docstore).
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
+import importlib.util
 import itertools
 import json
 import os
@@ -141,6 +143,16 @@ def keyword_tables(
     one_terms = [index.terms(QUERY)]
     batch_terms = index.terms_many(queries)
     bm25 = store.as_retriever(search_type="bm25", k=K)
+    # bm25s's numba backend, when numba is installed: the same index object
+    # with `backend="numba"` (what `BM25(backend="numba")` sets). It compiles
+    # on its first call in every process; the store does not use it.
+    numba = None
+    if importlib.util.find_spec("numba") is not None:
+        numba = copy.copy(model)
+        numba.backend = "numba"
+        start = time.perf_counter()
+        numba.retrieve(batch_terms, k=K, show_progress=False, n_threads=0)
+        print(f"bm25s numba backend compiled in {time.perf_counter() - start:.1f} s")
 
     start = time.perf_counter()
     langchain = BM25Retriever.from_texts(
@@ -185,6 +197,10 @@ def keyword_tables(
         "ours FaissRetriever(bm25).invoke": lambda: bm25.invoke(QUERY),
         "LangChain BM25Retriever.invoke": lambda: langchain.invoke(QUERY),
     }
+    if numba is not None:
+        single["raw bm25s retrieve, numba backend"] = lambda: numba.retrieve(
+            one_terms, k=K, show_progress=False, n_threads=0
+        )
     rows_ms = interleaved_median_ms(single, repeats)
     table(
         f"{len(texts):,} documents, k={K}, one query",
@@ -200,7 +216,14 @@ def keyword_tables(
             bm25.invoke(q) for q in queries
         ],
         f"LangChain BM25Retriever.batch({BATCH})": lambda: langchain.batch(queries),
+        "ours BM25Index.search_many (rows, no copies)": lambda: index.search_many(
+            batch_terms, K, None
+        ),
     }
+    if numba is not None:
+        many["raw bm25s retrieve, numba backend"] = lambda: numba.retrieve(
+            batch_terms, k=K, show_progress=False, n_threads=0
+        )
     rows_ms = interleaved_median_ms(many, max(3, repeats // 4))
     table(
         f"{len(texts):,} documents, k={K}, {BATCH} queries",
