@@ -13,13 +13,17 @@ of microseconds). Their ranking means nothing; their cost is FAISS's.
 
 At `--size` documents (k=50, interleaved medians, `_timing`):
 
-- BM25 for one query and for a batch of 64: raw `bm25s` (`BM25.retrieve` on
-  the store's own index with the store's own terms of the query, and the same
-  after `bm25s.tokenize`), our `bm25_search_with_score`, `FaissRetriever`
-  (`search_type="bm25"`) `invoke` / `batch`, and langchain-community's
-  `BM25Retriever` (rank-bm25), given our tokenizer as its `preprocess_func`
-  so that both rank the same terms; ratios to raw bm25s and LangChain / ours.
-  Ours must agree with raw bm25s (same scores; ids up to ties at the k-th).
+- BM25 for one query and for a batch of 64, ours against raw `bm25s` on the
+  store's own index: `BM25.retrieve` with the store's own terms of the query,
+  the same after `bm25s.tokenize`, and, when numba is installed, bm25s's numba
+  backend (which the store does not use: it compiles for tens of seconds in
+  every new process). Ours: `bm25_search_with_score`, `FaissRetriever`
+  (`search_type="bm25"`) `invoke` / `batch` (and 64 `invoke`s), and the index
+  alone (`BM25Index.search_many`, rows without documents). Ours must agree
+  with raw bm25s (same scores; ids up to ties at the k-th score).
+- The same against langchain-community's `BM25Retriever` (rank-bm25), given
+  our tokenizer as its `preprocess_func` so that both rank the same terms; it
+  takes about a second a query at 100,000 documents, so fewer rounds.
 - hybrid (`search_type="hybrid"`, RRF) against dense alone, one query and 64.
 
 At each of `--rebuild-sizes`: the first keyword search of a new store (it
@@ -62,6 +66,7 @@ from langchain_ce_rerank.store.bm25 import TOKEN_PATTERN, TermCache
 DIM = 384
 K = 50
 BATCH = 64
+ANCHOR_BATCH_REPEATS = 3  # LangChain's batch of 64 takes about 40 s at 100k
 
 
 def corpus(size: int, pool: list[str]) -> list[str]:
@@ -83,15 +88,15 @@ def new_store(texts: list[str]) -> FaissVectorStore:
     return store
 
 
-def table(title: str, rows: dict[str, float], base: str, anchor: str | None) -> None:
+def table(
+    title: str, rows: dict[str, float], base: str, label: str, per: bool = True
+) -> None:
+    """Milliseconds and, in a second column, each row / `base` (or `base` / it)."""
     print(f"\n{title}")
-    header = f"  {'':<44} {'ms':>9} {'/ ' + base:>16}"
-    print(header + (f" {'LangChain / this':>17}" if anchor else ""))
+    print(f"  {'':<46} {'ms':>9} {label:>17}")
     for name, ms in rows.items():
-        line = f"  {name:<44} {ms:>9.2f} {ms / rows[base]:>15.2f}x"
-        if anchor:
-            line += f" {rows[anchor] / ms:>16.2f}x"
-        print(line)
+        ratio = ms / rows[base] if per else rows[base] / ms
+        print(f"  {name:<46} {ms:>9.2f} {ratio:>16.2f}x")
 
 
 def agree(
@@ -108,16 +113,22 @@ def agree(
     return True, above[0] == above[1]
 
 
-def search_speed(texts: list[str], queries: list[str], repeats: int) -> None:
+def search_speed(
+    texts: list[str], queries: list[str], repeats: int, batch_repeats: int
+) -> None:
     store = new_store(texts)
     store.bm25_search_with_score(QUERY)  # builds the index
-    keyword_tables(store, texts, queries, repeats)
+    keyword_tables(store, texts, queries, repeats, batch_repeats)
     gc.collect()  # LangChain's index is gone: its objects no longer slow gc
-    hybrid_tables(store, len(texts), queries, repeats)
+    hybrid_tables(store, len(texts), queries, repeats, batch_repeats)
 
 
 def keyword_tables(
-    store: FaissVectorStore, texts: list[str], queries: list[str], repeats: int
+    store: FaissVectorStore,
+    texts: list[str],
+    queries: list[str],
+    repeats: int,
+    batch_repeats: int,
 ) -> None:
     from langchain_community.retrievers import BM25Retriever
 
@@ -195,46 +206,69 @@ def keyword_tables(
         "raw bm25s tokenize + retrieve": lambda: raw_tokenized([QUERY]),
         "ours bm25_search_with_score": lambda: store.bm25_search_with_score(QUERY, k=K),
         "ours FaissRetriever(bm25).invoke": lambda: bm25.invoke(QUERY),
-        "LangChain BM25Retriever.invoke": lambda: langchain.invoke(QUERY),
     }
     if numba is not None:
         single["raw bm25s retrieve, numba backend"] = lambda: numba.retrieve(
             one_terms, k=K, show_progress=False, n_threads=0
         )
-    rows_ms = interleaved_median_ms(single, repeats)
     table(
-        f"{len(texts):,} documents, k={K}, one query",
-        rows_ms,
+        f"{len(texts):,} documents, k={K}, one query: ours vs raw bm25s",
+        interleaved_median_ms(single, repeats),
         "raw bm25s retrieve, store's terms",
-        "LangChain BM25Retriever.invoke",
+        "/ raw retrieve",
     )
     many: dict[str, Callable[[], object]] = {
         f"raw bm25s retrieve, {BATCH} queries": lambda: raw(batch_terms),
         "raw bm25s tokenize + retrieve": lambda: raw_tokenized(queries),
+        "ours BM25Index.search_many (rows, no copies)": lambda: index.search_many(
+            batch_terms, K, None
+        ),
         f"ours FaissRetriever(bm25).batch({BATCH})": lambda: bm25.batch(queries),
         f"ours {BATCH} x FaissRetriever(bm25).invoke": lambda: [
             bm25.invoke(q) for q in queries
         ],
-        f"LangChain BM25Retriever.batch({BATCH})": lambda: langchain.batch(queries),
-        "ours BM25Index.search_many (rows, no copies)": lambda: index.search_many(
-            batch_terms, K, None
-        ),
     }
     if numba is not None:
         many["raw bm25s retrieve, numba backend"] = lambda: numba.retrieve(
             batch_terms, k=K, show_progress=False, n_threads=0
         )
-    rows_ms = interleaved_median_ms(many, max(3, repeats // 4))
     table(
-        f"{len(texts):,} documents, k={K}, {BATCH} queries",
-        rows_ms,
+        f"{len(texts):,} documents, k={K}, {BATCH} queries: ours vs raw bm25s",
+        interleaved_median_ms(many, batch_repeats),
         f"raw bm25s retrieve, {BATCH} queries",
+        "/ raw retrieve",
+    )
+    # LangChain takes about a second a query at 100,000 documents: fewer rounds.
+    anchor: dict[str, Callable[[], object]] = {
+        "LangChain BM25Retriever.invoke": lambda: langchain.invoke(QUERY),
+        "ours FaissRetriever(bm25).invoke": lambda: bm25.invoke(QUERY),
+    }
+    table(
+        f"{len(texts):,} documents, k={K}: ours vs LangChain's BM25Retriever",
+        interleaved_median_ms(anchor, max(3, repeats // 5)),
+        "LangChain BM25Retriever.invoke",
+        "LangChain / this",
+        per=False,
+    )
+    anchor = {
+        f"LangChain BM25Retriever.batch({BATCH})": lambda: langchain.batch(queries),
+        f"ours FaissRetriever(bm25).batch({BATCH})": lambda: bm25.batch(queries),
+    }
+    table(
+        "",
+        interleaved_median_ms(anchor, ANCHOR_BATCH_REPEATS),
         f"LangChain BM25Retriever.batch({BATCH})",
+        "LangChain / this",
+        per=False,
     )
 
 
 def hybrid_tables(
-    store: FaissVectorStore, size: int, queries: list[str], repeats: int
+    store: FaissVectorStore,
+    size: int,
+    queries: list[str],
+    repeats: int,
+    batch_repeats: int,
 ) -> None:
     dense = store.as_retriever(k=K)
     hybrid = store.as_retriever(search_type="hybrid", k=K)
@@ -242,23 +276,27 @@ def hybrid_tables(
         "dense FaissRetriever.invoke": lambda: dense.invoke(QUERY),
         "hybrid FaissRetriever.invoke": lambda: hybrid.invoke(QUERY),
     }
+    rows = interleaved_median_ms(fused, repeats)
     table(
         f"{size:,} documents, k={K}, {DIM}-d flat index: hybrid vs dense",
-        interleaved_median_ms(fused, repeats),
+        rows,
         "dense FaissRetriever.invoke",
-        None,
+        "/ dense",
     )
+    extra = rows["hybrid FaissRetriever.invoke"] - rows["dense FaissRetriever.invoke"]
+    print(f"  hybrid adds {extra:.2f} ms to a query")
     fused = {
         f"dense FaissRetriever.batch({BATCH})": lambda: dense.batch(queries),
         f"hybrid FaissRetriever.batch({BATCH})": lambda: hybrid.batch(queries),
         f"hybrid {BATCH} x invoke": lambda: [hybrid.invoke(q) for q in queries],
     }
-    table(
-        "",
-        interleaved_median_ms(fused, max(3, repeats // 4)),
-        f"dense FaissRetriever.batch({BATCH})",
-        None,
+    rows = interleaved_median_ms(fused, batch_repeats)
+    table("", rows, f"dense FaissRetriever.batch({BATCH})", "/ dense")
+    extra = (
+        rows[f"hybrid FaissRetriever.batch({BATCH})"]
+        - rows[f"dense FaissRetriever.batch({BATCH})"]
     )
+    print(f"  hybrid adds {extra / BATCH:.2f} ms a query to a batch of {BATCH}")
 
 
 def rebuild(texts: list[str], repeats: int) -> None:
@@ -331,7 +369,8 @@ def main() -> None:
     parser.add_argument(
         "--rebuild-sizes", type=int, nargs="+", default=[10_000, 100_000]
     )
-    parser.add_argument("--repeats", type=int, default=20, help="single queries")
+    parser.add_argument("--repeats", type=int, default=50, help="single queries")
+    parser.add_argument("--batch-repeats", type=int, default=10)
     parser.add_argument("--rebuild-repeats", type=int, default=3)
     args = parser.parse_args()
     versions = ", ".join(
@@ -346,7 +385,7 @@ def main() -> None:
     words = np.mean([len(t.split()) for t in pool])
     print(f"{len(pool):,} distinct passages, {words:.0f} words on average")
     if args.size:
-        search_speed(corpus(args.size, pool), queries, args.repeats)
+        search_speed(corpus(args.size, pool), queries, args.repeats, args.batch_repeats)
         gc.collect()
     for size in args.rebuild_sizes:
         rebuild(corpus(size, pool), args.rebuild_repeats)
