@@ -33,9 +33,10 @@ from typing_extensions import override
 from langchain_ce_rerank.compressor import (
     CrossEncoderCompressor,
     CrossEncoderLike,
+    RerankedDocuments,
     check_documents,
 )
-from langchain_ce_rerank.engine import PER_CALL_OPTIONS
+from langchain_ce_rerank.engine import PER_CALL_OPTIONS, UNSET
 from langchain_ce_rerank.errors import ModelNotFoundError
 from langchain_ce_rerank.models import (
     DEFAULT_CROSS_ENCODER,
@@ -116,9 +117,10 @@ class RerankingRetriever(ContextualCompressionRetriever):
     up for one that gives none.
 
     Per call (`invoke`, `ainvoke`, `batch`, `abatch`, or
-    `with_config(configurable={...})`), it takes the reranker's `top_n` and
+    `with_config(configurable={...})`), it takes the reranker's `top_n`,
     `score_threshold` (a minimum `relevance_score`, the cross-encoder's
-    score) and the first stage's `k`, `filter`, `fetch_k`, `lambda_mult`,
+    score), `group_by`, `max_per_group` and `max_context_tokens`, and the
+    first stage's `k`, `filter`, `fetch_k`, `lambda_mult`,
     `retrieval_score_threshold` (the first stage's own threshold, passed
     to it as `score_threshold`: for `FaissRetriever`, LangChain's normalized
     relevance, for cosine `(1 + cosine) / 2`) and, for the store's keyword
@@ -134,7 +136,8 @@ class RerankingRetriever(ContextualCompressionRetriever):
     (for `FaissRetriever`, one FAISS search for all queries), then every
     (query, candidate) pair in one de-duplicated, length-sorted model
     stream. Each query keeps its own run, with its own callbacks and trace,
-    as under `invoke`.
+    as under `invoke`. `invoke_explained` also returns the candidates the
+    reranker dropped, each with its reason.
 
     Example:
         ```python
@@ -231,6 +234,41 @@ class RerankingRetriever(ContextualCompressionRetriever):
         self, input: str, config: RunnableConfig | None = None, **kwargs: Any
     ) -> list[Document]:
         return super().invoke(input, config, **self._with_configurable(config, kwargs))
+
+    def invoke_explained(
+        self, input: str, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> RerankedDocuments:
+        """`invoke`, plus the candidates the reranker dropped and why.
+
+        What `explain()` shows. Takes the same per-call options and
+        `configurable` as `invoke`; callbacks in `config` see the first
+        stage's run.
+
+        Returns:
+            The documents `invoke` returns, and copies of the dropped
+            candidates with `metadata["drop_reason"]`.
+
+        Raises:
+            TypeError: The reranker is not a `CrossEncoderCompressor`.
+        """
+        compressor = self.base_compressor
+        if not isinstance(compressor, CrossEncoderCompressor):
+            msg = (
+                "invoke_explained needs a CrossEncoderCompressor; this retriever "
+                f"reranks with a {type(compressor).__name__}"
+            )
+            raise TypeError(msg)
+        first, rerank = self._split(self._with_configurable(config, kwargs))
+        docs = _with_ranks(
+            self.base_retriever.invoke(
+                input,
+                config={"callbacks": ensure_config(config).get("callbacks")},
+                **first,
+            )
+        )
+        if not docs:
+            return RerankedDocuments([], [])
+        return compressor.compress_documents_explained(docs, input, **rerank)
 
     @override
     async def ainvoke(
@@ -360,15 +398,22 @@ class RerankingRetriever(ContextualCompressionRetriever):
                 outcomes[i] = (
                     result if isinstance(result, Exception) else _with_ranks(result)
                 )
-        # Stage 2: every query's candidates in one model stream.
-        todo = [
-            i
-            for i, result in enumerate(outcomes)
-            if not isinstance(result, Exception) and result
-        ]
+        # Stage 2: every query's candidates (the documents, or their parents)
+        # in one model stream.
+        candidates: dict[int, list[Document]] = {}
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, Exception) or not outcome:
+                continue
+            try:
+                candidates[i] = compressor.candidates(
+                    outcome, group_by=options[i][1].get("group_by", UNSET)
+                )
+            except Exception as err:
+                outcomes[i] = err
+        todo = list(candidates)
         try:
             scored = compressor.score_documents_batch(
-                [(cast("list[Document]", outcomes[i]), inputs[i]) for i in todo]
+                [(candidates[i], inputs[i]) for i in todo]
             )
         except Exception as err:
             for i in todo:
@@ -376,8 +421,9 @@ class RerankingRetriever(ContextualCompressionRetriever):
         else:
             for i, scores in zip(todo, scored, strict=True):
                 try:
-                    docs = cast("list[Document]", outcomes[i])
-                    outcomes[i] = compressor.order(docs, scores, **options[i][1])
+                    outcomes[i] = compressor.order(
+                        candidates[i], scores, **options[i][1]
+                    )
                 except Exception as err:
                     outcomes[i] = err
         for run, outcome in zip(runs, outcomes, strict=True):

@@ -1,21 +1,34 @@
-"""Ordering scored candidates: sort by score, or fuse with the first stage."""
+"""Ordering scored candidates, keeping what the settings allow, saying why not.
+
+Sort by score, or fuse with the first stage; then keep what the ranking
+settings allow and record why each of the others was dropped.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from langchain_ce_rerank.engine.results import RerankResult, ScoredText
+from langchain_ce_rerank.engine.results import (
+    DroppedCandidate,
+    RerankResult,
+    ScoredText,
+    Selection,
+)
+from langchain_ce_rerank.engine.shaping import TokenCounter, fit_budget, per_group
 from langchain_ce_rerank.engine.windows import Span
+
+if TYPE_CHECKING:
+    from langchain_ce_rerank.engine.settings import RankingSettings
 
 __all__ = [
     "best_windows",
     "first_stage_ranks",
-    "order",
     "reciprocal_rank_fusion",
     "score_order",
+    "select",
 ]
 
 logger = logging.getLogger(__name__)
@@ -37,50 +50,102 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int) -> list[fl
     return [sum(1.0 / (k + ranks[i]) for ranks in rankings) for i in range(count)]
 
 
-def order(
+def select(
     scored: Sequence[ScoredText],
+    settings: RankingSettings,
     *,
-    top_n: int | None,
-    threshold: float | None,
-    fusion: Literal["none", "rrf"],
-    rrf_k: int,
-    first_stage_ranks: Sequence[int] | None,
-) -> list[RerankResult]:
-    """Scored candidates ordered, cut to `top_n`, *then* filtered by `threshold`.
+    first_stage_ranks: Sequence[int] | None = None,
+    groups: Sequence[Hashable] | None = None,
+    contents: Sequence[str] | None = None,
+    windows: Sequence[Span | None] | None = None,
+    count: TokenCounter | None = None,
+) -> Selection:
+    """The one ordering rule behind `Reranker.select` and every door.
 
-    The one ordering rule behind `Reranker.order` (which resolves and checks
-    the settings, then calls this) and every door; see it for the meaning of
-    each argument.
+    In this order: sort by score, highest first (ties keep input order, NaN
+    last), or by RRF (`fusion="rrf"`); keep `max_per_group` per group
+    (`group_by`); cut to `top_n`; drop scores under `score_threshold`; take
+    results while they fit `max_context_tokens`. Each candidate a step drops
+    is recorded with that step's reason (`DROP_REASONS`).
+
+    Args:
+        scored: One `score_batch` item's result.
+        settings: The resolved ranking settings of this call.
+        first_stage_ranks: 1-based first-stage rank per candidate, for RRF;
+            None uses the input order.
+        groups: Each candidate's group, needed with `group_by`.
+        contents: Each candidate's returned text, needed with
+            `max_context_tokens`.
+        windows: Each candidate's best window in its content (None: the
+            whole text), to cut a result that alone is over the budget.
+        count: The token counter, needed with `max_context_tokens`.
 
     Returns:
-        The kept candidates in their new order.
+        The kept results in order, and the dropped candidates with reasons.
     """
     scores = [item.score for item in scored]
-    order = score_order(scores)
+    ranked = score_order(scores)
     fused: list[float] | None = None
-    if fusion == "rrf":
-        ce_rank = [0] * len(order)
-        for rank, i in enumerate(order, start=1):
+    if settings.fusion == "rrf":
+        ce_rank = [0] * len(ranked)
+        for rank, i in enumerate(ranked, start=1):
             ce_rank[i] = rank
         ranks = first_stage_ranks or list(range(1, len(scored) + 1))
-        fused = reciprocal_rank_fusion([ce_rank, ranks], rrf_k)
+        fused = reciprocal_rank_fusion([ce_rank, ranks], settings.rrf_k)
         # Stable on the cross-encoder order: equal fused scores go to the
         # candidate the cross-encoder preferred.
-        order = sorted(order, key=lambda i: -fused[i])
-    if top_n is not None:
-        order = order[:top_n]
-    if threshold is not None:
-        order = [i for i in order if scores[i] >= threshold]
-    return [
-        RerankResult(
-            index=i,
-            score=scores[i],
-            rank=rank,
-            passage=scored[i].passage,
-            fused_score=None if fused is None else fused[i],
+        ranked = sorted(ranked, key=lambda i: -fused[i])
+    position = {i: p for p, i in enumerate(ranked)}
+    dropped: list[DroppedCandidate] = []
+
+    def drop(indices: Sequence[int], reason: str) -> None:
+        dropped.extend(DroppedCandidate(i, scores[i], reason) for i in indices)
+
+    kept = ranked
+    if settings.group_by is not None:
+        if groups is None:
+            msg = "group_by needs each candidate's group: pass groups=[...]"
+            raise ValueError(msg)
+        kept, full = per_group(kept, groups, settings.max_per_group or 1)
+        drop(full, "group_full")
+    if settings.top_n is not None:
+        drop(kept[settings.top_n :], "top_n")
+        kept = kept[: settings.top_n]
+    if settings.score_threshold is not None:
+        threshold = settings.score_threshold
+        drop([i for i in kept if not scores[i] >= threshold], "score_threshold")
+        kept = [i for i in kept if scores[i] >= threshold]
+    fitted: dict[int, tuple[int, Span | None]] = {}
+    if settings.max_context_tokens is not None:
+        if contents is None or count is None:
+            msg = "max_context_tokens needs each candidate's contents and a counter"
+            raise ValueError(msg)
+        taken, over = fit_budget(
+            kept,
+            contents,
+            windows or [None] * len(scored),
+            settings.max_context_tokens,
+            count,
         )
-        for rank, i in enumerate(order, start=1)
-    ]
+        fitted = {i: (tokens, cut) for i, tokens, cut in taken}
+        drop(over, "context_budget")
+        kept = [i for i, _, _ in taken]
+    dropped.sort(key=lambda item: position[item.index])
+    return Selection(
+        results=[
+            RerankResult(
+                index=i,
+                score=scores[i],
+                rank=rank,
+                passage=scored[i].passage,
+                fused_score=None if fused is None else fused[i],
+                tokens=fitted[i][0] if i in fitted else None,
+                cut=fitted[i][1] if i in fitted else None,
+            )
+            for rank, i in enumerate(kept, start=1)
+        ],
+        dropped=dropped,
+    )
 
 
 def first_stage_ranks(metadata: Sequence[Mapping[str, Any]]) -> list[int] | None:

@@ -27,7 +27,7 @@ from langchain_ce_rerank.engine.checks import check_threshold as check_threshold
 from langchain_ce_rerank.engine.checks import check_top_n as check_top_n
 from langchain_ce_rerank.engine.protocols import AsyncPairScorer
 from langchain_ce_rerank.engine.ranking import best_windows
-from langchain_ce_rerank.engine.results import RerankResult, ScoredText
+from langchain_ce_rerank.engine.results import RerankResult, ScoredText, Selection
 from langchain_ce_rerank.engine.scoring import (
     LoadedModel,
     activate,
@@ -44,6 +44,7 @@ from langchain_ce_rerank.engine.settings import (
     RerankerSettings,
     Unset,
 )
+from langchain_ce_rerank.engine.shaping import GroupBy, group_keys
 from langchain_ce_rerank.engine.windows import Span, model_spans, passage_windows
 
 __all__ = ["UNSET", "LoadedModel", "Reranker", "Unset", "check_text"]
@@ -358,6 +359,90 @@ class Reranker(RerankerSettings):
 
     # -- ranking --------------------------------------------------------------
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens in `text` by the model's tokenizer, without special tokens.
+
+        Whitespace-separated words for a model without a tokenizer. The
+        default `token_counter` of `max_context_tokens`.
+        """
+        return len(model_spans(self.load_model())(text))
+
+    def select(
+        self,
+        scored: Sequence[ScoredText],
+        ranking: RankingSettings | None = None,
+        *,
+        first_stage_ranks: Sequence[int] | None = None,
+        groups: Sequence[Hashable] | None = None,
+        contents: Sequence[str] | None = None,
+        scored_texts: Sequence[str] | None = None,
+    ) -> Selection:
+        """Order scored candidates, keep what the settings allow, say why not the rest.
+
+        Sorted by score, highest first (ties keep input order, NaN last), or
+        by RRF when `fusion="rrf"`; then at most `max_per_group` per group
+        (`group_by`), cut to `top_n`, filtered by `score_threshold`, and taken
+        while they fit `max_context_tokens`. Every candidate not returned is
+        in `dropped` with its reason.
+
+        Args:
+            scored: One `score_batch` item's result.
+            ranking: The ranking settings of this call, such as a door's own
+                resolved by `for_call`; None uses this engine's.
+            first_stage_ranks: 1-based first-stage rank per candidate, for RRF;
+                None uses the input order.
+            groups: Each candidate's group, required with `group_by` (a door
+                computes them with `engine.shaping.group_keys`).
+            contents: Each candidate's returned text, required with
+                `max_context_tokens`.
+            scored_texts: The texts the model read, when they differ from
+                `contents` (a `content_template`, node metadata): the best
+                window of `long_documents="max_passage"` is a span of the
+                scored text, so an over-budget candidate is cut to it only
+                where the two are the same (from its start otherwise).
+
+        Returns:
+            A `Selection`: the results, best first, and the dropped candidates.
+
+        Raises:
+            ValueError: `group_by` without `groups`, or `max_context_tokens`
+                without `contents`.
+        """
+        settings = ranking or self
+        if any(math.isnan(item.score) for item in scored):
+            logger.warning("The cross-encoder returned NaN scores; ranking them last.")
+        if settings.group_by is not None and groups is None:
+            msg = (
+                f"group_by={settings.group_by!r} needs each candidate's group: "
+                "pass groups=[...], one per candidate"
+            )
+            raise ValueError(msg)
+        windows: list[Span | None] | None = None
+        count = None
+        if settings.max_context_tokens is not None:
+            if contents is None:
+                msg = (
+                    "max_context_tokens needs each candidate's text: pass "
+                    "contents=[...], one per candidate"
+                )
+                raise ValueError(msg)
+            windows = [
+                item.passage
+                if scored_texts is None or scored_texts[i] == contents[i]
+                else None
+                for i, item in enumerate(scored)
+            ]
+            count = settings.token_counter or self.count_tokens
+        return ranking_rules.select(
+            scored,
+            settings,
+            first_stage_ranks=first_stage_ranks,
+            groups=groups,
+            contents=contents,
+            windows=windows,
+            count=count,
+        )
+
     def order(
         self,
         scored: Sequence[ScoredText],
@@ -368,12 +453,16 @@ class Reranker(RerankerSettings):
         first_stage_ranks: Sequence[int] | None = None,
         fusion: Literal["none", "rrf"] | Unset = UNSET,
         rrf_k: int | Unset = UNSET,
+        groups: Sequence[Hashable] | None = None,
+        contents: Sequence[str] | None = None,
+        scored_texts: Sequence[str] | None = None,
     ) -> list[RerankResult]:
-        """Order, cut and filter already scored candidates.
+        """Order, cut and filter already scored candidates: `select`'s results.
 
         Sorted by score, highest first (ties keep input order, NaN last), or
         by RRF when `fusion="rrf"`; cut to `top_n`, *then* filtered by
-        `score_threshold`.
+        `score_threshold` (and shaped by `group_by` and `max_context_tokens`,
+        see `select`).
 
         Args:
             scored: One `score_batch` item's result.
@@ -386,6 +475,9 @@ class Reranker(RerankerSettings):
                 None uses the input order.
             fusion: Override of `fusion`.
             rrf_k: Override of `rrf_k`.
+            groups: Each candidate's group, with `group_by` (see `select`).
+            contents: Each candidate's text, with `max_context_tokens`.
+            scored_texts: The texts the model read, where they differ.
 
         Returns:
             The kept candidates in their new order.
@@ -397,16 +489,21 @@ class Reranker(RerankerSettings):
         settings = (ranking or self).for_call(
             top_n=top_n, score_threshold=score_threshold
         )
-        if any(math.isnan(item.score) for item in scored):
-            logger.warning("The cross-encoder returned NaN scores; ranking them last.")
-        return ranking_rules.order(
+        changes = {
+            name: value
+            for name, value in (("fusion", fusion), ("rrf_k", rrf_k))
+            if value is not UNSET
+        }
+        if changes:
+            settings = settings.model_copy(update=changes)
+        return self.select(
             scored,
-            top_n=settings.top_n,
-            threshold=settings.score_threshold,
-            fusion=settings.fusion if fusion is UNSET else fusion,
-            rrf_k=settings.rrf_k if rrf_k is UNSET else rrf_k,
+            settings,
             first_stage_ranks=first_stage_ranks,
-        )
+            groups=groups,
+            contents=contents,
+            scored_texts=scored_texts,
+        ).results
 
     def rank(
         self,
@@ -415,7 +512,11 @@ class Reranker(RerankerSettings):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        group_by: GroupBy | Unset | None = UNSET,
+        max_per_group: int | Unset | None = UNSET,
+        max_context_tokens: int | Unset | None = UNSET,
         first_stage_ranks: Sequence[int] | None = None,
+        groups: Sequence[Hashable] | None = None,
     ) -> list[RerankResult]:
         """Score `texts` against `query` and return them reranked.
 
@@ -424,18 +525,33 @@ class Reranker(RerankerSettings):
             texts: Candidate texts, e.g. a first stage's results in its order.
             top_n: Override of the `top_n` setting for this call.
             score_threshold: Override of the `score_threshold` setting.
+            group_by: Override of `group_by`; for plain texts a function of
+                the text (a metadata key needs `groups`).
+            max_per_group: Override of `max_per_group`.
+            max_context_tokens: Override of `max_context_tokens`, counted on
+                the texts.
             first_stage_ranks: 1-based first-stage ranks, for `fusion="rrf"`.
+            groups: Each text's group, when grouping by something the texts
+                do not hold.
 
         Returns:
             `RerankResult`s, best first, each with its input `index`.
         """
-        scored = self.score_batch([(query, texts)])[0]
-        return self.order(
-            scored,
+        settings = self.for_call(
             top_n=top_n,
             score_threshold=score_threshold,
-            first_stage_ranks=first_stage_ranks,
+            group_by=group_by,
+            max_per_group=max_per_group,
+            max_context_tokens=max_context_tokens,
         )
+        scored = self.score_batch([(query, texts)])[0]
+        return self.select(
+            scored,
+            settings,
+            first_stage_ranks=first_stage_ranks,
+            groups=self._text_groups(settings, texts, groups),
+            contents=texts,
+        ).results
 
     def rank_batch(
         self,
@@ -443,6 +559,9 @@ class Reranker(RerankerSettings):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        group_by: GroupBy | Unset | None = UNSET,
+        max_per_group: int | Unset | None = UNSET,
+        max_context_tokens: int | Unset | None = UNSET,
     ) -> list[list[RerankResult]]:
         """`rank` for many (query, texts) items, scored in one model stream.
 
@@ -450,11 +569,50 @@ class Reranker(RerankerSettings):
             items: `(query, texts)` pairs.
             top_n: Override of the `top_n` setting for every item.
             score_threshold: Override of the `score_threshold` setting.
+            group_by: Override of `group_by` (a function of the text).
+            max_per_group: Override of `max_per_group`.
+            max_context_tokens: Override of `max_context_tokens`.
 
         Returns:
             Per item, its `RerankResult`s, best first.
         """
+        settings = self.for_call(
+            top_n=top_n,
+            score_threshold=score_threshold,
+            group_by=group_by,
+            max_per_group=max_per_group,
+            max_context_tokens=max_context_tokens,
+        )
         return [
-            self.order(scored, top_n=top_n, score_threshold=score_threshold)
-            for scored in self.score_batch(items)
+            self.select(
+                scored,
+                settings,
+                groups=self._text_groups(settings, texts, None),
+                contents=texts,
+            ).results
+            for (_, texts), scored in zip(items, self.score_batch(items), strict=True)
         ]
+
+    @staticmethod
+    def _text_groups(
+        settings: RankingSettings,
+        texts: Sequence[str],
+        groups: Sequence[Hashable] | None,
+    ) -> Sequence[Hashable] | None:
+        """Plain texts' groups: given, or the `group_by` function of each text."""
+        group_by = settings.group_by
+        if group_by is None:
+            return None
+        if groups is not None:
+            if len(groups) != len(texts):
+                msg = f"groups has {len(groups)} items for {len(texts)} texts"
+                raise ValueError(msg)
+            return groups
+        if isinstance(group_by, str):
+            msg = (
+                f"group_by={group_by!r} names a metadata key, and plain texts "
+                "have no metadata: pass groups=[...] (one per text), or "
+                "group_by=a function of the text"
+            )
+            raise ValueError(msg)
+        return group_keys(group_by, texts, lambda _: {}, lambda i: f"text {i}")

@@ -20,6 +20,11 @@ from typing_extensions import Self
 
 from langchain_ce_rerank.engine.checks import check_threshold, check_top_n
 from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
+from langchain_ce_rerank.engine.shaping import (
+    SHAPING_OPTIONS,
+    ShapingSettings,
+    check_shaping,
+)
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
 from langchain_ce_rerank.models.cross_encoder import DEFAULT_CROSS_ENCODER
 
@@ -47,7 +52,7 @@ LOADING_FIELDS = (
 )
 """Settings that only apply when the model is loaded from an id or folder."""
 
-PER_CALL_OPTIONS = ("top_n", "score_threshold")
+PER_CALL_OPTIONS = ("top_n", "score_threshold", *SHAPING_OPTIONS)
 """The ranking settings one call may override (`RankingSettings.for_call`)."""
 
 
@@ -79,8 +84,11 @@ class _Settings(BaseModel):
             yield name, value
 
 
-class RankingSettings(_Settings):
+class RankingSettings(_Settings, ShapingSettings):
     """How scored candidates are ordered and cut; cheap to vary per call.
+
+    With the shaping settings of `ShapingSettings` (`group_by`,
+    `max_per_group`, `max_context_tokens`, `token_counter`).
 
     Example:
         ```python
@@ -113,8 +121,9 @@ class RankingSettings(_Settings):
         same options and reject the same mistakes with the same words.
 
         Args:
-            **options: Any of `PER_CALL_OPTIONS` (`top_n`, `score_threshold`);
-                one left out, or `UNSET`, keeps the setting.
+            **options: Any of `PER_CALL_OPTIONS` (`top_n`, `score_threshold`,
+                `group_by`, `max_per_group`, `max_context_tokens`); one left
+                out, or `UNSET`, keeps the setting.
 
         Returns:
             The settings for this call (these settings stay unchanged).
@@ -122,8 +131,9 @@ class RankingSettings(_Settings):
         Raises:
             TypeError: An option a call cannot set; the message lists those
                 it can.
-            ValueError: A `top_n` below 1, or a `score_threshold` that is not
-                a number.
+            ValueError: A `top_n` below 1, a `score_threshold` that is not
+                a number, or shaping options that cannot work together
+                (`check_shaping`).
         """
         unknown = sorted(set(options) - set(PER_CALL_OPTIONS))
         if unknown:
@@ -136,7 +146,10 @@ class RankingSettings(_Settings):
         check_top_n(given.get("top_n"))
         check_threshold(given.get("score_threshold"))
         current = {name: getattr(self, name) for name in RANKING_FIELDS}
-        return RankingSettings.model_construct(**{**current, **given})
+        resolved = {**current, **given}
+        if given.keys() & set(SHAPING_OPTIONS):
+            check_shaping(**{name: resolved[name] for name in SHAPING_OPTIONS})
+        return RankingSettings.model_construct(**resolved)
 
 
 RANKING_FIELDS = tuple(RankingSettings.model_fields)
