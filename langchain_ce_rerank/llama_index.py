@@ -50,10 +50,12 @@ from typing_extensions import override
 
 from langchain_ce_rerank.engine import (
     UNSET,
+    GroupBy,
     Reranker,
     RerankResult,
     ScoredText,
     Unset,
+    group_keys,
     result_metadata,
 )
 from langchain_ce_rerank.engine.door import ENGINE_KEYWORDS, EngineDoor
@@ -89,11 +91,14 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     setting means what it means for `CrossEncoderCompressor`; `model=` also
     takes a `Reranker` engine, to share its model and score cache with other
     doors. `postprocess_nodes(nodes, query_str=..., top_n=3)` overrides
-    `top_n` / `score_threshold` for one call. `apostprocess_nodes` keeps the
-    event loop free: a model with its own `async ascore(pairs)` (such as
-    `RemoteCrossEncoder`) is awaited directly, any other model runs in a worker
-    thread. Both emit LlamaIndex's `ReRankStartEvent` / `ReRankEndEvent` and
-    the `RERANKING` callback event.
+    `top_n`, `score_threshold`, `group_by` (a metadata key or a function of
+    the node), `max_per_group` and `max_context_tokens` for one call. The
+    token budget counts each node's own text (its metadata, which the LLM may
+    also read, is not counted), and a node cut to fit gets that text.
+    `apostprocess_nodes` keeps the event loop free: a model with its own
+    `async ascore(pairs)` (such as `RemoteCrossEncoder`) is awaited directly,
+    any other model runs in a worker thread. Both emit LlamaIndex's
+    `ReRankStartEvent` / `ReRankEndEvent` and the `RERANKING` callback event.
 
     Example:
         ```python
@@ -204,6 +209,10 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
                     ),
                 }
             )
+            if result.cut is not None:
+                copy.set_content(
+                    result.content(node.get_content(metadata_mode=MetadataMode.NONE))
+                )
             reranked.append(NodeWithScore(node=copy, score=float(result.score)))
         return reranked
 
@@ -218,6 +227,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        group_by: GroupBy | Unset | None = UNSET,
+        max_per_group: int | Unset | None = UNSET,
+        max_context_tokens: int | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         """Rerank `nodes` for the query; see the class docstring for the rules.
 
@@ -227,6 +239,10 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             query_str: The query text.
             top_n: Override of the `top_n` setting for this call.
             score_threshold: Override of the `score_threshold` setting.
+            group_by: Override of the `group_by` setting (a metadata key, or
+                a function of the node).
+            max_per_group: Override of the `max_per_group` setting.
+            max_context_tokens: Override of the `max_context_tokens` setting.
 
         Returns:
             New `NodeWithScore`s over copies of the kept nodes, best first.
@@ -239,6 +255,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             _query_bundle(query_bundle, query_str),
             top_n=top_n,
             score_threshold=score_threshold,
+            group_by=group_by,
+            max_per_group=max_per_group,
+            max_context_tokens=max_context_tokens,
         )
 
     @override
@@ -250,6 +269,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        group_by: GroupBy | Unset | None = UNSET,
+        max_per_group: int | Unset | None = UNSET,
+        max_context_tokens: int | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         """`postprocess_nodes` without blocking the event loop.
 
@@ -262,6 +284,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             _query_bundle(query_bundle, query_str),
             top_n=top_n,
             score_threshold=score_threshold,
+            group_by=group_by,
+            max_per_group=max_per_group,
+            max_context_tokens=max_context_tokens,
         )
 
     @override
@@ -269,11 +294,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
-        *,
-        top_n: int | Unset | None = UNSET,
-        score_threshold: float | Unset | None = UNSET,
+        **options: Any,
     ) -> list[NodeWithScore]:
-        with self._reranking(nodes, query_bundle, top_n, score_threshold) as call:
+        with self._reranking(nodes, query_bundle, options) as call:
             # Without nodes there is nothing to await, only the query to check.
             call.scored = (
                 await self.engine.ascore_batch(call.items)
@@ -287,11 +310,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
-        *,
-        top_n: int | Unset | None = UNSET,
-        score_threshold: float | Unset | None = UNSET,
+        **options: Any,
     ) -> list[NodeWithScore]:
-        with self._reranking(nodes, query_bundle, top_n, score_threshold) as call:
+        with self._reranking(nodes, query_bundle, options) as call:
             call.scored = self.engine.score_batch(call.items)
         return call.reranked
 
@@ -300,8 +321,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None,
-        top_n: int | Unset | None,
-        score_threshold: float | Unset | None,
+        options: dict[str, Any],
     ) -> Iterator[_Call]:
         """One rerank call around its scoring, shared by the sync and async paths.
 
@@ -318,9 +338,20 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
                 "query_bundle=QueryBundle('...')"
             )
             raise ValueError(msg)
-        ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
+        ranking = self.for_call(**options)
         query = query_bundle.query_str
-        call = _Call(items=[(query, self.node_texts(nodes))])
+        texts = self.node_texts(nodes)
+        groups = (
+            None
+            if ranking.group_by is None
+            else group_keys(
+                ranking.group_by,
+                [item.node for item in nodes],
+                lambda node: node.metadata,
+                lambda i: f"node {nodes[i].node.node_id!r} (position {i})",
+            )
+        )
+        call = _Call(items=[(query, texts)])
         model_name = self._model_name()
         dispatcher.event(
             ReRankStartEvent(
@@ -340,7 +371,16 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             },
         ) as event:
             yield call
-            results = self.engine.order(call.scored[0], ranking)
+            results = self.engine.select(
+                call.scored[0],
+                ranking,
+                groups=groups,
+                contents=[
+                    item.node.get_content(metadata_mode=MetadataMode.NONE)
+                    for item in nodes
+                ],
+                scored_texts=texts,
+            ).results
             call.reranked = self._copies(nodes, results)
             event.on_end(payload={EventPayload.NODES: call.reranked})
         dispatcher.event(ReRankEndEvent(nodes=call.reranked))

@@ -61,7 +61,9 @@ def add_serve_parser(
         description=(
             "Serve a cross-encoder over HTTP with Cohere's Rerank API v2:\n"
             "  POST /v2/rerank {model?, query, documents, top_n?,\n"
-            "                   max_tokens_per_doc?}\n"
+            "                   max_tokens_per_doc?, groups?, max_per_group?}\n"
+            "  (groups and max_per_group are our extension: one group label\n"
+            "  per document, at most max_per_group results per group)\n"
             "  GET /healthz, GET /readyz (503 until the model has loaded),\n"
             "  GET /metrics (Prometheus).\n"
             "Concurrent requests share model calls (dynamic batching). SIGTERM or\n"

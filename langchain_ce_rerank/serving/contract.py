@@ -395,9 +395,7 @@ async def _answer(
             500, "the model returned a non-finite score (NaN or infinity)"
         )
     served = contract.model_name
-    return JSONResponse(
-        ranked_response(ranker, scores, body.top_n, served).model_dump()
-    )
+    return JSONResponse(ranked_response(ranker, scores, body, served).model_dump())
 
 
 def _always_available() -> None:

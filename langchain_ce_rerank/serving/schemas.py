@@ -6,6 +6,14 @@ Cohere Rerank API v2 (https://docs.cohere.com/reference/rerank):
 Cohere documents `documents` as a "list of string" in v2 (v1 also took
 `{"text": ...}` objects; v2 does not), so only strings are accepted here.
 `RemoteCrossEncoder(url, api="cohere", model=...)` speaks exactly this.
+
+Our extension of the request: `groups` (one label per document, say its
+source file) with `max_per_group`, the engine's `group_by` for documents that
+are plain strings without metadata. A Cohere client never sends them, and a
+request without them is answered exactly as Cohere's schema says.
+`max_context_tokens` has no field: the answer holds indices and scores, not
+texts, so it could not say where a result was cut to fit; a client applies
+its budget to the texts it holds (the library's doors do).
 """
 
 from __future__ import annotations
@@ -14,9 +22,11 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import Self
 
 from langchain_ce_rerank.engine.results import ScoredText
+from langchain_ce_rerank.engine.settings import RankingSettings
 
 if TYPE_CHECKING:
     from langchain_ce_rerank.engine import Reranker
@@ -65,6 +75,15 @@ class RerankRequest(BaseModel):
     model's tokenizer, or whitespace words for a model without one) before
     scoring. None leaves documents to the model's own window."""
 
+    groups: list[str] | None = None
+    """Our extension: each document's group (its source, its parent
+    document), one per document. The answer then holds at most
+    `max_per_group` documents per group, the best first, and `top_n` counts
+    what is left."""
+
+    max_per_group: int | None = Field(default=None, ge=1)
+    """Our extension: documents kept per group with `groups`; 1 by default."""
+
     @field_validator("query")
     @classmethod
     def _query_not_blank(cls, query: str) -> str:
@@ -72,6 +91,19 @@ class RerankRequest(BaseModel):
             msg = "query is empty or only whitespace; send the question text"
             raise ValueError(msg)
         return query
+
+    @model_validator(mode="after")
+    def _groups_match_documents(self) -> Self:
+        if self.groups is not None and len(self.groups) != len(self.documents):
+            msg = (
+                f"groups has {len(self.groups)} labels for {len(self.documents)} "
+                "documents; send one group per document, in the same order"
+            )
+            raise ValueError(msg)
+        if self.max_per_group is not None and self.groups is None:
+            msg = "max_per_group needs groups: one group label per document"
+            raise ValueError(msg)
+        return self
 
 
 class RerankResultItem(BaseModel):
@@ -144,7 +176,7 @@ class ErrorBody(BaseModel):
 
 
 def ranked_response(
-    ranker: Reranker, scores: Sequence[float], top_n: int | None, model: str
+    ranker: Reranker, scores: Sequence[float], body: RerankRequest, model: str
 ) -> RerankResponse:
     """The Cohere v2 response for one request's scores: sorted, cut to `top_n`.
 
@@ -154,14 +186,19 @@ def ranked_response(
     Args:
         ranker: The engine whose ordering rules apply.
         scores: One finite score per document, in request order.
-        top_n: The request's `top_n` (None keeps all).
+        body: The request: its `top_n` (None keeps all), and our `groups`
+            extension with `max_per_group`.
         model: The served model name, for `meta`.
     """
+    grouped = body.groups is not None
+    ranking = RankingSettings(
+        top_n=body.top_n,
+        # The request names each document's group; no key to read.
+        group_by="groups" if grouped else None,
+        max_per_group=body.max_per_group,
+    )
     ranked = ranker.order(
-        [ScoredText(score) for score in scores],
-        top_n=top_n,
-        score_threshold=None,
-        fusion="none",
+        [ScoredText(score) for score in scores], ranking, groups=body.groups
     )
     return RerankResponse(
         id=str(uuid.uuid4()),
