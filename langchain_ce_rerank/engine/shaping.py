@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import Self
 
 from langchain_ce_rerank.engine.windows import Span, word_spans
@@ -89,6 +89,12 @@ class ShapingSettings(BaseModel):
     """Counts the tokens of a text for `max_context_tokens`: any callable
     `str -> int`, such as your LLM's tokenizer. None uses the reranker's own
     tokenizer (whitespace-separated words for a scorer without one)."""
+
+    @field_validator("group_by", mode="before")
+    @classmethod
+    def _key_or_function(cls, group_by: object) -> object:
+        check_shaping(group_by, None, None)
+        return group_by
 
     @model_validator(mode="after")
     def _check_shaping(self) -> Self:
