@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import SkipValidation, field_validator
+from pydantic import PrivateAttr, SkipValidation, field_validator
 from typing_extensions import override
 
 from langchain_ce_rerank.engine import (
@@ -31,13 +31,19 @@ from langchain_ce_rerank.engine import (
 from langchain_ce_rerank.engine.door import EngineDoor
 from langchain_ce_rerank.engine.reranker import LoadedModel, Loader
 from langchain_ce_rerank.models import load_cross_encoder
-from langchain_ce_rerank.parents import Parents, ParentStore, collapse_to_parents
+from langchain_ce_rerank.parents import (
+    PARENT_REMEDY,
+    Parents,
+    ParentStore,
+    collapse_to_parents,
+)
 
 __all__ = ["CrossEncoderCompressor", "CrossEncoderLike", "RerankedDocuments"]
 
 PARENT_GROUP_BY = "doc_id"
-"""How `parents=` groups chunks when `group_by` is not set: the parent id
-`load_corpus` writes, and the key LangChain's `ParentDocumentRetriever` uses."""
+"""How `parents=` groups chunks when neither `group_by` nor the store (its own
+`group_by`, as `SourceFiles` has) says: the parent id `load_corpus` writes, and
+the key LangChain's `ParentDocumentRetriever` uses."""
 
 
 class RerankedDocuments(NamedTuple):
@@ -144,8 +150,9 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
 
     parents: SkipValidation[Parents | None] = None
     """Rerank and return whole parent documents instead of the chunks found:
-    the candidates are collapsed by `group_by` (`"doc_id"` when not set), one
-    parent per group in the order of its best chunk, looked up here, and each
+    the candidates are collapsed by `group_by` (when not set: the store's own
+    `group_by` if it has one, else `"doc_id"`), one parent per group in the
+    order of its best chunk, looked up here, and each
     parent is scored as its best window (so the engine runs with
     `long_documents="max_passage"`; passing `"truncate"` is an error). A
     `BaseStore` (`InMemoryStore`, a `ParentDocumentRetriever`'s docstore), a
@@ -154,6 +161,10 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
     `LookupError` naming it. Each parent keeps its best chunk's
     `retrieval_rank`/`retrieval_score` and adds `parent_chunks` and
     `best_chunk_span`. `max_per_group` does not apply (one parent per group)."""
+
+    _parents_remedy: str = PrivateAttr(default=PARENT_REMEDY)
+    """What a missing parent's error tells the user to do, in the words of the
+    entry point they used (the CLI sets its own)."""
 
     @field_validator("parents")
     @classmethod
@@ -236,9 +247,15 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         if self.parents is None:
             return docs
         ranking = self.for_call(group_by=group_by)
-        key = ranking.group_by or PARENT_GROUP_BY
+        key = (
+            ranking.group_by
+            or getattr(self.parents, "group_by", None)
+            or PARENT_GROUP_BY
+        )
         groups = self._groups(docs, key)
-        return collapse_to_parents(docs, groups, self.parents, key)
+        return collapse_to_parents(
+            docs, groups, self.parents, key, self._parents_remedy
+        )
 
     def score_documents_batch(
         self,

@@ -19,13 +19,15 @@ never returned in its parent's place.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from pathlib import Path
 from typing import Protocol, TypeAlias, runtime_checkable
 
 from langchain_core.documents import Document
 
+from langchain_ce_rerank.ingest import read_units
+
 __all__ = [
     "PARENT_METADATA_KEYS",
+    "PARENT_REMEDY",
     "ParentStore",
     "Parents",
     "SourceFiles",
@@ -49,22 +51,27 @@ class ParentStore(Protocol):
 Parents: TypeAlias = ParentStore | Mapping[str, Document]
 """A parent store, or a plain mapping of key to parent document."""
 
+PARENT_REMEDY = (
+    "add the parent to the store, or leave out parents= to rerank the chunks themselves"
+)
+"""What a missing parent's error asks a Python caller to do."""
+
 
 class SourceFiles:
     """Parents read back from the files chunks were cut from.
 
     `load_corpus` and `ce-rerank index` write each chunk's file as
-    `metadata["source"]` and `doc_id` (the same path, for a plain file), so
-    the whole file is the parent. The parent is read when asked for, so a
-    file changed since indexing no longer holds its chunk where the index says
-    (`start_index`): the reranker then refuses it instead of scoring a
-    different text. Rows of a `.jsonl` file have their row id as `doc_id`,
-    which names no file: keep those parents in a store instead.
+    `metadata["source"]` and its parent id as `doc_id` (the same path for a
+    plain file, the row id for a `.jsonl` row). The parent is the whole file,
+    or the whole row's text, read again when asked for: a file changed since
+    indexing no longer holds its chunk where the index says (`start_index`),
+    and the reranker then refuses it rather than score another text. Used as
+    `parents=`, chunks are grouped by `SourceFiles.group_by` unless the
+    compressor's `group_by` says otherwise.
 
     Example:
         ```python
-        from pathlib import Path
-        from langchain_ce_rerank.parents import SourceFiles
+                from langchain_ce_rerank.parents import SourceFiles
 
         Path("notes.md").write_text("Tar the volume, copy the archive, extract it.")
         parents = SourceFiles()
@@ -73,31 +80,57 @@ class SourceFiles:
         ```
     """
 
-    def mget(self, keys: Sequence[str]) -> list[Document | None]:
-        """Each key's file as a Document (None where no such text file exists).
+    @staticmethod
+    def group_by(chunk: Document) -> str | tuple[str, str]:
+        """A chunk's parent key: its file, or (its file, its row id) for a row.
+
+        Raises:
+            ValueError: The chunk has no `metadata["source"]` (it was not
+                read from a file by `load_corpus`).
+        """
+        source = chunk.metadata.get("source")
+        if not isinstance(source, str):
+            msg = (
+                f"chunk {chunk.id!r} has no metadata['source'] naming its file, "
+                "so SourceFiles cannot read its parent; index it with "
+                "load_corpus or ce-rerank index, or keep parents in a store"
+            )
+            raise ValueError(msg)
+        row = chunk.metadata.get("doc_id", source)
+        return source if row == source else (source, str(row))
+
+    def mget(self, keys: Sequence[str | tuple[str, str]]) -> list[Document | None]:
+        """Each key's file (or JSONL row) as a Document; None where there is none.
 
         Args:
-            keys: Absolute file paths (a chunk's `doc_id` or `source`).
+            keys: Absolute file paths, or `(path, row id)` for a `.jsonl` row
+                (what `group_by` returns).
 
         Returns:
-            Per key, the file's text with `source` and `doc_id` metadata.
+            Per key, the text with `source` and `doc_id` metadata (and a row's
+            own metadata), or None for a missing, unreadable or non-text file
+            or a row that is no longer there.
         """
+        read: dict[str, dict[str | None, tuple[str, dict[str, object]]]] = {}
         found: list[Document | None] = []
         for key in keys:
-            path = Path(key)
-            if path.suffix.lower() == ".jsonl" or not path.is_file():
+            path, row = (key, None) if isinstance(key, str) else key
+            if path not in read:
+                try:
+                    units = read_units(path)
+                except (OSError, ValueError):
+                    units = []
+                read[path] = {unit: (text, meta) for unit, text, meta in units}
+            unit = read[path].get(row)
+            if unit is None:
                 found.append(None)
                 continue
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                found.append(None)
-                continue
+            text, metadata = unit
             found.append(
                 Document(
                     page_content=text,
-                    id=key,
-                    metadata={"source": key, "doc_id": key},
+                    id=path if row is None else f"{path}#{row}",
+                    metadata={**metadata, "source": path, "doc_id": row or path},
                 )
             )
         return found
@@ -108,6 +141,7 @@ def collapse_to_parents(
     groups: Sequence[Hashable],
     parents: Parents,
     group_by: object,
+    remedy: str = PARENT_REMEDY,
 ) -> list[Document]:
     """The parents of `documents`, one per group, in first-stage order.
 
@@ -121,6 +155,8 @@ def collapse_to_parents(
         groups: Each chunk's group (its parent's key), by position.
         parents: Where the parents are looked up by key.
         group_by: The setting the groups came from, for the error.
+        remedy: What the error tells the caller to do about a missing
+            parent, in the words of the entry point they used.
 
     Returns:
         New parent Documents (the store's are not changed).
@@ -144,9 +180,8 @@ def collapse_to_parents(
         if parent is None:
             msg = (
                 f"no parent document for {key!r} (group_by={group_by!r}; chunk "
-                f"{best.id!r} of {len(chunks)} in this group): the parent store has "
-                "no such key. Add the parent, or leave out parents= to rerank the "
-                "chunks themselves"
+                f"{best.id!r} of {len(chunks)} in this group): the parent store "
+                f"has none, and a chunk is never returned in its place; {remedy}"
             )
             raise LookupError(msg)
         span = _chunk_span(best, parent)
@@ -172,8 +207,8 @@ def _chunk_span(chunk: Document, parent: Document) -> tuple[int, int] | None:
         msg = (
             f"the parent of chunk {chunk.id!r} does not hold the chunk's text at "
             f"its start_index {start}: the parent changed since the chunk was "
-            "indexed (re-index it, e.g. ce-rerank index ...), or the store holds "
-            "another text under its key"
+            "indexed (index it again: ce-rerank index, or sync_store), or the "
+            "store holds another text under its key"
         )
         raise LookupError(msg)
     return (start, end)

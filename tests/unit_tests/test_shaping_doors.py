@@ -376,9 +376,48 @@ def test_source_files_give_back_the_files_load_corpus_read(tmp_path: Path) -> No
         compressor.compress_documents(chunks, "zebra")
 
 
-def test_source_files_have_no_parent_for_a_jsonl_row(tmp_path: Path) -> None:
-    (tmp_path / "rows.jsonl").write_text('{"id": "r1", "text": "a row"}\n')
-    assert SourceFiles().mget(["r1", str(tmp_path / "rows.jsonl")]) == [None, None]
+def test_source_files_read_back_a_jsonl_row_and_crlf_text(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        '{"id": "r1", "text": "first row about zebra", "metadata": {"k": 1}}\n'
+        '{"id": "r2", "text": "second row"}\n'
+    )
+    windows = tmp_path / "windows.txt"
+    windows.write_bytes(b"line one\r\nline two about zebra\r\n")
+    chunks = load_corpus([tmp_path], chunk_size=1000).documents
+    files = SourceFiles()
+    keys = [SourceFiles.group_by(chunk) for chunk in chunks]
+    assert (str(rows), "r1") in keys
+    assert str(windows) in keys
+    [row, text, missing, none] = files.mget(
+        [(str(rows), "r1"), str(windows), (str(rows), "r9"), "r1"]
+    )
+    assert row is not None
+    assert text is not None
+    assert (row.page_content, row.metadata["k"], row.metadata["doc_id"]) == (
+        "first row about zebra",
+        1,
+        "r1",
+    )
+    assert text.page_content == "line one\r\nline two about zebra\r\n"
+    assert (missing, none) == (None, None)
+    compressor = CrossEncoderCompressor(
+        model=WordOverlapCrossEncoder(),
+        parents=files,
+        passage_tokens=8,
+        passage_overlap=1,
+    )
+    kept = compressor.compress_documents(chunks, "zebra")
+    assert {d.page_content for d in kept} == {
+        "first row about zebra",
+        "second row",
+        "line one\r\nline two about zebra\r\n",
+    }
+
+
+def test_source_files_need_a_source() -> None:
+    with pytest.raises(ValueError, match="has no metadata\\['source'\\]"):
+        SourceFiles.group_by(Document(page_content="x", id="c1"))
 
 
 # -- the reranking retriever ---------------------------------------------------------
