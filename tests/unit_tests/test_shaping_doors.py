@@ -625,3 +625,23 @@ def test_the_agent_tool_output_never_exceeds_the_budget(
         assert sum(d.metadata["context_tokens"] for d in message.artifact) == words(
             str(message.content)
         )
+
+
+# -- Ray Data -----------------------------------------------------------------------
+
+
+def test_ray_data_ranks_every_candidate_whatever_the_shaping_settings() -> None:
+    from langchain_ce_rerank.ray_data import RerankBatch
+
+    batch = RerankBatch(
+        {
+            "model": TableCrossEncoder({"a1": 3.0, "a2": 2.0, "b1": 1.0}),
+            "group_by": lambda text: text[0],
+            "max_per_group": 1,
+            "max_context_tokens": 1,
+            "top_n": 1,
+        }
+    )
+    out = batch({"query": ["q"], "candidates": [["b1", "a2", "a1"]]})
+    assert out["order"] == [[2, 1, 0]]
+    assert out["ranks"] == [[3, 2, 1]]
