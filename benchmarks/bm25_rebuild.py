@@ -51,6 +51,7 @@ def measure(size: int, pool: list[str]) -> dict[str, float]:
     )
     after_upsert = _seconds(lambda: store.bm25_search_with_score(QUERY, k=10))
     settings = store.bm25_settings
+    assert settings is not None  # the store keeps a keyword index by default
     tokenize = _seconds(lambda: settings.tokenize(texts))
     full = _seconds(lambda: TermCache(settings).build(ids, lambda i: texts[int(i)]))
     with tempfile.TemporaryDirectory() as folder:

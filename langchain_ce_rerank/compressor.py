@@ -28,6 +28,7 @@ from langchain_ce_rerank.engine import (
     group_keys,
     result_metadata,
 )
+from langchain_ce_rerank.engine.diversity import first_stage_embeddings
 from langchain_ce_rerank.engine.door import EngineDoor
 from langchain_ce_rerank.engine.reranker import LoadedModel, Loader
 from langchain_ce_rerank.models import load_cross_encoder
@@ -116,15 +117,26 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
     to `top_n`, then filtered by `score_threshold`. The id, text and all existing
     metadata (such as `retrieval_score` and `retrieval_rank`) are kept. Works
     after any retriever and inside `DocumentCompressorPipeline`;
-    `compress_documents(docs, query, top_n=3, score_threshold=0.2)` overrides
-    the settings for one call (also `group_by`, `max_per_group` and
-    `max_context_tokens`).
+    `compress_documents(docs, query, top_n=3, score_threshold=0.2,
+    diversity=0.5, deadline_ms=200)` overrides those settings for one call
+    (also `group_by`, `max_per_group`, `max_context_tokens` and
+    `min_probability`).
 
     Shaping the context: `group_by="source"` keeps the best result per file
     (`max_per_group` for more), `max_context_tokens=N` stops adding results
     when their text fills N tokens, and `parents=` returns (and scores) the
     whole parent document of the chunks the first stage found.
     `compress_documents_explained` also returns what was dropped, and why.
+
+    `diversity` orders by maximal marginal relevance, comparing documents by
+    the first stage's vectors when every one has
+    `metadata["retrieval_embedding"]` (`FaissRetriever(include_embeddings=
+    True)`), else by their word sets. Under `deadline_ms`, documents left
+    unscored follow the scored ones in input (first-stage) order with
+    `metadata["reranked"] = False` and no `relevance_score`. With a
+    `calibration` (fitted by `ce-rerank eval --calibrate`), each scored result
+    also gets `relevance_probability`, and `min_probability` (per call too)
+    drops scored results below it (never the unscored ones).
 
     The model loads lazily, once, on first use (or via `load_model()`); one
     compressor may be shared between threads. Documents with the same text are
@@ -262,22 +274,28 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         items: Sequence[tuple[Sequence[Document], str]],
         *,
         use_cache: bool = True,
+        deadline_ms: float | None = None,
     ) -> list[list[ScoredText]]:
         """Score many (documents, query) lists in one stream of model batches.
 
         Every pair from every query is flattened, de-duplicated, looked up in
         the score cache, and the rest goes to the model in one length-sorted
-        call.
+        call (with `deadline_ms`, in first-stage order, until the time runs
+        out; see `langchain_ce_rerank.engine.deadline`).
 
         Args:
             items: `(documents, query)` pairs.
             use_cache: False bypasses the score cache (to time the model).
+            deadline_ms: A time budget for the whole call; None has none.
 
         Returns:
             Per item, per document: its score and, for `"max_passage"`, the
-            character span of its best window (else None).
+            character span of its best window (else None); an `UnscoredText`
+            (`.scored` False) for a document the deadline left unscored.
         """
-        return self.engine.score_batch(self._texts(items), use_cache=use_cache)
+        return self.engine.score_batch(
+            self._texts(items), use_cache=use_cache, deadline_ms=deadline_ms
+        )
 
     def _texts(
         self, items: Sequence[tuple[Sequence[Document], str]]
@@ -317,13 +335,15 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
     def order(
         self,
         documents: Sequence[Document],
-        scored: Sequence[tuple[float, tuple[int, int] | None]],
+        scored: Sequence[ScoredText | tuple[float, tuple[int, int] | None]],
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
         group_by: GroupBy | Unset | None = UNSET,
         max_per_group: int | Unset | None = UNSET,
         max_context_tokens: int | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[Document]:
         """Order, cut and filter already scored documents into new Documents.
 
@@ -339,11 +359,13 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             group_by: Override of `group_by` for this call.
             max_per_group: Override of `max_per_group` for this call.
             max_context_tokens: Override of `max_context_tokens` for this call.
+            diversity: Override of `diversity` for this call.
+            min_probability: Override of `min_probability` for this call.
 
         Returns:
             New documents with `relevance_score` (and `fused_score`,
-            `relevance_passage`, `context_tokens`, `context_cut` where they
-            apply) in metadata.
+            `relevance_passage`, `relevance_probability`, `context_tokens`,
+            `context_cut` where they apply) in metadata.
         """
         ranking = self._ranking(
             top_n=top_n,
@@ -351,7 +373,42 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             group_by=group_by,
             max_per_group=max_per_group,
             max_context_tokens=max_context_tokens,
+            diversity=diversity,
+            min_probability=min_probability,
         )
+        return self._order(documents, scored, ranking).documents
+
+    def rank_settings(self, **options: Any) -> RankingSettings:
+        """One call's ranking settings, as `compress_documents` resolves them.
+
+        `for_call`, except that with `parents=` the groups are already the
+        parents (so `group_by` is spent on choosing them, and `max_per_group`
+        is refused).
+
+        Args:
+            **options: Any of `PER_CALL_OPTIONS`.
+
+        Returns:
+            The settings for `order_with`.
+        """
+        return self._ranking(**options)
+
+    def order_with(
+        self,
+        documents: Sequence[Document],
+        scored: Sequence[ScoredText],
+        ranking: RankingSettings,
+    ) -> list[Document]:
+        """`order` with settings already resolved by `rank_settings`.
+
+        Args:
+            documents: The candidates `scored` belongs to (after `candidates`).
+            scored: Their scores, from `score_documents_batch`.
+            ranking: This call's settings.
+
+        Returns:
+            The kept documents, as `compress_documents` returns them.
+        """
         return self._order(documents, scored, ranking).documents
 
     def _ranking(self, **options: Any) -> RankingSettings:
@@ -380,18 +437,18 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
     def _order(
         self,
         documents: Sequence[Document],
-        scored: Sequence[tuple[float, tuple[int, int] | None]],
+        scored: Sequence[ScoredText | tuple[float, tuple[int, int] | None]],
         ranking: RankingSettings,
     ) -> RerankedDocuments:
-        ranks = (
-            first_stage_ranks([doc.metadata for doc in documents])
-            if ranking.fusion == "rrf"
-            else None
-        )
+        metadata = [doc.metadata for doc in documents]
+        ranks = first_stage_ranks(metadata) if ranking.fusion == "rrf" else None
         contents = [doc.page_content for doc in documents]
         template = self.engine.content_template
         selection = self.engine.select(
-            [ScoredText(*item) for item in scored],
+            [
+                item if isinstance(item, ScoredText) else ScoredText(*item)
+                for item in scored
+            ],
             ranking,
             first_stage_ranks=ranks,
             groups=(
@@ -401,6 +458,9 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             ),
             contents=contents,
             scored_texts=None if template is None else self._rendered(documents),
+            embeddings=first_stage_embeddings(metadata)
+            if ranking.diversity > 0
+            else None,
         )
         kept = []
         for result in selection.results:
@@ -416,7 +476,11 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
                 update={
                     "metadata": {
                         **documents[item.index].metadata,
-                        "relevance_score": item.score,
+                        **(
+                            {"relevance_score": item.score}
+                            if item.reranked
+                            else {"reranked": False}
+                        ),
                         "drop_reason": item.reason,
                     }
                 }
@@ -437,6 +501,9 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         group_by: GroupBy | Unset | None = UNSET,
         max_per_group: int | Unset | None = UNSET,
         max_context_tokens: int | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> Sequence[Document]:
         """Rerank `documents` for `query`; see the class docstring for the rules.
 
@@ -449,9 +516,14 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             group_by: Override of the `group_by` setting.
             max_per_group: Override of the `max_per_group` setting.
             max_context_tokens: Override of the `max_context_tokens` setting.
+            diversity: Override of the `diversity` setting.
+            deadline_ms: Override of the `deadline_ms` setting.
+            min_probability: Override of the `min_probability` setting.
 
         Returns:
-            New documents with `metadata["relevance_score"]`.
+            New documents with `metadata["relevance_score"]` (and
+            `relevance_probability` with a `calibration`; or, left unscored
+            by the deadline, `metadata["reranked"] = False`).
         """
         return self.compress_documents_explained(
             documents,
@@ -461,6 +533,9 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             group_by=group_by,
             max_per_group=max_per_group,
             max_context_tokens=max_context_tokens,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
+            min_probability=min_probability,
         ).documents
 
     def compress_documents_explained(
@@ -473,6 +548,9 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         group_by: GroupBy | Unset | None = UNSET,
         max_per_group: int | Unset | None = UNSET,
         max_context_tokens: int | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> RerankedDocuments:
         """`compress_documents`, plus every candidate it dropped and why.
 
@@ -484,6 +562,9 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             group_by: Override of the `group_by` setting.
             max_per_group: Override of the `max_per_group` setting.
             max_context_tokens: Override of the `max_context_tokens` setting.
+            diversity: Override of the `diversity` setting.
+            deadline_ms: Override of the `deadline_ms` setting.
+            min_probability: Override of the `min_probability` setting.
 
         Returns:
             The returned documents and the dropped ones (copies with
@@ -495,9 +576,14 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             group_by=group_by,
             max_per_group=max_per_group,
             max_context_tokens=max_context_tokens,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
+            min_probability=min_probability,
         )
         candidates = self.candidates(documents, group_by=group_by)
-        scored = self.score_documents_batch([(candidates, query)])[0]
+        scored = self.score_documents_batch(
+            [(candidates, query)], deadline_ms=ranking.deadline_ms
+        )[0]
         return self._order(candidates, scored, ranking)
 
     @override
@@ -512,6 +598,9 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         group_by: GroupBy | Unset | None = UNSET,
         max_per_group: int | Unset | None = UNSET,
         max_context_tokens: int | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> Sequence[Document]:
         """`compress_documents` without blocking the event loop.
 
@@ -524,9 +613,14 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             group_by=group_by,
             max_per_group=max_per_group,
             max_context_tokens=max_context_tokens,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
+            min_probability=min_probability,
         )
         candidates = self.candidates(documents, group_by=group_by)
-        scored = await self.engine.ascore_batch(self._texts([(candidates, query)]))
+        scored = await self.engine.ascore_batch(
+            self._texts([(candidates, query)]), deadline_ms=ranking.deadline_ms
+        )
         return self._order(candidates, scored[0], ranking).documents
 
     def compress_documents_batch(
@@ -538,12 +632,16 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         group_by: GroupBy | Unset | None = UNSET,
         max_per_group: int | Unset | None = UNSET,
         max_context_tokens: int | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[list[Document]]:
         """Rerank many (documents, query) lists with one stream of model calls.
 
         Equivalent to `[compress_documents(d, q) for d, q in items]`, but every
         pair of every query goes to the model in one de-duplicated,
-        length-sorted stream, which keeps batches full and padding low.
+        length-sorted stream, which keeps batches full and padding low. A
+        `deadline_ms` bounds the whole call (see `engine.deadline`).
 
         Args:
             items: `(documents, query)` pairs.
@@ -552,6 +650,9 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             group_by: Override of the `group_by` setting.
             max_per_group: Override of the `max_per_group` setting.
             max_context_tokens: Override of the `max_context_tokens` setting.
+            diversity: Override of the `diversity` setting.
+            deadline_ms: Override of the `deadline_ms` setting.
+            min_probability: Override of the `min_probability` setting.
 
         Returns:
             The reranked documents of each item, in order.
@@ -562,12 +663,15 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             group_by=group_by,
             max_per_group=max_per_group,
             max_context_tokens=max_context_tokens,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
+            min_probability=min_probability,
         )
         candidates = [
             (self.candidates(documents, group_by=group_by), query)
             for documents, query in items
         ]
-        scored = self.score_documents_batch(candidates)
+        scored = self.score_documents_batch(candidates, deadline_ms=ranking.deadline_ms)
         return [
             self._order(documents, scores, ranking).documents
             for (documents, _), scores in zip(candidates, scored, strict=True)

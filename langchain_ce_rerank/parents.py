@@ -71,7 +71,9 @@ class SourceFiles:
 
     Example:
         ```python
-                from langchain_ce_rerank.parents import SourceFiles
+        from pathlib import Path
+
+        from langchain_ce_rerank.parents import SourceFiles
 
         Path("notes.md").write_text("Tar the volume, copy the archive, extract it.")
         parents = SourceFiles()

@@ -15,6 +15,11 @@ from typing import Any, Literal, overload
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
+from langchain_ce_rerank.display.first_stage import (
+    FOUND_BY_NOTE,
+    first_stage_kind,
+    found_by,
+)
 from langchain_ce_rerank.display.render import (
     DOWN,
     MUTED,
@@ -62,6 +67,8 @@ _RETRIEVAL_NOTES: dict[str, str] = {
     "cosine": "first-stage cosine similarity",
     "L2 distance": "first-stage Euclidean distance: lower is closer",
     "dot product": "first-stage dot product",
+    "BM25": "first-stage BM25 keyword score",
+    "hybrid": "first-stage fused score of dense and BM25 search",
 }
 
 _TEXT_SNIPPET = 160
@@ -102,6 +109,10 @@ class RankedDocument:
     """`metadata["source"]`, else the document id, else empty."""
     document: Document
     """The document as the retriever returned it."""
+    found_by: str | None = None
+    """The first-stage side that returned it, with its rank there (`"dense
+    3"`, `"bm25 1"`, `"both 2/7"`), from a keyword or hybrid first stage's
+    metadata; None when the metadata does not say (plain dense search)."""
 
     @property
     def movement(self) -> int | None:
@@ -154,10 +165,11 @@ class RerankExplanation(Sequence[Document]):
     Renders as an HTML table in Jupyter and as a text table in `print()` or
     `repr()`: final rank, movement from the first stage (`7 -> 1`), the
     reranker score (and whether it is a logit or a probability), the first-stage
-    score, the source and a snippet, under the query; then, when known, a
-    second table of the candidates that were not returned, each with why it
-    was dropped. It is a sequence of the returned documents (iterate, index,
-    `len`); `.documents` is a plain `list[Document]` to hand to a chain.
+    score, which side found it (after a keyword or hybrid first stage), the
+    source and a snippet, under the query; then, when known, a second table
+    of the candidates that were not returned, each with why it was dropped.
+    It is a sequence of the returned documents (iterate, index, `len`);
+    `.documents` is a plain `list[Document]` to hand to a chain.
 
     Example:
         ```python
@@ -188,8 +200,8 @@ class RerankExplanation(Sequence[Document]):
     score_kind: ScoreKind = "logit"
     """What `relevance_score` is: `"logit"`, `"probability"` or `"score"`."""
     retrieval_kind: str = "cosine"
-    """What `retrieval_score` is: `"cosine"`, `"L2 distance"`, `"dot product"`
-    or `"score"`."""
+    """What `retrieval_score` is: `"cosine"`, `"L2 distance"`, `"dot product"`,
+    `"BM25"`, `"hybrid"` (the fused score) or `"score"`."""
     dropped: tuple[DroppedDocument, ...] = ()
     """The candidates not returned, best first, each with its reason."""
 
@@ -201,7 +213,7 @@ class RerankExplanation(Sequence[Document]):
         *,
         dropped: Iterable[Document] = (),
         score_kind: ScoreKind = "logit",
-        retrieval_kind: str = "cosine",
+        retrieval_kind: str | None = None,
     ) -> RerankExplanation:
         """Explain documents already in hand, e.g. from `retriever.invoke(query)`.
 
@@ -209,14 +221,17 @@ class RerankExplanation(Sequence[Document]):
             query: The query they were ranked for.
             documents: Documents in final order; their metadata supplies the
                 columns (`retrieval_rank`, `retrieval_score`, `relevance_score`,
-                `fused_score`, `source`); missing values show as blanks.
+                `fused_score`, `source`, and `dense_rank` / `bm25_rank` for the
+                "found by" column); missing values show as blanks.
             score_kind: `"logit"` (the compressor's default `activation="none"`),
                 `"probability"` (`activation="sigmoid"`) or `"score"`.
             dropped: The candidates not returned (`invoke_explained`'s or
                 `compress_documents_explained`'s `dropped`), each with
                 `metadata["drop_reason"]`.
-            retrieval_kind: What the first-stage score is; `"cosine"` for the
-                store's default distance.
+            retrieval_kind: What the first-stage score is. None (default):
+                `"cosine"` (the store's default distance), or `"BM25"` /
+                `"hybrid"` when the metadata shows a keyword or hybrid first
+                stage.
 
         Raises:
             ValueError: An unknown `score_kind`.
@@ -244,6 +259,7 @@ class RerankExplanation(Sequence[Document]):
                     fused_score=_number(meta.get("fused_score")),
                     source=str(meta.get("source") or doc.id or ""),
                     document=doc,
+                    found_by=found_by(meta),
                 )
             )
         gone = []
@@ -264,6 +280,10 @@ class RerankExplanation(Sequence[Document]):
                     source=str(meta.get("source") or doc.id or ""),
                     document=doc,
                 )
+            )
+        if retrieval_kind is None:
+            retrieval_kind = first_stage_kind(
+                (row.document.metadata for row in rows), "cosine"
             )
         return cls(query, tuple(rows), score_kind, retrieval_kind, tuple(gone))
 
@@ -299,6 +319,8 @@ class RerankExplanation(Sequence[Document]):
             columns.append("rrf")
         if any(r.retrieval_score is not None for r in self.rows):
             columns.append("first stage")
+        if any(r.found_by is not None for r in self.rows):
+            columns.append("found by")
         columns += ["source", "snippet"]
         return columns
 
@@ -321,6 +343,8 @@ class RerankExplanation(Sequence[Document]):
         if "first stage" in columns:
             note = _RETRIEVAL_NOTES.get(self.retrieval_kind, "first-stage score")
             notes.append(f"{self.retrieval_kind}: {note}")
+        if "found by" in columns:
+            notes.append(FOUND_BY_NOTE)
         return notes
 
     def __str__(self) -> str:
@@ -335,6 +359,7 @@ class RerankExplanation(Sequence[Document]):
                 "rerank": score_text(row.relevance_score),
                 "rrf": score_text(row.fused_score),
                 "first stage": score_text(row.retrieval_score),
+                "found by": row.found_by or "",
                 "source": row.source,
                 "snippet": " ".join(row.document.page_content.split()),
             }
@@ -404,6 +429,9 @@ class RerankExplanation(Sequence[Document]):
                 "rerank": number_cell(row.relevance_score),
                 "rrf": number_cell(row.fused_score),
                 "first stage": number_cell(row.retrieval_score),
+                "found by": (
+                    f'<td style="{TD};{NUMBER}">{esc(row.found_by or "")}</td>'
+                ),
                 "source": (
                     f'<td style="{TD};white-space:nowrap" '
                     f'title="{esc(row.source)}">'
@@ -483,8 +511,10 @@ def explain(
     `ContextualCompressionRetriever` (`build_reranking_retriever`): its
     `activation` field, `"none"` for logits or `"sigmoid"` for probabilities.
     The first-stage score's meaning comes from the store's distance strategy
-    (cosine by default). Any other retriever works too; columns it does not
-    fill are left out or blank.
+    (cosine by default), or is the BM25 or fused hybrid score when the
+    documents' metadata shows a keyword or hybrid first stage, whose "found
+    by" column says which side returned each document. Any other retriever
+    works too; columns it does not fill are left out or blank.
 
     Args:
         retriever: The retriever to query, usually `build_reranking_retriever`'s.
@@ -535,7 +565,10 @@ def explain(
     score_kind = _ACTIVATION_KINDS.get(activation, "score") if activation else "score"
     first = getattr(retriever, "base_retriever", retriever)
     distance = getattr(getattr(first, "vectorstore", None), "distance_strategy", None)
-    retrieval_kind = _RETRIEVAL_KINDS.get(str(distance), "score")
+    retrieval_kind = first_stage_kind(
+        (doc.metadata for doc in documents),
+        _RETRIEVAL_KINDS.get(str(distance), "score"),
+    )
     return RerankExplanation.from_documents(
         query,
         documents,

@@ -18,7 +18,17 @@ Example:
 
 from langchain_ce_rerank.engine.cache import CacheInfo
 from langchain_ce_rerank.engine.checks import check_query, check_text
-from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
+from langchain_ce_rerank.engine.identity import ScoringIdentity
+from langchain_ce_rerank.engine.probability import (
+    CalibrationMismatchError,
+    ScoreCalibration,
+)
+from langchain_ce_rerank.engine.protocols import (
+    AsyncDeadlineScorer,
+    CrossEncoderLike,
+    DeadlineScorer,
+    PairScorer,
+)
 from langchain_ce_rerank.engine.ranking import first_stage_ranks
 from langchain_ce_rerank.engine.reranker import Reranker
 from langchain_ce_rerank.engine.results import (
@@ -27,6 +37,7 @@ from langchain_ce_rerank.engine.results import (
     RerankResult,
     ScoredText,
     Selection,
+    UnscoredText,
     result_metadata,
 )
 from langchain_ce_rerank.engine.settings import (
@@ -45,8 +56,11 @@ __all__ = [
     "DROP_REASONS",
     "PER_CALL_OPTIONS",
     "UNSET",
+    "AsyncDeadlineScorer",
     "CacheInfo",
+    "CalibrationMismatchError",
     "CrossEncoderLike",
+    "DeadlineScorer",
     "DroppedCandidate",
     "GroupBy",
     "PairScorer",
@@ -54,10 +68,13 @@ __all__ = [
     "RerankResult",
     "Reranker",
     "RerankerSettings",
+    "ScoreCalibration",
     "ScoredText",
+    "ScoringIdentity",
     "ScoringSettings",
     "Selection",
     "TokenCounter",
+    "UnscoredText",
     "Unset",
     "check_query",
     "check_text",

@@ -14,6 +14,7 @@ __all__ = [
     "RerankResult",
     "ScoredText",
     "Selection",
+    "UnscoredText",
     "result_metadata",
 ]
 
@@ -25,6 +26,8 @@ RESULT_METADATA_KEYS = (
     "relevance_passage",
     "context_tokens",
     "context_cut",
+    "relevance_probability",
+    "reranked",
 )
 """Every metadata key `result_metadata` may write."""
 
@@ -33,8 +36,10 @@ DROP_REASONS: dict[str, str] = {
     "score_threshold": "relevance_score below score_threshold",
     "group_full": "its group already had max_per_group results",
     "context_budget": "max_context_tokens was full",
+    "diversity": "diversity picked a less similar candidate in its place",
+    "min_probability": "relevance_probability below min_probability",
 }
-"""Why a scored candidate was not returned: each reason the engine records,
+"""Why a candidate was not returned: each reason the engine records,
 and the words the explanation shows for it. A new way of dropping candidates
 adds its reason here (one line) and drops with `DroppedCandidate(..., reason)`."""
 
@@ -51,6 +56,33 @@ class ScoredText(NamedTuple):
     score: float
     passage: Span | None = None
 
+    @property
+    def scored(self) -> bool:
+        """False for an `UnscoredText`, which `deadline_ms` left unscored."""
+        return True
+
+
+class UnscoredText(ScoredText):
+    """A candidate `deadline_ms` left unscored: `score` is NaN, no passage.
+
+    Example:
+        ```python
+        import math
+
+        from langchain_ce_rerank.engine.results import UnscoredText
+
+        item = UnscoredText(math.nan)
+        print(item.scored, item.passage)  # False None
+        ```
+    """
+
+    __slots__ = ()
+
+    @property
+    def scored(self) -> bool:
+        """Always False."""
+        return False
+
 
 @dataclass(frozen=True, slots=True)
 class RerankResult:
@@ -62,6 +94,12 @@ class RerankResult:
         rank: 1-based position in the reranked order.
         passage: Character span of the best window (`"max_passage"`), else None.
         fused_score: The RRF score when `fusion="rrf"`, else None.
+        probability: The probability that the candidate is relevant, from
+            the door's `calibration`; None without one, and for a candidate
+            `deadline_ms` left unscored.
+        reranked: False for a candidate that `deadline_ms` left unscored: it
+            follows the scored ones in first-stage order, and its `score` is
+            NaN (None in `to_dict`).
 
     Example:
         ```python
@@ -79,6 +117,8 @@ class RerankResult:
     fused_score: float | None = None
     tokens: int | None = None
     cut: Span | None = None
+    probability: float | None = None
+    reranked: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (spans as two-item lists)."""
@@ -86,6 +126,8 @@ class RerankResult:
         for name in ("passage", "cut"):
             if data[name] is not None:
                 data[name] = list(data[name])
+        if not self.reranked:
+            data["score"] = None
         return data
 
     def content(self, text: str) -> str:
@@ -99,13 +141,16 @@ class RerankResult:
 
 @dataclass(frozen=True, slots=True)
 class DroppedCandidate:
-    """A scored candidate the engine did not return, and why.
+    """A candidate the engine did not return, and why.
 
     Attributes:
         index: Position of the candidate in the input list.
-        score: Its score after `activation` (a plain float).
+        score: Its score after `activation` (a plain float; NaN for one a
+            deadline left unscored).
         reason: A key of `DROP_REASONS`: `"top_n"`, `"score_threshold"`,
-            `"group_full"` or `"context_budget"`.
+            `"group_full"`, `"context_budget"`, `"diversity"` or
+            `"min_probability"`.
+        reranked: False for a candidate `deadline_ms` left unscored.
 
     Example:
         ```python
@@ -119,6 +164,7 @@ class DroppedCandidate:
     index: int
     score: float
     reason: str
+    reranked: bool = True
 
     def __post_init__(self) -> None:
         """Refuse a reason `DROP_REASONS` does not know."""
@@ -139,7 +185,7 @@ class DroppedCandidate:
 class Selection:
     """What one ordering pass kept, in order, and what it dropped, with why.
 
-    Every scored candidate is in exactly one of the two lists.
+    Every candidate is in exactly one of the two lists.
 
     Example:
         ```python
@@ -169,11 +215,14 @@ def result_metadata(
     """The metadata a door adds to a kept candidate's copy, written once here.
 
     `fused_score` (for `fusion="rrf"`), `relevance_passage` (for
-    `long_documents="max_passage"`, as a `[start, end]` list), and, under
+    `long_documents="max_passage"`, as a `[start, end]` list),
+    `relevance_probability` (with a `calibration`), and, under
     `max_context_tokens`, `context_tokens` (the tokens the returned content
     counts) and `context_cut` (the `[start, end]` character span of the
     original content kept, only when the result alone was over the budget
-    and was cut to its best window) when they apply, and the score:
+    and was cut to its best window) when they apply, `reranked: False` on a
+    candidate `deadline_ms` left unscored (which gets no score and no
+    probability), and the score:
 
     - A candidate type without a score of its own (LangChain's `Document`)
       gets `relevance_score`.
@@ -208,8 +257,10 @@ def result_metadata(
         metadata["retrieval_rank"] = result.index + 1
         if first_stage_score is not None:
             metadata["retrieval_score"] = float(first_stage_score)
-    else:
+    elif result.reranked:
         metadata["relevance_score"] = result.score
+    if not result.reranked:
+        metadata["reranked"] = False
     if result.fused_score is not None:
         metadata["fused_score"] = result.fused_score
     if result.passage is not None:
@@ -218,4 +269,6 @@ def result_metadata(
         metadata["context_tokens"] = result.tokens
     if result.cut is not None:
         metadata["context_cut"] = list(result.cut)
+    if result.probability is not None:
+        metadata["relevance_probability"] = result.probability
     return metadata

@@ -33,7 +33,7 @@ from langchain_ce_rerank.optional import require
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ["BM25Index", "BM25Settings", "TermCache"]
+__all__ = ["BM25Index", "BM25Settings", "TermCache", "choose_settings"]
 
 # Han ideographs and kana: Chinese and Japanese write no spaces between words,
 # so each character is a term (as a unigram CJK analyzer does). Other scripts
@@ -159,6 +159,28 @@ class BM25Settings(BaseModel):
             show_progress=False,
         )
         return tokens
+
+
+def choose_settings(
+    bm25: object, *, current: BM25Settings | None
+) -> BM25Settings | None:
+    """The settings a store's `bm25=` argument asks for; None: no keyword index.
+
+    None and True keep `current` when there is one, else the defaults; False
+    asks for no keyword index; a `BM25Settings` is taken as it is.
+    """
+    if bm25 is None or bm25 is True:
+        return current if current is not None else BM25Settings()
+    if bm25 is False:
+        return None
+    if isinstance(bm25, BM25Settings):
+        return bm25
+    msg = (
+        f"bm25 must be a BM25Settings, True or False, got {type(bm25).__name__}: "
+        f"{bm25!r}; e.g. bm25=BM25Settings(language='german'), or bm25=False "
+        "for no keyword index"
+    )
+    raise TypeError(msg)
 
 
 @dataclass(frozen=True)

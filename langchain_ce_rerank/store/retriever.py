@@ -19,9 +19,10 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from typing_extensions import override
 
 from langchain_ce_rerank.engine.checks import check_query
+from langchain_ce_rerank.engine.diversity import EMBEDDING_KEY
 from langchain_ce_rerank.store.filters import MetadataFilter
 from langchain_ce_rerank.store.fusion import Candidate, FusionMethod, fuse
-from langchain_ce_rerank.store.search import StoreSearch
+from langchain_ce_rerank.store.search import StoreSearch, no_bm25_error
 
 __all__ = ["FaissRetriever"]
 
@@ -39,6 +40,7 @@ _OPTIONS = (
     "rrf_k",
     "dense_depth",
     "bm25_depth",
+    "include_embeddings",
 )
 _SEARCH_TYPES = ("similarity", "mmr", "similarity_score_threshold", "bm25", "hybrid")
 _KEYWORD_TYPES = ("bm25", "hybrid")
@@ -70,7 +72,9 @@ class FaissRetriever(VectorStoreRetriever):
     fused values in `retrieval_score` / `retrieval_rank`. A query with no term
     in any document (only stopwords, punctuation or emoji) gets dense results
     from both. Hybrid is for recall: hand its candidates to the reranker for
-    order.
+    order. A store made with `bm25=False` has no keyword index: those two
+    search types are then an error (when the retriever is made, or per call)
+    that says how to turn it on.
 
     `batch`/`abatch` embed every query first and search FAISS once for all of
     them (one matrix product instead of one scan per query); each query then
@@ -140,6 +144,16 @@ class FaissRetriever(VectorStoreRetriever):
     bm25_depth: int | None = Field(default=None, ge=1)
     """Candidates the BM25 side hands to fusion; None: `max(k, 20)`."""
 
+    include_embeddings: bool = False
+    """Attach each document's stored vector as
+    `metadata["retrieval_embedding"]` (a list of floats, as the index holds
+    it), so a reranker with `diversity` compares candidates by the first
+    stage's own vectors instead of embedding them again. Off by default: a
+    384-dimensional vector is about 12 KB of Python floats per document, which
+    would travel through every chain and trace. `RerankingRetriever` turns it
+    on per call when its reranker has `diversity` and removes the key from
+    what it returns."""
+
     allowed_search_types: ClassVar[tuple[str, ...]] = _SEARCH_TYPES
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -174,6 +188,11 @@ class FaissRetriever(VectorStoreRetriever):
             )
             raise ValueError(msg)
         return store
+
+    @model_validator(mode="after")
+    def _keyword_index_present(self) -> FaissRetriever:
+        _check_keyword_index(self._store, self.search_type)
+        return self
 
     @property
     def _store(self) -> StoreSearch:
@@ -210,7 +229,14 @@ class FaissRetriever(VectorStoreRetriever):
         if not 0.0 <= alpha <= 1.0:
             msg = f"alpha must be between 0 and 1 (the dense weight), got {alpha!r}"
             raise ValueError(msg)
+        if not isinstance(options["include_embeddings"], bool):
+            msg = (
+                "include_embeddings must be True or False, got "
+                f"{options['include_embeddings']!r}"
+            )
+            raise ValueError(msg)
         _check_combination(options["search_type"], options["score_threshold"])
+        _check_keyword_index(self._store, options["search_type"])
         return options
 
     def _search(
@@ -324,13 +350,20 @@ class FaissRetriever(VectorStoreRetriever):
     ) -> list[Document]:
         options = self._options(kwargs)
         if options["search_type"] in _KEYWORD_TYPES:
-            return self._keyword_search(check_query(query), options)
-        pairs = self._search(check_query(query), options)
-        # The store returns fresh copies, so their metadata is ours to extend.
-        for rank, (doc, score) in enumerate(pairs, start=1):
-            doc.metadata["retrieval_score"] = float(score)
-            doc.metadata["retrieval_rank"] = rank
-        return [doc for doc, _ in pairs]
+            docs = self._keyword_search(check_query(query), options)
+        else:
+            pairs = self._search(check_query(query), options)
+            # The store returns fresh copies, so their metadata is ours to extend.
+            for rank, (doc, score) in enumerate(pairs, start=1):
+                doc.metadata["retrieval_score"] = float(score)
+                doc.metadata["retrieval_rank"] = rank
+            docs = [doc for doc, _ in pairs]
+        if options["include_embeddings"]:
+            vectors = self._store.get_embeddings([str(doc.id) for doc in docs])
+            for doc, vector in zip(docs, vectors, strict=True):
+                if vector is not None:  # else deleted since the search
+                    doc.metadata[EMBEDDING_KEY] = vector
+        return docs
 
     def _keyword_search(self, query: str, options: dict[str, Any]) -> list[Document]:
         """`"bm25"` or `"hybrid"` results, with both sides' scores and ranks."""
@@ -404,6 +437,12 @@ class FaissRetriever(VectorStoreRetriever):
             run_manager=run_manager.get_sync(),
             **kwargs,
         )
+
+
+def _check_keyword_index(store: StoreSearch, search_type: object) -> None:
+    """Raise when a keyword search type is asked of a store without BM25."""
+    if search_type in _KEYWORD_TYPES and store._bm25_settings is None:
+        raise no_bm25_error(f"search_type={search_type!r}")
 
 
 def _check_combination(search_type: object, score_threshold: object) -> None:

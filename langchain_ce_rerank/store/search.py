@@ -48,19 +48,33 @@ def reject_unknown(kwargs: dict[str, Any], allowed: frozenset[str]) -> None:
         raise TypeError(msg)
 
 
+def no_bm25_error(asked: str) -> ValueError:
+    """The error for a keyword search (`asked`) on a store without BM25."""
+    return ValueError(
+        f"{asked} needs the store's BM25 keyword index, but this store has "
+        "none (it was made, or saved, with bm25=False). Turn it on with "
+        "store.set_bm25(True): the index is built on the first keyword search "
+        "and save_local keeps it; for a saved folder, "
+        "FaissVectorStore.load_local(folder, bm25=True) then save_local (an "
+        "index made by `ce-rerank index --no-bm25`: run it again with --bm25). "
+        "Or search by similarity: search_type='similarity'."
+    )
+
+
 class StoreSearch:
     """The read side of `FaissVectorStore` (see that class for the contract)."""
 
     # State owned and written by FaissVectorStore.
     _index: Any
     _docs: dict[str, Document]
+    _int_of: dict[str, int]
     _str_of: dict[int, str]
     _lock: threading.RLock
     _embedding: Embeddings
     _distance: DistanceStrategy
-    _bm25_settings: BM25Settings
+    _bm25_settings: BM25Settings | None  # None: the store keeps no keyword index
     _bm25: BM25Index | None  # None until the first keyword search after a write
-    _bm25_terms: TermCache
+    _bm25_terms: TermCache | None
 
     def _as_matrix(self, vectors: npt.ArrayLike, expected: int) -> Vectors:
         raise NotImplementedError  # FaissVectorStore validates and normalizes
@@ -72,6 +86,30 @@ class StoreSearch:
         """
         with self._lock:
             return [self._copy(self._docs[i]) for i in ids if i in self._docs]
+
+    def get_embeddings(self, ids: Sequence[str], /) -> list[list[float] | None]:
+        """The stored vector of each id, as the index holds it (None if not stored).
+
+        One `reconstruct_batch` call, no embedding model: the vectors FAISS
+        searched (normalized for cosine; approximate for PQ and SQ indexes).
+
+        Args:
+            ids: Document ids.
+
+        Returns:
+            One list of floats per id, in order; None for an id not stored.
+        """
+        with self._lock:
+            numbers = [self._int_of.get(i) for i in ids]
+            found = [n for n in numbers if n is not None]
+            if not found:
+                return [None] * len(ids)
+            rows = iter(
+                self._index.reconstruct_batch(np.asarray(found, dtype=np.int64))
+                .astype(np.float64)
+                .tolist()
+            )
+            return [None if n is None else next(rows) for n in numbers]
 
     @staticmethod
     def _copy(doc: Document) -> Document:
@@ -230,7 +268,12 @@ class StoreSearch:
         Writes drop the index; the first keyword search (or save) after them
         rebuilds it from every stored document, because bm25s cannot add or
         delete documents in place.
+
+        Raises:
+            ValueError: The store keeps no keyword index (`bm25=False`).
         """
+        if self._bm25_terms is None:
+            raise no_bm25_error("a keyword search")
         if self._bm25 is None and self._docs:
             docs = self._docs
             self._bm25 = self._bm25_terms.build(
@@ -285,11 +328,17 @@ class StoreSearch:
 
         Returns:
             `(document, score)` pairs, best first; documents are copies.
+
+        Raises:
+            ValueError: The store keeps no keyword index (`bm25=False`; see
+                `set_bm25`).
         """
         check_k("k", k)
         reject_unknown(kwargs, frozenset({"filter"}))
         to_predicate(kwargs.get("filter"))  # a bad filter fails before the lock
         with self._lock:
+            if self._bm25_terms is None:
+                raise no_bm25_error("bm25_search_with_score")
             return self._keyword_hits(query, k, kwargs.get("filter")) or []
 
     def _both_sides(

@@ -363,12 +363,14 @@ def test_a_drop_reason_must_be_known_and_one_line_adds_one(
         "score_threshold",
         "group_full",
         "context_budget",
+        "diversity",
+        "min_probability",
     }
-    with pytest.raises(ValueError, match="unknown drop reason 'diversity'"):
-        DroppedCandidate(0, 1.0, "diversity")
-    monkeypatch.setitem(DROP_REASONS, "diversity", "too like a better result")
-    assert DroppedCandidate(0, 1.0, "diversity").explanation == (
-        "too like a better result"
+    with pytest.raises(ValueError, match="unknown drop reason 'stale'"):
+        DroppedCandidate(0, 1.0, "stale")
+    monkeypatch.setitem(DROP_REASONS, "stale", "older than a newer result")
+    assert DroppedCandidate(0, 1.0, "stale").explanation == (
+        "older than a newer result"
     )
 
 
