@@ -50,11 +50,13 @@ from typing_extensions import override
 
 from langchain_ce_rerank.engine import (
     UNSET,
+    GroupBy,
     RankingSettings,
     Reranker,
     RerankResult,
     ScoredText,
     Unset,
+    group_keys,
     result_metadata,
 )
 from langchain_ce_rerank.engine.diversity import first_stage_embeddings
@@ -92,14 +94,18 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     setting means what it means for `CrossEncoderCompressor`; `model=` also
     takes a `Reranker` engine, to share its model and score cache with other
     doors. `postprocess_nodes(nodes, query_str=..., top_n=3)` overrides
-    `top_n`, `score_threshold`, `diversity`, `deadline_ms` or
-    `min_probability` for one call. `diversity` compares nodes by their
-    `node.embedding` when every node has one (the first stage's vector; no
-    second embedding pass), else by `metadata["retrieval_embedding"]`, else
-    by their word sets. A node the deadline left unscored comes back with
-    `score=None` and `metadata["reranked"] = False`, after the scored ones,
-    in input order; `min_probability` (with a `calibration`) drops only
-    scored nodes, whose metadata carries `relevance_probability`.
+    `top_n`, `score_threshold`, `group_by` (a metadata key or a function of
+    the node), `max_per_group`, `max_context_tokens`, `diversity`,
+    `deadline_ms` or `min_probability` for one call. The token budget counts
+    each node's own text (its metadata, which the LLM may also read, is not
+    counted), and a node cut to fit gets that text. `diversity` compares
+    nodes by their `node.embedding` when every node has one (the first
+    stage's vector; no second embedding pass), else by
+    `metadata["retrieval_embedding"]`, else by their word sets. A node the
+    deadline left unscored comes back with `score=None` and
+    `metadata["reranked"] = False`, after the scored ones, in input order;
+    `min_probability` (with a `calibration`) drops only scored nodes, whose
+    metadata carries `relevance_probability`.
     `apostprocess_nodes` keeps the event loop free: a model with its own
     `async ascore(pairs)` (such as `RemoteCrossEncoder`) is awaited directly,
     any other model runs in a worker thread. Both emit LlamaIndex's
@@ -214,21 +220,13 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
                     ),
                 }
             )
+            if result.cut is not None:
+                copy.set_content(
+                    result.content(node.get_content(metadata_mode=MetadataMode.NONE))
+                )
             score = float(result.score) if result.reranked else None
             reranked.append(NodeWithScore(node=copy, score=score))
         return reranked
-
-    @staticmethod
-    def _compared(
-        nodes: list[NodeWithScore], call: _Call, ranking: RankingSettings
-    ) -> dict[str, Any]:
-        """What diversity compares the nodes by: their vectors, else their texts."""
-        if ranking.diversity == 0:
-            return {}
-        embeddings = _embeddings(nodes)
-        if embeddings is not None:
-            return {"embeddings": embeddings}
-        return {"texts": call.items[0][1]}
 
     # -- LlamaIndex's interface -----------------------------------------------
 
@@ -241,6 +239,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        group_by: GroupBy | Unset | None = UNSET,
+        max_per_group: int | Unset | None = UNSET,
+        max_context_tokens: int | Unset | None = UNSET,
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
@@ -253,6 +254,10 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             query_str: The query text.
             top_n: Override of the `top_n` setting for this call.
             score_threshold: Override of the `score_threshold` setting.
+            group_by: Override of the `group_by` setting (a metadata key, or
+                a function of the node).
+            max_per_group: Override of the `max_per_group` setting.
+            max_context_tokens: Override of the `max_context_tokens` setting.
             diversity: Override of the `diversity` setting.
             deadline_ms: Override of the `deadline_ms` setting.
             min_probability: Override of the `min_probability` setting (with
@@ -269,6 +274,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             _query_bundle(query_bundle, query_str),
             top_n=top_n,
             score_threshold=score_threshold,
+            group_by=group_by,
+            max_per_group=max_per_group,
+            max_context_tokens=max_context_tokens,
             diversity=diversity,
             deadline_ms=deadline_ms,
             min_probability=min_probability,
@@ -283,6 +291,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        group_by: GroupBy | Unset | None = UNSET,
+        max_per_group: int | Unset | None = UNSET,
+        max_context_tokens: int | Unset | None = UNSET,
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
@@ -298,6 +309,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             _query_bundle(query_bundle, query_str),
             top_n=top_n,
             score_threshold=score_threshold,
+            group_by=group_by,
+            max_per_group=max_per_group,
+            max_context_tokens=max_context_tokens,
             diversity=diversity,
             deadline_ms=deadline_ms,
             min_probability=min_probability,
@@ -308,20 +322,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
-        *,
-        top_n: int | Unset | None = UNSET,
-        score_threshold: float | Unset | None = UNSET,
-        diversity: float | Unset = UNSET,
-        deadline_ms: float | Unset | None = UNSET,
-        min_probability: float | Unset | None = UNSET,
+        **options: Any,
     ) -> list[NodeWithScore]:
-        options = {
-            "top_n": top_n,
-            "score_threshold": score_threshold,
-            "diversity": diversity,
-            "deadline_ms": deadline_ms,
-            "min_probability": min_probability,
-        }
         with self._reranking(nodes, query_bundle, options) as call:
             deadline_ms = call.ranking.deadline_ms
             # Without nodes there is nothing to await, only the query to check.
@@ -337,20 +339,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
-        *,
-        top_n: int | Unset | None = UNSET,
-        score_threshold: float | Unset | None = UNSET,
-        diversity: float | Unset = UNSET,
-        deadline_ms: float | Unset | None = UNSET,
-        min_probability: float | Unset | None = UNSET,
+        **options: Any,
     ) -> list[NodeWithScore]:
-        options = {
-            "top_n": top_n,
-            "score_threshold": score_threshold,
-            "diversity": diversity,
-            "deadline_ms": deadline_ms,
-            "min_probability": min_probability,
-        }
         with self._reranking(nodes, query_bundle, options) as call:
             call.scored = self.engine.score_batch(
                 call.items, deadline_ms=call.ranking.deadline_ms
@@ -381,7 +371,18 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             raise ValueError(msg)
         ranking = self.for_call(**options)
         query = query_bundle.query_str
-        call = _Call(items=[(query, self.node_texts(nodes))], ranking=ranking)
+        texts = self.node_texts(nodes)
+        groups = (
+            None
+            if ranking.group_by is None
+            else group_keys(
+                ranking.group_by,
+                [item.node for item in nodes],
+                lambda node: node.metadata,
+                lambda i: f"node {nodes[i].node.node_id!r} (position {i})",
+            )
+        )
+        call = _Call(items=[(query, texts)], ranking=ranking)
         model_name = self._model_name()
         dispatcher.event(
             ReRankStartEvent(
@@ -401,9 +402,17 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             },
         ) as event:
             yield call
-            results = self.engine.order(
-                call.scored[0], ranking, **self._compared(nodes, call, ranking)
-            )
+            results = self.engine.select(
+                call.scored[0],
+                ranking,
+                groups=groups,
+                contents=[
+                    item.node.get_content(metadata_mode=MetadataMode.NONE)
+                    for item in nodes
+                ],
+                scored_texts=texts,
+                embeddings=_embeddings(nodes) if ranking.diversity > 0 else None,
+            ).results
             call.reranked = self._copies(nodes, results)
             event.on_end(payload={EventPayload.NODES: call.reranked})
         dispatcher.event(ReRankEndEvent(nodes=call.reranked))

@@ -33,9 +33,10 @@ from typing_extensions import override
 from langchain_ce_rerank.compressor import (
     CrossEncoderCompressor,
     CrossEncoderLike,
+    RerankedDocuments,
     check_documents,
 )
-from langchain_ce_rerank.engine import PER_CALL_OPTIONS, RankingSettings
+from langchain_ce_rerank.engine import PER_CALL_OPTIONS, UNSET, RankingSettings
 from langchain_ce_rerank.engine.diversity import EMBEDDING_KEY
 from langchain_ce_rerank.errors import ModelNotFoundError
 from langchain_ce_rerank.models import (
@@ -136,9 +137,10 @@ class RerankingRetriever(ContextualCompressionRetriever):
     Per call (`invoke`, `ainvoke`, `batch`, `abatch`, or
     `with_config(configurable={...})`), it takes the reranker's `top_n`,
     `score_threshold` (a minimum `relevance_score`, the cross-encoder's
-    score), `diversity` and `deadline_ms` (which bounds the reranking, not
-    the first stage), `min_probability` (a minimum `relevance_probability`,
-    with a `calibration`) and the first stage's `k`, `filter`, `fetch_k`,
+    score), `group_by`, `max_per_group` and `max_context_tokens`,
+    `diversity` and `deadline_ms` (which bounds the reranking, not the first
+    stage), `min_probability` (a minimum `relevance_probability`, with a
+    `calibration`) and the first stage's `k`, `filter`, `fetch_k`,
     `lambda_mult`,
     `retrieval_score_threshold` (the first stage's own threshold, passed
     to it as `score_threshold`: for `FaissRetriever`, LangChain's normalized
@@ -155,7 +157,8 @@ class RerankingRetriever(ContextualCompressionRetriever):
     (for `FaissRetriever`, one FAISS search for all queries), then every
     (query, candidate) pair in one de-duplicated, length-sorted model
     stream. Each query keeps its own run, with its own callbacks and trace,
-    as under `invoke`.
+    as under `invoke`. `invoke_explained` also returns the candidates the
+    reranker dropped, each with its reason.
 
     With `diversity` above 0 and a `FaissRetriever` first stage, it asks the
     first stage for its stored vectors (`include_embeddings=True`) so that
@@ -288,6 +291,47 @@ class RerankingRetriever(ContextualCompressionRetriever):
         self, input: str, config: RunnableConfig | None = None, **kwargs: Any
     ) -> list[Document]:
         return super().invoke(input, config, **self._with_configurable(config, kwargs))
+
+    def invoke_explained(
+        self, input: str, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> RerankedDocuments:
+        """`invoke`, plus the candidates the reranker dropped and why.
+
+        What `explain()` shows. Takes the same per-call options and
+        `configurable` as `invoke`; callbacks in `config` see the first
+        stage's run.
+
+        Returns:
+            The documents `invoke` returns, and copies of the dropped
+            candidates with `metadata["drop_reason"]`.
+
+        Raises:
+            TypeError: The reranker is not a `CrossEncoderCompressor`.
+        """
+        compressor = self.base_compressor
+        if not isinstance(compressor, CrossEncoderCompressor):
+            msg = (
+                "invoke_explained needs a CrossEncoderCompressor; this retriever "
+                f"reranks with a {type(compressor).__name__}"
+            )
+            raise TypeError(msg)
+        first, rerank = self._split(self._with_configurable(config, kwargs))
+        asked = self._ask_for_vectors(first, rerank)
+        docs = _with_ranks(
+            self.base_retriever.invoke(
+                input,
+                config={"callbacks": ensure_config(config).get("callbacks")},
+                **first,
+            )
+        )
+        if not docs:
+            return RerankedDocuments([], [])
+        result = compressor.compress_documents_explained(docs, input, **rerank)
+        if not asked:
+            return result
+        return RerankedDocuments(
+            _without_vectors(result.documents), _without_vectors(result.dropped)
+        )
 
     @override
     async def ainvoke(
@@ -422,15 +466,21 @@ class RerankingRetriever(ContextualCompressionRetriever):
                 outcomes[i] = (
                     result if isinstance(result, Exception) else _with_ranks(result)
                 )
-        # Stage 2: every query's candidates in one model stream (one per
-        # distinct deadline: a deadline bounds the stream it is given to).
+        # Stage 2: every query's candidates (the documents, or their parents)
+        # in one model stream per distinct deadline (a deadline bounds the
+        # stream it is given to).
         rankings: dict[int, RankingSettings] = {}
-        for i, candidates in enumerate(outcomes):
-            if isinstance(candidates, Exception) or not candidates:
+        candidates: dict[int, list[Document]] = {}
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, Exception) or not outcome:
                 continue
             try:
-                rankings[i] = compressor.for_call(**options[i][1])
+                rankings[i] = compressor.rank_settings(**options[i][1])
+                candidates[i] = compressor.candidates(
+                    outcome, group_by=options[i][1].get("group_by", UNSET)
+                )
             except Exception as err:
+                rankings.pop(i, None)
                 outcomes[i] = err
         streams: dict[float | None, list[int]] = {}
         for i, ranking in rankings.items():
@@ -438,7 +488,7 @@ class RerankingRetriever(ContextualCompressionRetriever):
         for deadline_ms, members in streams.items():
             try:
                 scored = compressor.score_documents_batch(
-                    [(cast("list[Document]", outcomes[i]), inputs[i]) for i in members],
+                    [(candidates[i], inputs[i]) for i in members],
                     deadline_ms=deadline_ms,
                 )
             except Exception as err:
@@ -446,16 +496,8 @@ class RerankingRetriever(ContextualCompressionRetriever):
                     outcomes[i] = err
                 continue
             for i, scores in zip(members, scored, strict=True):
-                ranking = rankings[i]
                 try:
-                    docs = compressor.order(
-                        cast("list[Document]", outcomes[i]),
-                        scores,
-                        top_n=ranking.top_n,
-                        score_threshold=ranking.score_threshold,
-                        diversity=ranking.diversity,
-                        min_probability=ranking.min_probability,
-                    )
+                    docs = compressor.order_with(candidates[i], scores, rankings[i])
                 except Exception as err:
                     outcomes[i] = err
                 else:

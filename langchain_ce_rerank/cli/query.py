@@ -25,9 +25,16 @@ from langchain_ce_rerank.cli._common import (
     check_input_file,
     load_index,
     load_reranker,
+    one_line,
     prepare_reranker,
     reranking,
     rich_console,
+)
+from langchain_ce_rerank.cli.query_context import (
+    SHOWN,
+    add_context_options,
+    context_settings,
+    drop_summary,
 )
 
 FIRST_STAGES = ("dense", "bm25", "hybrid")
@@ -192,11 +199,7 @@ def _query_rows(reranked: Sequence[Document], first_stage: str) -> list[dict[str
             # None for a candidate the deadline left unscored (reranked: false).
             "relevance_score": doc.metadata.get("relevance_score"),
             "reranked": doc.metadata.get("reranked", True),
-            **{
-                key: doc.metadata[key]
-                for key in ("relevance_probability", "fused_score")
-                if key in doc.metadata
-            },
+            **{key: doc.metadata[key] for key in SHOWN if key in doc.metadata},
             "source": doc.metadata.get("source"),
             "text": doc.page_content,
         }
@@ -253,6 +256,7 @@ def _empty_reason(
     if args.min_probability is None or not candidates:
         return None
     # The same order without the probability cut: what it dropped (cached scores).
+    candidates = compressor.candidates(candidates)
     scored = compressor.score_documents(candidates, args.question)
     before = compressor.order(
         candidates, scored, diversity=args.diversity, min_probability=None
@@ -277,7 +281,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
         raise CliError(msg)
     kind = _first_stage(args)
     calibration = _read_calibration(args)
-    compressor = _calibrated(prepare_reranker(args), calibration, args)
+    compressor = _calibrated(
+        prepare_reranker(args, **context_settings(args)), calibration, args
+    )
+    compressor._parents_remedy = (
+        "its file is gone or unreadable since it was indexed: index it again "
+        "(ce-rerank index), or leave out --parents"
+    )
     store = load_index("INDEX_DIR", args)
     load_reranker(compressor)
     options: dict[str, Any] = {"k": args.k, "search_type": _SEARCH_TYPES[kind]}
@@ -294,12 +304,19 @@ def _cmd_query(args: argparse.Namespace) -> int:
     fusion = getattr(retriever, "fusion", None) if kind == "hybrid" else None
     candidates = retriever.invoke(args.question)
     with reranking():
-        reranked = compressor.compress_documents(
-            candidates,
-            args.question,
-            diversity=args.diversity,
-            deadline_ms=args.deadline_ms,
-        )
+        try:
+            reranked, dropped = compressor.compress_documents_explained(
+                candidates,
+                args.question,
+                diversity=args.diversity,
+                deadline_ms=args.deadline_ms,
+            )
+        except LookupError as err:
+            raise CliError(f"--parents: {one_line(err)}") from err
+        except ValueError as err:
+            if "group_by=" not in str(err):
+                raise
+            raise CliError(f"--group-by {args.group_by}: {one_line(err)}") from err
     rows = _query_rows(reranked, kind)
     empty_reason = None if reranked else _empty_reason(compressor, candidates, args)
     if args.json:
@@ -331,6 +348,16 @@ def _cmd_query(args: argparse.Namespace) -> int:
                 for d in candidates
             ],
             "results": rows,
+            "dropped": [
+                {
+                    "id": d.id,
+                    "retrieval_rank": d.metadata.get("retrieval_rank"),
+                    "relevance_score": d.metadata.get("relevance_score"),
+                    "reranked": d.metadata.get("reranked", True),
+                    "reason": d.metadata["drop_reason"],
+                }
+                for d in dropped
+            ],
             **({"empty_reason": empty_reason} if empty_reason else {}),
         }
         print(json.dumps(payload, indent=2, ensure_ascii=False))
@@ -347,6 +374,11 @@ def _cmd_query(args: argparse.Namespace) -> int:
         "bm25": "BM25 ",
         "hybrid": f"hybrid ({fusion} of dense and BM25, alpha {alpha}) ",
     }[kind]
+    reranked_what = (
+        f"{len(candidates)} {described}first-stage candidates"
+        if not args.parents
+        else f"the source files of {len(candidates)} {described}first-stage chunks"
+    )
     kept = (
         f" with a relevance probability of at least {args.min_probability:g}"
         if args.min_probability is not None
@@ -358,10 +390,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
         if kind != "dense"
         else ""
     )
+    not_shown = f"; not shown: {drop_summary(dropped)}" if dropped else ""
     console.print(
-        f"{len(candidates)} {described}first-stage candidates reranked by "
-        f"{args.reranker}; top {len(reranked)} shown{kept} (move = first-stage rank "
-        f"-> final rank{found})."
+        f"{reranked_what} reranked by {args.reranker}; top {len(reranked)} "
+        f"shown{kept} (move = first-stage rank -> final rank{found}){not_shown}."
     )
     unscored = sum(not row["reranked"] for row in rows)
     if unscored:
@@ -495,6 +527,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_reranker_options(query)
     _add_shaping_options(query)
+    add_context_options(query)
     calibrated = query.add_argument_group("relevance probability")
     calibrated.add_argument(
         "--calibration",

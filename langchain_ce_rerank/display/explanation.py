@@ -1,4 +1,10 @@
-"""`RerankExplanation` and `explain()`: reranked documents and why they are in order."""
+"""`RerankExplanation` and `explain()`: reranked documents and why they are in order.
+
+Next to the final order, the explanation lists the candidates the reranker
+scored but did not return, each with the reason it was dropped
+(`langchain_ce_rerank.engine.DROP_REASONS`: past `top_n`, under
+`score_threshold`, its group full, the context budget full, ...).
+"""
 
 from __future__ import annotations
 
@@ -32,8 +38,15 @@ from langchain_ce_rerank.display.render import (
     snippet,
     text_width,
 )
+from langchain_ce_rerank.engine.results import DROP_REASONS
 
-__all__ = ["RankedDocument", "RerankExplanation", "ScoreKind", "explain"]
+__all__ = [
+    "DroppedDocument",
+    "RankedDocument",
+    "RerankExplanation",
+    "ScoreKind",
+    "explain",
+]
 
 ScoreKind = Literal["logit", "probability", "score"]
 """What a reranker score is: a raw logit, a 0..1 probability, or unknown."""
@@ -110,6 +123,42 @@ class RankedDocument:
 
 
 @dataclass(frozen=True)
+class DroppedDocument:
+    """A candidate the reranker scored but did not return, and why.
+
+    Example:
+        ```python
+        from langchain_core.documents import Document
+        from langchain_ce_rerank.display import RerankExplanation
+
+        gone = Document(
+            page_content="x",
+            metadata={"retrieval_rank": 2, "drop_reason": "group_full"},
+        )
+        shown = RerankExplanation.from_documents("q", [], dropped=[gone])
+        print(shown.dropped[0].why)  # its group already had max_per_group results
+        ```
+    """
+
+    retrieval_rank: int | None
+    """First-stage position (`metadata["retrieval_rank"]`), if recorded."""
+    relevance_score: float | None
+    """Reranker score (`metadata["relevance_score"]`), if any."""
+    reason: str
+    """`metadata["drop_reason"]`: a key of `DROP_REASONS` such as
+    `"top_n"`, `"score_threshold"`, `"group_full"`, `"context_budget"`."""
+    source: str
+    """`metadata["source"]`, else the document id, else empty."""
+    document: Document
+    """The dropped candidate, as the reranker scored it."""
+
+    @property
+    def why(self) -> str:
+        """The reason in words (the key itself for a reason this version lacks)."""
+        return DROP_REASONS.get(self.reason, self.reason)
+
+
+@dataclass(frozen=True)
 class RerankExplanation(Sequence[Document]):
     """Reranked documents with the reasons for their order, ready to display.
 
@@ -117,9 +166,10 @@ class RerankExplanation(Sequence[Document]):
     `repr()`: final rank, movement from the first stage (`7 -> 1`), the
     reranker score (and whether it is a logit or a probability), the first-stage
     score, which side found it (after a keyword or hybrid first stage), the
-    source and a snippet, under the query. It is a sequence of the
-    documents (iterate, index, `len`); `.documents` is a plain `list[Document]`
-    to hand to a chain.
+    source and a snippet, under the query; then, when known, a second table
+    of the candidates that were not returned, each with why it was dropped.
+    It is a sequence of the returned documents (iterate, index, `len`);
+    `.documents` is a plain `list[Document]` to hand to a chain.
 
     Example:
         ```python
@@ -152,6 +202,8 @@ class RerankExplanation(Sequence[Document]):
     retrieval_kind: str = "cosine"
     """What `retrieval_score` is: `"cosine"`, `"L2 distance"`, `"dot product"`,
     `"BM25"`, `"hybrid"` (the fused score) or `"score"`."""
+    dropped: tuple[DroppedDocument, ...] = ()
+    """The candidates not returned, best first, each with its reason."""
 
     @classmethod
     def from_documents(
@@ -159,6 +211,7 @@ class RerankExplanation(Sequence[Document]):
         query: str,
         documents: Iterable[Document],
         *,
+        dropped: Iterable[Document] = (),
         score_kind: ScoreKind = "logit",
         retrieval_kind: str | None = None,
     ) -> RerankExplanation:
@@ -172,6 +225,9 @@ class RerankExplanation(Sequence[Document]):
                 "found by" column); missing values show as blanks.
             score_kind: `"logit"` (the compressor's default `activation="none"`),
                 `"probability"` (`activation="sigmoid"`) or `"score"`.
+            dropped: The candidates not returned (`invoke_explained`'s or
+                `compress_documents_explained`'s `dropped`), each with
+                `metadata["drop_reason"]`.
             retrieval_kind: What the first-stage score is. None (default):
                 `"cosine"` (the store's default distance), or `"BM25"` /
                 `"hybrid"` when the metadata shows a keyword or hybrid first
@@ -193,23 +249,11 @@ class RerankExplanation(Sequence[Document]):
             raise TypeError(msg)
         rows = []
         for rank, doc in enumerate(documents, start=1):
-            if not isinstance(doc, Document):
-                msg = (
-                    f"documents must be langchain Documents, got "
-                    f"{type(doc).__name__} at position {rank}"
-                )
-                raise TypeError(msg)
-            meta = doc.metadata
-            retrieval_rank = meta.get("retrieval_rank")
+            meta = _checked(doc, "documents", rank).metadata
             rows.append(
                 RankedDocument(
                     rank=rank,
-                    retrieval_rank=(
-                        int(retrieval_rank)
-                        if isinstance(retrieval_rank, int)
-                        and not isinstance(retrieval_rank, bool)
-                        else None
-                    ),
+                    retrieval_rank=_rank(meta.get("retrieval_rank")),
                     relevance_score=_number(meta.get("relevance_score")),
                     retrieval_score=_number(meta.get("retrieval_score")),
                     fused_score=_number(meta.get("fused_score")),
@@ -218,11 +262,30 @@ class RerankExplanation(Sequence[Document]):
                     found_by=found_by(meta),
                 )
             )
+        gone = []
+        for position, doc in enumerate(dropped, start=1):
+            meta = _checked(doc, "dropped", position).metadata
+            if not isinstance(meta.get("drop_reason"), str):
+                msg = (
+                    f"dropped document {position} (id={doc.id!r}) has no "
+                    "metadata['drop_reason']; pass the dropped list of "
+                    "invoke_explained() or compress_documents_explained()"
+                )
+                raise ValueError(msg)
+            gone.append(
+                DroppedDocument(
+                    retrieval_rank=_rank(meta.get("retrieval_rank")),
+                    relevance_score=_number(meta.get("relevance_score")),
+                    reason=meta["drop_reason"],
+                    source=str(meta.get("source") or doc.id or ""),
+                    document=doc,
+                )
+            )
         if retrieval_kind is None:
             retrieval_kind = first_stage_kind(
                 (row.document.metadata for row in rows), "cosine"
             )
-        return cls(query, tuple(rows), score_kind, retrieval_kind)
+        return cls(query, tuple(rows), score_kind, retrieval_kind, tuple(gone))
 
     @property
     def documents(self) -> list[Document]:
@@ -321,7 +384,33 @@ class RerankExplanation(Sequence[Document]):
             title=f"Query: {self.query}",
         )
         notes = "\n".join(self._notes()) if self.rows else "no documents"
-        return render_text(table, Text(notes), width=width)
+        if not self.dropped:
+            return render_text(table, Text(notes), width=width)
+        dropped_columns = [
+            FittedColumn("first stage"),
+            FittedColumn(f"rerank ({self.score_kind})"),
+            FittedColumn("why not returned", justify="left", shrink="end", keep=24),
+            FittedColumn("source", justify="left", shrink="start", limit=_SOURCE),
+            FittedColumn(
+                "snippet", justify="left", shrink="end", limit=_TEXT_SNIPPET, keep=20
+            ),
+        ]
+        dropped_table = fitted_table(
+            dropped_columns,
+            [
+                [
+                    "?" if row.retrieval_rank is None else str(row.retrieval_rank),
+                    score_text(row.relevance_score),
+                    row.why,
+                    row.source,
+                    " ".join(row.document.page_content.split()),
+                ]
+                for row in self.dropped
+            ],
+            width,
+            title=f"Not returned ({len(self.dropped)})",
+        )
+        return render_text(table, Text(notes), dropped_table, width=width)
 
     def __repr__(self) -> str:
         return self.__str__()
@@ -370,7 +459,42 @@ class RerankExplanation(Sequence[Document]):
             f"<b>{esc(self.query)}</b></div>"
             f'<table class="ce-rerank" style="{TABLE}">'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-            f'<div style="font-size:0.82em;{MUTED}">{notes}</div></div>'
+            f'<div style="font-size:0.82em;{MUTED}">{notes}</div>'
+            f"{self._dropped_html()}</div>"
+        )
+
+    def _dropped_html(self) -> str:
+        if not self.dropped:
+            return ""
+        headers = ["first stage", f"rerank ({self.score_kind})", "why not returned"]
+        head = "".join(
+            f'<th style="{TH};text-align:{align}">{esc(name)}</th>'
+            for name, align in zip(
+                [*headers, "source", "snippet"],
+                ["right", "right", "left", "left", "left"],
+                strict=True,
+            )
+        )
+        body = "".join(
+            "<tr>"
+            f'<td style="{TD};{NUMBER}">'
+            f"{'?' if row.retrieval_rank is None else row.retrieval_rank}</td>"
+            f"{number_cell(row.relevance_score)}"
+            f'<td style="{TD};text-align:left" title="{esc(row.reason)}">'
+            f"{esc(row.why)}</td>"
+            f'<td style="{TD};white-space:nowrap" title="{esc(row.source)}">'
+            f"{esc(shorten_left(row.source, _SOURCE))}</td>"
+            f'<td style="{TD};text-align:left;min-width:24em;max-width:46em;'
+            f'white-space:normal;overflow-wrap:anywhere">'
+            f"{esc(snippet(row.document.page_content, _HTML_SNIPPET))}</td>"
+            "</tr>"
+            for row in self.dropped
+        )
+        return (
+            f'<div style="margin:0.6em 0 0.2em 0"><span style="{MUTED}">'
+            f"Not returned ({len(self.dropped)})</span></div>"
+            f'<table class="ce-rerank-dropped" style="{TABLE}">'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         )
 
 
@@ -378,6 +502,10 @@ def explain(
     retriever: BaseRetriever, query: str, **invoke_kwargs: Any
 ) -> RerankExplanation:
     """Run `retriever.invoke(query)` and explain the order of what comes back.
+
+    With a `RerankingRetriever` (`build_reranking_retriever`), the candidates
+    the reranker dropped are shown too, each with its reason
+    (`invoke_explained`).
 
     The reranker score's meaning comes from the compressor behind a
     `ContextualCompressionRetriever` (`build_reranking_retriever`): its
@@ -424,7 +552,13 @@ def explain(
         best = shown.documents[0]
         ```
     """
-    documents = retriever.invoke(query, **invoke_kwargs)
+    explained = getattr(retriever, "invoke_explained", None)
+    compressor = getattr(retriever, "base_compressor", None)
+    dropped: list[Document] = []
+    if explained is not None and hasattr(compressor, "compress_documents_explained"):
+        documents, dropped = explained(query, **invoke_kwargs)
+    else:
+        documents = retriever.invoke(query, **invoke_kwargs)
     activation = getattr(
         getattr(retriever, "base_compressor", None), "activation", None
     )
@@ -436,11 +570,31 @@ def explain(
         _RETRIEVAL_KINDS.get(str(distance), "score"),
     )
     return RerankExplanation.from_documents(
-        query, documents, score_kind=score_kind, retrieval_kind=retrieval_kind
+        query,
+        documents,
+        dropped=dropped,
+        score_kind=score_kind,
+        retrieval_kind=retrieval_kind,
     )
 
 
 # -- helpers ------------------------------------------------------------------------
+
+
+def _checked(doc: object, name: str, position: int) -> Document:
+    if not isinstance(doc, Document):
+        msg = (
+            f"{name} must be langchain Documents, got "
+            f"{type(doc).__name__} at position {position}"
+        )
+        raise TypeError(msg)
+    return doc
+
+
+def _rank(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    return None
 
 
 def _number(value: object) -> float | None:

@@ -4,7 +4,8 @@
 LlamaIndex postprocessor and the HTTP server are thin doors in front of it. A
 door holds an engine and its `RankingSettings`, resolves each call's options
 with `RankingSettings.for_call`, and writes `result_metadata(result)` on the
-copies it returns.
+copies it returns. `Reranker.select` also says why each candidate it did not
+return was dropped (`DroppedCandidate`, `DROP_REASONS`).
 
 Example:
     ```python
@@ -31,8 +32,11 @@ from langchain_ce_rerank.engine.protocols import (
 from langchain_ce_rerank.engine.ranking import first_stage_ranks
 from langchain_ce_rerank.engine.reranker import Reranker
 from langchain_ce_rerank.engine.results import (
+    DROP_REASONS,
+    DroppedCandidate,
     RerankResult,
     ScoredText,
+    Selection,
     UnscoredText,
     result_metadata,
 )
@@ -45,9 +49,11 @@ from langchain_ce_rerank.engine.settings import (
     ScoringSettings,
     Unset,
 )
+from langchain_ce_rerank.engine.shaping import GroupBy, TokenCounter, group_keys
 
 __all__ = [
     "DEFAULT_CROSS_ENCODER",
+    "DROP_REASONS",
     "PER_CALL_OPTIONS",
     "UNSET",
     "AsyncDeadlineScorer",
@@ -55,6 +61,8 @@ __all__ = [
     "CalibrationMismatchError",
     "CrossEncoderLike",
     "DeadlineScorer",
+    "DroppedCandidate",
+    "GroupBy",
     "PairScorer",
     "RankingSettings",
     "RerankResult",
@@ -64,10 +72,13 @@ __all__ = [
     "ScoredText",
     "ScoringIdentity",
     "ScoringSettings",
+    "Selection",
+    "TokenCounter",
     "UnscoredText",
     "Unset",
     "check_query",
     "check_text",
     "first_stage_ranks",
+    "group_keys",
     "result_metadata",
 ]

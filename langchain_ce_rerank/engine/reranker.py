@@ -40,7 +40,7 @@ from langchain_ce_rerank.engine.protocols import (
     DeadlineScorer,
 )
 from langchain_ce_rerank.engine.ranking import best_windows
-from langchain_ce_rerank.engine.results import RerankResult, ScoredText
+from langchain_ce_rerank.engine.results import RerankResult, ScoredText, Selection
 from langchain_ce_rerank.engine.scoring import (
     LoadedModel,
     activate,
@@ -58,6 +58,7 @@ from langchain_ce_rerank.engine.settings import (
     RerankerSettings,
     Unset,
 )
+from langchain_ce_rerank.engine.shaping import GroupBy, group_keys
 from langchain_ce_rerank.engine.windows import Span, model_spans, passage_windows
 
 __all__ = ["UNSET", "LoadedModel", "Reranker", "Unset", "check_text"]
@@ -482,6 +483,117 @@ class Reranker(RerankerSettings):
 
     # -- ranking --------------------------------------------------------------
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens in `text` by the model's tokenizer, without special tokens.
+
+        Whitespace-separated words for a model without a tokenizer. The
+        default `token_counter` of `max_context_tokens`.
+        """
+        return len(model_spans(self.load_model())(text))
+
+    def select(
+        self,
+        scored: Sequence[ScoredText],
+        ranking: RankingSettings | None = None,
+        *,
+        first_stage_ranks: Sequence[int] | None = None,
+        groups: Sequence[Hashable] | None = None,
+        contents: Sequence[str] | None = None,
+        scored_texts: Sequence[str] | None = None,
+        embeddings: Any = None,
+    ) -> Selection:
+        """Order scored candidates, keep what the settings allow, say why not the rest.
+
+        Sorted by score, highest first (ties keep input order, NaN last), or
+        by RRF when `fusion="rrf"`; then at most `max_per_group` per group
+        (`group_by`), `top_n` (picked by maximal marginal relevance when
+        `diversity` is above 0), filtered by `score_threshold` and, with a
+        `calibration`, by `min_probability` (each scored result then carries
+        its `probability`); candidates a deadline left unscored follow in
+        first-stage order (`reranked=False`, no probability), filling what
+        `top_n` leaves within `max_per_group`; last, results are taken while
+        they fit `max_context_tokens`. Every candidate not returned is in
+        `dropped` with its reason (see `ranking.select`).
+
+        Args:
+            scored: One `score_batch` item's result.
+            ranking: The ranking settings of this call, such as a door's own
+                resolved by `for_call`; None uses this engine's.
+            first_stage_ranks: 1-based first-stage rank per candidate, for RRF
+                and the order of unscored candidates; None uses the input
+                order.
+            groups: Each candidate's group, required with `group_by` (a door
+                computes them with `engine.shaping.group_keys`).
+            contents: Each candidate's returned text, required with
+                `max_context_tokens`; with `diversity` and no `embeddings`,
+                the texts compared by word sets (`scored_texts` when given).
+            scored_texts: The texts the model read, when they differ from
+                `contents` (a `content_template`, node metadata): the best
+                window of `long_documents="max_passage"` is a span of the
+                scored text, so an over-budget candidate is cut to it only
+                where the two are the same (from its start otherwise).
+            embeddings: For `diversity`: one vector per candidate (the first
+                stage's), compared by cosine; None compares texts by their
+                word sets instead.
+
+        Returns:
+            A `Selection`: the results, best first, and the dropped candidates.
+
+        Raises:
+            ValueError: `group_by` without `groups`, `max_context_tokens`
+                without `contents`, or diversity with neither `embeddings`
+                nor texts (or with a count other than the candidates').
+        """
+        settings = ranking or self
+        if any(item.scored and math.isnan(item.score) for item in scored):
+            logger.warning("The cross-encoder returned NaN scores; ranking them last.")
+        if settings.group_by is not None and groups is None:
+            msg = (
+                f"group_by={settings.group_by!r} needs each candidate's group: "
+                "pass groups=[...], one per candidate"
+            )
+            raise ValueError(msg)
+        windows: list[Span | None] | None = None
+        count = None
+        if settings.max_context_tokens is not None:
+            if contents is None:
+                msg = (
+                    "max_context_tokens needs each candidate's text: pass "
+                    "contents=[...], one per candidate"
+                )
+                raise ValueError(msg)
+            windows = [
+                item.passage
+                if scored_texts is None or scored_texts[i] == contents[i]
+                else None
+                for i, item in enumerate(scored)
+            ]
+            count = settings.token_counter or self.count_tokens
+        similarity = None
+        if settings.diversity > 0 and sum(item.scored for item in scored) > 1:
+            similarity, kind = similarities(
+                len(scored),
+                embeddings=embeddings,
+                texts=scored_texts if scored_texts is not None else contents,
+            )
+            logger.debug("diversity %s over %s", settings.diversity, kind)
+        calibration = settings.calibration
+        return ranking_rules.select(
+            scored,
+            settings,
+            first_stage_ranks=first_stage_ranks,
+            groups=groups,
+            contents=contents,
+            windows=windows,
+            count=count,
+            similarity=similarity,
+            probabilities=None
+            if calibration is None
+            else calibration.probabilities(
+                [item.score for item in scored], self.activation
+            ),
+        )
+
     def order(
         self,
         scored: Sequence[ScoredText],
@@ -496,8 +608,11 @@ class Reranker(RerankerSettings):
         min_probability: float | Unset | None = UNSET,
         embeddings: Any = None,
         texts: Sequence[str] | None = None,
+        groups: Sequence[Hashable] | None = None,
+        contents: Sequence[str] | None = None,
+        scored_texts: Sequence[str] | None = None,
     ) -> list[RerankResult]:
-        """Order, cut and filter already scored candidates.
+        """Order, cut and filter already scored candidates: `select`'s results.
 
         Sorted by score, highest first (ties keep input order, NaN last), or
         by RRF when `fusion="rrf"`, or picked by maximal marginal relevance
@@ -506,7 +621,8 @@ class Reranker(RerankerSettings):
         (each scored result then carries its `probability`). Candidates a
         deadline left unscored follow in first-stage order (`reranked=False`,
         no probability), filling what `top_n` leaves; neither
-        `score_threshold` nor `min_probability` drops them.
+        `score_threshold` nor `min_probability` drops them. Shaped by
+        `group_by` and `max_context_tokens` too (see `select`).
 
         Args:
             scored: One `score_batch` item's result.
@@ -526,6 +642,9 @@ class Reranker(RerankerSettings):
                 stage's), compared by cosine; None compares `texts` by their
                 word sets instead.
             texts: For `diversity` without embeddings: the candidates' texts.
+            groups: Each candidate's group, with `group_by` (see `select`).
+            contents: Each candidate's text, with `max_context_tokens`.
+            scored_texts: The texts the model read, where they differ.
 
         Returns:
             The kept candidates in their new order.
@@ -543,31 +662,24 @@ class Reranker(RerankerSettings):
             diversity=diversity,
             min_probability=min_probability,
         )
-        if any(item.scored and math.isnan(item.score) for item in scored):
-            logger.warning("The cross-encoder returned NaN scores; ranking them last.")
-        calibration = settings.calibration
-        similarity = None
-        if settings.diversity > 0 and sum(item.scored for item in scored) > 1:
-            similarity, kind = similarities(
-                len(scored), embeddings=embeddings, texts=texts
-            )
-            logger.debug("diversity %s over %s", settings.diversity, kind)
-        return ranking_rules.order(
+        changes = {
+            name: value
+            for name, value in (("fusion", fusion), ("rrf_k", rrf_k))
+            if value is not UNSET
+        }
+        if changes:
+            settings = settings.model_copy(update=changes)
+        return self.select(
             scored,
-            top_n=settings.top_n,
-            threshold=settings.score_threshold,
-            fusion=settings.fusion if fusion is UNSET else fusion,
-            rrf_k=settings.rrf_k if rrf_k is UNSET else rrf_k,
+            settings,
             first_stage_ranks=first_stage_ranks,
-            probabilities=None
-            if calibration is None
-            else calibration.probabilities(
-                [item.score for item in scored], self.activation
-            ),
-            min_probability=settings.min_probability,
-            diversity=settings.diversity,
-            similarity=similarity,
-        )
+            groups=groups,
+            contents=contents if contents is not None else texts,
+            scored_texts=scored_texts
+            if scored_texts is not None or contents is None
+            else texts,
+            embeddings=embeddings,
+        ).results
 
     def rank(
         self,
@@ -578,42 +690,57 @@ class Reranker(RerankerSettings):
         score_threshold: float | Unset | None = UNSET,
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
-        first_stage_ranks: Sequence[int] | None = None,
         min_probability: float | Unset | None = UNSET,
+        group_by: GroupBy | Unset | None = UNSET,
+        max_per_group: int | Unset | None = UNSET,
+        max_context_tokens: int | Unset | None = UNSET,
+        first_stage_ranks: Sequence[int] | None = None,
+        groups: Sequence[Hashable] | None = None,
         embeddings: Any = None,
     ) -> list[RerankResult]:
         """Score `texts` against `query` and return them reranked.
 
         Args:
-            query: The query; blank is an error.
+            query: The search query.
             texts: Candidate texts, e.g. a first stage's results in its order.
             top_n: Override of the `top_n` setting for this call.
             score_threshold: Override of the `score_threshold` setting.
             diversity: Override of the `diversity` setting.
             deadline_ms: Override of the `deadline_ms` setting.
-            first_stage_ranks: 1-based first-stage ranks, for `fusion="rrf"`.
             min_probability: Override of the `min_probability` setting.
+            group_by: Override of `group_by`; for plain texts a function of
+                the text (a metadata key needs `groups`).
+            max_per_group: Override of `max_per_group`.
+            max_context_tokens: Override of `max_context_tokens`, counted on
+                the texts.
+            first_stage_ranks: 1-based first-stage ranks, for `fusion="rrf"`.
+            groups: Each text's group, when grouping by something the texts
+                do not hold.
             embeddings: The first stage's vector per text, for `diversity`
                 (None compares the texts' word sets).
 
         Returns:
             `RerankResult`s, best first, each with its input `index`.
         """
-        call = self.for_call(
+        settings = self.for_call(
             top_n=top_n,
             score_threshold=score_threshold,
             diversity=diversity,
             deadline_ms=deadline_ms,
             min_probability=min_probability,
+            group_by=group_by,
+            max_per_group=max_per_group,
+            max_context_tokens=max_context_tokens,
         )
-        scored = self.score_batch([(query, texts)], deadline_ms=call.deadline_ms)[0]
-        return self.order(
-            scored,
-            call,
+        scored = self.score_batch([(query, texts)], deadline_ms=settings.deadline_ms)
+        return self.select(
+            scored[0],
+            settings,
             first_stage_ranks=first_stage_ranks,
+            groups=self._text_groups(settings, texts, groups),
+            contents=texts,
             embeddings=embeddings,
-            texts=texts,
-        )
+        ).results
 
     def rank_batch(
         self,
@@ -624,6 +751,9 @@ class Reranker(RerankerSettings):
         min_probability: float | Unset | None = UNSET,
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
+        group_by: GroupBy | Unset | None = UNSET,
+        max_per_group: int | Unset | None = UNSET,
+        max_context_tokens: int | Unset | None = UNSET,
     ) -> list[list[RerankResult]]:
         """`rank` for many (query, texts) items, scored in one model stream.
 
@@ -636,19 +766,54 @@ class Reranker(RerankerSettings):
                 similarity: `rank` takes embeddings).
             deadline_ms: Override of the `deadline_ms` setting: one budget
                 for the whole call.
+            group_by: Override of `group_by` (a function of the text).
+            max_per_group: Override of `max_per_group`.
+            max_context_tokens: Override of `max_context_tokens`.
 
         Returns:
             Per item, its `RerankResult`s, best first.
         """
-        call = self.for_call(
+        settings = self.for_call(
             top_n=top_n,
             score_threshold=score_threshold,
             diversity=diversity,
             deadline_ms=deadline_ms,
             min_probability=min_probability,
+            group_by=group_by,
+            max_per_group=max_per_group,
+            max_context_tokens=max_context_tokens,
         )
-        scored = self.score_batch(items, deadline_ms=call.deadline_ms)
+        scored = self.score_batch(items, deadline_ms=settings.deadline_ms)
         return [
-            self.order(item, call, texts=texts)
+            self.select(
+                item,
+                settings,
+                groups=self._text_groups(settings, texts, None),
+                contents=texts,
+            ).results
             for item, (_, texts) in zip(scored, items, strict=True)
         ]
+
+    @staticmethod
+    def _text_groups(
+        settings: RankingSettings,
+        texts: Sequence[str],
+        groups: Sequence[Hashable] | None,
+    ) -> Sequence[Hashable] | None:
+        """Plain texts' groups: given, or the `group_by` function of each text."""
+        group_by = settings.group_by
+        if group_by is None:
+            return None
+        if groups is not None:
+            if len(groups) != len(texts):
+                msg = f"groups has {len(groups)} items for {len(texts)} texts"
+                raise ValueError(msg)
+            return groups
+        if isinstance(group_by, str):
+            msg = (
+                f"group_by={group_by!r} names a metadata key, and plain texts "
+                "have no metadata: pass groups=[...] (one per text), or "
+                "group_by=a function of the text"
+            )
+            raise ValueError(msg)
+        return group_keys(group_by, texts, lambda _: {}, lambda i: f"text {i}")

@@ -29,6 +29,11 @@ from langchain_ce_rerank.engine.checks import (
 )
 from langchain_ce_rerank.engine.probability import ScoreCalibration
 from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
+from langchain_ce_rerank.engine.shaping import (
+    SHAPING_OPTIONS,
+    ShapingSettings,
+    check_shaping,
+)
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
 from langchain_ce_rerank.models.cross_encoder import DEFAULT_CROSS_ENCODER
 
@@ -62,6 +67,7 @@ PER_CALL_OPTIONS = (
     "diversity",
     "deadline_ms",
     "min_probability",
+    *SHAPING_OPTIONS,
 )
 """The ranking settings one call may override (`RankingSettings.for_call`)."""
 
@@ -94,10 +100,14 @@ class _Settings(BaseModel):
             yield name, value
 
 
-class RankingSettings(_Settings):
+class RankingSettings(_Settings, ShapingSettings):
     """How scored candidates are ordered and cut, and the time scoring may take.
 
-    Cheap to vary per call: none of them changes a candidate's score.
+    Cheap to vary per call: none of them changes a candidate's score. The
+    order of the cuts is `ranking.select`'s.
+
+    With the shaping settings of `ShapingSettings` (`group_by`,
+    `max_per_group`, `max_context_tokens`, `token_counter`).
 
     Example:
         ```python
@@ -147,7 +157,9 @@ class RankingSettings(_Settings):
     `metadata["reranked"] = False` and no `relevance_score`. It never raises
     because of the deadline, and never returns fewer documents than the same
     call without one (`top_n` counts the unscored; `score_threshold` and
-    `min_probability` do not apply to them). Score-cache hits count as scored. See
+    `min_probability` do not apply to them; `max_per_group` and
+    `max_context_tokens` count them like any other, the token budget being a
+    bound on tokens, not documents). Score-cache hits count as scored. See
     `langchain_ce_rerank.engine.deadline`."""
 
     calibration: ScoreCalibration | None = None
@@ -158,7 +170,8 @@ class RankingSettings(_Settings):
 
     min_probability: float | None = Field(default=None, ge=0.0, le=1.0)
     """Drop documents whose `relevance_probability` is below this (the last
-    cut: after `diversity`, `top_n` and `score_threshold`); needs
+    cut by score: after `group_by`, `diversity`, `top_n` and
+    `score_threshold`, before `max_context_tokens`); needs
     `calibration`. When it drops every document the result is empty and a
     warning says so, with the best probability there was. Like
     `score_threshold`, it does not apply to candidates `deadline_ms` left
@@ -188,8 +201,9 @@ class RankingSettings(_Settings):
 
         Args:
             **options: Any of `PER_CALL_OPTIONS` (`top_n`, `score_threshold`,
-                `diversity`, `deadline_ms`, `min_probability`); one left out,
-                or `UNSET`, keeps the setting.
+                `diversity`, `deadline_ms`, `min_probability`, `group_by`,
+                `max_per_group`, `max_context_tokens`); one left out, or
+                `UNSET`, keeps the setting.
 
         Returns:
             The settings for this call (these settings stay unchanged).
@@ -199,8 +213,9 @@ class RankingSettings(_Settings):
                 it can.
             ValueError: A `top_n` below 1, a `score_threshold` that is not
                 a number, a `diversity` outside [0, 1], a `deadline_ms`
-                that is not a positive number, or a `min_probability`
-                outside [0, 1] or without a `calibration`.
+                that is not a positive number, a `min_probability` outside
+                [0, 1] or without a `calibration`, or shaping options that
+                cannot work together (`check_shaping`).
         """
         unknown = sorted(set(options) - set(PER_CALL_OPTIONS))
         if unknown:
@@ -219,7 +234,10 @@ class RankingSettings(_Settings):
         if given.get("min_probability") is not None and self.calibration is None:
             raise ValueError(_needs_calibration(given["min_probability"]))
         current = {name: getattr(self, name) for name in RANKING_FIELDS}
-        return RankingSettings.model_construct(**{**current, **given})
+        resolved = {**current, **given}
+        if given.keys() & set(SHAPING_OPTIONS):
+            check_shaping(**{name: resolved[name] for name in SHAPING_OPTIONS})
+        return RankingSettings.model_construct(**resolved)
 
 
 def _needs_calibration(min_probability: object) -> str:

@@ -407,15 +407,7 @@ async def _answer(
             500, "the model returned a non-finite score (NaN or infinity)"
         )
     served = contract.model_name
-    answer = ranked_response(
-        ranker,
-        scores,
-        body.top_n,
-        served,
-        diversity=body.diversity,
-        documents=body.documents,
-        min_probability=body.min_probability,
-    )
+    answer = ranked_response(ranker, scores, body, served)
     # Cohere's exact shape unless a calibration adds relevance_probability.
     return JSONResponse(answer.model_dump(exclude_none=True))
 

@@ -11,6 +11,9 @@ Our extensions, which Cohere's API does not have, change nothing in a
 Cohere exchange: a client that never sends them sees Cohere's schema
 unchanged.
 
+- `groups` (one label per document, say its source file) with
+  `max_per_group`: the engine's `group_by` for documents that are plain
+  strings without metadata.
 - `diversity` (see `RerankRequest.diversity`) changes only the order of the
   results.
 - `min_probability`, for a server started with a calibration (`ce-rerank
@@ -21,7 +24,10 @@ unchanged.
   engine's own setting does not apply over HTTP), so a client that needs
   every document's score (`RemoteCrossEncoder`) gets them.
 
-There is no `deadline_ms` field: an answer with unscored documents would need
+There is no `max_context_tokens` field: the answer holds indices and scores,
+not texts, so it could not say where a result was cut to fit; a client
+applies its budget to the texts it holds (the library's doors do). There is
+no `deadline_ms` field: an answer with unscored documents would need
 results without a `relevance_score`, which Cohere's response cannot carry,
 and the server coalesces concurrent requests into shared model calls, so one
 request's pairs are not scored in batches of their own. A client keeps a
@@ -34,7 +40,8 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import Self
 
 from langchain_ce_rerank.engine.results import ScoredText
 
@@ -85,6 +92,14 @@ class RerankRequest(BaseModel):
     model's tokenizer, or whitespace words for a model without one) before
     scoring. None leaves documents to the model's own window."""
 
+    groups: list[str] | None = None
+    """Our extension: each document's group (its source, its parent
+    document), one per document. The answer then holds at most
+    `max_per_group` documents per group, the best first, and `top_n` counts
+    what is left."""
+
+    max_per_group: int | None = Field(default=None, ge=1)
+    """Our extension: documents kept per group with `groups`; 1 by default."""
     diversity: float | None = Field(default=None, ge=0.0, le=1.0)
     """Our extension, not in Cohere's API: order the results by maximal
     marginal relevance with this λ (0 or left out: by score alone), so that
@@ -104,6 +119,19 @@ class RerankRequest(BaseModel):
             msg = "query is empty or only whitespace; send the question text"
             raise ValueError(msg)
         return query
+
+    @model_validator(mode="after")
+    def _groups_match_documents(self) -> Self:
+        if self.groups is not None and len(self.groups) != len(self.documents):
+            msg = (
+                f"groups has {len(self.groups)} labels for {len(self.documents)} "
+                "documents; send one group per document, in the same order"
+            )
+            raise ValueError(msg)
+        if self.max_per_group is not None and self.groups is None:
+            msg = "max_per_group needs groups: one group label per document"
+            raise ValueError(msg)
+        return self
 
 
 class RerankResultItem(BaseModel):
@@ -180,14 +208,7 @@ class ErrorBody(BaseModel):
 
 
 def ranked_response(
-    ranker: Reranker,
-    scores: Sequence[float],
-    top_n: int | None,
-    model: str,
-    *,
-    diversity: float | None = None,
-    documents: Sequence[str] | None = None,
-    min_probability: float | None = None,
+    ranker: Reranker, scores: Sequence[float], body: RerankRequest, model: str
 ) -> RerankResponse:
     """The Cohere v2 response for one request's scores: sorted, cut to `top_n`.
 
@@ -200,20 +221,30 @@ def ranked_response(
     Args:
         ranker: The engine whose ordering rules apply.
         scores: One finite score per document, in request order.
-        top_n: The request's `top_n` (None keeps all).
+        body: The request: its `top_n` (None keeps all), and our extensions
+            `groups` with `max_per_group`, `diversity` (its documents
+            compared by word sets) and `min_probability` (None: no cut).
         model: The served model name, for `meta`.
-        diversity: The request's `diversity` (None: off).
-        documents: The request's documents, compared for `diversity`.
-        min_probability: The request's `min_probability` (None: no cut).
     """
+    grouped = body.groups is not None
+    ranking = ranker.for_call(
+        # The request names each document's group; no key to read.
+        group_by="groups" if grouped else None,
+        max_per_group=body.max_per_group,
+        # The answer holds no text to cut, and a request has no deadline.
+        max_context_tokens=None,
+        deadline_ms=None,
+    )
     ranked = ranker.order(
         [ScoredText(score) for score in scores],
-        top_n=top_n,
+        ranking,
+        top_n=body.top_n,
         score_threshold=None,
-        diversity=diversity or 0.0,
+        diversity=body.diversity or 0.0,
         fusion="none",
-        texts=documents,
-        min_probability=min_probability,
+        texts=body.documents,
+        min_probability=body.min_probability,
+        groups=body.groups,
     )
     return RerankResponse(
         id=str(uuid.uuid4()),

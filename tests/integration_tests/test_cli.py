@@ -123,6 +123,52 @@ def test_query_json(index: Path, standin_ce_path: Path) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
+def test_query_shapes_the_context_and_says_what_it_left_out(
+    index: Path, standin_ce_path: Path
+) -> None:
+    args = ("query", str(index), QUESTION, "-k", "8", "--top-n", "4")
+    shaping = ("--group-by", "source", "--max-context-tokens", "120")
+    reranker = ("--reranker", str(standin_ce_path))
+    result = _cli(*args, *reranker, *shaping, "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    sources = [row["source"] for row in payload["results"]]
+    assert len(sources) == len(set(sources)) >= 1
+    assert sum(row["context_tokens"] for row in payload["results"]) <= 120
+    reasons = {row["reason"] for row in payload["dropped"]}
+    assert reasons <= {"group_full", "context_budget", "top_n"}
+    assert len(payload["results"]) + len(payload["dropped"]) == 8
+    table = _cli(*args, *reranker, *shaping)
+    assert table.returncode == 0, table.stderr
+    assert "not shown:" in " ".join(table.stdout.split())
+
+
+def test_query_parents_shows_whole_files(index: Path, standin_ce_path: Path) -> None:
+    result = _cli(
+        "query",
+        str(index),
+        QUESTION,
+        "-k",
+        "8",
+        "--top-n",
+        "2",
+        "--reranker",
+        str(standin_ce_path),
+        "--parents",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    for row in payload["results"]:
+        source = Path(row["source"])
+        if source.suffix != ".jsonl":
+            assert row["text"] == source.read_text()
+        assert row["parent_chunks"]
+        assert "relevance_passage" in row
+    ids = [row["id"] for row in payload["results"]]
+    assert len(ids) == len(set(ids))
+
+
 def test_query_with_diversity_and_a_deadline(
     index: Path, standin_ce_path: Path
 ) -> None:
