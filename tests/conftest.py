@@ -50,14 +50,17 @@ def standin_ce_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def standin_paths(
-    tmp_path_factory: pytest.TempPathFactory, standin_ce_path: Path
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Callable[[str], Path]:
     """`standin_paths(family)`: the folder of that family's stand-in, built on
     first use and once per session (families in `STANDIN_FAMILIES`; "bert" is
     `standin_ce_path`). Parametrize a test over `STANDIN_FAMILIES` with it."""
-    built: dict[str, Path] = {"bert": standin_ce_path}
+    built: dict[str, Path] = {}
 
     def path(family: str) -> Path:
+        if family == "bert":
+            folder: Path = request.getfixturevalue("standin_ce_path")
+            return folder
         if family not in built:
             folder = tmp_path_factory.mktemp(f"standin-{family}")
             built[family] = build_standin(family, folder)

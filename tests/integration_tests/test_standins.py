@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -301,3 +303,40 @@ def test_a_built_folder_is_reused(standin_paths: Callable[[str], Path]) -> None:
 def test_unknown_family_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"family must be one of 'bert'.*'gpt2'"):
         build_standin("gpt2", tmp_path)
+
+
+def _examples() -> list[tuple[str, object]]:
+    from langchain_ce_rerank import testing
+    from langchain_ce_rerank.models import families
+    from langchain_ce_rerank.testing import standin_text, standin_tokenizers
+
+    named: list[tuple[str, object]] = [
+        (f"testing.{name}", getattr(testing, name))
+        for name in (
+            "build_standin",
+            "build_xlm_roberta_standin",
+            "build_modernbert_standin",
+            "build_causal_lm_standin",
+        )
+    ]
+    named += [
+        (f"families.{name}", getattr(families, name))
+        for name in ("ModelFamily", "family_from_config", "family_of")
+    ]
+    named += [
+        (f"standin_tokenizers.{name}", getattr(standin_tokenizers, name))
+        for name in ("train_unigram", "train_byte_level_bpe", "train_chatml_bpe")
+    ]
+    named.append(("standin_text", standin_text.tokenizer_training_text))
+    return named
+
+
+@pytest.mark.parametrize(("name", "obj"), _examples())
+def test_docstring_examples_run(
+    name: str, obj: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", obj.__doc__ or "", re.S)
+    assert blocks, f"{name} has no example"
+    monkeypatch.chdir(tmp_path)
+    code = "\n".join(textwrap.dedent(block) for block in blocks)
+    exec(compile(code, f"<{name} docstring>", "exec"), {})
