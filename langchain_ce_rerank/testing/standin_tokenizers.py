@@ -1,9 +1,10 @@
 """Tokenizers of each family's real kind, trained locally for the stand-ins.
 
-Each one is built with the `tokenizers` library the way its family's real
-tokenizer is built, then wrapped in the `transformers` class the real model
-ships, so `AutoTokenizer` (and sentence-transformers) load it as they would
-the real one:
+Each one is a `tokenizers` pipeline built the way its family's real
+tokenizer is (normalizer, pre-tokenizer, model, pair template, decoder),
+wrapped in `PreTrainedTokenizerFast` and saved (by `save_standin`) under the
+class name the real model ships, so `AutoTokenizer` (and sentence-transformers)
+load it as they would the real one, in transformers 4 and 5 alike:
 
 - XLM-RoBERTa (`BAAI/bge-reranker-v2-m3`): SentencePiece Unigram with a
   `▁` metaspace, `<s> q </s></s> d </s>` pairs (`XLMRobertaTokenizer`).
@@ -11,11 +12,11 @@ the real one:
   `[CLS] q [SEP] d [SEP]` pairs, no token type ids (`PreTrainedTokenizerFast`,
   as the real model ships).
 - Qwen3 (`Qwen/Qwen3-Reranker-0.6B`): byte-level BPE with ChatML special
-  tokens, no post-processor (a chat template builds the prompt), `"yes"` and
-  `"no"` single tokens (`Qwen2Tokenizer`).
+  tokens, nothing added around a text (a chat template builds the prompt),
+  left padding, `"yes"` and `"no"` single tokens (`Qwen2Tokenizer`).
 
 Training is deterministic: the same text (`tokenizer_training_text`) and
-settings always give the same vocabulary.
+settings always give the same vocabulary and ids.
 """
 
 from __future__ import annotations
