@@ -123,7 +123,9 @@ async def _score_while_connected(
     request queued, scored for nobody, ahead of the retry.
     """
     scoring = asyncio.ensure_future(
-        state.batcher.score(body.query, body.documents, body.max_tokens_per_doc)
+        state.batcher.score(
+            body.query, body.documents, body.max_tokens_per_doc, body.instruction
+        )
     )
     gone = asyncio.ensure_future(_client_gone(request))
     try:

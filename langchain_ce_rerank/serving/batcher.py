@@ -177,7 +177,11 @@ class DynamicBatcher:
         self._thread.start()
 
     async def score(
-        self, query: str, texts: Sequence[str], max_tokens: int | None = None
+        self,
+        query: str,
+        texts: Sequence[str],
+        max_tokens: int | None = None,
+        instruction: str | None = None,
     ) -> list[float]:
         """Scores of `texts` against `query`, in input order (plain floats).
 
@@ -185,6 +189,7 @@ class DynamicBatcher:
             query: The query.
             texts: The documents.
             max_tokens: Cut each document to this many tokens first.
+            instruction: Score under this instruction; None: the engine's.
 
         Raises:
             BatcherClosedError: The batcher is shutting down.
@@ -195,7 +200,8 @@ class DynamicBatcher:
         if not texts:
             return []
         loop = asyncio.get_running_loop()
-        job = _Job(ScoreJob(query, list(texts), max_tokens), loop, loop.create_future())
+        work = ScoreJob(query, list(texts), max_tokens, instruction)
+        job = _Job(work, loop, loop.create_future())
         with self._cond:
             if self._closing:
                 msg = "the server is shutting down"

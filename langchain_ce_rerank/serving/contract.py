@@ -6,12 +6,13 @@ the API key, the body's size, JSON, Cohere's v2 schema, the model name, the
 per-request limits, the error bodies and the status codes are the same on
 both: 400 (not JSON, not UTF-8, a bad Content-Length), 401 (missing or wrong
 key, compared in constant time), 404 (another model's name, or no such
-route), 413 (over a limit, with `limit` and `value`), 422 (schema or text the
-model cannot read), 499 (the client left before its answer), 500 (the model
-failed) and 503 with `Retry-After` (loading, draining or overloaded). Each
-door says how its operator spells a setting (`--max-documents` on the
-command line, `args.max_documents` in a Serve config), so every message names
-the knob in the words of the door the operator used.
+route), 413 (over a limit, with `limit` and `value`), 422 (schema, text the
+model cannot read, or an `instruction` for a model that reads none), 499
+(the client left before its answer), 500 (the model failed) and 503 with
+`Retry-After` (loading, draining or overloaded). Each door says how its
+operator spells a setting (`--max-documents` on the command line,
+`args.max_documents` in a Serve config), so every message names the knob in
+the words of the door the operator used.
 
 Only starlette is imported, which both `[serve]` (FastAPI) and `[ray]`
 (Ray Serve) install.
@@ -33,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from langchain_ce_rerank.engine import check_text
+from langchain_ce_rerank.errors import InstructionNotSupportedError
 from langchain_ce_rerank.serving.schemas import (
     ErrorBody,
     FieldError,
@@ -395,6 +397,13 @@ async def _answer(
         scores = await score(body)
     except ServiceUnavailableError:
         raise
+    except InstructionNotSupportedError as err:  # checked where the model is
+        message = str(err.with_parameter("the request's instruction field"))
+        return error_response(
+            422,
+            f"invalid request: {message}",
+            errors=[FieldError(field="instruction", message=message)],
+        )
     except Exception as err:  # the model failed on this request's pairs
         logger.exception("Scoring a request failed")
         return error_response(500, f"scoring failed: {type(err).__name__}: {err}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from doubles import InstructedCrossEncoder, WordOverlapCrossEncoder
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
@@ -13,7 +14,6 @@ from langchain_ce_rerank import (
     InstructionNotSupportedError,
     build_reranking_retriever,
 )
-from tests.doubles import InstructedCrossEncoder, WordOverlapCrossEncoder
 
 DOCS = [Document(page_content=t) for t in ["statutes of tax", "cases of tax"]]
 

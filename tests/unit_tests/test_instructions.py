@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from doubles import InstructedCrossEncoder, WordOverlapCrossEncoder
 from pydantic import ValidationError
 
 from langchain_ce_rerank import InstructionNotSupportedError
 from langchain_ce_rerank.engine import Reranker
 from langchain_ce_rerank.engine.identity import scoring_identity
 from langchain_ce_rerank.engine.instructions import instruction_refusal
-from tests.doubles import InstructedCrossEncoder, WordOverlapCrossEncoder
 
 QWEN_STYLE_TEMPLATE = (
     "{%- set ns = namespace(instruction='Given a web search query, retrieve "
