@@ -280,6 +280,9 @@ class DynamicBatcher:
     def _run(self) -> None:
         try:
             self.engine.load_model()
+            # A default instruction the model cannot read fails the start,
+            # not every request.
+            self.engine.instruction_for_call()
         except Exception as err:
             self.load_error = err
             logger.error("The model failed to load: %s", err)

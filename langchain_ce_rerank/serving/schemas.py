@@ -121,7 +121,7 @@ class RerankRequest(BaseModel):
     """Our extension, not in Cohere's API: the instruction the model scores
     every pair under (sentence-transformers' `prompt`, which an LLM-based
     reranker's chat template puts in its instruction slot). Left out: the
-    server's default (`ce-rerank serve --instruction`, else the model's
+    server's default (its engine's `instruction` setting, else the model's
     own). A server whose model reads no instruction answers 422 naming
     this field; it is never dropped silently."""
 

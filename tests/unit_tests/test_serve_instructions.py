@@ -121,3 +121,20 @@ def test_coalesced_jobs_go_in_one_stream_per_instruction() -> None:
         ("find statutes", 2),
         (None, 1),
     ]
+
+
+async def _start_with_a_default_instruction() -> httpx.Response:
+    engine = Reranker(model=WordOverlapCrossEncoder(), instruction="find statutes")
+    app = create_app(engine, ServeSettings(model_name="m"))
+    async with app.router.lifespan_context(app):
+        await asyncio.to_thread(app.state.ce_rerank.batcher._thread.join, 30)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return await c.get("/readyz")
+
+
+def test_a_default_instruction_the_model_cannot_read_fails_the_start() -> None:
+    readyz = asyncio.run(_start_with_a_default_instruction())
+    assert readyz.status_code == 503
+    assert readyz.json()["status"] == "failed"
+    assert "takes no instruction" in readyz.json()["message"]
