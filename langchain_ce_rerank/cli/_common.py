@@ -54,6 +54,7 @@ __all__ = [
     "check_input_file",
     "check_int8",
     "find_model",
+    "instruction_text",
     "load_index",
     "load_reranker",
     "one_line",
@@ -139,7 +140,8 @@ def _template(value: str) -> str:
 # -- errors: one line, naming the argument to change -----------------------------
 
 
-def _instruction(value: str) -> str:
+def instruction_text(value: str) -> str:
+    """The `--instruction` flag's type: any text but blank."""
     if not value.strip():
         msg = "is empty; pass the task text, or leave --instruction out"
         raise argparse.ArgumentTypeError(msg)
@@ -403,7 +405,7 @@ def add_reranker_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--instruction",
         metavar="TEXT",
-        type=_instruction,
+        type=instruction_text,
         help=(
             "the task an instruction-following reranker (e.g. Qwen3-Reranker) "
             'judges relevance for, e.g. "Given a legal question, retrieve the '

@@ -228,6 +228,7 @@ def create_app(engine: Reranker, settings: ServeSettings) -> FastAPI:
         use_cache=settings.use_cache,
         metrics=metrics,
     )
+    batcher.instruction_parameter = CLI_FLAGS["instruction"]
     metrics.queued_pairs.set_function(batcher.queued_pairs)
     state = ServeState(engine, settings, metrics, batcher)
     contract = RequestContract(settings, settings.model_name, CLI_FLAGS)

@@ -138,3 +138,19 @@ def test_a_default_instruction_the_model_cannot_read_fails_the_start() -> None:
     assert readyz.status_code == 503
     assert readyz.json()["status"] == "failed"
     assert "takes no instruction" in readyz.json()["message"]
+    # create_app is ce-rerank serve's door: the message names its flag.
+    assert "Leave --instruction unset" in readyz.json()["message"]
+
+
+def test_serve_takes_a_default_instruction_and_refuses_a_blank_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from langchain_ce_rerank.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--instruction", " "])
+    assert exit_.value.code == 2
+    assert "argument --instruction: is empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "--instruction TEXT" in capsys.readouterr().out
