@@ -38,6 +38,7 @@ from langchain_ce_rerank.compressor import (
 )
 from langchain_ce_rerank.engine import PER_CALL_OPTIONS, UNSET, RankingSettings
 from langchain_ce_rerank.engine.diversity import EMBEDDING_KEY
+from langchain_ce_rerank.engine.instructions import check_call_calibration
 from langchain_ce_rerank.errors import ModelNotFoundError
 from langchain_ce_rerank.models import (
     DEFAULT_CROSS_ENCODER,
@@ -486,6 +487,11 @@ class RerankingRetriever(ContextualCompressionRetriever):
             try:
                 rankings[i] = compressor.rank_settings(
                     **_ranking_options(options[i][1])
+                )
+                check_call_calibration(
+                    compressor.engine,
+                    rankings[i].calibration,
+                    options[i][1].get("instruction", UNSET),
                 )
                 candidates[i] = compressor.candidates(
                     outcome, group_by=options[i][1].get("group_by", UNSET)

@@ -35,6 +35,7 @@ from langchain_ce_rerank.engine.deadline import Budget, Clock, DeadlinePlan, Pac
 from langchain_ce_rerank.engine.diversity import similarities
 from langchain_ce_rerank.engine.identity import ScoringIdentity, scoring_identity
 from langchain_ce_rerank.engine.instructions import (
+    check_call_calibration,
     check_instruction,
     require_instruction_support,
     scorer_keywords,
@@ -816,6 +817,7 @@ class Reranker(RerankerSettings):
             max_per_group=max_per_group,
             max_context_tokens=max_context_tokens,
         )
+        check_call_calibration(self, settings.calibration, instruction)
         scored = self.score_batch(
             [(query, texts)], deadline_ms=settings.deadline_ms, instruction=instruction
         )
@@ -871,6 +873,7 @@ class Reranker(RerankerSettings):
             max_per_group=max_per_group,
             max_context_tokens=max_context_tokens,
         )
+        check_call_calibration(self, settings.calibration, instruction)
         scored = self.score_batch(
             items, deadline_ms=settings.deadline_ms, instruction=instruction
         )

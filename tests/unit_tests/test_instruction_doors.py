@@ -14,6 +14,12 @@ from langchain_ce_rerank import (
     InstructionNotSupportedError,
     build_reranking_retriever,
 )
+from langchain_ce_rerank.engine import (
+    CalibrationMismatchError,
+    ScoreCalibration,
+    ScoringIdentity,
+)
+from langchain_ce_rerank.engine.probability import PlattMapping
 
 DOCS = [Document(page_content=t) for t in ["statutes of tax", "cases of tax"]]
 
@@ -94,3 +100,30 @@ def test_llama_index_postprocessor_setting_and_override() -> None:
     assert best[0].node.get_content() == "cases of tax"
     asyncio.run(rerank.apostprocess_nodes(nodes, query_str="tax", instruction="x"))
     assert instructions(scorer) == ["find statutes", "find cases", "x"]
+
+
+def _calibrated(instruction: str | None) -> ScoreCalibration:
+    return ScoreCalibration(
+        mapping=PlattMapping(slope=1.0, intercept=0.0),
+        fitted_for=ScoringIdentity(
+            model="doubles.InstructedCrossEncoder", instruction=instruction
+        ),
+    )
+
+
+def test_a_calibration_is_refused_for_a_call_under_another_instruction() -> None:
+    fitted = _calibrated("find statutes")
+    compressor = CrossEncoderCompressor(
+        model=InstructedCrossEncoder(), instruction="find statutes", calibration=fitted
+    )
+    compressor.compress_documents(DOCS, "tax")  # the instruction it was fitted under
+    compressor.compress_documents(DOCS, "tax", instruction="find statutes")
+    with pytest.raises(CalibrationMismatchError, match="instruction: fitted with"):
+        compressor.compress_documents(DOCS, "tax", instruction="find cases")
+    with pytest.raises(CalibrationMismatchError):
+        compressor.engine.with_settings(calibration=fitted).rank(
+            "tax", ["a"], instruction=None
+        )
+    # And at construction, as for any other scoring setting.
+    with pytest.raises(ValueError, match="instruction: fitted with"):
+        CrossEncoderCompressor(model=InstructedCrossEncoder(), calibration=fitted)
