@@ -395,6 +395,9 @@ async def _answer(
             f"invalid request: {message}",
             errors=[FieldError(field="min_probability", message=message)],
         )
+    refused = _calibration_refuses(body, ranker)
+    if refused is not None:
+        return refused
     try:
         scores = await score(body)
     except ServiceUnavailableError:
@@ -421,6 +424,34 @@ async def _answer(
     answer = ranked_response(ranker, scores, body, served)
     # Cohere's exact shape unless a calibration adds relevance_probability.
     return JSONResponse(answer.model_dump(exclude_none=True))
+
+
+def _calibration_refuses(body: RerankRequest, ranker: Reranker) -> Response | None:
+    """422 for an instruction the server's calibration was not fitted under.
+
+    Its `relevance_probability` maps the scores of one instruction; under
+    another the answer would carry probabilities that do not hold.
+    """
+    calibration = ranker.calibration
+    if calibration is None or body.instruction is None:
+        return None
+    fitted = calibration.fitted_for.instruction
+    if body.instruction == fitted:
+        return None
+    message = (
+        f"this server's calibration was fitted on scores under the instruction "
+        f"{fitted!r}, so its relevance_probability would not hold under "
+        f"{body.instruction!r}; leave instruction out, or send {fitted!r}"
+        if fitted is not None
+        else "this server's calibration was fitted on scores without an "
+        "instruction, so its relevance_probability would not hold under one; "
+        "leave instruction out"
+    )
+    return error_response(
+        422,
+        f"invalid request: {message}",
+        errors=[FieldError(field="instruction", message=message)],
+    )
 
 
 def _always_available() -> None:

@@ -17,7 +17,8 @@ from doubles import InstructedCrossEncoder, WordOverlapCrossEncoder
 from test_http_contract import _IngressApp, _ReplicaHandle
 
 from langchain_ce_rerank import InstructionNotSupportedError
-from langchain_ce_rerank.engine import Reranker
+from langchain_ce_rerank.engine import Reranker, ScoreCalibration, ScoringIdentity
+from langchain_ce_rerank.engine.probability import PlattMapping
 from langchain_ce_rerank.serving import ServeSettings, create_app
 from langchain_ce_rerank.serving.jobs import ScoreJob, score_jobs
 from langchain_ce_rerank.serving.ray_serve import RayServeArgs, RerankIngress
@@ -26,8 +27,8 @@ TEXTS = ["statutes of tax", "cases of tax", "tax"]
 
 
 @asynccontextmanager
-async def plain_door(scorer: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Reranker(model=scorer), ServeSettings(model_name="m"))
+async def plain_door(scorer: Any, **engine: Any) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Reranker(model=scorer, **engine), ServeSettings(model_name="m"))
     async with app.router.lifespan_context(app):
         ready = app.state.ce_rerank.batcher.ready
         assert await asyncio.to_thread(ready.wait, 30), "the model never loaded"
@@ -37,8 +38,8 @@ async def plain_door(scorer: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @asynccontextmanager
-async def ray_door(scorer: Any) -> AsyncIterator[httpx.AsyncClient]:
-    settings = {"model": scorer}
+async def ray_door(scorer: Any, **engine: Any) -> AsyncIterator[httpx.AsyncClient]:
+    settings = {"model": scorer, **engine}
     args = RayServeArgs(model="unused", model_name="m")
     ingress = RerankIngress(
         _ReplicaHandle(Reranker(**settings)),  # type: ignore[arg-type]
@@ -51,7 +52,7 @@ async def ray_door(scorer: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-DOORS: dict[str, Callable[[Any], Any]] = {
+DOORS: dict[str, Callable[..., Any]] = {
     "ce-rerank serve": plain_door,
     "ray serve": ray_door,
 }
@@ -154,3 +155,31 @@ def test_serve_takes_a_default_instruction_and_refuses_a_blank_one(
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     assert "--instruction TEXT" in capsys.readouterr().out
+
+
+async def _calibrated_answers(door: str) -> list[httpx.Response]:
+    calibration = ScoreCalibration(
+        mapping=PlattMapping(slope=1.0, intercept=0.0),
+        fitted_for=ScoringIdentity(model="doubles.InstructedCrossEncoder"),
+    )
+    scorer = InstructedCrossEncoder()
+    async with DOORS[door](scorer, calibration=calibration) as client:
+        return [
+            await client.post("/v2/rerank", json={"query": "tax", "documents": TEXTS}),
+            await client.post(
+                "/v2/rerank",
+                json={"query": "tax", "documents": TEXTS, "instruction": "x"},
+            ),
+        ]
+
+
+@pytest.mark.parametrize("door", list(DOORS))
+def test_a_calibrated_server_refuses_an_instruction_it_was_not_fitted_under(
+    door: str,
+) -> None:
+    plain, instructed = asyncio.run(_calibrated_answers(door))
+    assert plain.status_code == 200
+    assert "relevance_probability" in plain.json()["results"][0]
+    assert instructed.status_code == 422
+    assert instructed.json()["errors"][0]["field"] == "instruction"
+    assert "calibration was fitted" in instructed.json()["message"]
