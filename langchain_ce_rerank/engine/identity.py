@@ -265,5 +265,14 @@ def scoring_identity(settings: ScoringSettings) -> ScoringIdentity:
         passage_tokens=settings.passage_tokens if windows else None,
         passage_overlap=settings.passage_overlap if windows else None,
         content_template=settings.content_template,
-        instruction=settings.instruction,
+        # A scorer may carry its own (RemoteCrossEncoder's instruction=).
+        instruction=settings.instruction
+        if settings.instruction is not None or isinstance(model, str | Path)
+        else _own_instruction(model),
     )
+
+
+def _own_instruction(model: object) -> str | None:
+    """The instruction a scorer object sends by itself, if it has one."""
+    value = getattr(model, "instruction", None)
+    return value if isinstance(value, str) else None

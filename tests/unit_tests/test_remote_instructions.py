@@ -142,3 +142,12 @@ def test_a_served_model_that_reads_none_answers_422_through_the_client() -> None
         asyncio.run(_through_the_real_server(WordOverlapCrossEncoder(), "x"))
     assert "422" in str(caught.value)
     assert "instruction" in str(caught.value)
+
+
+def test_a_remote_s_own_instruction_is_part_of_the_scoring_identity() -> None:
+    from langchain_ce_rerank.engine.identity import scoring_identity
+
+    remote = RemoteCrossEncoder("http://h", "ce-rerank", instruction="find statutes")
+    assert scoring_identity(Reranker(model=remote)).instruction == "find statutes"
+    overridden = Reranker(model=remote, instruction="find cases")
+    assert scoring_identity(overridden).instruction == "find cases"
