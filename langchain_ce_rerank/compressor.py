@@ -30,7 +30,6 @@ from langchain_ce_rerank.engine import (
 )
 from langchain_ce_rerank.engine.diversity import first_stage_embeddings
 from langchain_ce_rerank.engine.door import EngineDoor
-from langchain_ce_rerank.engine.instructions import check_call_calibration
 from langchain_ce_rerank.engine.reranker import LoadedModel, Loader
 from langchain_ce_rerank.models import load_cross_encoder
 from langchain_ce_rerank.parents import (
@@ -591,7 +590,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             deadline_ms=deadline_ms,
             min_probability=min_probability,
         )
-        check_call_calibration(self.engine, ranking.calibration, instruction)
+        self.engine.check_call_calibration(ranking.calibration, instruction)
         candidates = self.candidates(documents, group_by=group_by)
         scored = self.score_documents_batch(
             [(candidates, query)],
@@ -632,7 +631,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             deadline_ms=deadline_ms,
             min_probability=min_probability,
         )
-        check_call_calibration(self.engine, ranking.calibration, instruction)
+        self.engine.check_call_calibration(ranking.calibration, instruction)
         candidates = self.candidates(documents, group_by=group_by)
         scored = await self.engine.ascore_batch(
             self._texts([(candidates, query)]),
@@ -687,7 +686,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             deadline_ms=deadline_ms,
             min_probability=min_probability,
         )
-        check_call_calibration(self.engine, ranking.calibration, instruction)
+        self.engine.check_call_calibration(ranking.calibration, instruction)
         candidates = [
             (self.candidates(documents, group_by=group_by), query)
             for documents, query in items

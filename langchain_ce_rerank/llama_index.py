@@ -61,7 +61,6 @@ from langchain_ce_rerank.engine import (
 )
 from langchain_ce_rerank.engine.diversity import first_stage_embeddings
 from langchain_ce_rerank.engine.door import ENGINE_KEYWORDS, EngineDoor
-from langchain_ce_rerank.engine.instructions import check_call_calibration
 from langchain_ce_rerank.engine.results import RESULT_METADATA_KEYS
 
 __all__ = ["BOOKKEEPING_KEYS", "CrossEncoderRerank"]
@@ -385,7 +384,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         ranking = self.for_call(
             **{name: value for name, value in options.items() if name != "instruction"}
         )
-        check_call_calibration(self.engine, ranking.calibration, instruction)
+        self.engine.check_call_calibration(ranking.calibration, instruction)
         query = query_bundle.query_str
         texts = self.node_texts(nodes)
         groups = (

@@ -38,7 +38,6 @@ from langchain_ce_rerank.compressor import (
 )
 from langchain_ce_rerank.engine import PER_CALL_OPTIONS, UNSET, RankingSettings
 from langchain_ce_rerank.engine.diversity import EMBEDDING_KEY
-from langchain_ce_rerank.engine.instructions import check_call_calibration
 from langchain_ce_rerank.errors import ModelNotFoundError
 from langchain_ce_rerank.models import (
     DEFAULT_CROSS_ENCODER,
@@ -488,8 +487,7 @@ class RerankingRetriever(ContextualCompressionRetriever):
                 rankings[i] = compressor.rank_settings(
                     **_ranking_options(options[i][1])
                 )
-                check_call_calibration(
-                    compressor.engine,
+                compressor.engine.check_call_calibration(
                     rankings[i].calibration,
                     options[i][1].get("instruction", UNSET),
                 )

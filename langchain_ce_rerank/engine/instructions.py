@@ -36,16 +36,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_ce_rerank.errors import InstructionNotSupportedError
 
-if TYPE_CHECKING:
-    from langchain_ce_rerank.engine.probability import ScoreCalibration
-    from langchain_ce_rerank.engine.reranker import Reranker
-
 __all__ = [
-    "check_call_calibration",
     "check_instruction",
     "instruction_refusal",
     "model_label",
@@ -227,27 +222,6 @@ def require_instruction_support(given: object, model: object) -> None:
     if reason is not None:
         label = model_label(given if isinstance(given, str | Path) else model)
         raise InstructionNotSupportedError(label, reason)
-
-
-def check_call_calibration(
-    engine: Reranker, calibration: ScoreCalibration | None, instruction: object
-) -> None:
-    """Refuse a call's instruction that its calibration was not fitted under.
-
-    A calibration maps the scores of one scoring setup, the instruction
-    included; a call that overrides the instruction gets other scores, so
-    its probabilities would not hold. Nothing to check without a calibration
-    or an override (a door passes `UNSET` for none).
-
-    Raises:
-        CalibrationMismatchError: The calibration's instruction differs.
-    """
-    from langchain_ce_rerank.engine.settings import UNSET
-
-    if calibration is None or instruction is UNSET or instruction == engine.instruction:
-        return
-    identity = engine.scoring_identity().model_copy(update={"instruction": instruction})
-    calibration.check(identity)
 
 
 def scorer_keywords(instruction: str | None) -> dict[str, str]:

@@ -35,11 +35,11 @@ from langchain_ce_rerank.engine.deadline import Budget, Clock, DeadlinePlan, Pac
 from langchain_ce_rerank.engine.diversity import similarities
 from langchain_ce_rerank.engine.identity import ScoringIdentity, scoring_identity
 from langchain_ce_rerank.engine.instructions import (
-    check_call_calibration,
     check_instruction,
     require_instruction_support,
     scorer_keywords,
 )
+from langchain_ce_rerank.engine.probability import ScoreCalibration
 from langchain_ce_rerank.engine.protocols import (
     AsyncDeadlineScorer,
     AsyncPairScorer,
@@ -245,6 +245,24 @@ class Reranker(RerankerSettings):
             require_instruction_support(self.model, model)
             self._takes_instruction = model
         return resolved
+
+    def check_call_calibration(
+        self, calibration: ScoreCalibration | None, instruction: object
+    ) -> None:
+        """Refuse a call's instruction that `calibration` was not fitted under.
+
+        A calibration maps the scores of one scoring setup, the instruction
+        included, so a call that overrides the instruction gets scores its
+        probabilities do not hold for. Nothing to check without a
+        calibration, or for `instruction=UNSET` (no override).
+
+        Raises:
+            CalibrationMismatchError: The calibration's instruction differs.
+        """
+        if calibration is None or instruction in (UNSET, self.instruction):
+            return
+        update = {"instruction": instruction}
+        calibration.check(self.scoring_identity().model_copy(update=update))
 
     def _predict(
         self, pairs: list[tuple[str, str]], instruction: str | None = None
@@ -817,7 +835,7 @@ class Reranker(RerankerSettings):
             max_per_group=max_per_group,
             max_context_tokens=max_context_tokens,
         )
-        check_call_calibration(self, settings.calibration, instruction)
+        self.check_call_calibration(settings.calibration, instruction)
         scored = self.score_batch(
             [(query, texts)], deadline_ms=settings.deadline_ms, instruction=instruction
         )
@@ -873,7 +891,7 @@ class Reranker(RerankerSettings):
             max_per_group=max_per_group,
             max_context_tokens=max_context_tokens,
         )
-        check_call_calibration(self, settings.calibration, instruction)
+        self.check_call_calibration(settings.calibration, instruction)
         scored = self.score_batch(
             items, deadline_ms=settings.deadline_ms, instruction=instruction
         )
