@@ -41,7 +41,6 @@ from typing import Any
 from langchain_ce_rerank.errors import InstructionNotSupportedError
 
 __all__ = [
-    "check_instruction",
     "instruction_refusal",
     "model_label",
     "require_instruction_support",
@@ -66,33 +65,6 @@ _NOT_RENDERED = frozenset(
     }
 )
 """`chat_template` processing kwargs that size or tokenize, not render."""
-
-
-def check_instruction(instruction: object, parameter: str = "instruction") -> None:
-    """Raise unless `instruction` is None or text with something in it.
-
-    Args:
-        instruction: The value given.
-        parameter: How to name it in the error.
-
-    Raises:
-        TypeError: Not a string (nor None).
-        ValueError: Empty or only whitespace.
-    """
-    if instruction is None:
-        return
-    if not isinstance(instruction, str):
-        msg = (
-            f"{parameter} must be a string or None, got "
-            f"{type(instruction).__name__}: {instruction!r:.80}"
-        )
-        raise TypeError(msg)
-    if not instruction.strip():
-        msg = (
-            f"{parameter} is empty or only whitespace ({instruction!r}); pass the "
-            "task text, or None for the model's own default"
-        )
-        raise ValueError(msg)
 
 
 def _chat_module(model: object) -> Any:

@@ -26,6 +26,7 @@ import langchain_ce_rerank.engine.ranking as ranking_rules
 from langchain_ce_rerank.engine.cache import CacheInfo, ScoreCache, text_key
 from langchain_ce_rerank.engine.checks import (
     check_deadline_ms,
+    check_instruction,
     check_query,
     check_text,
 )
@@ -35,7 +36,6 @@ from langchain_ce_rerank.engine.deadline import Budget, Clock, DeadlinePlan, Pac
 from langchain_ce_rerank.engine.diversity import similarities
 from langchain_ce_rerank.engine.identity import ScoringIdentity, scoring_identity
 from langchain_ce_rerank.engine.instructions import (
-    check_instruction,
     require_instruction_support,
     scorer_keywords,
 )

@@ -23,11 +23,11 @@ from typing_extensions import Self
 from langchain_ce_rerank.engine.checks import (
     check_deadline_ms,
     check_diversity,
+    check_instruction,
     check_min_probability,
     check_threshold,
     check_top_n,
 )
-from langchain_ce_rerank.engine.instructions import check_instruction
 from langchain_ce_rerank.engine.probability import ScoreCalibration
 from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
 from langchain_ce_rerank.engine.shaping import (

@@ -31,7 +31,7 @@ from pydantic import (
 )
 from typing_extensions import Self
 
-from langchain_ce_rerank.engine.instructions import check_instruction
+from langchain_ce_rerank.engine.checks import check_instruction
 from langchain_ce_rerank.errors import InstructionNotSupportedError
 from langchain_ce_rerank.optional import require
 from langchain_ce_rerank.serving._exchange import (
