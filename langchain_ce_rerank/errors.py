@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["ModelNotFoundError", "StoreLoadError"]
+__all__ = ["InstructionNotSupportedError", "ModelNotFoundError", "StoreLoadError"]
 
 
 DEFAULT_REMEDY = "model='/path/to/model'"
@@ -117,3 +117,58 @@ class StoreLoadError(ValueError):
             print(err)
         ```
     """
+
+
+class InstructionNotSupportedError(ValueError):
+    """An instruction was given for a model that has no place to read it.
+
+    Raised before any pair is scored, never by dropping the instruction: the
+    message names the model, why it takes none, and what to do, in the words
+    of the entry point the user called (each re-words it with
+    `with_parameter`: the CLI says `--instruction`, the HTTP server the
+    request's `instruction` field). See `langchain_ce_rerank.engine.instructions`
+    for which models take one.
+
+    Args:
+        model: The model as the user gave it (an id, a folder, a scorer).
+        reason: Why it takes no instruction.
+        parameter: How the instruction is spelt at this entry point.
+
+    Example:
+        ```python
+        from langchain_ce_rerank import InstructionNotSupportedError
+
+        err = InstructionNotSupportedError("m", "it has no saved prompts")
+        print(err.with_parameter("--instruction"))
+        ```
+    """
+
+    def __init__(
+        self, model: str, reason: str, parameter: str = "instruction="
+    ) -> None:
+        self.model = model
+        self.reason = reason
+        self.parameter = parameter
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (
+            f"model {self.model!r} takes no instruction ({self.reason}), so "
+            f"{self.parameter} cannot be passed to it, and is not dropped "
+            f"silently either. Leave {self.parameter} unset for this model, or "
+            "use a reranker that reads one: a causal-LM reranker whose chat "
+            "template has a place for it (e.g. Qwen/Qwen3-Reranker-0.6B), or a "
+            "model saved with sentence-transformers prompts."
+        )
+
+    def with_parameter(self, parameter: str) -> InstructionNotSupportedError:
+        """The same error, naming the instruction as `parameter` spells it.
+
+        Args:
+            parameter: The entry point's spelling, e.g. `"--instruction"`.
+        """
+        return InstructionNotSupportedError(self.model, self.reason, parameter)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its facts, so it crosses process pools (Ray) intact.
+        return (InstructionNotSupportedError, (self.model, self.reason, self.parameter))

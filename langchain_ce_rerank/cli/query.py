@@ -327,6 +327,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
             "diversity": args.diversity,
             "deadline_ms": args.deadline_ms,
             "reranker": str(args.reranker),
+            "instruction": args.instruction,
             **(
                 {
                     "calibration": args.calibration,

@@ -5,7 +5,8 @@ probabilities; it is only right for scores computed the same way. Two
 rerankers compute the same raw score for the same (query, text) when they
 have the same weights (a content fingerprint of the model folder), run them
 the same way (backend and quantization: int8 shifts scores), read the same
-text (`max_length` truncation, `long_documents` windows, `content_template`).
+text (`max_length` truncation, `long_documents` windows, `content_template`)
+under the same `instruction`.
 `activation` is not part of it: a calibration maps the score *before*
 activation, which activation does not change. Batch size, device and the
 score cache do not change a score either.
@@ -82,6 +83,9 @@ class ScoringIdentity(BaseModel):
 
     content_template: str | None = None
     """What the model reads of each document; None is its text alone."""
+
+    instruction: str | None = None
+    """The instruction the model scores under; None is the model's default."""
 
     def differences(self, other: ScoringIdentity) -> list[str]:
         """How `other` computes scores differently, one phrase per difference.
@@ -261,4 +265,14 @@ def scoring_identity(settings: ScoringSettings) -> ScoringIdentity:
         passage_tokens=settings.passage_tokens if windows else None,
         passage_overlap=settings.passage_overlap if windows else None,
         content_template=settings.content_template,
+        # A scorer may carry its own (RemoteCrossEncoder's instruction=).
+        instruction=settings.instruction
+        if settings.instruction is not None or isinstance(model, str | Path)
+        else _own_instruction(model),
     )
+
+
+def _own_instruction(model: object) -> str | None:
+    """The instruction a scorer object sends by itself, if it has one."""
+    value = getattr(model, "instruction", None)
+    return value if isinstance(value, str) else None

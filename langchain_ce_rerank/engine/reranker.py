@@ -26,6 +26,7 @@ import langchain_ce_rerank.engine.ranking as ranking_rules
 from langchain_ce_rerank.engine.cache import CacheInfo, ScoreCache, text_key
 from langchain_ce_rerank.engine.checks import (
     check_deadline_ms,
+    check_instruction,
     check_query,
     check_text,
 )
@@ -34,6 +35,11 @@ from langchain_ce_rerank.engine.checks import check_top_n as check_top_n
 from langchain_ce_rerank.engine.deadline import Budget, Clock, DeadlinePlan, Pace
 from langchain_ce_rerank.engine.diversity import similarities
 from langchain_ce_rerank.engine.identity import ScoringIdentity, scoring_identity
+from langchain_ce_rerank.engine.instructions import (
+    require_instruction_support,
+    scorer_keywords,
+)
+from langchain_ce_rerank.engine.probability import ScoreCalibration
 from langchain_ce_rerank.engine.protocols import (
     AsyncDeadlineScorer,
     AsyncPairScorer,
@@ -110,6 +116,8 @@ class Reranker(RerankerSettings):
     _loaded: LoadedModel | None = PrivateAttr(default=None)
     _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _pace: Pace = PrivateAttr(default_factory=Pace)
+    _takes_instruction: object = PrivateAttr(default=None)
+    """The loaded model last found to take an instruction (checked once)."""
 
     def model_post_init(self, context: Any, /) -> None:
         """Create the score cache once the fields are validated."""
@@ -206,43 +214,108 @@ class Reranker(RerankerSettings):
             )
         return ("object", id(self.model))
 
-    def _predict(self, pairs: list[tuple[str, str]]) -> list[float]:
+    def _score_key(self, instruction: str | None) -> Hashable:
+        """The cache-key prefix of scores made under `instruction`."""
+        model_key = self._model_key()
+        return model_key if instruction is None else (model_key, instruction)
+
+    def instruction_for_call(
+        self, instruction: str | Unset | None = UNSET
+    ) -> str | None:
+        """The instruction a call scores under, checked against the model.
+
+        Args:
+            instruction: The call's override; `UNSET` keeps the `instruction`
+                setting, None scores under the model's own default.
+
+        Returns:
+            The instruction, or None.
+
+        Raises:
+            InstructionNotSupportedError: The model reads no instruction
+                (see `engine.instructions`); loads the model to find out.
+            TypeError, ValueError: Not a string, or blank.
+        """
+        resolved = self.instruction if instruction is UNSET else instruction
+        if resolved is None:
+            return None
+        check_instruction(resolved)
+        model = self.load_model()
+        if self._takes_instruction is not model:
+            require_instruction_support(self.model, model)
+            self._takes_instruction = model
+        return resolved
+
+    def check_call_calibration(
+        self, calibration: ScoreCalibration | None, instruction: object
+    ) -> None:
+        """Refuse a call's instruction that `calibration` was not fitted under.
+
+        A calibration maps the scores of one scoring setup, the instruction
+        included, so a call that overrides the instruction gets scores its
+        probabilities do not hold for. Nothing to check without a
+        calibration, or for `instruction=UNSET` (no override).
+
+        Raises:
+            CalibrationMismatchError: The calibration's instruction differs.
+        """
+        if calibration is None or instruction in (UNSET, self.instruction):
+            return
+        update = {"instruction": instruction}
+        calibration.check(self.scoring_identity().model_copy(update=update))
+
+    def _predict(
+        self, pairs: list[tuple[str, str]], instruction: str | None = None
+    ) -> list[float]:
         """Raw model scores for `pairs`, fed to the model shortest first."""
         return predict(
             self.load_model(),
             pairs,
             batch_size=self.batch_size,
             show_progress_bar=self.show_progress_bar,
+            instruction=instruction,
         )
 
     def _raw_scores(
-        self, pairs: Sequence[tuple[str, str]], *, use_cache: bool = True
+        self,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        use_cache: bool = True,
+        instruction: str | None = None,
     ) -> list[float]:
         """Raw scores in input order; repeated pairs and cache hits skip the model."""
         unique = list(dict.fromkeys(pairs))
         if not use_cache:
-            known = dict(zip(unique, self._predict(unique), strict=True))
+            raw = self._predict(unique, instruction)
+            known = dict(zip(unique, raw, strict=True))
             return [known[pair] for pair in pairs]
-        known, missing, keys = self._cache.lookup(self._model_key(), unique)
+        known, missing, keys = self._cache.lookup(self._score_key(instruction), unique)
         if missing:
-            for pair, score in zip(missing, self._predict(missing), strict=True):
+            raw = self._predict(missing, instruction)
+            for pair, score in zip(missing, raw, strict=True):
                 known[pair] = score
                 self._cache.put(keys[pair], score)
         return [known[pair] for pair in pairs]
 
     async def _araw_scores(
-        self, scorer: AsyncPairScorer, pairs: Sequence[tuple[str, str]], use_cache: bool
+        self,
+        scorer: AsyncPairScorer,
+        pairs: Sequence[tuple[str, str]],
+        use_cache: bool,
+        instruction: str | None,
     ) -> list[float]:
         """`_raw_scores` through a scorer's own `ascore` (a remote server)."""
         unique = list(dict.fromkeys(pairs))
         known, missing, keys = (
-            self._cache.lookup(self._model_key(), unique)
+            self._cache.lookup(self._score_key(instruction), unique)
             if use_cache
             else ({}, unique, {})
         )
         if missing:
             order = length_order(missing)
-            raw = await scorer.ascore([missing[i] for i in order])
+            raw = await scorer.ascore(
+                [missing[i] for i in order], **scorer_keywords(instruction)
+            )
             for pair, score in zip(missing, in_input_order(order, raw), strict=True):
                 known[pair] = score
                 if use_cache:
@@ -326,6 +399,7 @@ class Reranker(RerankerSettings):
         *,
         use_cache: bool = True,
         deadline_ms: float | None = None,
+        instruction: str | Unset | None = UNSET,
     ) -> list[list[ScoredText]]:
         """Score many (query, texts) lists in one stream of model batches.
 
@@ -340,6 +414,8 @@ class Reranker(RerankerSettings):
                 pair reaches the model (for measuring the model's latency).
             deadline_ms: A time budget for this call, in milliseconds; None
                 has none (a door passes its resolved `deadline_ms` setting).
+            instruction: Override of the `instruction` setting (None: the
+                model's default); part of every score's cache key.
 
         Returns:
             Per item, per text, in input order: its score and, for
@@ -351,37 +427,44 @@ class Reranker(RerankerSettings):
             ValueError: A blank query, a text that is not valid Unicode, or
                 a `deadline_ms` that is not a positive number.
             TypeError: A query or text that is not a string.
+            InstructionNotSupportedError: An instruction for a model that
+                reads none.
         """
-        return self._score_sync(items, use_cache, self._budget(deadline_ms))
+        budget = self._budget(deadline_ms)
+        return self._score_sync(
+            items, use_cache, budget, self.instruction_for_call(instruction)
+        )
 
     def _score_sync(
         self,
         items: Sequence[tuple[str, Sequence[str]]],
         use_cache: bool,
         budget: Budget | None,
+        instruction: str | None,
     ) -> list[list[ScoredText]]:
         units, pairs = self._prepare(items)
         if budget is None:
-            raw = self._raw_scores(pairs, use_cache=use_cache)
+            raw = self._raw_scores(pairs, use_cache=use_cache, instruction=instruction)
             return best_windows(units, activate(raw, self.activation))
-        plan = self._plan(items, units, pairs, use_cache)
+        plan = self._plan(items, units, pairs, use_cache, instruction)
+        keywords = scorer_keywords(instruction)
         if plan.rest():
             model = self.load_model()
             if isinstance(model, DeadlineScorer):
                 rest = plan.rest()
                 left = budget.left()
                 if left > 0:
-                    plan.record(rest, list(model.score_within(rest, left)))
+                    plan.record(rest, list(model.score_within(rest, left, **keywords)))
             else:
                 limit = self.batch_size or default_batch_size(model)
                 while batch := plan.next_batch(limit):
                     if not budget.allows(len(batch)):
                         break
                     started = budget.clock()
-                    raw = self._predict(batch)
+                    raw = self._predict(batch, instruction)
                     budget.record(len(batch), budget.clock() - started)
                     plan.record(batch, raw)
-        return self._finish(plan, use_cache)
+        return self._finish(plan, use_cache, instruction)
 
     async def ascore_batch(
         self,
@@ -389,6 +472,7 @@ class Reranker(RerankerSettings):
         *,
         use_cache: bool = True,
         deadline_ms: float | None = None,
+        instruction: str | Unset | None = UNSET,
     ) -> list[list[ScoredText]]:
         """`score_batch` for async code: the event loop is never blocked.
 
@@ -399,18 +483,24 @@ class Reranker(RerankerSettings):
         """
         budget = self._budget(deadline_ms)
         model = self._loaded or await asyncio.to_thread(self.load_model)
+        # The model is loaded: checking it blocks for no longer than a render.
+        resolved = self.instruction_for_call(instruction)
         if not isinstance(model, AsyncPairScorer):
-            return await asyncio.to_thread(self._score_sync, items, use_cache, budget)
+            return await asyncio.to_thread(
+                self._score_sync, items, use_cache, budget, resolved
+            )
         units, pairs = self._prepare(items)
         if budget is None:
-            raw = await self._araw_scores(model, pairs, use_cache)
+            raw = await self._araw_scores(model, pairs, use_cache, resolved)
             return best_windows(units, activate(raw, self.activation))
-        plan = self._plan(items, units, pairs, use_cache)
+        plan = self._plan(items, units, pairs, use_cache, resolved)
         rest = plan.rest()
+        keywords = scorer_keywords(resolved)
         if rest and isinstance(model, AsyncDeadlineScorer):
             left = budget.left()
             if left > 0:
-                plan.record(rest, list(await model.ascore_within(rest, left)))
+                answer = await model.ascore_within(rest, left, **keywords)
+                plan.record(rest, list(answer))
         elif rest:
             limit = self.batch_size or default_batch_size(model)
             while batch := plan.next_batch(limit):
@@ -418,10 +508,10 @@ class Reranker(RerankerSettings):
                     break
                 started = budget.clock()
                 order = length_order(batch)
-                answer = await model.ascore([batch[i] for i in order])
+                answer = await model.ascore([batch[i] for i in order], **keywords)
                 budget.record(len(batch), budget.clock() - started)
                 plan.record(batch, in_input_order(order, answer))
-        return self._finish(plan, use_cache)
+        return self._finish(plan, use_cache, resolved)
 
     def _budget(self, deadline_ms: float | None) -> Budget | None:
         if deadline_ms is None:
@@ -435,19 +525,22 @@ class Reranker(RerankerSettings):
         units: list[list[list[tuple[Span | None, str]]]],
         pairs: list[tuple[str, str]],
         use_cache: bool,
+        instruction: str | None,
     ) -> DeadlinePlan:
         """What to score under a deadline, knowing the cache's hits."""
         known: dict[tuple[str, str], float] = {}
         if use_cache:
             known, _, _ = self._cache.lookup(
-                self._model_key(), list(dict.fromkeys(pairs))
+                self._score_key(instruction), list(dict.fromkeys(pairs))
             )
         return DeadlinePlan([query for query, _ in items], units, known)
 
-    def _finish(self, plan: DeadlinePlan, use_cache: bool) -> list[list[ScoredText]]:
+    def _finish(
+        self, plan: DeadlinePlan, use_cache: bool, instruction: str | None
+    ) -> list[list[ScoredText]]:
         """Cache what the model scored, and the items' `ScoredText`s."""
         if use_cache and plan.fresh:
-            model_key = self._model_key()
+            model_key = self._score_key(instruction)
             for pair, score in plan.fresh.items():
                 self._cache.put((model_key, *text_key(*pair)), score)
         return plan.results(lambda raw: activate(raw, self.activation))
@@ -469,17 +562,25 @@ class Reranker(RerankerSettings):
             pairs.extend((query, text) for windows_ in per_text for _, text in windows_)
         return units, pairs
 
-    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+    def score(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        instruction: str | Unset | None = UNSET,
+    ) -> list[float]:
         """Score each text against `query` (after `activation`), in input order.
 
         Args:
             query: The query; blank is an error.
             texts: Candidate texts.
+            instruction: Override of the `instruction` setting.
 
         Returns:
             One plain float per text.
         """
-        return [scored.score for scored in self.score_batch([(query, texts)])[0]]
+        scored = self.score_batch([(query, texts)], instruction=instruction)
+        return [item.score for item in scored[0]]
 
     # -- ranking --------------------------------------------------------------
 
@@ -694,6 +795,7 @@ class Reranker(RerankerSettings):
         group_by: GroupBy | Unset | None = UNSET,
         max_per_group: int | Unset | None = UNSET,
         max_context_tokens: int | Unset | None = UNSET,
+        instruction: str | Unset | None = UNSET,
         first_stage_ranks: Sequence[int] | None = None,
         groups: Sequence[Hashable] | None = None,
         embeddings: Any = None,
@@ -713,6 +815,7 @@ class Reranker(RerankerSettings):
             max_per_group: Override of `max_per_group`.
             max_context_tokens: Override of `max_context_tokens`, counted on
                 the texts.
+            instruction: Override of the `instruction` setting.
             first_stage_ranks: 1-based first-stage ranks, for `fusion="rrf"`.
             groups: Each text's group, when grouping by something the texts
                 do not hold.
@@ -732,7 +835,10 @@ class Reranker(RerankerSettings):
             max_per_group=max_per_group,
             max_context_tokens=max_context_tokens,
         )
-        scored = self.score_batch([(query, texts)], deadline_ms=settings.deadline_ms)
+        self.check_call_calibration(settings.calibration, instruction)
+        scored = self.score_batch(
+            [(query, texts)], deadline_ms=settings.deadline_ms, instruction=instruction
+        )
         return self.select(
             scored[0],
             settings,
@@ -754,6 +860,7 @@ class Reranker(RerankerSettings):
         group_by: GroupBy | Unset | None = UNSET,
         max_per_group: int | Unset | None = UNSET,
         max_context_tokens: int | Unset | None = UNSET,
+        instruction: str | Unset | None = UNSET,
     ) -> list[list[RerankResult]]:
         """`rank` for many (query, texts) items, scored in one model stream.
 
@@ -769,6 +876,7 @@ class Reranker(RerankerSettings):
             group_by: Override of `group_by` (a function of the text).
             max_per_group: Override of `max_per_group`.
             max_context_tokens: Override of `max_context_tokens`.
+            instruction: Override of the `instruction` setting.
 
         Returns:
             Per item, its `RerankResult`s, best first.
@@ -783,7 +891,10 @@ class Reranker(RerankerSettings):
             max_per_group=max_per_group,
             max_context_tokens=max_context_tokens,
         )
-        scored = self.score_batch(items, deadline_ms=settings.deadline_ms)
+        self.check_call_calibration(settings.calibration, instruction)
+        scored = self.score_batch(
+            items, deadline_ms=settings.deadline_ms, instruction=instruction
+        )
         return [
             self.select(
                 item,

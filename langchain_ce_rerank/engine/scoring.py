@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from langchain_ce_rerank.engine.instructions import scorer_keywords
 from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
 from langchain_ce_rerank.models import load_cross_encoder, model_lock
 
@@ -77,6 +78,7 @@ def predict(
     *,
     batch_size: int | None,
     show_progress_bar: bool,
+    instruction: str | None = None,
 ) -> list[float]:
     """Raw model scores for `pairs`, fed to the model shortest first.
 
@@ -86,6 +88,9 @@ def predict(
         batch_size: Pairs per forward pass of a cross-encoder; None picks
             by device (see `batch_size`).
         show_progress_bar: Show sentence-transformers' progress bar.
+        instruction: Passed to a cross-encoder as sentence-transformers'
+            `prompt`, to a scorer as `instruction=`; None passes nothing
+            (the caller has checked that the model takes one).
 
     Returns:
         One raw score per pair, in input order.
@@ -103,9 +108,10 @@ def predict(
                 show_progress_bar=show_progress_bar,
                 activation_fn=torch.nn.Identity(),
                 convert_to_numpy=True,
+                **({} if instruction is None else {"prompt": instruction}),
             ).tolist()
     else:
-        raw = list(model.score(ordered))
+        raw = list(model.score(ordered, **scorer_keywords(instruction)))
     return in_input_order(order, raw)
 
 

@@ -23,6 +23,7 @@ from typing_extensions import Self
 from langchain_ce_rerank.engine.checks import (
     check_deadline_ms,
     check_diversity,
+    check_instruction,
     check_min_probability,
     check_threshold,
     check_top_n,
@@ -342,12 +343,30 @@ class ScoringSettings(_Settings):
     """Where ONNX/OpenVINO exports are cached; None uses `$LANGCHAIN_CE_RERANK_CACHE`
     or `~/.cache/langchain-ce-rerank`."""
 
+    instruction: str | None = Field(default=None, strict=True)
+    """The task the model judges relevance for, e.g. `"Given a legal
+    question, retrieve the statute that answers it"`, for rerankers that read
+    one (LLM-based ones such as Qwen3-Reranker; see
+    `langchain_ce_rerank.engine.instructions` for the rule). Passed to
+    sentence-transformers as its `prompt`, which each model reads its own
+    way (a causal-LM reranker's chat template puts it in its instruction
+    slot). None uses the model's own default. A model that reads no
+    instruction refuses one with `InstructionNotSupportedError` at the first
+    call; it is never dropped silently. Part of the score-cache key and of
+    the scoring identity; a call may override it (`instruction=`)."""
+
     cache_size: int = Field(default=4096, ge=0)
-    """Scores remembered (LRU, keyed on model, query, text digest and
-    max_length); 0 turns the cache off. On by default: a lookup costs about a
+    """Scores remembered (LRU, keyed on model, instruction, query, text digest
+    and max_length); 0 turns the cache off. On by default: a lookup costs about a
     microsecond against milliseconds per pair for the model, and repeated
     queries (chat turns, agents re-asking, evaluation reruns) then skip the
     model entirely. 4096 entries take about 1 MB. See `cache_info()`."""
+
+    @field_validator("instruction")
+    @classmethod
+    def _instruction_has_text(cls, instruction: str | None) -> str | None:
+        check_instruction(instruction)
+        return instruction
 
     @model_validator(mode="after")
     def _check_options(self) -> Self:

@@ -180,6 +180,14 @@ def test_cohere_v2_answers_and_errors(serve_url: str, engine: Reranker) -> None:
     )
     assert blank.status_code == 422
     assert blank.json()["errors"][0]["field"] == "query"
+    # The stand-in reads no instruction: the replica's refusal crosses Ray
+    # and is answered as ce-rerank serve answers it.
+    instructed = httpx.post(
+        f"{serve_url}/v2/rerank", json={**body, "instruction": "x"}, timeout=60
+    )
+    assert instructed.status_code == 422
+    assert instructed.json()["errors"][0]["field"] == "instruction"
+    assert "takes no instruction" in instructed.json()["message"]
 
 
 def test_the_serve_config_s_key_and_limits_guard_the_deployment(

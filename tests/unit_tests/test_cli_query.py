@@ -322,3 +322,52 @@ def test_an_unscored_row_says_not_scored_and_has_no_probability() -> None:
     assert cells[1] == ["1.500", "not scored"]
     assert cells[2] == ["0.750", ""]
     assert cells[5] == ["dense 2", "bm25 1"]
+
+
+@pytest.fixture(scope="module")
+def causal_reranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny reranker that reads an instruction (see test_instructions.py)."""
+    from test_instructions import QWEN_STYLE_TEMPLATE, build_causal_reranker
+
+    return build_causal_reranker(tmp_path_factory.mktemp("causal"), QWEN_STYLE_TEMPLATE)
+
+
+def test_instruction_reaches_a_reranker_that_reads_one(
+    with_bm25: Path, causal_reranker: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = _json(capsys, with_bm25, causal_reranker)
+    told = _json(capsys, with_bm25, causal_reranker, "--instruction", "Find logs")
+    assert plain["instruction"] is None
+    assert told["instruction"] == "Find logs"
+    scores = {r["id"]: r["relevance_score"] for r in plain["results"]}
+    told_scores = {r["id"]: r["relevance_score"] for r in told["results"]}
+    assert scores.keys() == told_scores.keys()
+    assert scores != told_scores
+
+
+def test_instruction_for_a_reranker_that_reads_none_is_refused_in_flag_words(
+    with_bm25: Path, standin_ce_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _error(
+        capsys,
+        str(with_bm25),
+        QUESTION,
+        "--embedding",
+        "fake",
+        "--reranker",
+        str(standin_ce_path),
+        "--instruction",
+        "Find logs",
+    )
+    assert "takes no instruction" in err
+    assert "Leave --instruction unset" in err
+    assert "instruction=" not in err
+
+
+def test_a_blank_instruction_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["query", "ix", "q", "--instruction", "  "])
+    assert exit_.value.code == 2
+    assert "argument --instruction: is empty" in capsys.readouterr().err

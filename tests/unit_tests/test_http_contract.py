@@ -4,9 +4,10 @@ The same bad requests are sent to the FastAPI app (lifespan running, real
 batcher) and to the Ray Serve ingress class (in process; its scoring handle
 scores through `score_jobs`, the replicas' own path, since `@serve.batch`
 only runs inside a Serve replica: `tests/integration_tests/test_ray.py`
-sends the same refusals through a real Ray Serve deployment); each must answer with the same status code and the same body, but
-for the name of the setting at fault, which each door spells as its operator
-sets it (`--max-documents` against `args.max_documents in the Serve config`).
+sends the same refusals through a real Ray Serve deployment); each must
+answer with the same status code and the same body, but for the name of the
+setting at fault, which each door spells as its operator sets it
+(`--max-documents` against `args.max_documents in the Serve config`).
 """
 
 from __future__ import annotations
@@ -148,6 +149,16 @@ CASES: dict[str, tuple[dict[str, Any], int, str | None]] = {
         None,
     ),
     "top_n of 0": ({"json": _request(TEXTS, top_n=0), "headers": AUTH}, 422, None),
+    "an instruction the model cannot read": (
+        {"json": _request(TEXTS, instruction="find fruit"), "headers": AUTH},
+        422,
+        None,
+    ),
+    "a blank instruction": (
+        {"json": _request(TEXTS, instruction=" "), "headers": AUTH},
+        422,
+        None,
+    ),
 }
 
 
@@ -259,3 +270,13 @@ def test_plain_server_settings_are_the_shared_limits() -> None:
     for name, field in RequestLimits.model_fields.items():
         assert ServeSettings.model_fields[name].default == field.default
         assert RayServeArgs.model_fields[name].default == field.default
+
+
+@pytest.mark.parametrize("door", list(DOORS))
+def test_an_instruction_refusal_names_the_field_and_the_model(
+    answers: dict[str, dict[str, httpx.Response]], door: str
+) -> None:
+    body = answers[door]["an instruction the model cannot read"].json()
+    assert body["errors"][0]["field"] == "instruction"
+    assert "WordOverlapCrossEncoder" in body["message"]
+    assert "the request's instruction field" in body["message"]

@@ -14,6 +14,7 @@ EXPECTED_ALL = [
     "EvaluationReport",
     "FaissRetriever",
     "FaissVectorStore",
+    "InstructionNotSupportedError",
     "ModelNotFoundError",
     "RemoteCrossEncoder",
     "RemoteRerankError",
