@@ -59,7 +59,8 @@ from langchain_ce_rerank.engine.settings import (
     Unset,
 )
 from langchain_ce_rerank.engine.shaping import GroupBy, group_keys
-from langchain_ce_rerank.engine.windows import Span, model_spans, passage_windows
+from langchain_ce_rerank.engine.tokens import pair_format
+from langchain_ce_rerank.engine.windows import Span, scoring_units, truncate_texts
 
 __all__ = ["UNSET", "LoadedModel", "Reranker", "Unset", "check_text"]
 # Imported `as` themselves above, so that they stay importable from here:
@@ -288,35 +289,20 @@ class Reranker(RerankerSettings):
         Returns:
             The cut texts, in order (a text that fits is returned whole).
         """
-        if max_tokens < 1:
-            msg = f"max_tokens must be at least 1, got {max_tokens}"
-            raise ValueError(msg)
-        spans = model_spans(self.load_model())
-        cut = []
-        for text in texts:
-            found = spans(text)
-            cut.append(
-                text[: found[max_tokens - 1][1]] if len(found) > max_tokens else text
-            )
-        return cut
+        return truncate_texts(pair_format(self.load_model()), texts, max_tokens)
 
     def _units(
         self, query: str, texts: Sequence[str]
     ) -> list[list[tuple[Span | None, str]]]:
-        """Per text, what to score: itself, or its passage windows."""
-        if self.long_documents == "truncate":
-            return [[(None, text)] for text in texts]
-        spans: dict[str, list[Span]] = {}
-        for text in texts:
-            if text not in spans:
-                spans[text] = passage_windows(
-                    self.load_model(),
-                    query,
-                    text,
-                    passage_tokens=self.passage_tokens,
-                    passage_overlap=self.passage_overlap,
-                )
-        return [[((a, b), text[a:b]) for a, b in spans[text]] for text in texts]
+        """Per text, what to score: its windows, or itself cut to fit."""
+        return scoring_units(
+            self.load_model(),
+            query,
+            texts,
+            long_documents=self.long_documents,
+            passage_tokens=self.passage_tokens,
+            passage_overlap=self.passage_overlap,
+        )
 
     # -- scoring --------------------------------------------------------------
 
@@ -489,7 +475,7 @@ class Reranker(RerankerSettings):
         Whitespace-separated words for a model without a tokenizer. The
         default `token_counter` of `max_context_tokens`.
         """
-        return len(model_spans(self.load_model())(text))
+        return len(pair_format(self.load_model(), warn=False).spans(text))
 
     def select(
         self,
