@@ -311,9 +311,10 @@ class ScoringSettings(_Settings):
 
     passage_tokens: int | None = Field(default=None, ge=8)
     """Tokens per (query, window) pair for `"max_passage"`; None uses the
-    model's `max_length`. Required for a scorer without a tokenizer (such as
-    a `BaseCrossEncoder`), whose windows are counted in whitespace-separated
-    words."""
+    model's `max_length`. Required for a scorer without `predict` (such as a
+    `BaseCrossEncoder` or a `RemoteCrossEncoder`), whose windows are counted
+    in the tokens of the tokenizer it names (`tokenizer=`), else in
+    whitespace-separated words (logged once)."""
 
     passage_overlap: int = Field(default=64, ge=0)
     """Tokens each window shares with the previous one."""
@@ -379,8 +380,9 @@ class ScoringSettings(_Settings):
         ):
             msg = (
                 f"long_documents='max_passage' with a {type(self.model).__name__} "
-                "needs passage_tokens=... (its window, in words): the model "
-                "exposes no tokenizer or max_length"
+                "needs passage_tokens=... (its window, in the tokens of the "
+                "tokenizer it names, else in words): the model exposes no "
+                "max_length"
             )
             raise ValueError(msg)
         check_options(self.backend, self.quantization)

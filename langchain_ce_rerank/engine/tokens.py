@@ -144,6 +144,12 @@ def _cross_encoder_pair_length(
 
 def _hf_pair_length(tokenizer: Any) -> Callable[[str, str], int]:
     def length(query: str, document: str) -> int:
+        if not document:
+            # An empty text_pair reads as no pair at all (one [SEP] short):
+            # measure a one-word document and take its tokens away.
+            probe = "a"
+            alone = tokenizer(probe, add_special_tokens=False, verbose=False)
+            return length(query, probe) - len(alone["input_ids"])
         encoded = tokenizer(query, document, truncation=False, verbose=False)
         return len(encoded["input_ids"])
 

@@ -49,6 +49,9 @@ def windows(text: str, spans: list[Span], size: int, overlap: int) -> list[Span]
     """Character spans of windows of `size` tokens, overlapping by `overlap`.
 
     A text that fits in one window yields one span covering all of it.
+    Windows start and end between whitespace-separated words where they can
+    (a word longer than a window is cut inside): a word cut in two is split
+    into more tokens alone than it had in the text, and would overflow.
 
     Raises:
         ValueError: `size` < 1 or `overlap` not in [0, size).
@@ -61,15 +64,25 @@ def windows(text: str, spans: list[Span], size: int, overlap: int) -> list[Span]
         raise ValueError(msg)
     if len(spans) <= size:
         return [(0, len(text))]
+    count = len(spans)
+    word_start = [i == 0 or spans[i][0] > spans[i - 1][1] for i in range(count)]
+    word_start.append(True)  # the end of the text
     result: list[Span] = []
-    step = size - overlap
     start = 0
     while True:
-        end = min(start + size, len(spans))
+        end = min(start + size, count)
+        cut = end
+        while cut > start + 1 and not word_start[cut]:
+            cut -= 1
+        end = cut if word_start[cut] else end
         result.append((spans[start][0], spans[end - 1][1]))
-        if end == len(spans):
+        if end == count:
             return result
-        start += step
+        following = max(end - overlap, start + 1)
+        back = following
+        while back > start + 1 and not word_start[back]:
+            back -= 1
+        start = back if word_start[back] else following
 
 
 def model_spans(model: object) -> TokenSpans:
