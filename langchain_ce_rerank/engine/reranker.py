@@ -23,6 +23,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
 import langchain_ce_rerank.engine.ranking as ranking_rules
+from langchain_ce_rerank.engine.aggregation import best_windows
 from langchain_ce_rerank.engine.cache import CacheInfo, ScoreCache, text_key
 from langchain_ce_rerank.engine.checks import (
     check_deadline_ms,
@@ -39,7 +40,6 @@ from langchain_ce_rerank.engine.protocols import (
     AsyncPairScorer,
     DeadlineScorer,
 )
-from langchain_ce_rerank.engine.ranking import best_windows
 from langchain_ce_rerank.engine.results import RerankResult, ScoredText, Selection
 from langchain_ce_rerank.engine.scoring import (
     LoadedModel,
@@ -349,7 +349,9 @@ class Reranker(RerankerSettings):
         units, pairs = self._prepare(items)
         if budget is None:
             raw = self._raw_scores(pairs, use_cache=use_cache)
-            return best_windows(units, activate(raw, self.activation))
+            return best_windows(
+                units, activate(raw, self.activation), self.passage_aggregation
+            )
         plan = self._plan(items, units, pairs, use_cache)
         if plan.rest():
             model = self.load_model()
@@ -390,7 +392,9 @@ class Reranker(RerankerSettings):
         units, pairs = self._prepare(items)
         if budget is None:
             raw = await self._araw_scores(model, pairs, use_cache)
-            return best_windows(units, activate(raw, self.activation))
+            return best_windows(
+                units, activate(raw, self.activation), self.passage_aggregation
+            )
         plan = self._plan(items, units, pairs, use_cache)
         rest = plan.rest()
         if rest and isinstance(model, AsyncDeadlineScorer):
@@ -436,7 +440,9 @@ class Reranker(RerankerSettings):
             model_key = self._model_key()
             for pair, score in plan.fresh.items():
                 self._cache.put((model_key, *text_key(*pair)), score)
-        return plan.results(lambda raw: activate(raw, self.activation))
+        return plan.results(
+            lambda raw: activate(raw, self.activation), self.passage_aggregation
+        )
 
     def _prepare(
         self, items: Sequence[tuple[str, Sequence[str]]]

@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import Self
 
+from langchain_ce_rerank.engine.aggregation import PassageAggregation
 from langchain_ce_rerank.engine.checks import (
     check_deadline_ms,
     check_diversity,
@@ -318,6 +319,17 @@ class ScoringSettings(_Settings):
 
     passage_overlap: int = Field(default=64, ge=0)
     """Tokens each window shares with the previous one."""
+
+    passage_aggregation: PassageAggregation = "max"
+    """How `"max_passage"` scores a document from its windows' scores (after
+    `activation`; a one-window document scores as its window under each):
+    `"max"`, its best window; `"mean_top2"`, the mean of its two best;
+    `"max_debiased"`, its best less what chance adds to the best of that many
+    windows (their standard deviation times the expected maximum of as many
+    normal draws). `"max"` favours long documents (more windows, more chances
+    at a high one); see benchmarks/README.md for what each does to that bias
+    and to recall. `metadata["relevance_passage"]` is the best window under
+    each (`engine.aggregation`)."""
 
     content_template: str | None = None
     """Text the model reads, from metadata fields and `page_content`, e.g.
