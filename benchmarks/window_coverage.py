@@ -61,9 +61,7 @@ def unread_share(
         tokens = spans(text[start:end])
         last = tokens[min(room, len(tokens)) - 1][1] if tokens else 0
         read.append((start, start + last))
-    unread = sum(
-        not any(a <= s and e <= b for a, b in read) for s, e in page
-    )
+    unread = sum(not any(a <= s and e <= b for a, b in read) for s, e in page)
     return unread / max(len(page), 1), len(found)
 
 
@@ -100,7 +98,12 @@ def main() -> None:
             shares, counts, unread_tokens = [], [], 0.0
             for i, text in enumerate(texts):
                 share, count = unread_share(
-                    text, queries[i % len(queries)], scorer, tokenizer, pair, args.overlap
+                    text,
+                    queries[i % len(queries)],
+                    scorer,
+                    tokenizer,
+                    pair,
+                    args.overlap,
                 )
                 shares.append(share)
                 counts.append(count)
