@@ -40,6 +40,7 @@ from langchain_ce_rerank.engine.protocols import (
     AsyncPairScorer,
     DeadlineScorer,
 )
+from langchain_ce_rerank.engine.rendering import render
 from langchain_ce_rerank.engine.results import RerankResult, ScoredText, Selection
 from langchain_ce_rerank.engine.scoring import (
     LoadedModel,
@@ -260,21 +261,14 @@ class Reranker(RerankerSettings):
             metadata: Its metadata, for the template's other fields.
             label: How to name the candidate in an error.
 
+        Returns:
+            The text; with a template, a `RenderedText` that locates the
+            content, so windows and truncation cut only the content.
+
         Raises:
             ValueError: The template needs a field the metadata lacks.
         """
-        if self.content_template is None:
-            return content
-        try:
-            return self.content_template.format_map(
-                {**metadata, "page_content": content}
-            )
-        except KeyError as err:
-            msg = (
-                f"content_template {self.content_template!r} needs metadata field "
-                f"{err.args[0]!r}, which {label} does not have"
-            )
-            raise ValueError(msg) from err
+        return render(self.content_template, content, metadata, label)
 
     def truncate(self, texts: Sequence[str], max_tokens: int) -> list[str]:
         """Each text cut to its first `max_tokens` tokens of the model's tokenizer.

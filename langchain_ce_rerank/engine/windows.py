@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from langchain_ce_rerank.engine.rendering import content_parts
 from langchain_ce_rerank.engine.tokens import (
     PairFormat,
     Span,
@@ -116,7 +117,13 @@ def document_budget(
 
 
 def _shrink_to_fit(
-    fmt: PairFormat, query: str, text: str, spans: list[Span], size: int, limit: int
+    fmt: PairFormat,
+    query: str,
+    text: str,
+    spans: list[Span],
+    size: int,
+    limit: int,
+    fixed: tuple[str, str] = ("", ""),
 ) -> int:
     """`size`, less whatever the pair format adds when the document is in it.
 
@@ -126,9 +133,13 @@ def _shrink_to_fit(
     """
     if fmt.pair_length is None or len(spans) <= size:
         return size
-    first = text[: spans[size - 1][1]]
+    first = fixed[0] + text[: spans[size - 1][1]] + fixed[1]
     excess = fmt.pair_length(query, first) - limit
     return size - max(excess, 0)
+
+
+def _fixed_tokens(fmt: PairFormat, fixed: tuple[str, str]) -> int:
+    return sum(len(fmt.spans(part)) for part in fixed if part)
 
 
 def passage_windows(
@@ -140,6 +151,7 @@ def passage_windows(
     passage_overlap: int,
     prompt: str | None = None,
     fmt: PairFormat | None = None,
+    fixed: tuple[str, str] = ("", ""),
 ) -> list[Span]:
     """`text`'s windows for `model`, each fitting in one pair beside `query`.
 
@@ -152,6 +164,8 @@ def passage_windows(
         passage_overlap: Tokens each window shares with the previous one.
         prompt: The prompt (instruction) sent with every pair, if any.
         fmt: `model`'s pair format, when the caller already has it.
+        fixed: Text each window is put between (a `content_template`'s text
+            before and after the content), counted against the window.
 
     Raises:
         ValueError: The query (with the pair's fixed tokens) leaves no more
@@ -161,6 +175,9 @@ def passage_windows(
     size, budget, reserved = document_budget(
         fmt, query, passage_tokens, setting="passage_tokens"
     )
+    taken = _fixed_tokens(fmt, fixed)
+    size -= taken
+    reserved += taken
     if size <= passage_overlap:
         msg = (
             f"the query and the model's fixed tokens take {reserved} of the "
@@ -170,7 +187,7 @@ def passage_windows(
         )
         raise ValueError(msg)
     spans = fmt.spans(text)
-    size = _shrink_to_fit(fmt, query, text, spans, size, budget)
+    size = _shrink_to_fit(fmt, query, text, spans, size, budget, fixed)
     return windows(text, spans, max(size, passage_overlap + 1), passage_overlap)
 
 
@@ -196,12 +213,23 @@ def fit_to_model(fmt: PairFormat, query: str, texts: Sequence[str]) -> list[str]
         raise ValueError(msg)
     cut: list[str] = []
     for text in texts:
-        spans = fmt.spans(text)
-        if len(spans) <= size:
+        before, content, after = content_parts(text)
+        room = size - _fixed_tokens(fmt, (before, after))
+        spans = fmt.spans(content)
+        if len(spans) <= room:
             cut.append(text)
             continue
-        fitted = _shrink_to_fit(fmt, query, text, spans, size, budget)
-        cut.append(text[: spans[max(fitted, 1) - 1][1]])
+        if room < 1:
+            msg = (
+                f"the query, the model's fixed tokens and the content_template's "
+                f"text take all {budget} tokens the model reads per pair, leaving "
+                "none for the document; shorten the query or the template"
+            )
+            raise ValueError(msg)
+        fitted = _shrink_to_fit(
+            fmt, query, content, spans, room, budget, (before, after)
+        )
+        cut.append(before + content[: spans[max(fitted, 1) - 1][1]] + after)
     return cut
 
 
@@ -228,7 +256,10 @@ def scoring_units(
 
     Returns:
         Per text, its `(span, text)` units: every window with its character
-        span for `"max_passage"`; one unit with no span for `"truncate"`.
+        span for `"max_passage"`; one unit with no span for `"truncate"`. A
+        `RenderedText` (a `content_template`) has only its content cut: each
+        unit holds the template's fixed text whole, and a window's span is
+        that of its content in the rendered text.
     """
     if long_documents == "truncate":
         if getattr(model, "tokenizer", None) is None:
@@ -236,18 +267,26 @@ def scoring_units(
         fitted = fit_to_model(pair_format(model, prompt), query, texts)
         return [[(None, text)] for text in fitted]
     fmt = pair_format(model, prompt)
-    spans: dict[str, list[Span]] = {}
+    found: dict[str, list[tuple[Span | None, str]]] = {}
     for text in texts:
-        if text not in spans:
-            spans[text] = passage_windows(
-                model,
-                query,
-                text,
-                passage_tokens=passage_tokens,
-                passage_overlap=passage_overlap,
-                fmt=fmt,
-            )
-    return [[((a, b), text[a:b]) for a, b in spans[text]] for text in texts]
+        if text in found:
+            continue
+        before, content, after = content_parts(text)
+        spans = passage_windows(
+            model,
+            query,
+            content,
+            passage_tokens=passage_tokens,
+            passage_overlap=passage_overlap,
+            fmt=fmt,
+            fixed=(before, after),
+        )
+        # Spans are in the scored text: the content's, moved past the prefix.
+        found[text] = [
+            ((len(before) + a, len(before) + b), before + content[a:b] + after)
+            for a, b in spans
+        ]
+    return [found[text] for text in texts]
 
 
 def truncate_texts(fmt: PairFormat, texts: Sequence[str], max_tokens: int) -> list[str]:

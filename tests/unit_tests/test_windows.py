@@ -166,3 +166,61 @@ def test_a_query_filling_the_model_is_an_error(family_path: Path) -> None:
     engine, _ = _engine(family_path, long_documents="max_passage")
     with pytest.raises(ValueError, match="shorten the query"):
         engine.score("needle " * (PAIR_TOKENS - 10), [LONG])
+
+
+def test_a_content_template_is_whole_in_every_window(family_path: Path) -> None:
+    from langchain_core.documents import Document
+
+    from langchain_ce_rerank import CrossEncoderCompressor
+
+    template = "Title: {title}\n{page_content}\n(source: {source})"
+    engine, spies = _engine(
+        family_path,
+        long_documents="max_passage",
+        passage_overlap=8,
+        content_template=template,
+    )
+    docs = [
+        Document(page_content="short", metadata={"title": "A", "source": "a"}),
+        Document(page_content=LONG, metadata={"title": "Needles", "source": "n.1"}),
+    ]
+    out = CrossEncoderCompressor(model=engine, top_n=None).compress_documents(
+        docs, QUERY
+    )
+    assert out[0].metadata["title"] == "Needles"
+    assert out[0].metadata["relevance_score"] == 1.0
+    rendered = template.format(page_content=LONG, title="Needles", source="n.1")
+    start, end = out[0].metadata["relevance_passage"]
+    assert NEEDLE in rendered[start:end]
+    spy = spies[0]
+    long_windows = [t for _, t in spy.received if t.startswith("Title: Needles\n")]
+    assert len(long_windows) > 3
+    for query, text in spy.received:
+        assert text.startswith("Title: ")
+        assert text.endswith(")")
+        assert_only_the_document_was_cut(spy.model, query, text)
+
+
+def test_truncate_keeps_the_template_text_after_the_content(
+    family_path: Path,
+) -> None:
+    engine, spies = _engine(family_path, content_template="{page_content} END-MARK")
+    text = engine.render(LONG, {}, "document 0")
+    engine.score(QUERY, [text])
+    [(_, received)] = spies[0].received
+    assert received.endswith(" END-MARK")
+    assert LONG.startswith(received.removesuffix(" END-MARK"))
+    assert_only_the_document_was_cut(spies[0].model, QUERY, received)
+
+
+def test_rendered_texts_locate_their_content_only_when_it_is_plain() -> None:
+    from langchain_ce_rerank.engine.rendering import content_parts, render
+
+    text = render("[{title}] {page_content}!", "body", {"title": "T"}, "doc")
+    assert text == "[T] body!"
+    assert content_parts(text) == ("[T] ", "body", "!")
+    # Formatted, repeated or absent content cannot be cut apart: all content.
+    for template in ("{page_content:.2}", "{page_content} {page_content}", "{title}"):
+        odd = render(template, "body", {"title": "T"}, "doc")
+        assert content_parts(odd) == ("", str(odd), "")
+    assert render(None, "body", {}, "doc") == "body"
