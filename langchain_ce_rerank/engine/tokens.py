@@ -132,7 +132,7 @@ def _cross_encoder_pair_length(
     def length(query: str, document: str) -> int:
         kwargs: dict[str, Any] = {
             # Untruncated, so a pair that would not fit measures its real size.
-            "processing_kwargs": {"text": {"truncation": False}},
+            "processing_kwargs": {"text": {"truncation": False, "verbose": False}},
         }
         if prompt is not None:
             kwargs["prompt"] = prompt

@@ -19,6 +19,7 @@ pair's length minus what the scorer's pair format spends beside it
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from langchain_ce_rerank.engine.rendering import content_parts
@@ -30,6 +31,8 @@ from langchain_ce_rerank.engine.tokens import (
     tokenizer_spans,
     word_spans,
 )
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "Span",
@@ -196,21 +199,14 @@ def fit_to_model(fmt: PairFormat, query: str, texts: Sequence[str]) -> list[str]
 
     For `long_documents="truncate"`: the document is cut here, so the model's
     own truncation (which may cut the query, or a template's closing tokens)
-    never runs. A scorer with no known `max_length` gets the texts as they are.
-
-    Raises:
-        ValueError: The query alone fills the model's pair.
+    never runs. A scorer with no known `max_length` gets the texts as they are,
+    and so does a text whose query and fixed text already fill the pair: the
+    model truncates that pair itself, as it always did (logged as a warning;
+    `"max_passage"` refuses such a query instead).
     """
     if fmt.max_length is None or fmt.in_words:
         return list(texts)
-    size, budget, reserved = document_budget(fmt, query, None, setting="max_length")
-    if size < 1:
-        msg = (
-            f"the query and the model's fixed tokens take {reserved} of the "
-            f"{budget} tokens the model reads per pair, leaving none for the "
-            "document; shorten the query"
-        )
-        raise ValueError(msg)
+    size, budget, _ = document_budget(fmt, query, None, setting="max_length")
     cut: list[str] = []
     for text in texts:
         before, content, after = content_parts(text)
@@ -220,12 +216,16 @@ def fit_to_model(fmt: PairFormat, query: str, texts: Sequence[str]) -> list[str]
             cut.append(text)
             continue
         if room < 1:
-            msg = (
-                f"the query, the model's fixed tokens and the content_template's "
-                f"text take all {budget} tokens the model reads per pair, leaving "
-                "none for the document; shorten the query or the template"
+            logger.warning(
+                "the query, the model's fixed tokens and any content_template "
+                "text take %d of the %d tokens the model reads per pair, leaving "
+                "none for the document; the model truncates the pair itself "
+                "(cutting the query): shorten the query",
+                budget - room,
+                budget,
             )
-            raise ValueError(msg)
+            cut.append(text)
+            continue
         fitted = _shrink_to_fit(
             fmt, query, content, spans, room, budget, (before, after)
         )

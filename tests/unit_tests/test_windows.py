@@ -10,6 +10,7 @@ prompts, chat templates) are the real model's.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -159,10 +160,18 @@ def test_truncate_cuts_the_document_not_the_query(family_path: Path) -> None:
     assert len(_ids(spy.model, query, text)) >= PAIR_TOKENS - 1
 
 
-def test_a_query_filling_the_model_is_an_error(family_path: Path) -> None:
-    engine, _ = _engine(family_path)
-    with pytest.raises(ValueError, match="shorten the query"):
-        engine.score("needle " * PAIR_TOKENS, [LONG])
+def test_a_query_filling_the_model(
+    family_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # truncate: the model truncates such a pair itself, as before, with a warning.
+    engine, spies = _engine(family_path)
+    query = "needle " * PAIR_TOKENS
+    with caplog.at_level(logging.WARNING, logger="langchain_ce_rerank.engine.windows"):
+        engine.score(query, [LONG])
+    assert spies[0].received == [(query, LONG)]
+    [warning] = [r for r in caplog.records if r.name.endswith("engine.windows")]
+    assert "shorten the query" in warning.getMessage()
+    # max_passage: no window fits, an error.
     engine, _ = _engine(family_path, long_documents="max_passage")
     with pytest.raises(ValueError, match="shorten the query"):
         engine.score("needle " * (PAIR_TOKENS - 10), [LONG])
