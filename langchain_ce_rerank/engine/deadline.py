@@ -33,7 +33,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from langchain_ce_rerank.engine.ranking import best_windows
+from langchain_ce_rerank.engine.aggregation import PassageAggregation, best_windows
 from langchain_ce_rerank.engine.results import ScoredText, UnscoredText
 from langchain_ce_rerank.engine.windows import Span
 
@@ -208,16 +208,18 @@ class DeadlinePlan:
                 self.known[pair] = self.fresh[pair] = float(score)
 
     def results(
-        self, activate: Callable[[list[float]], list[float]]
+        self,
+        activate: Callable[[list[float]], list[float]],
+        aggregation: PassageAggregation = "max",
     ) -> list[list[ScoredText]]:
-        """Per item, per text: its best window's activated score, or unscored."""
+        """Per item, per text: its windows' aggregated activated score, or unscored."""
         flat = [
             self.known.get((self.queries[item], text), math.nan)
             for item, per_text in enumerate(self.units)
             for windows in per_text
             for _, text in windows
         ]
-        scored = best_windows(self.units, activate(flat))
+        scored = best_windows(self.units, activate(flat), aggregation)
         return [
             [
                 text_score

@@ -81,6 +81,10 @@ class ScoringIdentity(BaseModel):
     passage_overlap: int | None = None
     """With `"max_passage"`: tokens shared by neighbouring windows."""
 
+    passage_aggregation: str | None = None
+    """With `"max_passage"`: how window scores make a document's score
+    (None: `"max"`, the best window)."""
+
     content_template: str | None = None
     """What the model reads of each document; None is its text alone."""
 
@@ -264,6 +268,10 @@ def scoring_identity(settings: ScoringSettings) -> ScoringIdentity:
         long_documents=settings.long_documents,
         passage_tokens=settings.passage_tokens if windows else None,
         passage_overlap=settings.passage_overlap if windows else None,
+        # None is "max", so calibrations saved before the setting existed match.
+        passage_aggregation=settings.passage_aggregation
+        if windows and settings.passage_aggregation != "max"
+        else None,
         content_template=settings.content_template,
         # A scorer may carry its own (RemoteCrossEncoder's instruction=).
         instruction=settings.instruction

@@ -23,6 +23,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
 import langchain_ce_rerank.engine.ranking as ranking_rules
+from langchain_ce_rerank.engine.aggregation import best_windows
 from langchain_ce_rerank.engine.cache import CacheInfo, ScoreCache, text_key
 from langchain_ce_rerank.engine.checks import (
     check_deadline_ms,
@@ -45,7 +46,7 @@ from langchain_ce_rerank.engine.protocols import (
     AsyncPairScorer,
     DeadlineScorer,
 )
-from langchain_ce_rerank.engine.ranking import best_windows
+from langchain_ce_rerank.engine.rendering import render
 from langchain_ce_rerank.engine.results import RerankResult, ScoredText, Selection
 from langchain_ce_rerank.engine.scoring import (
     LoadedModel,
@@ -65,7 +66,8 @@ from langchain_ce_rerank.engine.settings import (
     Unset,
 )
 from langchain_ce_rerank.engine.shaping import GroupBy, group_keys
-from langchain_ce_rerank.engine.windows import Span, model_spans, passage_windows
+from langchain_ce_rerank.engine.tokens import pair_format
+from langchain_ce_rerank.engine.windows import Span, scoring_units, truncate_texts
 
 __all__ = ["UNSET", "LoadedModel", "Reranker", "Unset", "check_text"]
 # Imported `as` themselves above, so that they stay importable from here:
@@ -332,21 +334,14 @@ class Reranker(RerankerSettings):
             metadata: Its metadata, for the template's other fields.
             label: How to name the candidate in an error.
 
+        Returns:
+            The text; with a template, a `RenderedText` that locates the
+            content, so windows and truncation cut only the content.
+
         Raises:
             ValueError: The template needs a field the metadata lacks.
         """
-        if self.content_template is None:
-            return content
-        try:
-            return self.content_template.format_map(
-                {**metadata, "page_content": content}
-            )
-        except KeyError as err:
-            msg = (
-                f"content_template {self.content_template!r} needs metadata field "
-                f"{err.args[0]!r}, which {label} does not have"
-            )
-            raise ValueError(msg) from err
+        return render(self.content_template, content, metadata, label)
 
     def truncate(self, texts: Sequence[str], max_tokens: int) -> list[str]:
         """Each text cut to its first `max_tokens` tokens of the model's tokenizer.
@@ -361,35 +356,25 @@ class Reranker(RerankerSettings):
         Returns:
             The cut texts, in order (a text that fits is returned whole).
         """
-        if max_tokens < 1:
-            msg = f"max_tokens must be at least 1, got {max_tokens}"
-            raise ValueError(msg)
-        spans = model_spans(self.load_model())
-        cut = []
-        for text in texts:
-            found = spans(text)
-            cut.append(
-                text[: found[max_tokens - 1][1]] if len(found) > max_tokens else text
-            )
-        return cut
+        return truncate_texts(pair_format(self.load_model()), texts, max_tokens)
 
     def _units(
-        self, query: str, texts: Sequence[str]
+        self, query: str, texts: Sequence[str], instruction: str | None
     ) -> list[list[tuple[Span | None, str]]]:
-        """Per text, what to score: itself, or its passage windows."""
-        if self.long_documents == "truncate":
-            return [[(None, text)] for text in texts]
-        spans: dict[str, list[Span]] = {}
-        for text in texts:
-            if text not in spans:
-                spans[text] = passage_windows(
-                    self.load_model(),
-                    query,
-                    text,
-                    passage_tokens=self.passage_tokens,
-                    passage_overlap=self.passage_overlap,
-                )
-        return [[((a, b), text[a:b]) for a, b in spans[text]] for text in texts]
+        """Per text, what to score: its windows, or itself cut to fit.
+
+        The instruction's tokens are counted beside the query's, so windows
+        and truncation cut the document only.
+        """
+        return scoring_units(
+            self.load_model(),
+            query,
+            texts,
+            long_documents=self.long_documents,
+            passage_tokens=self.passage_tokens,
+            passage_overlap=self.passage_overlap,
+            prompt=instruction,
+        )
 
     # -- scoring --------------------------------------------------------------
 
@@ -442,10 +427,12 @@ class Reranker(RerankerSettings):
         budget: Budget | None,
         instruction: str | None,
     ) -> list[list[ScoredText]]:
-        units, pairs = self._prepare(items)
+        units, pairs = self._prepare(items, instruction)
         if budget is None:
             raw = self._raw_scores(pairs, use_cache=use_cache, instruction=instruction)
-            return best_windows(units, activate(raw, self.activation))
+            return best_windows(
+                units, activate(raw, self.activation), self.passage_aggregation
+            )
         plan = self._plan(items, units, pairs, use_cache, instruction)
         keywords = scorer_keywords(instruction)
         if plan.rest():
@@ -489,10 +476,12 @@ class Reranker(RerankerSettings):
             return await asyncio.to_thread(
                 self._score_sync, items, use_cache, budget, resolved
             )
-        units, pairs = self._prepare(items)
+        units, pairs = self._prepare(items, resolved)
         if budget is None:
             raw = await self._araw_scores(model, pairs, use_cache, resolved)
-            return best_windows(units, activate(raw, self.activation))
+            return best_windows(
+                units, activate(raw, self.activation), self.passage_aggregation
+            )
         plan = self._plan(items, units, pairs, use_cache, resolved)
         rest = plan.rest()
         keywords = scorer_keywords(resolved)
@@ -543,10 +532,12 @@ class Reranker(RerankerSettings):
             model_key = self._score_key(instruction)
             for pair, score in plan.fresh.items():
                 self._cache.put((model_key, *text_key(*pair)), score)
-        return plan.results(lambda raw: activate(raw, self.activation))
+        return plan.results(
+            lambda raw: activate(raw, self.activation), self.passage_aggregation
+        )
 
     def _prepare(
-        self, items: Sequence[tuple[str, Sequence[str]]]
+        self, items: Sequence[tuple[str, Sequence[str]]], instruction: str | None
     ) -> tuple[list[list[list[tuple[Span | None, str]]]], list[tuple[str, str]]]:
         """Check every text; per item, per text, its windows; all pairs, flat."""
         units = []
@@ -557,7 +548,7 @@ class Reranker(RerankerSettings):
                 check_text(
                     text, f"text {i} of item {number}" if number else f"text {i}"
                 )
-            per_text = self._units(query, texts)
+            per_text = self._units(query, texts, instruction)
             units.append(per_text)
             pairs.extend((query, text) for windows_ in per_text for _, text in windows_)
         return units, pairs
@@ -590,7 +581,7 @@ class Reranker(RerankerSettings):
         Whitespace-separated words for a model without a tokenizer. The
         default `token_counter` of `max_context_tokens`.
         """
-        return len(model_spans(self.load_model())(text))
+        return len(pair_format(self.load_model(), warn=False).spans(text))
 
     def select(
         self,

@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import Self
 
+from langchain_ce_rerank.engine.aggregation import PassageAggregation
 from langchain_ce_rerank.engine.checks import (
     check_deadline_ms,
     check_diversity,
@@ -312,12 +313,24 @@ class ScoringSettings(_Settings):
 
     passage_tokens: int | None = Field(default=None, ge=8)
     """Tokens per (query, window) pair for `"max_passage"`; None uses the
-    model's `max_length`. Required for a scorer without a tokenizer (such as
-    a `BaseCrossEncoder`), whose windows are counted in whitespace-separated
-    words."""
+    model's `max_length`. Required for a scorer without `predict` (such as a
+    `BaseCrossEncoder` or a `RemoteCrossEncoder`), whose windows are counted
+    in the tokens of the tokenizer it names (`tokenizer=`), else in
+    whitespace-separated words (logged once)."""
 
     passage_overlap: int = Field(default=64, ge=0)
     """Tokens each window shares with the previous one."""
+
+    passage_aggregation: PassageAggregation = "max"
+    """How `"max_passage"` scores a document from its windows' scores (after
+    `activation`; a one-window document scores as its window under each):
+    `"max"`, its best window; `"mean_top2"`, the mean of its two best;
+    `"max_debiased"`, its best less what chance adds to the best of that many
+    windows (their standard deviation times the expected maximum of as many
+    normal draws). `"max"` favours long documents (more windows, more chances
+    at a high one); see benchmarks/README.md for what each does to that bias
+    and to recall. `metadata["relevance_passage"]` is the best window under
+    each (`engine.aggregation`)."""
 
     content_template: str | None = None
     """Text the model reads, from metadata fields and `page_content`, e.g.
@@ -398,8 +411,9 @@ class ScoringSettings(_Settings):
         ):
             msg = (
                 f"long_documents='max_passage' with a {type(self.model).__name__} "
-                "needs passage_tokens=... (its window, in words): the model "
-                "exposes no tokenizer or max_length"
+                "needs passage_tokens=... (its window, in the tokens of the "
+                "tokenizer it names, else in words): the model exposes no "
+                "max_length"
             )
             raise ValueError(msg)
         check_options(self.backend, self.quantization)

@@ -171,6 +171,16 @@ class RemoteCrossEncoder(BaseModel):
     `True` for them; Cohere and vLLM have no such option."""
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     """Extra HTTP headers sent with every request."""
+    tokenizer: Any = Field(default=None, repr=False, exclude=True)
+    """The tokenizer the served model counts in, so that
+    `long_documents="max_passage"` windows and `max_tokens_per_doc` cut at the
+    model's tokens rather than at words (which leave text past the server's
+    window unread): a Hugging Face id or local folder (loaded once with
+    `transformers.AutoTokenizer`, from the local cache only under
+    `HF_HUB_OFFLINE=1`), a loaded Hugging Face tokenizer, or a function
+    `text -> [(start, end), ...]` giving each token's character span. None
+    counts whitespace-separated words (logged once). See
+    `engine.protocols.TokenizedScorer`."""
     transport: Any = Field(default=None, repr=False, exclude=True)
     """An `httpx` transport to use instead of the network (for tests):
     `httpx.MockTransport` serves both paths, `httpx.ASGITransport` only the
@@ -217,6 +227,15 @@ class RemoteCrossEncoder(BaseModel):
             msg = (
                 f"raw_scores=True is not offered by api={self.api!r} (only 'tei' and "
                 "'infinity' return logits); leave raw_scores unset"
+            )
+            raise ValueError(msg)
+        if self.tokenizer is not None and not (
+            isinstance(self.tokenizer, str | os.PathLike) or callable(self.tokenizer)
+        ):
+            msg = (
+                f"tokenizer must be a Hugging Face id or folder, a loaded tokenizer "
+                f"or a function returning (start, end) token spans, got "
+                f"{type(self.tokenizer).__name__}"
             )
             raise ValueError(msg)
         _require_httpx()

@@ -260,8 +260,11 @@ def test_a_causal_reranker_reads_the_instruction_in_its_template(
     pair = ("where is paris", ["Paris is in France."])
     default = engine.score(*pair)
     instructed = engine.score(*pair, instruction="Find capital cities")
-    assert "<Instruct>: Given a web search query" in seen[0]
-    assert "<Instruct>: Find capital cities\n<Query>: where is paris" in seen[1]
+    # The engine also measures the pair without its document (to size the
+    # document's share): keep only the pairs the model scored.
+    scored = [text for text in seen if "<Document>: Paris is in France." in text]
+    assert "<Instruct>: Given a web search query" in scored[0]
+    assert "<Instruct>: Find capital cities\n<Query>: where is paris" in scored[1]
     assert default != instructed
     # What the engine returns is what sentence-transformers' own prompt gives.
     direct = model.predict(
