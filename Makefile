@@ -71,4 +71,5 @@ bench: $(VENV_ACCEL)/.installed
 	cd benchmarks && $(BENCH_PY) rerank.py
 	cd benchmarks && $(BENCH_PY) retrieval.py --sizes 100000
 	cd benchmarks && $(BENCH_PY) retrieval.py --sizes 1000000 --types Flat IVF1024,SQ8 IVF1024,PQ48
+	cd benchmarks && $(BENCH_PY) bm25.py
 	cd benchmarks && $(BENCH_PY) indexing.py

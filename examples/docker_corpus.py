@@ -11,11 +11,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.documents import Document
 
 from langchain_ce_rerank import (
     ModelNotFoundError,
+    RerankingRetriever,
     build_reranking_retriever,
     load_embeddings,
 )
@@ -36,8 +36,14 @@ DOCUMENTS = [
 ]
 
 
-def example_retriever(description: str, top_n: int) -> ContextualCompressionRetriever:
-    """Parse `--reranker` and build the two-stage retriever over DOCUMENTS."""
+def example_retriever(
+    description: str, top_n: int, **reranker_settings: object
+) -> RerankingRetriever:
+    """Parse `--reranker` and build the two-stage retriever over DOCUMENTS.
+
+    `reranker_settings` are further `CrossEncoderCompressor` settings, such as
+    `max_context_tokens`.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--reranker",
@@ -52,6 +58,7 @@ def example_retriever(description: str, top_n: int) -> ContextualCompressionRetr
         k=4,
         top_n=top_n,
         device="cpu",
+        **reranker_settings,
     )
 
 

@@ -19,18 +19,24 @@ if TYPE_CHECKING:
     from langchain_ce_rerank.compressor import (
         CrossEncoderCompressor as CrossEncoderCompressor,
     )
+    from langchain_ce_rerank.compressor import (
+        RerankedDocuments as RerankedDocuments,
+    )
     from langchain_ce_rerank.display import RerankExplanation as RerankExplanation
     from langchain_ce_rerank.display import explain as explain
     from langchain_ce_rerank.engine import Reranker as Reranker
     from langchain_ce_rerank.engine import RerankResult as RerankResult
+    from langchain_ce_rerank.engine import ScoreCalibration as ScoreCalibration
     from langchain_ce_rerank.errors import ModelNotFoundError as ModelNotFoundError
     from langchain_ce_rerank.errors import StoreLoadError as StoreLoadError
     from langchain_ce_rerank.evaluation import EvaluationReport as EvaluationReport
+    from langchain_ce_rerank.evaluation import calibrate as calibrate
     from langchain_ce_rerank.evaluation import evaluate as evaluate
     from langchain_ce_rerank.evaluation import load_beir as load_beir
     from langchain_ce_rerank.ingest import load_corpus as load_corpus
     from langchain_ce_rerank.ingest import sync_store as sync_store
     from langchain_ce_rerank.models import load_embeddings as load_embeddings
+    from langchain_ce_rerank.parents import SourceFiles as SourceFiles
     from langchain_ce_rerank.reranking_retriever import (
         RerankingRetriever as RerankingRetriever,
     )
@@ -58,10 +64,14 @@ _EXPORTS = {
     "RemoteRerankError": "serving",
     "RemoteRerankTimeoutError": "serving",
     "RerankResult": "engine",
+    "RerankedDocuments": "compressor",
     "Reranker": "engine",
     "RerankingRetriever": "reranking_retriever",
+    "ScoreCalibration": "engine",
+    "SourceFiles": "parents",
     "StoreLoadError": "errors",
     "build_reranking_retriever": "reranking_retriever",
+    "calibrate": "evaluation",
     "evaluate": "evaluation",
     "explain": "display",
     "load_beir": "evaluation",

@@ -51,6 +51,7 @@ __all__ = [
     "find_files",
     "load_corpus",
     "plan_sync",
+    "read_units",
     "sync_store",
     "window_warning",
 ]
@@ -215,6 +216,34 @@ def _jsonl_rows(
         if isinstance(row.get("title"), str) and "title" not in metadata:
             metadata = {**metadata, "title": row["title"]}
         yield str(row_id), row["text"], metadata
+
+
+def read_units(
+    path: str | os.PathLike[str],
+) -> list[tuple[str | None, str, dict[str, Any]]]:
+    """The texts `load_corpus` cuts into chunks from one file, read again.
+
+    What a chunk's `start_index` counts into: the file's whole text, or, for a
+    `.jsonl` file, each row's `text` (with its row id and metadata).
+
+    Args:
+        path: A file `load_corpus` read (a chunk's `metadata["source"]`).
+
+    Returns:
+        `(row id, text, metadata)` per JSONL row (malformed rows left out, as
+        `load_corpus` leaves them out), else one `(None, text, {})`.
+
+    Raises:
+        ValueError: The file is not UTF-8 text, or cannot be read.
+    """
+    file = Path(path)
+    text, reason = _read_text(file)
+    if text is None:
+        msg = f"{file}: {reason}"
+        raise ValueError(msg)
+    if file.suffix.lower() == ".jsonl":
+        return list(_jsonl_rows(file, text, []))
+    return [(None, text, {})]
 
 
 def load_corpus(

@@ -50,12 +50,16 @@ from typing_extensions import override
 
 from langchain_ce_rerank.engine import (
     UNSET,
+    GroupBy,
+    RankingSettings,
     Reranker,
     RerankResult,
     ScoredText,
     Unset,
+    group_keys,
     result_metadata,
 )
+from langchain_ce_rerank.engine.diversity import first_stage_embeddings
 from langchain_ce_rerank.engine.door import ENGINE_KEYWORDS, EngineDoor
 from langchain_ce_rerank.engine.results import RESULT_METADATA_KEYS
 
@@ -80,8 +84,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     `score_threshold`. Each `score` is a plain Python float. On each copy,
     `metadata["retrieval_score"]` and `metadata["retrieval_rank"]` keep the
     first stage's score and 1-based position (plus `fused_score` for
-    `fusion="rrf"` and `relevance_passage` for `long_documents="max_passage"`);
-    these keys are excluded from the text the LLM and embeddings read.
+    `fusion="rrf"`, `relevance_passage` for `long_documents="max_passage"` and
+    `relevance_probability` with a `calibration`); these keys are excluded
+    from the text the LLM and embeddings read.
 
     The model reads `node.get_content(metadata_mode=...)` (`"embed"` by
     default, as LlamaIndex embeds the node), or `content_template` filled with
@@ -89,11 +94,22 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     setting means what it means for `CrossEncoderCompressor`; `model=` also
     takes a `Reranker` engine, to share its model and score cache with other
     doors. `postprocess_nodes(nodes, query_str=..., top_n=3)` overrides
-    `top_n` / `score_threshold` for one call. `apostprocess_nodes` keeps the
-    event loop free: a model with its own `async ascore(pairs)` (such as
-    `RemoteCrossEncoder`) is awaited directly, any other model runs in a worker
-    thread. Both emit LlamaIndex's `ReRankStartEvent` / `ReRankEndEvent` and
-    the `RERANKING` callback event.
+    `top_n`, `score_threshold`, `group_by` (a metadata key or a function of
+    the node), `max_per_group`, `max_context_tokens`, `diversity`,
+    `deadline_ms` or `min_probability` for one call. The token budget counts
+    each node's own text (its metadata, which the LLM may also read, is not
+    counted), and a node cut to fit gets that text. `diversity` compares
+    nodes by their `node.embedding` when every node has one (the first
+    stage's vector; no second embedding pass), else by
+    `metadata["retrieval_embedding"]`, else by their word sets. A node the
+    deadline left unscored comes back with `score=None` and
+    `metadata["reranked"] = False`, after the scored ones, in input order;
+    `min_probability` (with a `calibration`) drops only scored nodes, whose
+    metadata carries `relevance_probability`.
+    `apostprocess_nodes` keeps the event loop free: a model with its own
+    `async ascore(pairs)` (such as `RemoteCrossEncoder`) is awaited directly,
+    any other model runs in a worker thread. Both emit LlamaIndex's
+    `ReRankStartEvent` / `ReRankEndEvent` and the `RERANKING` callback event.
 
     Example:
         ```python
@@ -204,7 +220,12 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
                     ),
                 }
             )
-            reranked.append(NodeWithScore(node=copy, score=float(result.score)))
+            if result.cut is not None:
+                copy.set_content(
+                    result.content(node.get_content(metadata_mode=MetadataMode.NONE))
+                )
+            score = float(result.score) if result.reranked else None
+            reranked.append(NodeWithScore(node=copy, score=score))
         return reranked
 
     # -- LlamaIndex's interface -----------------------------------------------
@@ -218,6 +239,12 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        group_by: GroupBy | Unset | None = UNSET,
+        max_per_group: int | Unset | None = UNSET,
+        max_context_tokens: int | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         """Rerank `nodes` for the query; see the class docstring for the rules.
 
@@ -227,6 +254,14 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             query_str: The query text.
             top_n: Override of the `top_n` setting for this call.
             score_threshold: Override of the `score_threshold` setting.
+            group_by: Override of the `group_by` setting (a metadata key, or
+                a function of the node).
+            max_per_group: Override of the `max_per_group` setting.
+            max_context_tokens: Override of the `max_context_tokens` setting.
+            diversity: Override of the `diversity` setting.
+            deadline_ms: Override of the `deadline_ms` setting.
+            min_probability: Override of the `min_probability` setting (with
+                a `calibration`).
 
         Returns:
             New `NodeWithScore`s over copies of the kept nodes, best first.
@@ -239,6 +274,12 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             _query_bundle(query_bundle, query_str),
             top_n=top_n,
             score_threshold=score_threshold,
+            group_by=group_by,
+            max_per_group=max_per_group,
+            max_context_tokens=max_context_tokens,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
+            min_probability=min_probability,
         )
 
     @override
@@ -250,6 +291,12 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        group_by: GroupBy | Unset | None = UNSET,
+        max_per_group: int | Unset | None = UNSET,
+        max_context_tokens: int | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         """`postprocess_nodes` without blocking the event loop.
 
@@ -262,6 +309,12 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             _query_bundle(query_bundle, query_str),
             top_n=top_n,
             score_threshold=score_threshold,
+            group_by=group_by,
+            max_per_group=max_per_group,
+            max_context_tokens=max_context_tokens,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
+            min_probability=min_probability,
         )
 
     @override
@@ -269,14 +322,13 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
-        *,
-        top_n: int | Unset | None = UNSET,
-        score_threshold: float | Unset | None = UNSET,
+        **options: Any,
     ) -> list[NodeWithScore]:
-        with self._reranking(nodes, query_bundle, top_n, score_threshold) as call:
+        with self._reranking(nodes, query_bundle, options) as call:
+            deadline_ms = call.ranking.deadline_ms
             # Without nodes there is nothing to await, only the query to check.
             call.scored = (
-                await self.engine.ascore_batch(call.items)
+                await self.engine.ascore_batch(call.items, deadline_ms=deadline_ms)
                 if nodes
                 else self.engine.score_batch(call.items)
             )
@@ -287,12 +339,12 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
-        *,
-        top_n: int | Unset | None = UNSET,
-        score_threshold: float | Unset | None = UNSET,
+        **options: Any,
     ) -> list[NodeWithScore]:
-        with self._reranking(nodes, query_bundle, top_n, score_threshold) as call:
-            call.scored = self.engine.score_batch(call.items)
+        with self._reranking(nodes, query_bundle, options) as call:
+            call.scored = self.engine.score_batch(
+                call.items, deadline_ms=call.ranking.deadline_ms
+            )
         return call.reranked
 
     @contextmanager
@@ -300,8 +352,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None,
-        top_n: int | Unset | None,
-        score_threshold: float | Unset | None,
+        options: dict[str, Any],
     ) -> Iterator[_Call]:
         """One rerank call around its scoring, shared by the sync and async paths.
 
@@ -318,9 +369,20 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
                 "query_bundle=QueryBundle('...')"
             )
             raise ValueError(msg)
-        ranking = self.for_call(top_n=top_n, score_threshold=score_threshold)
+        ranking = self.for_call(**options)
         query = query_bundle.query_str
-        call = _Call(items=[(query, self.node_texts(nodes))])
+        texts = self.node_texts(nodes)
+        groups = (
+            None
+            if ranking.group_by is None
+            else group_keys(
+                ranking.group_by,
+                [item.node for item in nodes],
+                lambda node: node.metadata,
+                lambda i: f"node {nodes[i].node.node_id!r} (position {i})",
+            )
+        )
+        call = _Call(items=[(query, texts)], ranking=ranking)
         model_name = self._model_name()
         dispatcher.event(
             ReRankStartEvent(
@@ -340,10 +402,28 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             },
         ) as event:
             yield call
-            results = self.engine.order(call.scored[0], ranking)
+            results = self.engine.select(
+                call.scored[0],
+                ranking,
+                groups=groups,
+                contents=[
+                    item.node.get_content(metadata_mode=MetadataMode.NONE)
+                    for item in nodes
+                ],
+                scored_texts=texts,
+                embeddings=_embeddings(nodes) if ranking.diversity > 0 else None,
+            ).results
             call.reranked = self._copies(nodes, results)
             event.on_end(payload={EventPayload.NODES: call.reranked})
         dispatcher.event(ReRankEndEvent(nodes=call.reranked))
+
+
+def _embeddings(nodes: list[NodeWithScore]) -> list[Any] | None:
+    """The first stage's vectors: every `node.embedding`, else the metadata key."""
+    vectors = [item.node.embedding for item in nodes]
+    if all(vector is not None for vector in vectors):
+        return vectors
+    return first_stage_embeddings([item.node.metadata for item in nodes])
 
 
 @dataclass
@@ -352,6 +432,8 @@ class _Call:
 
     items: list[tuple[str, list[str]]]
     """What to score: one `Reranker.score_batch` item."""
+    ranking: RankingSettings
+    """The call's resolved ranking settings (its `deadline_ms` for scoring)."""
     scored: list[list[ScoredText]] = field(default_factory=list)
     """Their scores, set by the caller."""
     reranked: list[NodeWithScore] = field(default_factory=list)

@@ -97,8 +97,16 @@ class RerankBatch:
             list(zip(queries, candidates, strict=True)), use_cache=self._use_cache
         )
         scores, ranks, orders, passages = [], [], [], []
+        # Every candidate gets a rank: nothing is cut, grouped or budgeted here.
+        everyone = self._engine.for_call(
+            top_n=None,
+            score_threshold=None,
+            group_by=None,
+            max_per_group=None,
+            max_context_tokens=None,
+        )
         for per_row in scored:
-            ordered = self._engine.order(per_row, top_n=None, score_threshold=None)
+            ordered = self._engine.order(per_row, everyone)
             rank_of = [0] * len(per_row)
             for result in ordered:
                 rank_of[result.index] = result.rank

@@ -33,9 +33,11 @@ from typing_extensions import override
 from langchain_ce_rerank.compressor import (
     CrossEncoderCompressor,
     CrossEncoderLike,
+    RerankedDocuments,
     check_documents,
 )
-from langchain_ce_rerank.engine import PER_CALL_OPTIONS
+from langchain_ce_rerank.engine import PER_CALL_OPTIONS, UNSET, RankingSettings
+from langchain_ce_rerank.engine.diversity import EMBEDDING_KEY
 from langchain_ce_rerank.errors import ModelNotFoundError
 from langchain_ce_rerank.models import (
     DEFAULT_CROSS_ENCODER,
@@ -43,6 +45,7 @@ from langchain_ce_rerank.models import (
     resolve_model,
 )
 from langchain_ce_rerank.store import new_index
+from langchain_ce_rerank.store.retriever import FaissRetriever
 
 __all__ = ["RerankingRetriever", "build_reranking_retriever"]
 
@@ -102,6 +105,22 @@ def _with_ranks(docs: list[Document]) -> list[Document]:
     ]
 
 
+def _without_vectors(docs: list[Document]) -> list[Document]:
+    """Copies of `docs` without the first-stage vectors asked for diversity."""
+    return [
+        doc.model_copy(
+            update={
+                "metadata": {
+                    k: v for k, v in doc.metadata.items() if k != EMBEDDING_KEY
+                }
+            }
+        )
+        if EMBEDDING_KEY in doc.metadata
+        else doc
+        for doc in docs
+    ]
+
+
 _RERANKER_REMEDY = "build_reranking_retriever(reranker='/path/to/model')"
 
 
@@ -116,9 +135,13 @@ class RerankingRetriever(ContextualCompressionRetriever):
     up for one that gives none.
 
     Per call (`invoke`, `ainvoke`, `batch`, `abatch`, or
-    `with_config(configurable={...})`), it takes the reranker's `top_n` and
+    `with_config(configurable={...})`), it takes the reranker's `top_n`,
     `score_threshold` (a minimum `relevance_score`, the cross-encoder's
-    score) and the first stage's `k`, `filter`, `fetch_k`, `lambda_mult`,
+    score), `group_by`, `max_per_group` and `max_context_tokens`,
+    `diversity` and `deadline_ms` (which bounds the reranking, not the first
+    stage), `min_probability` (a minimum `relevance_probability`, with a
+    `calibration`) and the first stage's `k`, `filter`, `fetch_k`,
+    `lambda_mult`,
     `retrieval_score_threshold` (the first stage's own threshold, passed
     to it as `score_threshold`: for `FaissRetriever`, LangChain's normalized
     relevance, for cosine `(1 + cosine) / 2`) and, for the store's keyword
@@ -134,7 +157,15 @@ class RerankingRetriever(ContextualCompressionRetriever):
     (for `FaissRetriever`, one FAISS search for all queries), then every
     (query, candidate) pair in one de-duplicated, length-sorted model
     stream. Each query keeps its own run, with its own callbacks and trace,
-    as under `invoke`.
+    as under `invoke`. `invoke_explained` also returns the candidates the
+    reranker dropped, each with its reason.
+
+    With `diversity` above 0 and a `FaissRetriever` first stage, it asks the
+    first stage for its stored vectors (`include_embeddings=True`) so that
+    diversity compares the first stage's own embeddings, and removes them
+    from the documents it returns (unless the `FaissRetriever` was set to
+    include them itself). Any other first stage: word-set similarity, unless
+    it puts `metadata["retrieval_embedding"]` on its documents.
 
     Example:
         ```python
@@ -209,11 +240,40 @@ class RerankingRetriever(ContextualCompressionRetriever):
                 f"{refused} per call go to the first stage, and this retriever's "
                 f"first stage, a {kind}, takes no such option (its "
                 "_get_relevant_documents does not accept it); set it on the "
-                f"{kind} itself. Per call, top_n and score_threshold (the "
-                "reranker's) always work"
+                f"{kind} itself. Per call, top_n, score_threshold, diversity, "
+                "deadline_ms and min_probability (the reranker's) always work"
             )
             raise TypeError(msg)
         return first, rerank
+
+    def _ranking(self, rerank: dict[str, Any]) -> RankingSettings | None:
+        """The reranker's settings for one call (checked), if it is ours."""
+        compressor = self.base_compressor
+        if not isinstance(compressor, CrossEncoderCompressor):
+            return None
+        return compressor.for_call(**rerank)
+
+    def _ask_for_vectors(self, first: dict[str, Any], rerank: dict[str, Any]) -> bool:
+        """Ask a FAISS first stage for its vectors when diversity needs them.
+
+        Returns:
+            Whether the vectors were asked for here, so must be removed from
+            what the call returns.
+        """
+        try:
+            ranking = self._ranking(rerank)
+        except (TypeError, ValueError):
+            return False  # the reranker raises it, in its own words
+        stage = self.base_retriever
+        if (
+            ranking is None
+            or ranking.diversity == 0
+            or not isinstance(stage, FaissRetriever)
+            or first.get("include_embeddings", stage.include_embeddings)
+        ):
+            return False
+        first["include_embeddings"] = True
+        return True
 
     @staticmethod
     def _with_configurable(
@@ -232,6 +292,47 @@ class RerankingRetriever(ContextualCompressionRetriever):
     ) -> list[Document]:
         return super().invoke(input, config, **self._with_configurable(config, kwargs))
 
+    def invoke_explained(
+        self, input: str, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> RerankedDocuments:
+        """`invoke`, plus the candidates the reranker dropped and why.
+
+        What `explain()` shows. Takes the same per-call options and
+        `configurable` as `invoke`; callbacks in `config` see the first
+        stage's run.
+
+        Returns:
+            The documents `invoke` returns, and copies of the dropped
+            candidates with `metadata["drop_reason"]`.
+
+        Raises:
+            TypeError: The reranker is not a `CrossEncoderCompressor`.
+        """
+        compressor = self.base_compressor
+        if not isinstance(compressor, CrossEncoderCompressor):
+            msg = (
+                "invoke_explained needs a CrossEncoderCompressor; this retriever "
+                f"reranks with a {type(compressor).__name__}"
+            )
+            raise TypeError(msg)
+        first, rerank = self._split(self._with_configurable(config, kwargs))
+        asked = self._ask_for_vectors(first, rerank)
+        docs = _with_ranks(
+            self.base_retriever.invoke(
+                input,
+                config={"callbacks": ensure_config(config).get("callbacks")},
+                **first,
+            )
+        )
+        if not docs:
+            return RerankedDocuments([], [])
+        result = compressor.compress_documents_explained(docs, input, **rerank)
+        if not asked:
+            return result
+        return RerankedDocuments(
+            _without_vectors(result.documents), _without_vectors(result.dropped)
+        )
+
     @override
     async def ainvoke(
         self, input: str, config: RunnableConfig | None = None, **kwargs: Any
@@ -249,6 +350,7 @@ class RerankingRetriever(ContextualCompressionRetriever):
         **kwargs: Any,
     ) -> list[Document]:
         first, rerank = self._split(kwargs)
+        asked = self._ask_for_vectors(first, rerank)
         docs = _with_ranks(
             self.base_retriever.invoke(
                 query, config={"callbacks": run_manager.get_child()}, **first
@@ -256,11 +358,12 @@ class RerankingRetriever(ContextualCompressionRetriever):
         )
         if not docs:
             return []
-        return list(
+        reranked = list(
             self.base_compressor.compress_documents(
                 docs, query, callbacks=run_manager.get_child(), **rerank
             )
         )
+        return _without_vectors(reranked) if asked else reranked
 
     @override
     async def _aget_relevant_documents(
@@ -271,6 +374,7 @@ class RerankingRetriever(ContextualCompressionRetriever):
         **kwargs: Any,
     ) -> list[Document]:
         first, rerank = self._split(kwargs)
+        asked = self._ask_for_vectors(first, rerank)
         docs = _with_ranks(
             await self.base_retriever.ainvoke(
                 query, config={"callbacks": run_manager.get_child()}, **first
@@ -278,11 +382,12 @@ class RerankingRetriever(ContextualCompressionRetriever):
         )
         if not docs:
             return []
-        return list(
+        reranked = list(
             await self.base_compressor.acompress_documents(
                 docs, query, callbacks=run_manager.get_child(), **rerank
             )
         )
+        return _without_vectors(reranked) if asked else reranked
 
     def _start_run(
         self, query: str, config: RunnableConfig
@@ -337,6 +442,7 @@ class RerankingRetriever(ContextualCompressionRetriever):
             )
         configs = get_config_list(config, len(inputs))
         options = [self._split(self._with_configurable(c, kwargs)) for c in configs]
+        asked = [self._ask_for_vectors(first, rerank) for first, rerank in options]
         runs = [self._start_run(q, c) for q, c in zip(inputs, configs, strict=True)]
         outcomes: list[list[Document] | Exception] = [[] for _ in inputs]
         # Stage 1: one batch per distinct set of first-stage options (usually one).
@@ -360,26 +466,42 @@ class RerankingRetriever(ContextualCompressionRetriever):
                 outcomes[i] = (
                     result if isinstance(result, Exception) else _with_ranks(result)
                 )
-        # Stage 2: every query's candidates in one model stream.
-        todo = [
-            i
-            for i, result in enumerate(outcomes)
-            if not isinstance(result, Exception) and result
-        ]
-        try:
-            scored = compressor.score_documents_batch(
-                [(cast("list[Document]", outcomes[i]), inputs[i]) for i in todo]
-            )
-        except Exception as err:
-            for i in todo:
+        # Stage 2: every query's candidates (the documents, or their parents)
+        # in one model stream per distinct deadline (a deadline bounds the
+        # stream it is given to).
+        rankings: dict[int, RankingSettings] = {}
+        candidates: dict[int, list[Document]] = {}
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, Exception) or not outcome:
+                continue
+            try:
+                rankings[i] = compressor.rank_settings(**options[i][1])
+                candidates[i] = compressor.candidates(
+                    outcome, group_by=options[i][1].get("group_by", UNSET)
+                )
+            except Exception as err:
+                rankings.pop(i, None)
                 outcomes[i] = err
-        else:
-            for i, scores in zip(todo, scored, strict=True):
+        streams: dict[float | None, list[int]] = {}
+        for i, ranking in rankings.items():
+            streams.setdefault(ranking.deadline_ms, []).append(i)
+        for deadline_ms, members in streams.items():
+            try:
+                scored = compressor.score_documents_batch(
+                    [(candidates[i], inputs[i]) for i in members],
+                    deadline_ms=deadline_ms,
+                )
+            except Exception as err:
+                for i in members:
+                    outcomes[i] = err
+                continue
+            for i, scores in zip(members, scored, strict=True):
                 try:
-                    docs = cast("list[Document]", outcomes[i])
-                    outcomes[i] = compressor.order(docs, scores, **options[i][1])
+                    docs = compressor.order_with(candidates[i], scores, rankings[i])
                 except Exception as err:
                     outcomes[i] = err
+                else:
+                    outcomes[i] = _without_vectors(docs) if asked[i] else docs
         for run, outcome in zip(runs, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 run.on_retriever_error(outcome)
@@ -465,12 +587,14 @@ def build_reranking_retriever(
             with `first_stage`: set the count on that retriever.
         top_n: Documents returned after reranking; None keeps all `k`.
         **compressor_kwargs: Other `CrossEncoderCompressor` fields
-            (`score_threshold`, `batch_size`, `activation`, ...).
+            (`score_threshold`, `calibration`, `min_probability`,
+            `batch_size`, `activation`, ...).
 
     Returns:
         A `RerankingRetriever` (a `ContextualCompressionRetriever`). Per call,
-        `top_n` and `score_threshold` always work; the first stage's options
-        (`k`, `filter`, `fetch_k`, `lambda_mult`,
+        `top_n`, `score_threshold`, `diversity`, `deadline_ms` and
+        `min_probability` always work; the first stage's options (`k`,
+        `filter`, `fetch_k`, `lambda_mult`,
         `retrieval_score_threshold`) are passed to the first stage when it
         takes per-call options (ours and LangChain's `VectorStoreRetriever`
         do), and are a `TypeError` naming them when it does not.

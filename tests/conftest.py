@@ -12,9 +12,25 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from langchain_core.embeddings import Embeddings
 
 from langchain_ce_rerank.testing import build_standin_cross_encoder
+
+# Property tests replay the same examples on every run (derandomize), so they
+# cannot flake, and write no example database into the tree. Set
+# HYPOTHESIS_PROFILE=explore to search with random seeds and more examples.
+settings.register_profile(
+    "repeatable",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=20,
+    report_multiple_bugs=False,  # shrink one failure, not each distinct one
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("explore", deadline=None, max_examples=500, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(scope="session")

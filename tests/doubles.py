@@ -124,3 +124,52 @@ class TableEmbeddings(Embeddings):
         if text == "dimension check":
             return self.vectors[0].tolist()
         return self._embed(text)
+
+
+class FakeClock:
+    """A monotonic clock that only moves when told.
+
+    For `Reranker(clock=...)` and `evaluate(clock=...)`.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class SlowCrossEncoder(BaseCrossEncoder):
+    """Takes `seconds_per_pair` of a `FakeClock` per pair; records every call.
+
+    Scores each text by `table` (default: its length), so orders are known.
+    """
+
+    def __init__(
+        self,
+        clock: FakeClock,
+        seconds_per_pair: float,
+        table: dict[str, float] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.seconds_per_pair = seconds_per_pair
+        self.table = dict(table or {})
+        self.calls: list[list[tuple[str, str]]] = []
+
+    def _scores(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        self.calls.append(list(text_pairs))
+        self.clock.advance(self.seconds_per_pair * len(text_pairs))
+        return [self.table.get(text, float(len(text))) for _, text in text_pairs]
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        return self._scores(text_pairs)
+
+
+class AsyncSlowCrossEncoder(SlowCrossEncoder):
+    """`SlowCrossEncoder` that can be awaited (as `RemoteCrossEncoder` can)."""
+
+    async def ascore(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        return self._scores(text_pairs)

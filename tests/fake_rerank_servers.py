@@ -20,7 +20,8 @@ A test picks a fault with the `x-fault` header and keeps its own counters with
 `x-run` (read back from `GET /_stats/<run>`). Faults: `503-once`, `502-once`,
 `504-once`, `503-always`, `429-once` (with `Retry-After: <x-retry-after>`),
 `close-once`, `close-always` (drop the connection mid-body), `slow` (answer
-after `x-delay` seconds), `malformed`, `index-out-of-range`, `index-missing`,
+after `x-delay` seconds), `slow-text` (the same, only for a request with a
+text containing `x-slow-text`), `malformed`, `index-out-of-range`, `index-missing`,
 `index-duplicate`, `shuffle`, `reject` (the api's own 4xx error body) and
 `barrier` (hold each request until `x-barrier` requests are in flight, to
 observe concurrency without timing).
@@ -237,7 +238,13 @@ class FakeRerankServers:
             )
         if fault == "close-always" or (fault == "close-once" and first):
             return None
-        if fault == "slow":
+        if fault == "slow" or (
+            fault == "slow-text"
+            and any(
+                request.headers.get("x-slow-text", "\0") in text
+                for text in body.get("texts") or body.get("documents") or []
+            )
+        ):
             await asyncio.sleep(float(request.headers.get("x-delay", "5")))
         if fault == "malformed":
             return Response('{"results": [{"index": 0, "relevance_sc', 200)

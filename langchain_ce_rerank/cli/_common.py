@@ -256,8 +256,13 @@ def check_int8(args: argparse.Namespace) -> None:
         raise CliError(quantization_error("int8", cli=True))
 
 
-def prepare_reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
-    """Check the reranking options and find the model; loading comes later."""
+def prepare_reranker(
+    args: argparse.Namespace, **settings: object
+) -> CrossEncoderCompressor:
+    """Check the reranking options and find the model; loading comes later.
+
+    `settings` are further compressor settings a command adds (or overrides).
+    """
     check_int8(args)
     check_device(args.device)
     from langchain_ce_rerank.compressor import CrossEncoderCompressor
@@ -265,14 +270,17 @@ def prepare_reranker(args: argparse.Namespace) -> CrossEncoderCompressor:
     with blame(f"--backend {args.backend}"):
         try:
             compressor = CrossEncoderCompressor(
-                model=args.reranker,
-                top_n=args.top_n,
-                device=args.device,
-                long_documents=args.long_documents,
-                fusion=args.fusion,
-                content_template=args.content_template,
-                backend=args.backend,
-                quantization="int8" if args.int8 else None,
+                **{
+                    "model": args.reranker,
+                    "top_n": args.top_n,
+                    "device": args.device,
+                    "long_documents": args.long_documents,
+                    "fusion": args.fusion,
+                    "content_template": args.content_template,
+                    "backend": args.backend,
+                    "quantization": "int8" if args.int8 else None,
+                    **settings,
+                }
             )
         except ValueError as err:
             if "content_template" in str(err):

@@ -1,4 +1,4 @@
-"""`ce-rerank eval`: first stage vs. reranked vs. fused retrieval on qrels."""
+"""`ce-rerank eval`: dense, BM25 and hybrid, alone, reranked and fused, on qrels."""
 
 from __future__ import annotations
 
@@ -6,15 +6,21 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from langchain_ce_rerank.cli.ray_options import add_ray_options, ray_scorer
 from langchain_ce_rerank.models import DEFAULT_EMBEDDING_MODEL
 
 if TYPE_CHECKING:
+    from langchain_core.retrievers import BaseRetriever
     from tqdm import tqdm
 
-    from langchain_ce_rerank.evaluation import EvaluationReport
+    from langchain_ce_rerank.compressor import CrossEncoderCompressor
+    from langchain_ce_rerank.evaluation import (
+        CalibrationReport,
+        EvaluationReport,
+        FirstStageName,
+    )
 from langchain_ce_rerank.cli._common import (
     CliError,
     add_reranker_options,
@@ -38,7 +44,88 @@ def print_report(report: EvaluationReport) -> None:
     rich_console().print(report_table(report))
 
 
+def print_calibration(
+    report: CalibrationReport, path: str, first_stage: str | None = None
+) -> None:
+    """Print `ce-rerank eval --calibrate`'s tables and where the file went.
+
+    `first_stage` names the first stage whose reranked candidates it was
+    fitted on, when the evaluation measured several.
+    """
+    from langchain_ce_rerank.evaluation.rendering import calibration_tables
+
+    console = rich_console()
+    console.print()
+    for part in calibration_tables(report):
+        console.print(part)
+    if first_stage is not None:
+        console.print(
+            f"Fitted on the reranker's scores of the {first_stage} first stage's "
+            "candidates (the first one measured; --first-stage sets the order)."
+        )
+    console.print(
+        f"Calibration written to {path}; use it with: ce-rerank query INDEX_DIR "
+        f"QUESTION --calibration {path} --min-probability "
+        f"{report.min_probability:g}"
+    )
+
+
 _BAR_NAMES = {"first stage": "First stage", "rerank": "Reranking"}
+# The first stages `--first-stage` takes, as evaluation.FIRST_STAGES names
+# them (a test keeps the two equal): the parser is built without importing
+# LangChain.
+FIRST_STAGE_CHOICES = ("dense", "bm25", "hybrid")
+
+
+def _first_stage_names(value: str) -> list[str]:
+    """`--first-stage` values: one name, or several separated by commas."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    for name in names or [value]:
+        if name not in FIRST_STAGE_CHOICES:
+            msg = (
+                f"invalid choice: {name!r} (choose from "
+                f"{', '.join(FIRST_STAGE_CHOICES)})"
+            )
+            raise argparse.ArgumentTypeError(msg)
+    return names
+
+
+def check_first_stages(args: argparse.Namespace) -> list[str] | None:
+    """`--first-stage` as one list of names, each once; None when not given."""
+    if args.first_stage is None:
+        return None
+    names = [name for group in args.first_stage for name in group]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        msg = f"--first-stage names {repeated[0]!r} twice; give each first stage once"
+        raise CliError(msg)
+    return names
+
+
+def first_stages_for(
+    retriever: BaseRetriever, names: list[str] | None, index: str | None
+) -> tuple[FirstStageName, ...]:
+    """The first stages to run on `retriever`: `names`, or what it can do.
+
+    Raises:
+        CliError: `names` asks for keyword search of an index without it.
+    """
+    from langchain_ce_rerank.evaluation.first_stages import (
+        default_first_stages,
+        keyword_search_available,
+    )
+
+    if names is None:
+        return default_first_stages(retriever)
+    keyword = [name for name in names if name != "dense"]
+    if keyword and not keyword_search_available(retriever):
+        where = f"--index {index!r}" if index else "this index"
+        msg = (
+            f"--first-stage {keyword[0]}: {where} has no keyword (BM25) index, "
+            "so only --first-stage dense can run on it"
+        )
+        raise CliError(msg)
+    return cast("tuple[FirstStageName, ...]", tuple(names))
 
 
 class _StageBars:
@@ -184,6 +271,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
                 f"the folder {str(target.parent)!r} does not exist"
             )
             raise CliError(msg)
+    _check_calibrate(args)
     if args.save_run and Path(args.save_run).is_file():
         msg = (
             f"--save-run {args.save_run!r} is a file; "
@@ -192,7 +280,74 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise CliError(msg)
 
 
+_CALIBRATE_FLAGS = {
+    "calibration_method": "--calibration-method",
+    "holdout": "--holdout",
+    "seed": "--seed",
+    "min_probability": "--min-probability",
+    "unjudged": "--unjudged",
+}
+
+
+def _check_calibrate(args: argparse.Namespace) -> None:
+    """Cheap checks of `--calibrate FILE` and the options that go with it."""
+    if args.calibrate is None:
+        given = [
+            flag
+            for name, flag in _CALIBRATE_FLAGS.items()
+            if getattr(args, name) is not None
+        ]
+        if given:
+            msg = f"{', '.join(given)} set how --calibrate fits; add --calibrate FILE"
+            raise CliError(msg)
+        return
+    target = Path(args.calibrate)
+    if target.is_dir():
+        msg = f"--calibrate {args.calibrate!r} is a folder; pass a file name"
+        raise CliError(msg)
+    if not target.parent.is_dir():
+        msg = (
+            f"--calibrate {args.calibrate!r}: "
+            f"the folder {str(target.parent)!r} does not exist"
+        )
+        raise CliError(msg)
+    if args.holdout is not None and not 0.0 <= args.holdout < 1.0:
+        msg = (
+            f"--holdout {args.holdout:g} must be from 0 (fit and report on every "
+            "query) to below 1; 0.5 fits on half the queries and reports on the rest"
+        )
+        raise CliError(msg)
+
+
+def _calibration(
+    args: argparse.Namespace,
+    report: EvaluationReport,
+    qrels: dict[str, dict[str, int]],
+    reranker: CrossEncoderCompressor,
+) -> CalibrationReport:
+    """Fit `--calibrate`'s calibration on the evaluation's scores, and save it."""
+    from langchain_ce_rerank.evaluation import calibrate_scores
+
+    with blame("--calibrate"):
+        fitted = calibrate_scores(
+            report.reranker_scores,
+            qrels,
+            engine=reranker.engine,
+            method=args.calibration_method or "platt",
+            holdout=0.5 if args.holdout is None else args.holdout,
+            seed=args.seed or 0,
+            unjudged=args.unjudged or "irrelevant",
+            min_probability=(
+                0.5 if args.min_probability is None else args.min_probability
+            ),
+            source=args.dataset or args.qrels,
+        )
+        fitted.save(args.calibrate)
+    return fitted
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
+    requested = check_first_stages(args)  # before any file is read
     corpus_file, queries, qrels = _eval_data(args)
     _check_outputs(args)
     from tqdm import tqdm
@@ -225,10 +380,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 batch = corpus[start : start + 64]
                 store.add_documents(batch)
                 bar.update(len(batch))
+    first_stage = store.as_retriever(k=args.k)
+    stages = first_stages_for(first_stage, requested, args.index)
     load_reranker(reranker)  # with --ray too: a missing model fails here, early
-    pipeline = build_reranking_retriever(
-        first_stage=store.as_retriever(k=args.k), reranker=reranker
-    )
+    pipeline = build_reranking_retriever(first_stage=first_stage, reranker=reranker)
     try:
         scorer = ray_scorer(args)  # None without --ray
     except (ImportError, ConnectionError) as err:
@@ -236,17 +391,40 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     bars = _StageBars(total=sum(qid in qrels for qid in queries))
     try:
         with reranking():
-            report = evaluate(pipeline, queries, qrels, scorer=scorer, progress=bars)
+            report = evaluate(
+                pipeline,
+                queries,
+                qrels,
+                first_stages=stages,
+                scorer=scorer,
+                progress=bars,
+            )
     finally:
         bars.close()
+    fitted = (
+        None if args.calibrate is None else _calibration(args, report, qrels, reranker)
+    )
     if args.json:
-        text = json.dumps(report.to_dict(), indent=2)
+        data = report.to_dict()
+        if fitted is not None:
+            data["calibration"] = {
+                "file": args.calibrate,
+                "first_stage": stages[0],
+                **fitted.to_dict(),
+            }
+        text = json.dumps(data, indent=2)
         if args.json == "-":
             print(text)
         else:
             Path(args.json).write_text(text + "\n", encoding="utf-8")
     if args.json != "-":
         print_report(report)
+        if fitted is not None:
+            print_calibration(
+                fitted,
+                args.calibrate,
+                stages[0] if len(stages) > 1 else None,
+            )
     if args.save_run:
         folder = Path(args.save_run)
         folder.mkdir(parents=True, exist_ok=True)
@@ -263,11 +441,17 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the `eval` command."""
     evaluate = commands.add_parser(
         "eval",
-        help="measure first stage vs. reranked vs. fused retrieval",
+        help="measure dense, BM25 and hybrid retrieval, each alone and reranked",
         description=(
-            "Report nDCG@10, MRR@10, Recall@k, Recall@top_n and mean latency per "
-            "query for the first stage alone, with the cross-encoder, and with RRF "
-            "fusion."
+            "Report nDCG@10, MRR@10, Recall@k, Recall@top_n and the mean latency "
+            "per query of each stage (first stage ms, rerank ms, total ms) for "
+            "each first stage (dense, bm25, hybrid): alone ('hybrid'), with the "
+            "cross-encoder ('hybrid + rerank'), and with the cross-encoder fused "
+            "with it by RRF ('hybrid + rerank, RRF'). Each first stage's "
+            "candidates are reranked separately, without the score cache, so "
+            "rerank ms is the model's time for that first stage; reranking "
+            "three first stages takes three times the model time of one, so "
+            "pick fewer with --first-stage to spend less."
         ),
     )
     source = evaluate.add_argument_group(
@@ -295,6 +479,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="qrels TSV for --index (query-id, corpus-id, score)",
     )
     evaluate.add_argument(
+        "--first-stage",
+        metavar="NAME",
+        nargs="+",
+        type=_first_stage_names,
+        help=(
+            "first stages to measure, each alone and reranked: dense, bm25, "
+            "hybrid (space- or comma-separated, e.g. --first-stage hybrid or "
+            "--first-stage dense,bm25). Each one adds its own reranking pass: "
+            "all three take three times the reranker's time of one (default: "
+            "dense bm25 hybrid, or dense alone for an index without a keyword "
+            "index)"
+        ),
+    )
+    evaluate.add_argument(
         "--embedding",
         metavar="MODEL_OR_PATH",
         help=(
@@ -313,5 +511,72 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="write one TREC run file per configuration into DIR",
     )
     add_reranker_options(evaluate)
+    add_calibrate_options(evaluate)
     add_ray_options(evaluate)
     evaluate.set_defaults(func=_cmd_eval)
+
+
+def _fraction(value: str) -> float:
+    """An argparse `type`: a number from 0 to 1."""
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        msg = f"must be from 0 to 1, got {value}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
+
+
+def add_calibrate_options(parser: argparse.ArgumentParser) -> None:
+    """Add `--calibrate FILE` and the options of the fit."""
+    group = parser.add_argument_group(
+        "relevance probability (fit a calibration of the reranker's scores)"
+    )
+    group.add_argument(
+        "--calibrate",
+        metavar="FILE",
+        help=(
+            "fit a mapping from the reranker's raw scores to the probability of "
+            "relevance on the qrels, report how well it holds on held-out "
+            "queries, and save it as JSON for 'ce-rerank query --calibration "
+            "FILE'. It is fitted on the reranked candidates of one first stage: "
+            "the first --first-stage given, else the first the index can run "
+            "(dense, bm25, hybrid) (default: off)"
+        ),
+    )
+    group.add_argument(
+        "--calibration-method",
+        choices=("platt", "isotonic"),
+        help=(
+            "platt: a logistic curve (two numbers, fine with few labels); "
+            "isotonic: any monotone curve (needs more labels) (default: platt)"
+        ),
+    )
+    group.add_argument(
+        "--holdout",
+        metavar="FRACTION",
+        type=float,
+        help=(
+            "share of the queries held out to report on, the rest fitted on; 0 "
+            "fits and reports on all of them (optimistic) (default: 0.5)"
+        ),
+    )
+    group.add_argument(
+        "--seed",
+        metavar="N",
+        type=int,
+        help="seed of the fit/held-out split of the queries (default: 0)",
+    )
+    group.add_argument(
+        "--min-probability",
+        metavar="P",
+        type=_fraction,
+        help=("the probability the report's cuts are measured at (default: 0.5)"),
+    )
+    group.add_argument(
+        "--unjudged",
+        choices=("irrelevant", "skip"),
+        help=(
+            "a candidate the qrels do not judge counts as irrelevant (as in "
+            "TREC and BEIR), or is left out of the fit (for qrels that judge "
+            "irrelevant documents with grade 0) (default: irrelevant)"
+        ),
+    )

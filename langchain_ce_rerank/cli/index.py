@@ -97,16 +97,41 @@ def _stored_metadata(out: Path) -> dict[str, dict[str, object]]:
     return {record.id: record.metadata for record in persistence.load(out).records}
 
 
+def _bm25_line(bm25: bool) -> str:
+    """What changing an existing index's keyword index did, and what it means."""
+    if bm25:
+        return (
+            "Built its BM25 keyword index (--bm25): ce-rerank query now searches "
+            "hybrid (dense and BM25, fused) by default."
+        )
+    return (
+        "Removed its BM25 keyword index (--no-bm25): ce-rerank query now "
+        "searches by embedding only (--first-stage dense)."
+    )
+
+
 def _report(
-    corpus: Corpus, out: Path, report: SyncReport, total: int, *, verbose: bool
+    corpus: Corpus,
+    out: Path,
+    report: SyncReport,
+    total: int,
+    *,
+    verbose: bool,
+    bm25_changed: bool | None = None,
 ) -> None:
-    """`Indexed 1 file into ix: 1 chunk added, ...`, merges, then the skips."""
+    """`Indexed 1 file into ix: 1 chunk added, ...`, merges, then the skips.
+
+    `bm25_changed`: the keyword index an existing index was switched to, if
+    it was (True: built, False: removed).
+    """
     updated = f"{report.updated} updated, " if report.updated else ""
     print(
         f"Indexed {_count(len(corpus.files), 'file')} into {out}: "
         f"{_count(report.added, 'chunk')} added, {updated}{report.unchanged} "
         f"unchanged, {report.removed} removed ({total} in the index)."
     )
+    if bm25_changed is not None:
+        print(_bm25_line(bm25_changed))
     if corpus.duplicates:
         print(_duplicates_line(corpus))
     too_long = window_warning(corpus)
@@ -179,9 +204,17 @@ def _cmd_index(args: argparse.Namespace) -> int:
         find_files(args.paths)  # before FAISS, numpy, LangChain or a model load
     start_over = f"write to a new --out folder, or delete {args.out} to rebuild it"
     recorded = None
+    bm25 = True if args.bm25 is None else bool(args.bm25)
+    bm25_changed = None
     if existing:
+        from langchain_ce_rerank.store import has_bm25_index
+
         with blame("--out", start_over):
             recorded = recorded_embedding(out)
+            kept = has_bm25_index(out)
+        # An existing index keeps its keyword index unless a flag says otherwise.
+        bm25 = kept if args.bm25 is None else bool(args.bm25)
+        bm25_changed = None if bm25 == kept else bm25
     model = args.embedding or recorded or DEFAULT_EMBEDDING_MODEL
     if recorded and model != recorded:
         msg = (
@@ -223,7 +256,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     with blame("--out", start_over):
         stored = _stored_metadata(out) if existing else {}
     plan = plan_sync(stored, corpus, args.paths)
-    if plan.nothing_to_do:
+    if plan.nothing_to_do and bm25_changed is None:
         report = SyncReport(added=0, unchanged=plan.unchanged, removed=0)
         _report(corpus, out, report, len(stored), verbose=args.verbose)
         return 0
@@ -235,7 +268,11 @@ def _cmd_index(args: argparse.Namespace) -> int:
         with blame("--embedding"):
             embeddings = load_embeddings(model, device=args.device)
     with blame("--out", start_over):
-        store = open_index(out, embeddings) if existing else new_index(embeddings)
+        store = (
+            open_index(out, embeddings, bm25=bm25)
+            if existing
+            else new_index(embeddings, bm25=bm25)
+        )
     # A bar for the chunks embedded, on a terminal only (disable=None).
     with tqdm(
         total=plan.to_embed,
@@ -248,8 +285,15 @@ def _cmd_index(args: argparse.Namespace) -> int:
             store, corpus, args.paths, batch_size=args.batch_size, progress=bar.update
         )
     with blame("--out"):
-        store.save_local(out)
-    _report(corpus, out, report, len(store.ids), verbose=args.verbose)
+        store.save_local(out)  # builds the BM25 index, when it has one
+    _report(
+        corpus,
+        out,
+        report,
+        len(store.ids),
+        verbose=args.verbose,
+        bm25_changed=bm25_changed,
+    )
     return 0
 
 
@@ -262,6 +306,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Read every text file (UTF-8, whatever its name; JSONL rows: id, "
             "text, optional metadata, and a BEIR corpus.jsonl works as it is), "
             "split them into chunks, embed them and save a FAISS index. "
+            "A BM25 keyword index is kept beside it unless --no-bm25. "
             "Binary and non-UTF-8 files are counted as skipped; hidden files "
             "and folders are not searched. Re-running on the same paths embeds "
             "only what changed, removes chunks of changed or deleted files, and "
@@ -331,6 +376,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "keep every copy of a chunk whose text appears more than once; by "
             "default copies are merged into the first and their sources kept in "
             "metadata['duplicate_sources']"
+        ),
+    )
+    index.add_argument(
+        "--bm25",
+        action=argparse.BooleanOptionalAction,
+        help=(
+            "keep a BM25 keyword index beside the vectors, for query "
+            "--first-stage hybrid or bm25 (default: on for a new index; an "
+            "existing index keeps its own: --no-bm25 removes its keyword "
+            "index, --bm25 builds one, without re-embedding anything)"
         ),
     )
     index.add_argument(

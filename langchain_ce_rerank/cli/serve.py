@@ -15,6 +15,8 @@ from langchain_ce_rerank.cli._common import (
     CliError,
     add_backend_options,
     add_model_option,
+    blame,
+    check_input_file,
     check_int8,
     find_model,
     positive,
@@ -61,7 +63,11 @@ def add_serve_parser(
         description=(
             "Serve a cross-encoder over HTTP with Cohere's Rerank API v2:\n"
             "  POST /v2/rerank {model?, query, documents, top_n?,\n"
-            "                   max_tokens_per_doc?}\n"
+            "                   max_tokens_per_doc?, groups?, max_per_group?,\n"
+            "                   diversity?, min_probability?}\n"
+            "  (groups, max_per_group, diversity and min_probability, and\n"
+            "  relevance_probability in the results, are our extension;\n"
+            "  min_probability needs --calibration FILE)\n"
             "  GET /healthz, GET /readyz (503 until the model has loaded),\n"
             "  GET /metrics (Prometheus).\n"
             "Concurrent requests share model calls (dynamic batching). SIGTERM or\n"
@@ -101,6 +107,16 @@ def add_serve_parser(
         help=(
             "none: raw logits as relevance_score; sigmoid: 0..1 scores "
             "(default: %(default)s)"
+        ),
+    )
+    model.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help=(
+            "a calibration fitted for --reranker by 'ce-rerank eval --calibrate "
+            "FILE': each result also carries relevance_probability, and requests "
+            "may send min_probability (both our extension of Cohere's API) "
+            "(default: none)"
         ),
     )
     model.add_argument(
@@ -246,6 +262,8 @@ def run_serve(args: argparse.Namespace) -> int:
         from langchain_ce_rerank.serving.server import bind_socket, serve
     except ImportError as err:
         raise CliError(str(err)) from err
+    if args.calibration is not None:
+        check_input_file("--calibration", args.calibration)
     # Found before the server starts (it loads the model in the background),
     # with the same message as every other command.
     find_model("--reranker", args.reranker, cross_encoder=True)
@@ -271,6 +289,12 @@ def run_serve(args: argparse.Namespace) -> int:
             max_queued_pairs=args.max_queued_pairs,
             use_cache=args.cache,
         )
+    except (ImportError, ValueError) as err:
+        raise CliError(str(err)) from err
+    if args.calibration is not None:
+        with blame(f"--calibration {args.calibration}"):
+            engine = engine.with_settings(calibration=args.calibration)
+    try:
         app = create_app(engine, settings)
     except (ImportError, ValueError) as err:
         raise CliError(str(err)) from err

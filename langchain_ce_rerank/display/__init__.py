@@ -2,7 +2,8 @@
 
 `explain(retriever, query)` runs a query and returns a `RerankExplanation`: the
 documents plus what the reranker did to them (final rank, movement from the
-first stage, both stages' scores, source, snippet). Jupyter renders it as an
+first stage, both stages' scores, source, snippet; the candidates it
+dropped, with why). Jupyter renders it as an
 HTML table (`_repr_html_`); `print()` in a terminal shows the same table as
 text. Nothing here changes what `invoke` returns: chains keep receiving plain
 `Document` lists.
@@ -17,6 +18,7 @@ import warnings
 from typing import Any
 
 from langchain_ce_rerank.display.explanation import (
+    DroppedDocument,
     RankedDocument,
     RerankExplanation,
     ScoreKind,
@@ -25,6 +27,7 @@ from langchain_ce_rerank.display.explanation import (
 from langchain_ce_rerank.display.summary import summary_html, summary_text
 
 __all__ = [
+    "DroppedDocument",
     "RankedDocument",
     "RerankExplanation",
     "ScoreKind",

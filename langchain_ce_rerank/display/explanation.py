@@ -1,4 +1,10 @@
-"""`RerankExplanation` and `explain()`: reranked documents and why they are in order."""
+"""`RerankExplanation` and `explain()`: reranked documents and why they are in order.
+
+Next to the final order, the explanation lists the candidates the reranker
+scored but did not return, each with the reason it was dropped
+(`langchain_ce_rerank.engine.DROP_REASONS`: past `top_n`, under
+`score_threshold`, its group full, the context budget full, ...).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,11 @@ from typing import Any, Literal, overload
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
+from langchain_ce_rerank.display.first_stage import (
+    FOUND_BY_NOTE,
+    first_stage_kind,
+    found_by,
+)
 from langchain_ce_rerank.display.render import (
     DOWN,
     MUTED,
@@ -27,8 +38,15 @@ from langchain_ce_rerank.display.render import (
     snippet,
     text_width,
 )
+from langchain_ce_rerank.engine.results import DROP_REASONS
 
-__all__ = ["RankedDocument", "RerankExplanation", "ScoreKind", "explain"]
+__all__ = [
+    "DroppedDocument",
+    "RankedDocument",
+    "RerankExplanation",
+    "ScoreKind",
+    "explain",
+]
 
 ScoreKind = Literal["logit", "probability", "score"]
 """What a reranker score is: a raw logit, a 0..1 probability, or unknown."""
@@ -49,6 +67,8 @@ _RETRIEVAL_NOTES: dict[str, str] = {
     "cosine": "first-stage cosine similarity",
     "L2 distance": "first-stage Euclidean distance: lower is closer",
     "dot product": "first-stage dot product",
+    "BM25": "first-stage BM25 keyword score",
+    "hybrid": "first-stage fused score of dense and BM25 search",
 }
 
 _TEXT_SNIPPET = 160
@@ -89,6 +109,10 @@ class RankedDocument:
     """`metadata["source"]`, else the document id, else empty."""
     document: Document
     """The document as the retriever returned it."""
+    found_by: str | None = None
+    """The first-stage side that returned it, with its rank there (`"dense
+    3"`, `"bm25 1"`, `"both 2/7"`), from a keyword or hybrid first stage's
+    metadata; None when the metadata does not say (plain dense search)."""
 
     @property
     def movement(self) -> int | None:
@@ -99,15 +123,53 @@ class RankedDocument:
 
 
 @dataclass(frozen=True)
+class DroppedDocument:
+    """A candidate the reranker scored but did not return, and why.
+
+    Example:
+        ```python
+        from langchain_core.documents import Document
+        from langchain_ce_rerank.display import RerankExplanation
+
+        gone = Document(
+            page_content="x",
+            metadata={"retrieval_rank": 2, "drop_reason": "group_full"},
+        )
+        shown = RerankExplanation.from_documents("q", [], dropped=[gone])
+        print(shown.dropped[0].why)  # its group already had max_per_group results
+        ```
+    """
+
+    retrieval_rank: int | None
+    """First-stage position (`metadata["retrieval_rank"]`), if recorded."""
+    relevance_score: float | None
+    """Reranker score (`metadata["relevance_score"]`), if any."""
+    reason: str
+    """`metadata["drop_reason"]`: a key of `DROP_REASONS` such as
+    `"top_n"`, `"score_threshold"`, `"group_full"`, `"context_budget"`."""
+    source: str
+    """`metadata["source"]`, else the document id, else empty."""
+    document: Document
+    """The dropped candidate, as the reranker scored it."""
+
+    @property
+    def why(self) -> str:
+        """The reason in words (the key itself for a reason this version lacks)."""
+        return DROP_REASONS.get(self.reason, self.reason)
+
+
+@dataclass(frozen=True)
 class RerankExplanation(Sequence[Document]):
     """Reranked documents with the reasons for their order, ready to display.
 
     Renders as an HTML table in Jupyter and as a text table in `print()` or
     `repr()`: final rank, movement from the first stage (`7 -> 1`), the
     reranker score (and whether it is a logit or a probability), the first-stage
-    score, the source and a snippet, under the query. It is a sequence of the
-    documents (iterate, index, `len`); `.documents` is a plain `list[Document]`
-    to hand to a chain.
+    score, which side found it (after a keyword or hybrid first stage), the
+    source and a snippet, under the query; then, when known, a second table
+    of the candidates that were not returned, each with why it was dropped.
+    It is a sequence of the returned documents (iterate, index, `len`);
+    `.documents` is a plain `list[Document]` to hand to a chain.
 
     Example:
         ```python
@@ -138,8 +200,10 @@ class RerankExplanation(Sequence[Document]):
     score_kind: ScoreKind = "logit"
     """What `relevance_score` is: `"logit"`, `"probability"` or `"score"`."""
     retrieval_kind: str = "cosine"
-    """What `retrieval_score` is: `"cosine"`, `"L2 distance"`, `"dot product"`
-    or `"score"`."""
+    """What `retrieval_score` is: `"cosine"`, `"L2 distance"`, `"dot product"`,
+    `"BM25"`, `"hybrid"` (the fused score) or `"score"`."""
+    dropped: tuple[DroppedDocument, ...] = ()
+    """The candidates not returned, best first, each with its reason."""
 
     @classmethod
     def from_documents(
@@ -147,8 +211,9 @@ class RerankExplanation(Sequence[Document]):
         query: str,
         documents: Iterable[Document],
         *,
+        dropped: Iterable[Document] = (),
         score_kind: ScoreKind = "logit",
-        retrieval_kind: str = "cosine",
+        retrieval_kind: str | None = None,
     ) -> RerankExplanation:
         """Explain documents already in hand, e.g. from `retriever.invoke(query)`.
 
@@ -156,11 +221,17 @@ class RerankExplanation(Sequence[Document]):
             query: The query they were ranked for.
             documents: Documents in final order; their metadata supplies the
                 columns (`retrieval_rank`, `retrieval_score`, `relevance_score`,
-                `fused_score`, `source`); missing values show as blanks.
+                `fused_score`, `source`, and `dense_rank` / `bm25_rank` for the
+                "found by" column); missing values show as blanks.
             score_kind: `"logit"` (the compressor's default `activation="none"`),
                 `"probability"` (`activation="sigmoid"`) or `"score"`.
-            retrieval_kind: What the first-stage score is; `"cosine"` for the
-                store's default distance.
+            dropped: The candidates not returned (`invoke_explained`'s or
+                `compress_documents_explained`'s `dropped`), each with
+                `metadata["drop_reason"]`.
+            retrieval_kind: What the first-stage score is. None (default):
+                `"cosine"` (the store's default distance), or `"BM25"` /
+                `"hybrid"` when the metadata shows a keyword or hybrid first
+                stage.
 
         Raises:
             ValueError: An unknown `score_kind`.
@@ -178,31 +249,43 @@ class RerankExplanation(Sequence[Document]):
             raise TypeError(msg)
         rows = []
         for rank, doc in enumerate(documents, start=1):
-            if not isinstance(doc, Document):
-                msg = (
-                    f"documents must be langchain Documents, got "
-                    f"{type(doc).__name__} at position {rank}"
-                )
-                raise TypeError(msg)
-            meta = doc.metadata
-            retrieval_rank = meta.get("retrieval_rank")
+            meta = _checked(doc, "documents", rank).metadata
             rows.append(
                 RankedDocument(
                     rank=rank,
-                    retrieval_rank=(
-                        int(retrieval_rank)
-                        if isinstance(retrieval_rank, int)
-                        and not isinstance(retrieval_rank, bool)
-                        else None
-                    ),
+                    retrieval_rank=_rank(meta.get("retrieval_rank")),
                     relevance_score=_number(meta.get("relevance_score")),
                     retrieval_score=_number(meta.get("retrieval_score")),
                     fused_score=_number(meta.get("fused_score")),
                     source=str(meta.get("source") or doc.id or ""),
                     document=doc,
+                    found_by=found_by(meta),
                 )
             )
-        return cls(query, tuple(rows), score_kind, retrieval_kind)
+        gone = []
+        for position, doc in enumerate(dropped, start=1):
+            meta = _checked(doc, "dropped", position).metadata
+            if not isinstance(meta.get("drop_reason"), str):
+                msg = (
+                    f"dropped document {position} (id={doc.id!r}) has no "
+                    "metadata['drop_reason']; pass the dropped list of "
+                    "invoke_explained() or compress_documents_explained()"
+                )
+                raise ValueError(msg)
+            gone.append(
+                DroppedDocument(
+                    retrieval_rank=_rank(meta.get("retrieval_rank")),
+                    relevance_score=_number(meta.get("relevance_score")),
+                    reason=meta["drop_reason"],
+                    source=str(meta.get("source") or doc.id or ""),
+                    document=doc,
+                )
+            )
+        if retrieval_kind is None:
+            retrieval_kind = first_stage_kind(
+                (row.document.metadata for row in rows), "cosine"
+            )
+        return cls(query, tuple(rows), score_kind, retrieval_kind, tuple(gone))
 
     @property
     def documents(self) -> list[Document]:
@@ -236,6 +319,8 @@ class RerankExplanation(Sequence[Document]):
             columns.append("rrf")
         if any(r.retrieval_score is not None for r in self.rows):
             columns.append("first stage")
+        if any(r.found_by is not None for r in self.rows):
+            columns.append("found by")
         columns += ["source", "snippet"]
         return columns
 
@@ -258,6 +343,8 @@ class RerankExplanation(Sequence[Document]):
         if "first stage" in columns:
             note = _RETRIEVAL_NOTES.get(self.retrieval_kind, "first-stage score")
             notes.append(f"{self.retrieval_kind}: {note}")
+        if "found by" in columns:
+            notes.append(FOUND_BY_NOTE)
         return notes
 
     def __str__(self) -> str:
@@ -272,6 +359,7 @@ class RerankExplanation(Sequence[Document]):
                 "rerank": score_text(row.relevance_score),
                 "rrf": score_text(row.fused_score),
                 "first stage": score_text(row.retrieval_score),
+                "found by": row.found_by or "",
                 "source": row.source,
                 "snippet": " ".join(row.document.page_content.split()),
             }
@@ -296,7 +384,33 @@ class RerankExplanation(Sequence[Document]):
             title=f"Query: {self.query}",
         )
         notes = "\n".join(self._notes()) if self.rows else "no documents"
-        return render_text(table, Text(notes), width=width)
+        if not self.dropped:
+            return render_text(table, Text(notes), width=width)
+        dropped_columns = [
+            FittedColumn("first stage"),
+            FittedColumn(f"rerank ({self.score_kind})"),
+            FittedColumn("why not returned", justify="left", shrink="end", keep=24),
+            FittedColumn("source", justify="left", shrink="start", limit=_SOURCE),
+            FittedColumn(
+                "snippet", justify="left", shrink="end", limit=_TEXT_SNIPPET, keep=20
+            ),
+        ]
+        dropped_table = fitted_table(
+            dropped_columns,
+            [
+                [
+                    "?" if row.retrieval_rank is None else str(row.retrieval_rank),
+                    score_text(row.relevance_score),
+                    row.why,
+                    row.source,
+                    " ".join(row.document.page_content.split()),
+                ]
+                for row in self.dropped
+            ],
+            width,
+            title=f"Not returned ({len(self.dropped)})",
+        )
+        return render_text(table, Text(notes), dropped_table, width=width)
 
     def __repr__(self) -> str:
         return self.__str__()
@@ -315,6 +429,9 @@ class RerankExplanation(Sequence[Document]):
                 "rerank": number_cell(row.relevance_score),
                 "rrf": number_cell(row.fused_score),
                 "first stage": number_cell(row.retrieval_score),
+                "found by": (
+                    f'<td style="{TD};{NUMBER}">{esc(row.found_by or "")}</td>'
+                ),
                 "source": (
                     f'<td style="{TD};white-space:nowrap" '
                     f'title="{esc(row.source)}">'
@@ -342,7 +459,42 @@ class RerankExplanation(Sequence[Document]):
             f"<b>{esc(self.query)}</b></div>"
             f'<table class="ce-rerank" style="{TABLE}">'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-            f'<div style="font-size:0.82em;{MUTED}">{notes}</div></div>'
+            f'<div style="font-size:0.82em;{MUTED}">{notes}</div>'
+            f"{self._dropped_html()}</div>"
+        )
+
+    def _dropped_html(self) -> str:
+        if not self.dropped:
+            return ""
+        headers = ["first stage", f"rerank ({self.score_kind})", "why not returned"]
+        head = "".join(
+            f'<th style="{TH};text-align:{align}">{esc(name)}</th>'
+            for name, align in zip(
+                [*headers, "source", "snippet"],
+                ["right", "right", "left", "left", "left"],
+                strict=True,
+            )
+        )
+        body = "".join(
+            "<tr>"
+            f'<td style="{TD};{NUMBER}">'
+            f"{'?' if row.retrieval_rank is None else row.retrieval_rank}</td>"
+            f"{number_cell(row.relevance_score)}"
+            f'<td style="{TD};text-align:left" title="{esc(row.reason)}">'
+            f"{esc(row.why)}</td>"
+            f'<td style="{TD};white-space:nowrap" title="{esc(row.source)}">'
+            f"{esc(shorten_left(row.source, _SOURCE))}</td>"
+            f'<td style="{TD};text-align:left;min-width:24em;max-width:46em;'
+            f'white-space:normal;overflow-wrap:anywhere">'
+            f"{esc(snippet(row.document.page_content, _HTML_SNIPPET))}</td>"
+            "</tr>"
+            for row in self.dropped
+        )
+        return (
+            f'<div style="margin:0.6em 0 0.2em 0"><span style="{MUTED}">'
+            f"Not returned ({len(self.dropped)})</span></div>"
+            f'<table class="ce-rerank-dropped" style="{TABLE}">'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         )
 
 
@@ -351,12 +503,18 @@ def explain(
 ) -> RerankExplanation:
     """Run `retriever.invoke(query)` and explain the order of what comes back.
 
+    With a `RerankingRetriever` (`build_reranking_retriever`), the candidates
+    the reranker dropped are shown too, each with its reason
+    (`invoke_explained`).
+
     The reranker score's meaning comes from the compressor behind a
     `ContextualCompressionRetriever` (`build_reranking_retriever`): its
     `activation` field, `"none"` for logits or `"sigmoid"` for probabilities.
     The first-stage score's meaning comes from the store's distance strategy
-    (cosine by default). Any other retriever works too; columns it does not
-    fill are left out or blank.
+    (cosine by default), or is the BM25 or fused hybrid score when the
+    documents' metadata shows a keyword or hybrid first stage, whose "found
+    by" column says which side returned each document. Any other retriever
+    works too; columns it does not fill are left out or blank.
 
     Args:
         retriever: The retriever to query, usually `build_reranking_retriever`'s.
@@ -394,20 +552,49 @@ def explain(
         best = shown.documents[0]
         ```
     """
-    documents = retriever.invoke(query, **invoke_kwargs)
+    explained = getattr(retriever, "invoke_explained", None)
+    compressor = getattr(retriever, "base_compressor", None)
+    dropped: list[Document] = []
+    if explained is not None and hasattr(compressor, "compress_documents_explained"):
+        documents, dropped = explained(query, **invoke_kwargs)
+    else:
+        documents = retriever.invoke(query, **invoke_kwargs)
     activation = getattr(
         getattr(retriever, "base_compressor", None), "activation", None
     )
     score_kind = _ACTIVATION_KINDS.get(activation, "score") if activation else "score"
     first = getattr(retriever, "base_retriever", retriever)
     distance = getattr(getattr(first, "vectorstore", None), "distance_strategy", None)
-    retrieval_kind = _RETRIEVAL_KINDS.get(str(distance), "score")
+    retrieval_kind = first_stage_kind(
+        (doc.metadata for doc in documents),
+        _RETRIEVAL_KINDS.get(str(distance), "score"),
+    )
     return RerankExplanation.from_documents(
-        query, documents, score_kind=score_kind, retrieval_kind=retrieval_kind
+        query,
+        documents,
+        dropped=dropped,
+        score_kind=score_kind,
+        retrieval_kind=retrieval_kind,
     )
 
 
 # -- helpers ------------------------------------------------------------------------
+
+
+def _checked(doc: object, name: str, position: int) -> Document:
+    if not isinstance(doc, Document):
+        msg = (
+            f"{name} must be langchain Documents, got "
+            f"{type(doc).__name__} at position {position}"
+        )
+        raise TypeError(msg)
+    return doc
+
+
+def _rank(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    return None
 
 
 def _number(value: object) -> float | None:

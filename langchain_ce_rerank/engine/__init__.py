@@ -4,7 +4,8 @@
 LlamaIndex postprocessor and the HTTP server are thin doors in front of it. A
 door holds an engine and its `RankingSettings`, resolves each call's options
 with `RankingSettings.for_call`, and writes `result_metadata(result)` on the
-copies it returns.
+copies it returns. `Reranker.select` also says why each candidate it did not
+return was dropped (`DroppedCandidate`, `DROP_REASONS`).
 
 Example:
     ```python
@@ -17,12 +18,26 @@ Example:
 
 from langchain_ce_rerank.engine.cache import CacheInfo
 from langchain_ce_rerank.engine.checks import check_query, check_text
-from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
+from langchain_ce_rerank.engine.identity import ScoringIdentity
+from langchain_ce_rerank.engine.probability import (
+    CalibrationMismatchError,
+    ScoreCalibration,
+)
+from langchain_ce_rerank.engine.protocols import (
+    AsyncDeadlineScorer,
+    CrossEncoderLike,
+    DeadlineScorer,
+    PairScorer,
+)
 from langchain_ce_rerank.engine.ranking import first_stage_ranks
 from langchain_ce_rerank.engine.reranker import Reranker
 from langchain_ce_rerank.engine.results import (
+    DROP_REASONS,
+    DroppedCandidate,
     RerankResult,
     ScoredText,
+    Selection,
+    UnscoredText,
     result_metadata,
 )
 from langchain_ce_rerank.engine.settings import (
@@ -34,23 +49,36 @@ from langchain_ce_rerank.engine.settings import (
     ScoringSettings,
     Unset,
 )
+from langchain_ce_rerank.engine.shaping import GroupBy, TokenCounter, group_keys
 
 __all__ = [
     "DEFAULT_CROSS_ENCODER",
+    "DROP_REASONS",
     "PER_CALL_OPTIONS",
     "UNSET",
+    "AsyncDeadlineScorer",
     "CacheInfo",
+    "CalibrationMismatchError",
     "CrossEncoderLike",
+    "DeadlineScorer",
+    "DroppedCandidate",
+    "GroupBy",
     "PairScorer",
     "RankingSettings",
     "RerankResult",
     "Reranker",
     "RerankerSettings",
+    "ScoreCalibration",
     "ScoredText",
+    "ScoringIdentity",
     "ScoringSettings",
+    "Selection",
+    "TokenCounter",
+    "UnscoredText",
     "Unset",
     "check_query",
     "check_text",
     "first_stage_ranks",
+    "group_keys",
     "result_metadata",
 ]

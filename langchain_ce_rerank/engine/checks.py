@@ -1,4 +1,4 @@
-"""Checks on what callers pass in: the query, texts, `top_n` and `score_threshold`.
+"""Checks on what callers pass in: the query, texts and the per-call options.
 
 Each raises a clear error naming the bad value, before anything reaches the
 model, so every door reports a bad input the same way.
@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["check_query", "check_text", "check_threshold", "check_top_n"]
+__all__ = [
+    "check_deadline_ms",
+    "check_diversity",
+    "check_min_probability",
+    "check_query",
+    "check_text",
+    "check_threshold",
+    "check_top_n",
+]
 
 
 def check_query(query: object) -> str:
@@ -84,4 +92,63 @@ def check_threshold(threshold: object) -> None:
         or math.isnan(threshold)
     ):
         msg = f"score_threshold must be a number or None, got {threshold!r}"
+        raise ValueError(msg)
+
+
+def check_min_probability(value: object) -> None:
+    """Reject a `min_probability` that is not None or a number in [0, 1].
+
+    Raises:
+        ValueError: `value` is not a real number from 0 to 1.
+    """
+    if value is None:
+        return
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not 0.0 <= value <= 1.0
+    ):
+        msg = (
+            "min_probability must be a probability from 0 to 1 or None (no cut), "
+            f"got {value!r}"
+        )
+        raise ValueError(msg)
+
+
+def check_diversity(diversity: object) -> None:
+    """Reject a `diversity` that is not a number from 0 (off) to 1.
+
+    Raises:
+        ValueError: `diversity` is not a number in [0, 1].
+    """
+    if (
+        not isinstance(diversity, int | float)
+        or isinstance(diversity, bool)
+        or not 0.0 <= diversity <= 1.0
+    ):
+        msg = (
+            "diversity must be a number from 0 (off) to 1 (only avoid "
+            f"repetition), got {diversity!r}; 0.3 to 0.5 is a usual trade-off"
+        )
+        raise ValueError(msg)
+
+
+def check_deadline_ms(deadline_ms: object) -> None:
+    """Reject a `deadline_ms` that is not None or a positive number.
+
+    Raises:
+        ValueError: `deadline_ms` is not a finite number above 0, nor None.
+    """
+    if deadline_ms is None:
+        return
+    if (
+        not isinstance(deadline_ms, int | float)
+        or isinstance(deadline_ms, bool)
+        or not math.isfinite(deadline_ms)
+        or deadline_ms <= 0
+    ):
+        msg = (
+            "deadline_ms must be a number of milliseconds above 0, or None for "
+            f"no deadline, got {deadline_ms!r}"
+        )
         raise ValueError(msg)

@@ -33,6 +33,7 @@ from langchain_ce_rerank.engine.reranker import (
 )
 from langchain_ce_rerank.engine.settings import (
     DEFAULT_CROSS_ENCODER,
+    RANKING_FIELDS,
     SCORING_FIELDS,
     RankingSettings,
     ScoringSettings,
@@ -92,7 +93,13 @@ class EngineDoor(_DoorSettings):
                 cls.__name__,
                 err.errors(),  # type: ignore[arg-type]
             ) from None
+        door._check_calibration()
         return door
+
+    def _check_calibration(self) -> None:
+        """Refuse a calibration fitted for scores this door's engine does not make."""
+        if self.calibration is not None:
+            self.calibration.check(self._engine.scoring_identity())
 
     def _make_engine(self, settings: dict[str, Any]) -> Reranker:
         if not isinstance(self.model, Reranker):
@@ -158,6 +165,17 @@ class EngineDoor(_DoorSettings):
                 copy._engine = self._engine.with_settings(
                     model=copy.model, **engine_settings
                 )
+        ranking = {name: changes[name] for name in RANKING_FIELDS if name in changes}
+        if ranking:
+            # model_copy does not validate; the ranking settings changed are
+            # checked as the constructor checks them (a calibration's file read).
+            checked = RankingSettings.model_validate(
+                {name: getattr(copy, name) for name in RANKING_FIELDS}
+            )
+            for name in ranking:
+                copy.__dict__[name] = getattr(checked, name)
+        if {"model", "calibration"} & set(changes) or engine_settings:
+            copy._check_calibration()
         return copy
 
     @override

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["AsyncPairScorer", "CrossEncoderLike", "PairScorer"]
+__all__ = [
+    "AsyncDeadlineScorer",
+    "AsyncPairScorer",
+    "CrossEncoderLike",
+    "DeadlineScorer",
+    "PairScorer",
+]
 
 
 @runtime_checkable
@@ -47,3 +53,32 @@ class AsyncPairScorer(Protocol):
 
     async def ascore(self, text_pairs: Any, /) -> Sequence[float]:
         """Score (query, text) pairs without blocking the event loop."""
+
+
+@runtime_checkable
+class DeadlineScorer(Protocol):
+    """A scorer that keeps a time budget itself, such as `RemoteCrossEncoder`.
+
+    Under `deadline_ms`, the engine hands such a scorer every pair still to
+    score, in first-stage order, with the seconds left, instead of predicting
+    batch times itself: the scorer sends them as it sees fit (a remote one as
+    concurrent requests) and stops at the deadline.
+    """
+
+    def score_within(
+        self, text_pairs: Any, seconds: float, /
+    ) -> Sequence[float | None]:
+        """One score per pair, in input order; None for a pair not scored in time.
+
+        Must not raise because the time ran out.
+        """
+
+
+@runtime_checkable
+class AsyncDeadlineScorer(Protocol):
+    """`DeadlineScorer` for async code: `Reranker.ascore_batch` awaits it."""
+
+    async def ascore_within(
+        self, text_pairs: Any, seconds: float, /
+    ) -> Sequence[float | None]:
+        """Async `DeadlineScorer.score_within`."""

@@ -2,7 +2,8 @@
 
 It owns everything that is not LangChain or LlamaIndex: model loading and
 backends, the score cache, long-document windows, content templates,
-de-duplication, length-sorted batches, activation and ordering. The doors
+de-duplication, length-sorted batches, activation, ordering, diversity
+(`engine.diversity`) and the time budget (`engine.deadline`). The doors
 (`CrossEncoderCompressor`, the LlamaIndex `CrossEncoderRerank`, the HTTP
 server) only translate their framework's objects to texts and back.
 """
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import math
 import threading
+import time
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -21,16 +23,28 @@ from pydantic import Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
 import langchain_ce_rerank.engine.ranking as ranking_rules
-from langchain_ce_rerank.engine.cache import CacheInfo, ScoreCache
-from langchain_ce_rerank.engine.checks import check_query, check_text
+from langchain_ce_rerank.engine.cache import CacheInfo, ScoreCache, text_key
+from langchain_ce_rerank.engine.checks import (
+    check_deadline_ms,
+    check_query,
+    check_text,
+)
 from langchain_ce_rerank.engine.checks import check_threshold as check_threshold
 from langchain_ce_rerank.engine.checks import check_top_n as check_top_n
-from langchain_ce_rerank.engine.protocols import AsyncPairScorer
+from langchain_ce_rerank.engine.deadline import Budget, Clock, DeadlinePlan, Pace
+from langchain_ce_rerank.engine.diversity import similarities
+from langchain_ce_rerank.engine.identity import ScoringIdentity, scoring_identity
+from langchain_ce_rerank.engine.protocols import (
+    AsyncDeadlineScorer,
+    AsyncPairScorer,
+    DeadlineScorer,
+)
 from langchain_ce_rerank.engine.ranking import best_windows
-from langchain_ce_rerank.engine.results import RerankResult, ScoredText
+from langchain_ce_rerank.engine.results import RerankResult, ScoredText, Selection
 from langchain_ce_rerank.engine.scoring import (
     LoadedModel,
     activate,
+    default_batch_size,
     in_input_order,
     length_order,
     predict,
@@ -44,6 +58,7 @@ from langchain_ce_rerank.engine.settings import (
     RerankerSettings,
     Unset,
 )
+from langchain_ce_rerank.engine.shaping import GroupBy, group_keys
 from langchain_ce_rerank.engine.windows import Span, model_spans, passage_windows
 
 __all__ = ["UNSET", "LoadedModel", "Reranker", "Unset", "check_text"]
@@ -87,9 +102,14 @@ class Reranker(RerankerSettings):
     cache_folder=...)`. None uses `langchain_ce_rerank.models.load_cross_encoder`,
     which shares loaded models within the process."""
 
+    clock: Clock | None = Field(default=None, exclude=True, repr=False)
+    """The clock `deadline_ms` is measured on: a function returning seconds,
+    never going back. None uses `time.monotonic`; tests pass their own."""
+
     _cache: ScoreCache = PrivateAttr()
     _loaded: LoadedModel | None = PrivateAttr(default=None)
     _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _pace: Pace = PrivateAttr(default_factory=Pace)
 
     def model_post_init(self, context: Any, /) -> None:
         """Create the score cache once the fields are validated."""
@@ -101,6 +121,24 @@ class Reranker(RerankerSettings):
             msg = "model is already a Reranker engine: use that engine directly"
             raise ValueError(msg)
         return self
+
+    @model_validator(mode="after")
+    def _calibration_fits(self) -> Self:
+        if self.calibration is not None:
+            self.calibration.check(self.scoring_identity())
+        return self
+
+    def scoring_identity(self) -> ScoringIdentity:
+        """What makes this engine's raw scores what they are (for calibrations).
+
+        The model (as given, plus a content fingerprint of its folder), the
+        backend, quantization and what the model reads; see `ScoringIdentity`.
+        Finds the model without loading it.
+
+        Raises:
+            ModelNotFoundError: The model id or folder cannot be found.
+        """
+        return scoring_identity(self)
 
     # -- the model ------------------------------------------------------------
 
@@ -141,9 +179,12 @@ class Reranker(RerankerSettings):
         Returns:
             The new engine (this one is unchanged).
         """
-        engine = Reranker(**{**self.settings(), "loader": self.loader, **changes})
+        engine = Reranker(
+            **{**self.settings(), "loader": self.loader, "clock": self.clock, **changes}
+        )
         if engine._model_key() == self._model_key():
             engine._loaded = self._loaded
+            engine._pace = self._pace
             if engine.cache_size == self.cache_size:
                 engine._cache = self._cache
         return engine
@@ -284,48 +325,132 @@ class Reranker(RerankerSettings):
         items: Sequence[tuple[str, Sequence[str]]],
         *,
         use_cache: bool = True,
+        deadline_ms: float | None = None,
     ) -> list[list[ScoredText]]:
         """Score many (query, texts) lists in one stream of model batches.
 
         Every pair from every query is flattened, de-duplicated, looked up in
         the score cache, and the rest goes to the model in one length-sorted
-        call.
+        call; with `deadline_ms`, in first-stage order, in batches, until the
+        next batch would pass the deadline (see `engine.deadline`).
 
         Args:
             items: `(query, texts)` pairs.
             use_cache: False reads and writes no cache entry, so every unique
                 pair reaches the model (for measuring the model's latency).
+            deadline_ms: A time budget for this call, in milliseconds; None
+                has none (a door passes its resolved `deadline_ms` setting).
 
         Returns:
             Per item, per text, in input order: its score and, for
-            `"max_passage"`, the character span of its best window.
+            `"max_passage"`, the character span of its best window; with a
+            deadline, an `UnscoredText` (`.scored` False) for a text left
+            unscored.
 
         Raises:
-            ValueError: A blank query, or a text that is not valid Unicode.
+            ValueError: A blank query, a text that is not valid Unicode, or
+                a `deadline_ms` that is not a positive number.
             TypeError: A query or text that is not a string.
         """
+        return self._score_sync(items, use_cache, self._budget(deadline_ms))
+
+    def _score_sync(
+        self,
+        items: Sequence[tuple[str, Sequence[str]]],
+        use_cache: bool,
+        budget: Budget | None,
+    ) -> list[list[ScoredText]]:
         units, pairs = self._prepare(items)
-        raw = self._raw_scores(pairs, use_cache=use_cache)
-        return best_windows(units, activate(raw, self.activation))
+        if budget is None:
+            raw = self._raw_scores(pairs, use_cache=use_cache)
+            return best_windows(units, activate(raw, self.activation))
+        plan = self._plan(items, units, pairs, use_cache)
+        if plan.rest():
+            model = self.load_model()
+            if isinstance(model, DeadlineScorer):
+                rest = plan.rest()
+                left = budget.left()
+                if left > 0:
+                    plan.record(rest, list(model.score_within(rest, left)))
+            else:
+                limit = self.batch_size or default_batch_size(model)
+                while batch := plan.next_batch(limit):
+                    if not budget.allows(len(batch)):
+                        break
+                    started = budget.clock()
+                    raw = self._predict(batch)
+                    budget.record(len(batch), budget.clock() - started)
+                    plan.record(batch, raw)
+        return self._finish(plan, use_cache)
 
     async def ascore_batch(
         self,
         items: Sequence[tuple[str, Sequence[str]]],
         *,
         use_cache: bool = True,
+        deadline_ms: float | None = None,
     ) -> list[list[ScoredText]]:
         """`score_batch` for async code: the event loop is never blocked.
 
         A model with its own `async ascore(pairs)` (such as
-        `RemoteCrossEncoder`, which awaits its server) is awaited directly;
-        any other model is run in a worker thread.
+        `RemoteCrossEncoder`, which awaits its server) is awaited directly
+        (its `ascore_within` under a deadline, when it has one); any other
+        model is run in a worker thread. The deadline counts from this call.
         """
+        budget = self._budget(deadline_ms)
         model = self._loaded or await asyncio.to_thread(self.load_model)
         if not isinstance(model, AsyncPairScorer):
-            return await asyncio.to_thread(self.score_batch, items, use_cache=use_cache)
+            return await asyncio.to_thread(self._score_sync, items, use_cache, budget)
         units, pairs = self._prepare(items)
-        raw = await self._araw_scores(model, pairs, use_cache)
-        return best_windows(units, activate(raw, self.activation))
+        if budget is None:
+            raw = await self._araw_scores(model, pairs, use_cache)
+            return best_windows(units, activate(raw, self.activation))
+        plan = self._plan(items, units, pairs, use_cache)
+        rest = plan.rest()
+        if rest and isinstance(model, AsyncDeadlineScorer):
+            left = budget.left()
+            if left > 0:
+                plan.record(rest, list(await model.ascore_within(rest, left)))
+        elif rest:
+            limit = self.batch_size or default_batch_size(model)
+            while batch := plan.next_batch(limit):
+                if not budget.allows(len(batch)):
+                    break
+                started = budget.clock()
+                order = length_order(batch)
+                answer = await model.ascore([batch[i] for i in order])
+                budget.record(len(batch), budget.clock() - started)
+                plan.record(batch, in_input_order(order, answer))
+        return self._finish(plan, use_cache)
+
+    def _budget(self, deadline_ms: float | None) -> Budget | None:
+        if deadline_ms is None:
+            return None
+        check_deadline_ms(deadline_ms)
+        return Budget(deadline_ms, self.clock or time.monotonic, self._pace)
+
+    def _plan(
+        self,
+        items: Sequence[tuple[str, Sequence[str]]],
+        units: list[list[list[tuple[Span | None, str]]]],
+        pairs: list[tuple[str, str]],
+        use_cache: bool,
+    ) -> DeadlinePlan:
+        """What to score under a deadline, knowing the cache's hits."""
+        known: dict[tuple[str, str], float] = {}
+        if use_cache:
+            known, _, _ = self._cache.lookup(
+                self._model_key(), list(dict.fromkeys(pairs))
+            )
+        return DeadlinePlan([query for query, _ in items], units, known)
+
+    def _finish(self, plan: DeadlinePlan, use_cache: bool) -> list[list[ScoredText]]:
+        """Cache what the model scored, and the items' `ScoredText`s."""
+        if use_cache and plan.fresh:
+            model_key = self._model_key()
+            for pair, score in plan.fresh.items():
+                self._cache.put((model_key, *text_key(*pair)), score)
+        return plan.results(lambda raw: activate(raw, self.activation))
 
     def _prepare(
         self, items: Sequence[tuple[str, Sequence[str]]]
@@ -358,6 +483,117 @@ class Reranker(RerankerSettings):
 
     # -- ranking --------------------------------------------------------------
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens in `text` by the model's tokenizer, without special tokens.
+
+        Whitespace-separated words for a model without a tokenizer. The
+        default `token_counter` of `max_context_tokens`.
+        """
+        return len(model_spans(self.load_model())(text))
+
+    def select(
+        self,
+        scored: Sequence[ScoredText],
+        ranking: RankingSettings | None = None,
+        *,
+        first_stage_ranks: Sequence[int] | None = None,
+        groups: Sequence[Hashable] | None = None,
+        contents: Sequence[str] | None = None,
+        scored_texts: Sequence[str] | None = None,
+        embeddings: Any = None,
+    ) -> Selection:
+        """Order scored candidates, keep what the settings allow, say why not the rest.
+
+        Sorted by score, highest first (ties keep input order, NaN last), or
+        by RRF when `fusion="rrf"`; then at most `max_per_group` per group
+        (`group_by`), `top_n` (picked by maximal marginal relevance when
+        `diversity` is above 0), filtered by `score_threshold` and, with a
+        `calibration`, by `min_probability` (each scored result then carries
+        its `probability`); candidates a deadline left unscored follow in
+        first-stage order (`reranked=False`, no probability), filling what
+        `top_n` leaves within `max_per_group`; last, results are taken while
+        they fit `max_context_tokens`. Every candidate not returned is in
+        `dropped` with its reason (see `ranking.select`).
+
+        Args:
+            scored: One `score_batch` item's result.
+            ranking: The ranking settings of this call, such as a door's own
+                resolved by `for_call`; None uses this engine's.
+            first_stage_ranks: 1-based first-stage rank per candidate, for RRF
+                and the order of unscored candidates; None uses the input
+                order.
+            groups: Each candidate's group, required with `group_by` (a door
+                computes them with `engine.shaping.group_keys`).
+            contents: Each candidate's returned text, required with
+                `max_context_tokens`; with `diversity` and no `embeddings`,
+                the texts compared by word sets (`scored_texts` when given).
+            scored_texts: The texts the model read, when they differ from
+                `contents` (a `content_template`, node metadata): the best
+                window of `long_documents="max_passage"` is a span of the
+                scored text, so an over-budget candidate is cut to it only
+                where the two are the same (from its start otherwise).
+            embeddings: For `diversity`: one vector per candidate (the first
+                stage's), compared by cosine; None compares texts by their
+                word sets instead.
+
+        Returns:
+            A `Selection`: the results, best first, and the dropped candidates.
+
+        Raises:
+            ValueError: `group_by` without `groups`, `max_context_tokens`
+                without `contents`, or diversity with neither `embeddings`
+                nor texts (or with a count other than the candidates').
+        """
+        settings = ranking or self
+        if any(item.scored and math.isnan(item.score) for item in scored):
+            logger.warning("The cross-encoder returned NaN scores; ranking them last.")
+        if settings.group_by is not None and groups is None:
+            msg = (
+                f"group_by={settings.group_by!r} needs each candidate's group: "
+                "pass groups=[...], one per candidate"
+            )
+            raise ValueError(msg)
+        windows: list[Span | None] | None = None
+        count = None
+        if settings.max_context_tokens is not None:
+            if contents is None:
+                msg = (
+                    "max_context_tokens needs each candidate's text: pass "
+                    "contents=[...], one per candidate"
+                )
+                raise ValueError(msg)
+            windows = [
+                item.passage
+                if scored_texts is None or scored_texts[i] == contents[i]
+                else None
+                for i, item in enumerate(scored)
+            ]
+            count = settings.token_counter or self.count_tokens
+        similarity = None
+        if settings.diversity > 0 and sum(item.scored for item in scored) > 1:
+            similarity, kind = similarities(
+                len(scored),
+                embeddings=embeddings,
+                texts=scored_texts if scored_texts is not None else contents,
+            )
+            logger.debug("diversity %s over %s", settings.diversity, kind)
+        calibration = settings.calibration
+        return ranking_rules.select(
+            scored,
+            settings,
+            first_stage_ranks=first_stage_ranks,
+            groups=groups,
+            contents=contents,
+            windows=windows,
+            count=count,
+            similarity=similarity,
+            probabilities=None
+            if calibration is None
+            else calibration.probabilities(
+                [item.score for item in scored], self.activation
+            ),
+        )
+
     def order(
         self,
         scored: Sequence[ScoredText],
@@ -365,15 +601,28 @@ class Reranker(RerankerSettings):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
         first_stage_ranks: Sequence[int] | None = None,
         fusion: Literal["none", "rrf"] | Unset = UNSET,
         rrf_k: int | Unset = UNSET,
+        min_probability: float | Unset | None = UNSET,
+        embeddings: Any = None,
+        texts: Sequence[str] | None = None,
+        groups: Sequence[Hashable] | None = None,
+        contents: Sequence[str] | None = None,
+        scored_texts: Sequence[str] | None = None,
     ) -> list[RerankResult]:
-        """Order, cut and filter already scored candidates.
+        """Order, cut and filter already scored candidates: `select`'s results.
 
         Sorted by score, highest first (ties keep input order, NaN last), or
-        by RRF when `fusion="rrf"`; cut to `top_n`, *then* filtered by
-        `score_threshold`.
+        by RRF when `fusion="rrf"`, or picked by maximal marginal relevance
+        when `diversity` is above 0; cut to `top_n`, *then* filtered by
+        `score_threshold` and, with a `calibration`, by `min_probability`
+        (each scored result then carries its `probability`). Candidates a
+        deadline left unscored follow in first-stage order (`reranked=False`,
+        no probability), filling what `top_n` leaves; neither
+        `score_threshold` nor `min_probability` drops them. Shaped by
+        `group_by` and `max_context_tokens` too (see `select`).
 
         Args:
             scored: One `score_batch` item's result.
@@ -382,31 +631,55 @@ class Reranker(RerankerSettings):
                 this engine's.
             top_n: Override of `top_n` for this call.
             score_threshold: Override of `score_threshold`.
-            first_stage_ranks: 1-based first-stage rank per candidate, for RRF;
-                None uses the input order.
+            diversity: Override of `diversity`.
+            first_stage_ranks: 1-based first-stage rank per candidate, for RRF
+                and the order of unscored candidates; None uses the input
+                order.
             fusion: Override of `fusion`.
             rrf_k: Override of `rrf_k`.
+            min_probability: Override of `min_probability`.
+            embeddings: For `diversity`: one vector per candidate (the first
+                stage's), compared by cosine; None compares `texts` by their
+                word sets instead.
+            texts: For `diversity` without embeddings: the candidates' texts.
+            groups: Each candidate's group, with `group_by` (see `select`).
+            contents: Each candidate's text, with `max_context_tokens`.
+            scored_texts: The texts the model read, where they differ.
 
         Returns:
             The kept candidates in their new order.
 
         Raises:
-            ValueError: A `top_n` below 1, or a `score_threshold` that is not
-                a number.
+            ValueError: A `top_n` below 1, a `score_threshold` that is not a
+                number, a `diversity` outside [0, 1], diversity with neither
+                `embeddings` nor `texts` (or with a count other than the
+                candidates'), or a `min_probability` outside [0, 1] or
+                without a `calibration`.
         """
         settings = (ranking or self).for_call(
-            top_n=top_n, score_threshold=score_threshold
+            top_n=top_n,
+            score_threshold=score_threshold,
+            diversity=diversity,
+            min_probability=min_probability,
         )
-        if any(math.isnan(item.score) for item in scored):
-            logger.warning("The cross-encoder returned NaN scores; ranking them last.")
-        return ranking_rules.order(
+        changes = {
+            name: value
+            for name, value in (("fusion", fusion), ("rrf_k", rrf_k))
+            if value is not UNSET
+        }
+        if changes:
+            settings = settings.model_copy(update=changes)
+        return self.select(
             scored,
-            top_n=settings.top_n,
-            threshold=settings.score_threshold,
-            fusion=settings.fusion if fusion is UNSET else fusion,
-            rrf_k=settings.rrf_k if rrf_k is UNSET else rrf_k,
+            settings,
             first_stage_ranks=first_stage_ranks,
-        )
+            groups=groups,
+            contents=contents if contents is not None else texts,
+            scored_texts=scored_texts
+            if scored_texts is not None or contents is None
+            else texts,
+            embeddings=embeddings,
+        ).results
 
     def rank(
         self,
@@ -415,27 +688,59 @@ class Reranker(RerankerSettings):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
+        group_by: GroupBy | Unset | None = UNSET,
+        max_per_group: int | Unset | None = UNSET,
+        max_context_tokens: int | Unset | None = UNSET,
         first_stage_ranks: Sequence[int] | None = None,
+        groups: Sequence[Hashable] | None = None,
+        embeddings: Any = None,
     ) -> list[RerankResult]:
         """Score `texts` against `query` and return them reranked.
 
         Args:
-            query: The query; blank is an error.
+            query: The search query.
             texts: Candidate texts, e.g. a first stage's results in its order.
             top_n: Override of the `top_n` setting for this call.
             score_threshold: Override of the `score_threshold` setting.
+            diversity: Override of the `diversity` setting.
+            deadline_ms: Override of the `deadline_ms` setting.
+            min_probability: Override of the `min_probability` setting.
+            group_by: Override of `group_by`; for plain texts a function of
+                the text (a metadata key needs `groups`).
+            max_per_group: Override of `max_per_group`.
+            max_context_tokens: Override of `max_context_tokens`, counted on
+                the texts.
             first_stage_ranks: 1-based first-stage ranks, for `fusion="rrf"`.
+            groups: Each text's group, when grouping by something the texts
+                do not hold.
+            embeddings: The first stage's vector per text, for `diversity`
+                (None compares the texts' word sets).
 
         Returns:
             `RerankResult`s, best first, each with its input `index`.
         """
-        scored = self.score_batch([(query, texts)])[0]
-        return self.order(
-            scored,
+        settings = self.for_call(
             top_n=top_n,
             score_threshold=score_threshold,
-            first_stage_ranks=first_stage_ranks,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
+            min_probability=min_probability,
+            group_by=group_by,
+            max_per_group=max_per_group,
+            max_context_tokens=max_context_tokens,
         )
+        scored = self.score_batch([(query, texts)], deadline_ms=settings.deadline_ms)
+        return self.select(
+            scored[0],
+            settings,
+            first_stage_ranks=first_stage_ranks,
+            groups=self._text_groups(settings, texts, groups),
+            contents=texts,
+            embeddings=embeddings,
+        ).results
 
     def rank_batch(
         self,
@@ -443,6 +748,12 @@ class Reranker(RerankerSettings):
         *,
         top_n: int | Unset | None = UNSET,
         score_threshold: float | Unset | None = UNSET,
+        min_probability: float | Unset | None = UNSET,
+        diversity: float | Unset = UNSET,
+        deadline_ms: float | Unset | None = UNSET,
+        group_by: GroupBy | Unset | None = UNSET,
+        max_per_group: int | Unset | None = UNSET,
+        max_context_tokens: int | Unset | None = UNSET,
     ) -> list[list[RerankResult]]:
         """`rank` for many (query, texts) items, scored in one model stream.
 
@@ -450,11 +761,59 @@ class Reranker(RerankerSettings):
             items: `(query, texts)` pairs.
             top_n: Override of the `top_n` setting for every item.
             score_threshold: Override of the `score_threshold` setting.
+            min_probability: Override of the `min_probability` setting.
+            diversity: Override of the `diversity` setting (word-set
+                similarity: `rank` takes embeddings).
+            deadline_ms: Override of the `deadline_ms` setting: one budget
+                for the whole call.
+            group_by: Override of `group_by` (a function of the text).
+            max_per_group: Override of `max_per_group`.
+            max_context_tokens: Override of `max_context_tokens`.
 
         Returns:
             Per item, its `RerankResult`s, best first.
         """
+        settings = self.for_call(
+            top_n=top_n,
+            score_threshold=score_threshold,
+            diversity=diversity,
+            deadline_ms=deadline_ms,
+            min_probability=min_probability,
+            group_by=group_by,
+            max_per_group=max_per_group,
+            max_context_tokens=max_context_tokens,
+        )
+        scored = self.score_batch(items, deadline_ms=settings.deadline_ms)
         return [
-            self.order(scored, top_n=top_n, score_threshold=score_threshold)
-            for scored in self.score_batch(items)
+            self.select(
+                item,
+                settings,
+                groups=self._text_groups(settings, texts, None),
+                contents=texts,
+            ).results
+            for item, (_, texts) in zip(scored, items, strict=True)
         ]
+
+    @staticmethod
+    def _text_groups(
+        settings: RankingSettings,
+        texts: Sequence[str],
+        groups: Sequence[Hashable] | None,
+    ) -> Sequence[Hashable] | None:
+        """Plain texts' groups: given, or the `group_by` function of each text."""
+        group_by = settings.group_by
+        if group_by is None:
+            return None
+        if groups is not None:
+            if len(groups) != len(texts):
+                msg = f"groups has {len(groups)} items for {len(texts)} texts"
+                raise ValueError(msg)
+            return groups
+        if isinstance(group_by, str):
+            msg = (
+                f"group_by={group_by!r} names a metadata key, and plain texts "
+                "have no metadata: pass groups=[...] (one per text), or "
+                "group_by=a function of the text"
+            )
+            raise ValueError(msg)
+        return group_keys(group_by, texts, lambda _: {}, lambda i: f"text {i}")

@@ -1,13 +1,22 @@
-"""The engine's results: a score, a ranked candidate, the metadata doors write."""
+"""The engine's results: scores, ranked and dropped candidates, door metadata."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 from langchain_ce_rerank.engine.windows import Span
 
-__all__ = ["RESULT_METADATA_KEYS", "RerankResult", "ScoredText", "result_metadata"]
+__all__ = [
+    "DROP_REASONS",
+    "RESULT_METADATA_KEYS",
+    "DroppedCandidate",
+    "RerankResult",
+    "ScoredText",
+    "Selection",
+    "UnscoredText",
+    "result_metadata",
+]
 
 RESULT_METADATA_KEYS = (
     "relevance_score",
@@ -15,8 +24,24 @@ RESULT_METADATA_KEYS = (
     "retrieval_rank",
     "fused_score",
     "relevance_passage",
+    "context_tokens",
+    "context_cut",
+    "relevance_probability",
+    "reranked",
 )
 """Every metadata key `result_metadata` may write."""
+
+DROP_REASONS: dict[str, str] = {
+    "top_n": "ranked past top_n",
+    "score_threshold": "relevance_score below score_threshold",
+    "group_full": "its group already had max_per_group results",
+    "context_budget": "max_context_tokens was full",
+    "diversity": "diversity picked a less similar candidate in its place",
+    "min_probability": "relevance_probability below min_probability",
+}
+"""Why a candidate was not returned: each reason the engine records,
+and the words the explanation shows for it. A new way of dropping candidates
+adds its reason here (one line) and drops with `DroppedCandidate(..., reason)`."""
 
 
 class ScoredText(NamedTuple):
@@ -31,6 +56,33 @@ class ScoredText(NamedTuple):
     score: float
     passage: Span | None = None
 
+    @property
+    def scored(self) -> bool:
+        """False for an `UnscoredText`, which `deadline_ms` left unscored."""
+        return True
+
+
+class UnscoredText(ScoredText):
+    """A candidate `deadline_ms` left unscored: `score` is NaN, no passage.
+
+    Example:
+        ```python
+        import math
+
+        from langchain_ce_rerank.engine.results import UnscoredText
+
+        item = UnscoredText(math.nan)
+        print(item.scored, item.passage)  # False None
+        ```
+    """
+
+    __slots__ = ()
+
+    @property
+    def scored(self) -> bool:
+        """Always False."""
+        return False
+
 
 @dataclass(frozen=True, slots=True)
 class RerankResult:
@@ -42,6 +94,12 @@ class RerankResult:
         rank: 1-based position in the reranked order.
         passage: Character span of the best window (`"max_passage"`), else None.
         fused_score: The RRF score when `fusion="rrf"`, else None.
+        probability: The probability that the candidate is relevant, from
+            the door's `calibration`; None without one, and for a candidate
+            `deadline_ms` left unscored.
+        reranked: False for a candidate that `deadline_ms` left unscored: it
+            follows the scored ones in first-stage order, and its `score` is
+            NaN (None in `to_dict`).
 
     Example:
         ```python
@@ -57,13 +115,95 @@ class RerankResult:
     rank: int
     passage: Span | None = None
     fused_score: float | None = None
+    tokens: int | None = None
+    cut: Span | None = None
+    probability: float | None = None
+    reranked: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (the passage as a two-item list)."""
+        """A JSON-ready dict (spans as two-item lists)."""
         data = asdict(self)
-        if self.passage is not None:
-            data["passage"] = list(self.passage)
+        for name in ("passage", "cut"):
+            if data[name] is not None:
+                data[name] = list(data[name])
+        if not self.reranked:
+            data["score"] = None
         return data
+
+    def content(self, text: str) -> str:
+        """`text` (the candidate's content) as this result returns it.
+
+        The whole text, or the part `cut` keeps when the result alone was
+        over `max_context_tokens`.
+        """
+        return text if self.cut is None else text[self.cut[0] : self.cut[1]]
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedCandidate:
+    """A candidate the engine did not return, and why.
+
+    Attributes:
+        index: Position of the candidate in the input list.
+        score: Its score after `activation` (a plain float; NaN for one a
+            deadline left unscored).
+        reason: A key of `DROP_REASONS`: `"top_n"`, `"score_threshold"`,
+            `"group_full"`, `"context_budget"`, `"diversity"` or
+            `"min_probability"`.
+        reranked: False for a candidate `deadline_ms` left unscored.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.engine import DroppedCandidate
+
+        dropped = DroppedCandidate(index=4, score=0.2, reason="group_full")
+        print(dropped.explanation)  # its group already had max_per_group results
+        ```
+    """
+
+    index: int
+    score: float
+    reason: str
+    reranked: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse a reason `DROP_REASONS` does not know."""
+        if self.reason not in DROP_REASONS:
+            msg = (
+                f"unknown drop reason {self.reason!r}; known: {list(DROP_REASONS)} "
+                "(a new one is added to DROP_REASONS in engine/results.py)"
+            )
+            raise ValueError(msg)
+
+    @property
+    def explanation(self) -> str:
+        """The reason in words, as the explanation table shows it."""
+        return DROP_REASONS[self.reason]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What one ordering pass kept, in order, and what it dropped, with why.
+
+    Every candidate is in exactly one of the two lists.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.engine import RankingSettings, Reranker, ScoredText
+
+        engine = Reranker(model="unused-for-ordering")
+        picked = engine.select(
+            [ScoredText(1.0), ScoredText(3.0), ScoredText(2.0)],
+            RankingSettings(top_n=2),
+        )
+        print([r.index for r in picked.results], picked.dropped)
+        ```
+    """
+
+    results: list[RerankResult] = field(default_factory=list)
+    """The kept candidates, best first (`rank` 1, 2, ...)."""
+    dropped: list[DroppedCandidate] = field(default_factory=list)
+    """The others, in the order they were ranked before being dropped."""
 
 
 def result_metadata(
@@ -74,9 +214,15 @@ def result_metadata(
 ) -> dict[str, Any]:
     """The metadata a door adds to a kept candidate's copy, written once here.
 
-    `fused_score` (for `fusion="rrf"`) and `relevance_passage` (for
-    `long_documents="max_passage"`, as a `[start, end]` list) when they apply,
-    and the score:
+    `fused_score` (for `fusion="rrf"`), `relevance_passage` (for
+    `long_documents="max_passage"`, as a `[start, end]` list),
+    `relevance_probability` (with a `calibration`), and, under
+    `max_context_tokens`, `context_tokens` (the tokens the returned content
+    counts) and `context_cut` (the `[start, end]` character span of the
+    original content kept, only when the result alone was over the budget
+    and was cut to its best window) when they apply, `reranked: False` on a
+    candidate `deadline_ms` left unscored (which gets no score and no
+    probability), and the score:
 
     - A candidate type without a score of its own (LangChain's `Document`)
       gets `relevance_score`.
@@ -111,10 +257,18 @@ def result_metadata(
         metadata["retrieval_rank"] = result.index + 1
         if first_stage_score is not None:
             metadata["retrieval_score"] = float(first_stage_score)
-    else:
+    elif result.reranked:
         metadata["relevance_score"] = result.score
+    if not result.reranked:
+        metadata["reranked"] = False
     if result.fused_score is not None:
         metadata["fused_score"] = result.fused_score
     if result.passage is not None:
         metadata["relevance_passage"] = list(result.passage)
+    if result.tokens is not None:
+        metadata["context_tokens"] = result.tokens
+    if result.cut is not None:
+        metadata["context_cut"] = list(result.cut)
+    if result.probability is not None:
+        metadata["relevance_probability"] = result.probability
     return metadata

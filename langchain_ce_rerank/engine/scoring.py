@@ -19,6 +19,7 @@ __all__ = [
     "LoadedModel",
     "Loader",
     "activate",
+    "default_batch_size",
     "default_loader",
     "in_input_order",
     "length_order",
@@ -29,7 +30,7 @@ LoadedModel: TypeAlias = CrossEncoderLike | PairScorer
 Loader: TypeAlias = Callable[..., LoadedModel]
 
 
-def _default_batch_size(model: object) -> int:
+def default_batch_size(model: object) -> int:
     """4 pairs a batch on CPU, 32 on an accelerator (see `batch_size`)."""
     device = str(getattr(model, "device", "cpu"))
     return 4 if device.startswith("cpu") else 32
@@ -98,7 +99,7 @@ def predict(
         with model_lock(model):
             raw = model.predict(
                 ordered,
-                batch_size=batch_size or _default_batch_size(model),
+                batch_size=batch_size or default_batch_size(model),
                 show_progress_bar=show_progress_bar,
                 activation_fn=torch.nn.Identity(),
                 convert_to_numpy=True,

@@ -1,25 +1,39 @@
 """The engine's settings, each declared, documented and validated once.
 
 `ScoringSettings` decide which scores are computed (the model, how it is
-loaded, what text it reads); they belong to the engine. `RankingSettings` only
-order and cut already scored candidates; each door keeps its own and a call may
-override some of them (`RankingSettings.for_call`). A `Reranker` has both
+loaded, what text it reads); they belong to the engine. `RankingSettings`
+order and cut the scored candidates, and bound how long scoring may take;
+each door keeps its own and a call may override some of them
+(`RankingSettings.for_call`). A `Reranker` has both
 (`RerankerSettings`), its ranking settings serving callers of `rank()`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from string import Formatter
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import Self
 
-from langchain_ce_rerank.engine.checks import check_threshold, check_top_n
+from langchain_ce_rerank.engine.checks import (
+    check_deadline_ms,
+    check_diversity,
+    check_min_probability,
+    check_threshold,
+    check_top_n,
+)
+from langchain_ce_rerank.engine.probability import ScoreCalibration
 from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
+from langchain_ce_rerank.engine.shaping import (
+    SHAPING_OPTIONS,
+    ShapingSettings,
+    check_shaping,
+)
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
 from langchain_ce_rerank.models.cross_encoder import DEFAULT_CROSS_ENCODER
 
@@ -47,7 +61,14 @@ LOADING_FIELDS = (
 )
 """Settings that only apply when the model is loaded from an id or folder."""
 
-PER_CALL_OPTIONS = ("top_n", "score_threshold")
+PER_CALL_OPTIONS = (
+    "top_n",
+    "score_threshold",
+    "diversity",
+    "deadline_ms",
+    "min_probability",
+    *SHAPING_OPTIONS,
+)
 """The ranking settings one call may override (`RankingSettings.for_call`)."""
 
 
@@ -79,8 +100,14 @@ class _Settings(BaseModel):
             yield name, value
 
 
-class RankingSettings(_Settings):
-    """How scored candidates are ordered and cut; cheap to vary per call.
+class RankingSettings(_Settings, ShapingSettings):
+    """How scored candidates are ordered and cut, and the time scoring may take.
+
+    Cheap to vary per call: none of them changes a candidate's score. The
+    order of the cuts is `ranking.select`'s.
+
+    With the shaping settings of `ShapingSettings` (`group_by`,
+    `max_per_group`, `max_context_tokens`, `token_counter`).
 
     Example:
         ```python
@@ -106,6 +133,66 @@ class RankingSettings(_Settings):
     rrf_k: int = Field(default=60, ge=1)
     """The RRF constant: each ranking adds `1 / (rrf_k + rank)`."""
 
+    diversity: float = Field(default=0.0, ge=0.0, le=1.0, strict=True)
+    """Maximal marginal relevance after reranking: 0 (the default) is off;
+    `λ` in (0, 1] picks each next document by `(1 - λ) * relevance - λ *
+    (its highest similarity to a document already picked)`, relevance being
+    the order's score (`fused_score` with RRF, else `relevance_score`)
+    min-max scaled to [0, 1] over the call's candidates. Similarity is the
+    cosine of the first stage's embeddings when every candidate came with
+    one (`metadata["retrieval_embedding"]`, a LlamaIndex `node.embedding`,
+    or `embeddings=` to `Reranker.order`), else the overlap of the texts'
+    word sets (Jaccard); nothing is embedded a second time. See
+    `langchain_ce_rerank.engine.diversity`."""
+
+    deadline_ms: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, strict=True
+    )
+    """A time budget for scoring, in milliseconds from the moment the reranker
+    gets the candidates; None (the default) has none. Candidates are scored
+    in first-stage order, in batches of `batch_size` pairs; when the next
+    batch is predicted to end past the deadline (its pairs times the slowest
+    time per pair measured so far), scoring stops and the unscored rest
+    follows the scored documents in first-stage order, with
+    `metadata["reranked"] = False` and no `relevance_score`. It never raises
+    because of the deadline, and never returns fewer documents than the same
+    call without one (`top_n` counts the unscored; `score_threshold` and
+    `min_probability` do not apply to them; `max_per_group` and
+    `max_context_tokens` count them like any other, the token budget being a
+    bound on tokens, not documents). Score-cache hits count as scored. See
+    `langchain_ce_rerank.engine.deadline`."""
+
+    calibration: ScoreCalibration | None = None
+    """A `ScoreCalibration` (or the path of its JSON file) fitted for this
+    reranker's model: each result then carries `relevance_probability`, the
+    probability that it is relevant, and `min_probability` can cut by it.
+    One fitted for another model or scoring setup is refused, saying why."""
+
+    min_probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Drop documents whose `relevance_probability` is below this (the last
+    cut by score: after `group_by`, `diversity`, `top_n` and
+    `score_threshold`, before `max_context_tokens`); needs
+    `calibration`. When it drops every document the result is empty and a
+    warning says so, with the best probability there was. Like
+    `score_threshold`, it does not apply to candidates `deadline_ms` left
+    unscored: they have no score and so no probability, and still follow the
+    kept documents (`metadata["reranked"] = False`, no
+    `relevance_probability`), so a deadline never returns fewer documents
+    than the same call without one. Check `reranked` to drop them too."""
+
+    @field_validator("calibration", mode="before")
+    @classmethod
+    def _load_calibration(cls, value: object) -> object:
+        if isinstance(value, str | os.PathLike):
+            return ScoreCalibration.load(value)
+        return value
+
+    @model_validator(mode="after")
+    def _probability_needs_calibration(self) -> Self:
+        if self.min_probability is not None and self.calibration is None:
+            raise ValueError(_needs_calibration(self.min_probability))
+        return self
+
     def for_call(self, **options: Any) -> RankingSettings:
         """These settings with one call's overrides applied and checked.
 
@@ -113,8 +200,10 @@ class RankingSettings(_Settings):
         same options and reject the same mistakes with the same words.
 
         Args:
-            **options: Any of `PER_CALL_OPTIONS` (`top_n`, `score_threshold`);
-                one left out, or `UNSET`, keeps the setting.
+            **options: Any of `PER_CALL_OPTIONS` (`top_n`, `score_threshold`,
+                `diversity`, `deadline_ms`, `min_probability`, `group_by`,
+                `max_per_group`, `max_context_tokens`); one left out, or
+                `UNSET`, keeps the setting.
 
         Returns:
             The settings for this call (these settings stay unchanged).
@@ -122,8 +211,11 @@ class RankingSettings(_Settings):
         Raises:
             TypeError: An option a call cannot set; the message lists those
                 it can.
-            ValueError: A `top_n` below 1, or a `score_threshold` that is not
-                a number.
+            ValueError: A `top_n` below 1, a `score_threshold` that is not
+                a number, a `diversity` outside [0, 1], a `deadline_ms`
+                that is not a positive number, a `min_probability` outside
+                [0, 1] or without a `calibration`, or shaping options that
+                cannot work together (`check_shaping`).
         """
         unknown = sorted(set(options) - set(PER_CALL_OPTIONS))
         if unknown:
@@ -135,13 +227,32 @@ class RankingSettings(_Settings):
         given = {name: v for name, v in options.items() if v is not UNSET}
         check_top_n(given.get("top_n"))
         check_threshold(given.get("score_threshold"))
+        if "diversity" in given:
+            check_diversity(given["diversity"])
+        check_deadline_ms(given.get("deadline_ms"))
+        check_min_probability(given.get("min_probability"))
+        if given.get("min_probability") is not None and self.calibration is None:
+            raise ValueError(_needs_calibration(given["min_probability"]))
         current = {name: getattr(self, name) for name in RANKING_FIELDS}
-        return RankingSettings.model_construct(**{**current, **given})
+        resolved = {**current, **given}
+        if given.keys() & set(SHAPING_OPTIONS):
+            check_shaping(**{name: resolved[name] for name in SHAPING_OPTIONS})
+        return RankingSettings.model_construct(**resolved)
+
+
+def _needs_calibration(min_probability: object) -> str:
+    return (
+        f"min_probability={min_probability!r} needs a calibration, which maps "
+        "the reranker's scores to probabilities: pass calibration="
+        "ScoreCalibration.load('calibration.json') (fit one with ce-rerank eval "
+        "--calibrate FILE), or cut by score with score_threshold instead"
+    )
 
 
 RANKING_FIELDS = tuple(RankingSettings.model_fields)
-"""Settings that only order and cut already scored candidates (cheap to vary
-per call); every other setting changes which scores are computed."""
+"""Settings that order and cut scored candidates or bound the time scoring
+takes (cheap to vary per call); every other setting changes which scores are
+computed."""
 
 
 class ScoringSettings(_Settings):

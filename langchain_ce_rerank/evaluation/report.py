@@ -20,14 +20,32 @@ class ConfigurationResult:
     """Metrics, mean per-query latency and the run of one configuration."""
 
     name: str
+    """What was measured: the first stage (`"hybrid"`), reranked
+    (`"hybrid + rerank"`) or reranked and fused with it by RRF
+    (`"hybrid + rerank, RRF"`)."""
+
     metrics: dict[str, float]
+    """nDCG@10, MRR@10 and Recall@k, Recall@top_n and any extra cutoffs."""
+
     latency_ms: dict[str, float]
+    """Mean ms per query: `first_stage` (the first stage's search), `rerank`
+    (scoring its candidates; 0.0 without reranking) and `total`."""
+
     run: Run = field(repr=False)
+    """{query id: {doc id: score}}, the order this configuration returned."""
+
+    first_stage: str = "first stage"
+    """The first stage whose candidates it ranks: `"dense"`, `"bm25"`,
+    `"hybrid"`, or `"first stage"` for a retriever that is not the store's."""
 
 
 @dataclass
 class EvaluationReport:
-    """All configurations evaluated on the same queries and candidates.
+    """Every configuration of one evaluation, measured on the same queries.
+
+    A first stage's configurations (`"hybrid"`, `"hybrid + rerank"`,
+    `"hybrid + rerank, RRF"`) rank the same candidates; `to_dict()` is the
+    `ce-rerank eval --json` output.
 
     Example:
         ```python
@@ -46,16 +64,34 @@ class EvaluationReport:
     """
 
     configurations: list[ConfigurationResult]
+    """In the order of the table: per first stage, alone, then reranked."""
+
     num_queries: int
+    """Queries measured (those with relevance judgements)."""
+
     k: int
+    """The most candidates any first stage returned for a query."""
+
     top_n: int | None
+    """The reranker's `top_n` (reported as Recall@top_n); None without one."""
+
+    reranker_scores: dict[str, dict[str, float]] = field(
+        default_factory=dict, repr=False
+    )
+    """Per query, each candidate's cross-encoder score as the reranker
+    reports it (`relevance_score`), by doc id (a document's best chunk); empty
+    without a cross-encoder. With several first stages, the scores of the
+    first one reranked (`evaluate(first_stages=...)` in its order), so a fit
+    sees each (query, document) pair once. What `calibrate_scores` fits a
+    calibration on."""
 
     def to_dict(self, include_runs: bool = False) -> dict[str, Any]:
-        """Plain data for JSON; runs are left out unless asked for."""
+        """Plain data for JSON; runs and scores are left out unless asked for."""
         data = asdict(self)
         if not include_runs:
             for config in data["configurations"]:
                 config.pop("run")
+            data.pop("reranker_scores")
         return data
 
     def __str__(self) -> str:
@@ -93,12 +129,17 @@ class EvaluationReport:
         return frame
 
     def plot(self, metric: str = "nDCG@10", *, ax: Axes | None = None) -> Axes:
-        """A bar of `metric` per configuration, labelled with its value.
+        """A horizontal bar of `metric` per configuration, labelled with its value.
+
+        Bars run top to bottom in the table's order; within a first stage,
+        the first stage alone, + rerank and + rerank, RRF each keep one
+        colour, so the same ordering looks the same across first stages.
 
         Args:
             metric: Any metric of the report, e.g. `"MRR@10"`.
             ax: Axes to draw on; None makes a new pyplot figure (shown inline
-                in Jupyter, by `plt.show()` in a script).
+                in Jupyter, by `plt.show()` in a script), as tall as the
+                configurations need.
 
         Returns:
             The matplotlib `Axes` drawn on.
@@ -117,18 +158,28 @@ class EvaluationReport:
         plt = require(
             "matplotlib.pyplot", extra="matplotlib", feature="EvaluationReport.plot()"
         )
+        configs = self.configurations
         if ax is None:
             # White, not the inline backend's transparent default, so the black
             # labels stay legible under a dark notebook theme.
             _, ax = plt.subplots(
-                figsize=(6.4, 3.2), layout="constrained", facecolor="white"
+                figsize=(6.4, 1.0 + 0.4 * len(configs)),
+                layout="constrained",
+                facecolor="white",
             )
-        labels = [config.name for config in self.configurations]
-        values = [config.metrics[metric] for config in self.configurations]
-        bars = ax.bar(labels, values, color=[f"C{i}" for i in range(len(labels))])
+        labels = [config.name for config in configs]
+        values = [config.metrics[metric] for config in configs]
+        colors, position = [], 0
+        for i, config in enumerate(configs):
+            same = i > 0 and configs[i - 1].first_stage == config.first_stage
+            position = position + 1 if same else 0
+            colors.append(f"C{position}")
+        # Horizontal, so names such as "hybrid + rerank, RRF" never collide.
+        bars = ax.barh(labels, values, color=colors)
         ax.bar_label(bars, fmt="%.3f", padding=2)
-        ax.set_ylim(0, 1.1 if max(values, default=0.0) <= 1 else None)
-        ax.set_ylabel(metric)
+        ax.invert_yaxis()  # the table's first row on top
+        ax.set_xlim(0, 1.15 if max(values, default=0.0) <= 1 else None)
+        ax.set_xlabel(metric)
         ax.set_title(
             f"{metric}: {self.num_queries} queries, k={self.k}, top_n={self.top_n}",
             fontsize="medium",

@@ -1,4 +1,4 @@
-"""`evaluate`: the first stage, the reranker and fusion, timed and scored per query."""
+"""`evaluate`: each first stage, reranked and fused, timed and scored per query."""
 
 from __future__ import annotations
 
@@ -14,14 +14,19 @@ from langchain_ce_rerank.compressor import CrossEncoderCompressor
 from langchain_ce_rerank.engine import ScoredText
 from langchain_ce_rerank.engine.checks import check_query
 from langchain_ce_rerank.evaluation.datasets import Qrels, Run
+from langchain_ce_rerank.evaluation.first_stages import (
+    FirstStageName,
+    resolve_first_stages,
+)
 from langchain_ce_rerank.evaluation.report import ConfigurationResult, EvaluationReport
 
 __all__ = ["PAIRS_PER_STEP", "DocumentScorer", "evaluate"]
 
 PAIRS_PER_STEP = 128
 """With a `progress` callback, queries are scored in steps of about this many
-(query, document) pairs, so the callback hears of each step: four batches of
-32 on a GPU, long enough to keep the model's length-sorted batches full."""
+(query, document) pairs per first stage, so the callback hears of each step:
+four batches of 32 on a GPU, long enough to keep the model's length-sorted
+batches full."""
 
 
 class DocumentScorer(Protocol):
@@ -40,6 +45,12 @@ class DocumentScorer(Protocol):
         ...
 
 
+_Items = list[tuple[Sequence[Document], str]]
+# Suffixes of the reranked configurations of a first stage, and the fusion
+# each orders by; both reuse one scoring pass of that first stage's lists.
+_ORDERINGS = {" + rerank": "none", " + rerank, RRF": "rrf"}
+
+
 def _ranked_run(docs: Sequence[Document]) -> dict[str, float]:
     """Documents in order -> {doc id: strictly decreasing score}.
 
@@ -54,19 +65,105 @@ def _ranked_run(docs: Sequence[Document]) -> dict[str, float]:
     return ranked
 
 
-def _steps(
-    items: Sequence[tuple[Sequence[Document], str]],
-) -> list[list[tuple[Sequence[Document], str]]]:
+def _best_scores(
+    docs: Sequence[Document], scored: Sequence[ScoredText]
+) -> dict[str, float]:
+    """{doc id: its best chunk's score}, as `_ranked_run` counts documents."""
+    best: dict[str, float] = {}
+    for doc, item in zip(docs, scored, strict=True):
+        doc_id = str(doc.metadata.get("doc_id") or doc.id)
+        if doc_id not in best or item.score > best[doc_id]:
+            best[doc_id] = item.score
+    return best
+
+
+def _steps(qids: Sequence[str], pairs_of: Callable[[str], int]) -> list[list[str]]:
     """Consecutive queries, about `PAIRS_PER_STEP` pairs a step."""
-    steps: list[list[tuple[Sequence[Document], str]]] = [[]]
+    steps: list[list[str]] = [[]]
     pairs = 0
-    for item in items:
+    for qid in qids:
         if pairs >= PAIRS_PER_STEP:
             steps.append([])
             pairs = 0
-        steps[-1].append(item)
-        pairs += len(item[0])
+        steps[-1].append(qid)
+        pairs += pairs_of(qid)
     return [step for step in steps if step]
+
+
+def _split(
+    retriever_or_pipeline: BaseRetriever,
+) -> tuple[BaseRetriever, CrossEncoderCompressor | None]:
+    """(first stage, cross-encoder) of a pipeline; (retriever, None) otherwise."""
+    if isinstance(retriever_or_pipeline, ContextualCompressionRetriever):
+        compressor = retriever_or_pipeline.base_compressor
+        base = retriever_or_pipeline.base_retriever
+        if isinstance(compressor, CrossEncoderCompressor) and isinstance(
+            base, BaseRetriever
+        ):
+            return base, compressor
+    return retriever_or_pipeline, None
+
+
+def _warm_up(
+    reranker: CrossEncoderCompressor,
+    candidates: Mapping[str, Mapping[str, list[Document]]],
+    queries: Mapping[str, str],
+) -> None:
+    """Load the model and score one pair, untimed, before any reranking is timed.
+
+    Otherwise the first first stage reranked would pay alone for what happens
+    once (loading the weights, the first forward pass) and look slower.
+    """
+    reranker.load_model()
+    for lists in candidates.values():
+        for qid, docs in lists.items():
+            if docs:
+                items = [(docs[:1], queries[qid])]
+                reranker.score_documents_batch(items, use_cache=False)
+                return
+
+
+def _rerank(
+    reranker: CrossEncoderCompressor,
+    candidates: Mapping[str, Mapping[str, list[Document]]],
+    queries: Mapping[str, str],
+    judged: Sequence[str],
+    *,
+    scorer: DocumentScorer | None,
+    progress: Callable[[str, int], object] | None,
+    clock: Callable[[], float],
+) -> tuple[dict[str, dict[str, list[ScoredText]]], dict[str, float]]:
+    """Per first stage: {query id: scores} (queries with candidates) and seconds.
+
+    Each first stage's lists are scored in calls of their own, timed apart,
+    with the score cache bypassed: a document two first stages both found is
+    scored by the model for each, as it would be in production, instead of
+    the second reading the first's score from the cache.
+    """
+    scores: dict[str, dict[str, list[ScoredText]]] = {name: {} for name in candidates}
+    seconds = dict.fromkeys(candidates, 0.0)
+    if scorer is not None or progress is None:
+        steps = [list(judged)]
+    else:
+        steps = _steps(
+            judged, lambda qid: max(len(docs[qid]) for docs in candidates.values())
+        )
+    for step in steps:
+        for name, lists in candidates.items():
+            todo = [qid for qid in step if lists[qid]]
+            if not todo:
+                continue
+            items: _Items = [(lists[qid], queries[qid]) for qid in todo]
+            start = clock()
+            if scorer is not None:
+                scored = scorer(reranker, items)
+            else:
+                scored = reranker.score_documents_batch(items, use_cache=False)
+            seconds[name] += clock() - start
+            scores[name].update(zip(todo, scored, strict=True))
+        if progress is not None:
+            progress("rerank", len(step))
+    return scores, seconds
 
 
 def _metrics(qrels: Qrels, run: Run, recall_at: Sequence[int]) -> dict[str, float]:
@@ -96,23 +193,44 @@ def evaluate(
     queries: Mapping[str, str],
     qrels: Qrels,
     *,
+    first_stages: Sequence[FirstStageName] | None = None,
     k_values: Sequence[int] = (),
     scorer: DocumentScorer | None = None,
     progress: Callable[[str, int], object] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> EvaluationReport:
-    """Measure a retriever, or a first stage + cross-encoder pipeline, on qrels.
+    """Measure first stages, each alone and reranked, on the same queries.
+
+    The first stage is the retriever, or the pipeline's `base_retriever`. Over
+    the package's store (`store.as_retriever()`, `build_reranking_retriever`)
+    it is run as each of `first_stages`: `"dense"`, `"bm25"` and `"hybrid"`
+    (the retriever's `k`, `fusion`, `alpha` and depths apply). Any other
+    retriever is one first stage, named `"first stage"`.
 
     For a `ContextualCompressionRetriever` whose compressor is a
-    `CrossEncoderCompressor`, three configurations are measured on the same
-    candidates: the first stage alone, first stage + cross-encoder, and the
-    cross-encoder fused with the first stage by RRF. Each candidate list is
-    scored once, in one stream over all queries
-    (`CrossEncoderCompressor.score_documents_batch`); the reranked runs keep all
-    `k` candidates, so Recall@k is the same for all three and the others show
-    what reordering bought. First-stage latency is measured per query; rerank
-    latency is the batch's time divided by the number of queries, with the
-    score cache bypassed (neither read nor written), so a second evaluation
-    of the same retriever times the model again instead of cache hits.
+    `CrossEncoderCompressor` (what `build_reranking_retriever` makes), each
+    first stage gives three configurations on its own candidates: the first
+    stage alone (`"hybrid"`), + cross-encoder (`"hybrid + rerank"`), and the
+    cross-encoder fused with that first stage's order by RRF (`"hybrid +
+    rerank, RRF"`). Each candidate list is scored once and both orderings
+    reuse the scores; the reranked runs keep all `k` candidates, so Recall@k
+    is the same for a first stage's three rows and the others show what
+    reordering bought.
+
+    Latency is the mean per judged query, in ms, per configuration:
+    `first_stage` (that first stage's own search, timed per query), `rerank`
+    (the cross-encoder scoring that first stage's candidates, timed per call
+    and divided by the number of queries; 0 for a first stage alone) and
+    `total`. It is honest across first stages: before anything is timed each
+    first stage runs once and the model loads and scores one pair, so no
+    configuration pays alone for one-off start-up; each first stage's lists
+    are scored in calls of their own with the score cache bypassed (neither
+    read nor written), so a document two first stages both found is scored
+    for each, and a second evaluation times the model again, not cache hits.
+
+    Reranking costs model time per first stage: three first stages take
+    three times the reranking of one. Pass fewer, e.g.
+    `first_stages=("hybrid",)`, to spend less.
 
     Args:
         retriever_or_pipeline: Any LangChain retriever, or the pipeline from
@@ -120,20 +238,37 @@ def evaluate(
         queries: {query id: text}; queries without qrels are not scored.
         qrels: {query id: {doc id: relevance}}; doc ids match each document's
             `metadata["doc_id"]`, else its `id`.
+        first_stages: The store's searches to measure, in this order: some of
+            `"dense"`, `"bm25"`, `"hybrid"`. None (the default): all three
+            when the store has a keyword (BM25) index, else `("dense",)`
+            (`default_first_stages`). Only for the store's retriever: any
+            other is measured as it is, without this argument.
         k_values: Extra Recall cutoffs to report besides k and top_n.
         scorer: Scores the candidate lists instead of the compressor itself,
             e.g. `RayDataScorer()` to spread them over a Ray cluster (same
-            scores, so the same report); rerank latency then includes it.
+            scores, so the same report); it is called once per first stage,
+            and its time is that first stage's rerank latency.
         progress: Called as `progress(stage, queries)` after each step, where
             `stage` is `"first stage"` or `"rerank"` and `queries` how many
-            queries the step finished; each stage counts every judged query
-            once (`"rerank"` only when there is a cross-encoder). With it, the
-            reranker scores about `PAIRS_PER_STEP` pairs per step instead of
-            all queries in one stream (a `scorer` still gets them all at once).
+            queries the step finished (in every first stage); each stage
+            counts every judged query once (`"rerank"` only when there is a
+            cross-encoder). With it, the reranker scores about
+            `PAIRS_PER_STEP` pairs per first stage per step instead of all
+            queries in one stream (a `scorer` still gets them all at once).
+        clock: Seconds from a monotonic clock; tests pass a fake one.
 
     Returns:
-        An `EvaluationReport` with nDCG@10, MRR@10, Recall@k, Recall@top_n and
-        mean latency per query (first stage, rerank, total) per configuration.
+        An `EvaluationReport` with nDCG@10, MRR@10, Recall@k, Recall@top_n
+        and the latencies above per configuration, and each candidate's
+        reranker score (`reranker_scores`, what `calibrate_scores` fits a
+        probability calibration on) from the first of `first_stages` (the
+        first stage measured first), so each (query, document) pair counts
+        once.
+
+    Raises:
+        ValueError: No query has judgements, or `first_stages` is unknown,
+            repeated, given for a retriever that is not the store's, or asks
+            for keyword search of a store without a keyword index.
 
     Example:
         ```python
@@ -144,87 +279,94 @@ def evaluate(
             ["a cat", "a dog"], DeterministicFakeEmbedding(size=8), ids=["cat", "dog"]
         )
         report = evaluate(store.as_retriever(k=2), {"q1": "a cat"}, {"q1": {"cat": 1}})
+        print([c.name for c in report.configurations])  # ['dense', 'bm25', 'hybrid']
         print(report.configurations[0].metrics["nDCG@10"])
         ```
 
         Pass `build_reranking_retriever(...)` instead of a plain retriever to
-        compare the first stage with the reranked and fused orders.
+        compare each first stage with its reranked and fused orders.
     """
     judged = [qid for qid in queries if qid in qrels]
     if not judged:
         msg = "no query has relevance judgements: query ids and qrels ids differ"
         raise ValueError(msg)
-    first: BaseRetriever = retriever_or_pipeline
-    reranker: CrossEncoderCompressor | None = None
-    if isinstance(retriever_or_pipeline, ContextualCompressionRetriever):
-        compressor = retriever_or_pipeline.base_compressor
-        base = retriever_or_pipeline.base_retriever
-        if isinstance(compressor, CrossEncoderCompressor) and isinstance(
-            base, BaseRetriever
-        ):
-            first, reranker = base, compressor
-    runs: dict[str, Run] = {"first stage": {}}
-    timings: dict[str, float] = {"first_stage": 0.0, "rerank": 0.0}
-    variants: dict[str, CrossEncoderCompressor] = {}
-    if reranker is not None:
-        plain = {"top_n": None, "score_threshold": None}
-        variants = {
-            "+ cross-encoder": reranker.model_copy(update={**plain, "fusion": "none"}),
-            "+ cross-encoder, RRF": reranker.model_copy(
-                update={**plain, "fusion": "rrf"}
-            ),
-        }
-        runs.update({name: {} for name in variants})
-    k = 0
-    candidates: dict[str, list[Document]] = {}
+    first, reranker = _split(retriever_or_pipeline)
+    stages = resolve_first_stages(first, first_stages)
+    probe = check_query(queries[judged[0]])
+    for stage in stages:
+        # Untimed: what happens once (a model's first call, building the BM25
+        # index after the last write) is not any query's latency.
+        stage.search(probe)
+    candidates: dict[str, dict[str, list[Document]]] = {s.name: {} for s in stages}
+    first_seconds = dict.fromkeys(candidates, 0.0)
     for qid in judged:
         query = check_query(queries[qid])
-        start = time.perf_counter()
-        candidates[qid] = first.invoke(query)
-        timings["first_stage"] += time.perf_counter() - start
-        k = max(k, len(candidates[qid]))
-        runs["first stage"][qid] = _ranked_run(candidates[qid])
+        for stage in stages:
+            start = clock()
+            candidates[stage.name][qid] = stage.search(query)
+            first_seconds[stage.name] += clock() - start
         if progress is not None:
             progress("first stage", 1)
+    scores: dict[str, dict[str, list[ScoredText]]] = {}
+    rerank_seconds: dict[str, float] = {}
+    orderings: dict[str, CrossEncoderCompressor] = {}
     if reranker is not None:
-        # Scored once (in one stream, or in steps for `progress`); both
-        # orderings reuse the scores.
-        todo = [qid for qid in judged if candidates[qid]]
-        start = time.perf_counter()
-        items = [(candidates[qid], queries[qid]) for qid in todo]
-        if scorer is not None:
-            scored = scorer(reranker, items)
-        elif progress is None:
-            scored = reranker.score_documents_batch(items, use_cache=False)
-        else:
-            scored = []
-            for step in _steps(items):
-                scored += reranker.score_documents_batch(step, use_cache=False)
-                progress("rerank", len(step))
-        counted = len(todo) if scorer is None else 0
-        if progress is not None and len(judged) > counted:
-            # Queries without candidates (and a scorer's single step) count too.
-            progress("rerank", len(judged) - counted)
-        for name, variant in variants.items():
-            for qid, scores in zip(todo, scored, strict=True):
-                runs[name][qid] = _ranked_run(variant.order(candidates[qid], scores))
-        timings["rerank"] = time.perf_counter() - start
-        for name in variants:
-            for qid in judged:
-                runs[name].setdefault(qid, {})
+        if scorer is None:
+            _warm_up(reranker, candidates, queries)
+        scores, rerank_seconds = _rerank(
+            reranker,
+            candidates,
+            queries,
+            judged,
+            scorer=scorer,
+            progress=progress,
+            clock=clock,
+        )
+        plain = {"top_n": None, "score_threshold": None, "min_probability": None}
+        orderings = {
+            suffix: reranker.model_copy(update={**plain, "fusion": fusion})
+            for suffix, fusion in _ORDERINGS.items()
+        }
+    # Calibration fits on one first stage's reranked candidates: the first
+    # asked for, so a (query, document) pair two first stages found counts once.
+    calibrated = stages[0].name
+    reranker_scores = {
+        qid: _best_scores(candidates[calibrated][qid], scored)
+        for qid, scored in scores.get(calibrated, {}).items()
+    }
+    k = max((len(d) for run in candidates.values() for d in run.values()), default=0)
     top_n = reranker.top_n if reranker is not None else None
     recall_at = [k, *k_values] + ([top_n] if top_n is not None else [])
     count = len(judged)
-    first_ms = 1000 * timings["first_stage"] / count
-    rerank_ms = 1000 * timings["rerank"] / count
     configurations = []
-    for name, run in runs.items():
-        metrics = _metrics(qrels, run, recall_at)
-        reranks = name != "first stage"
-        latency = {
-            "first_stage": first_ms,
-            "rerank": rerank_ms if reranks else 0.0,
-            "total": first_ms + (rerank_ms if reranks else 0.0),
-        }
-        configurations.append(ConfigurationResult(name, metrics, latency, run))
-    return EvaluationReport(configurations, num_queries=count, k=k, top_n=top_n)
+    for name, lists in candidates.items():
+        runs = {name: {qid: _ranked_run(lists[qid]) for qid in judged}}
+        for suffix, ordering in orderings.items():
+            runs[name + suffix] = {
+                qid: (
+                    _ranked_run(ordering.order(lists[qid], scores[name][qid]))
+                    if qid in scores[name]
+                    else {}
+                )
+                for qid in judged
+            }
+        first_ms = 1000 * first_seconds[name] / count
+        rerank_ms = 1000 * rerank_seconds.get(name, 0.0) / count
+        for config, run in runs.items():
+            reranks = config != name
+            latency = {
+                "first_stage": first_ms,
+                "rerank": rerank_ms if reranks else 0.0,
+                "total": first_ms + (rerank_ms if reranks else 0.0),
+            }
+            metrics = _metrics(qrels, run, recall_at)
+            configurations.append(
+                ConfigurationResult(config, metrics, latency, run, first_stage=name)
+            )
+    return EvaluationReport(
+        configurations,
+        num_queries=count,
+        k=k,
+        top_n=top_n,
+        reranker_scores=reranker_scores,
+    )

@@ -3,7 +3,9 @@
 `Exchange` holds everything one request needs (where it goes, how to retry)
 and sends it over a sync or an async `httpx` client, each attempt within one
 `timeout` deadline (`_deadline.py`); both paths share the decisions of
-`_handle` and `_transport_failure`, so they behave alike.
+`_handle` and `_transport_failure`, so they behave alike. A request may also
+be given an overall deadline (`score_within`): then no attempt runs past it,
+no retry waits past it, and the request raises `DeadlinePassedError` instead.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING
 from langchain_ce_rerank.serving._deadline import Answer, apost_within, post_within
 from langchain_ce_rerank.serving._retry import (
     RETRY_STATUSES,
+    DeadlinePassedError,
     RemoteRerankError,
     RemoteRerankTimeoutError,
     backoff_delay,
@@ -29,7 +33,7 @@ from langchain_ce_rerank.serving.remote_apis import ApiSpec, error_message, read
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Exchange", "Request", "assemble", "plan_requests"]
+__all__ = ["Exchange", "Request", "assemble", "by_rank", "plan_requests"]
 
 logger = logging.getLogger("langchain_ce_rerank.serving.client")
 
@@ -70,6 +74,21 @@ def plan_requests(
             stop = start + step
             requests.append(Request(query, positions[start:stop], texts[start:stop]))
     return requests
+
+
+def by_rank(requests: list[Request]) -> list[Request]:
+    """`requests` reordered rank by rank across queries.
+
+    Every query's first request, then every query's second, and so on (query
+    order kept within a rank), so that under a deadline each query's first
+    texts are sent first.
+    """
+    seen: Counter[str] = Counter()
+    keyed = []
+    for number, request in enumerate(requests):
+        keyed.append((seen[request.query], number, request))
+        seen[request.query] += 1
+    return [request for _, _, request in sorted(keyed, key=lambda k: k[:2])]
 
 
 def assemble(
@@ -118,14 +137,21 @@ class Exchange:
         )
 
     def _handle(
-        self, answer: Answer, request: Request, label: str, attempt: int
+        self,
+        answer: Answer,
+        request: Request,
+        label: str,
+        attempt: int,
+        deadline: float | None = None,
     ) -> list[float] | float:
         """Scores, or the seconds to wait before retrying; raises otherwise."""
         status, text = answer.status, answer.text
         if status in RETRY_STATUSES:
             problem = f"HTTP {status}: {error_message(text)}"
             retry_after = retry_after_seconds(answer.retry_after)
-            return self._retry_or_raise(attempt, label, problem, retry_after, answer)
+            return self._retry_or_raise(
+                attempt, label, problem, retry_after, answer, deadline
+            )
         if not 200 <= status < 300:
             hint = _HINTS.get(status, "")
             if status == 404:
@@ -156,6 +182,7 @@ class Exchange:
         problem: str,
         retry_after: float | None,
         answer: Answer | None,
+        deadline: float | None = None,
     ) -> float:
         if attempt >= self.max_retries:
             msg = (
@@ -164,6 +191,14 @@ class Exchange:
             )
             raise self._error(msg, answer)
         delay = backoff_delay(attempt, self.backoff, self.max_backoff, retry_after)
+        if deadline is not None and time.monotonic() + delay >= deadline:
+            logger.info(
+                "%s: %s failed with %s; not retried: the deadline comes first",
+                self.where,
+                label,
+                problem,
+            )
+            raise DeadlinePassedError(label)
         logger.warning(
             "%s: %s failed with %s; retry %d of %d in %.2f s%s",
             self.where,
@@ -177,11 +212,22 @@ class Exchange:
         return delay
 
     def _transport_failure(
-        self, exc: httpx.TransportError, attempt: int, label: str
+        self,
+        exc: httpx.TransportError,
+        attempt: int,
+        label: str,
+        capped: bool = False,
+        deadline: float | None = None,
     ) -> float:
-        """Seconds to wait before retrying a failed connection; raises otherwise."""
+        """Seconds to wait before retrying a failed connection; raises otherwise.
+
+        `capped`: the attempt's time was cut to the overall deadline, so its
+        timeout is the deadline passing (`DeadlinePassedError`), not the server's.
+        """
         import httpx
 
+        if capped and isinstance(exc, httpx.TimeoutException):
+            raise DeadlinePassedError(label) from exc
         if isinstance(exc, httpx.TimeoutException) and not isinstance(
             exc, httpx.ConnectTimeout
         ):
@@ -202,7 +248,7 @@ class Exchange:
             msg = f"{self.where} could not be reached for {label}: {problem}"
             raise self._error(msg) from exc
         try:
-            return self._retry_or_raise(attempt, label, problem, None, None)
+            return self._retry_or_raise(attempt, label, problem, None, None, deadline)
         except RemoteRerankError as final:
             raise final from exc
 
@@ -216,30 +262,56 @@ class Exchange:
         )
         return label, body
 
+    def _attempt_timeout(
+        self, deadline: float | None, label: str
+    ) -> tuple[float, bool]:
+        """The next attempt's timeout, and whether the deadline cut it."""
+        if deadline is None:
+            return self.timeout, False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlinePassedError(label)
+        return (left, True) if left < self.timeout else (self.timeout, False)
+
     def send(
-        self, client: httpx.Client, request: Request, number: int, total: int
+        self,
+        client: httpx.Client,
+        request: Request,
+        number: int,
+        total: int,
+        deadline: float | None = None,
     ) -> list[float]:
-        """Post one request, retrying as configured; its scores in text order."""
+        """Post one request, retrying as configured; its scores in text order.
+
+        Raises:
+            DeadlinePassedError: `deadline` (a `time.monotonic()` time) came first.
+        """
         import httpx
 
         label, body = self._start(request, number, total)
         attempt = 0
         while True:
+            timeout, capped = self._attempt_timeout(deadline, label)
             try:
-                answer = post_within(client, self.endpoint, body, self.timeout)
+                answer = post_within(client, self.endpoint, body, timeout)
             except httpx.TransportError as exc:
                 outcome: list[float] | float = self._transport_failure(
-                    exc, attempt, label
+                    exc, attempt, label, capped, deadline
                 )
             else:
-                outcome = self._handle(answer, request, label, attempt)
+                outcome = self._handle(answer, request, label, attempt, deadline)
             if isinstance(outcome, list):
                 return outcome
             time.sleep(outcome)
             attempt += 1
 
     async def asend(
-        self, client: httpx.AsyncClient, request: Request, number: int, total: int
+        self,
+        client: httpx.AsyncClient,
+        request: Request,
+        number: int,
+        total: int,
+        deadline: float | None = None,
     ) -> list[float]:
         """Async `send`."""
         import httpx
@@ -247,14 +319,15 @@ class Exchange:
         label, body = self._start(request, number, total)
         attempt = 0
         while True:
+            timeout, capped = self._attempt_timeout(deadline, label)
             try:
-                answer = await apost_within(client, self.endpoint, body, self.timeout)
+                answer = await apost_within(client, self.endpoint, body, timeout)
             except httpx.TransportError as exc:
                 outcome: list[float] | float = self._transport_failure(
-                    exc, attempt, label
+                    exc, attempt, label, capped, deadline
                 )
             else:
-                outcome = self._handle(answer, request, label, attempt)
+                outcome = self._handle(answer, request, label, attempt, deadline)
             if isinstance(outcome, list):
                 return outcome
             await asyncio.sleep(outcome)

@@ -8,6 +8,7 @@ from email.utils import parsedate_to_datetime
 
 __all__ = [
     "RETRY_STATUSES",
+    "DeadlinePassedError",
     "RemoteRerankError",
     "RemoteRerankTimeoutError",
     "backoff_delay",
@@ -16,6 +17,15 @@ __all__ = [
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 """Statuses that mean "busy or briefly away, ask again": retried with backoff."""
+
+
+class DeadlinePassedError(Exception):
+    """A request given up because the caller's overall deadline came first.
+
+    Raised by a request of `RemoteCrossEncoder.score_within` (and its async
+    twin), which catch it and leave that request's pairs unscored: it never
+    reaches a caller.
+    """
 
 
 class RemoteRerankError(RuntimeError):

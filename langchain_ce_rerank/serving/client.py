@@ -13,8 +13,9 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -34,9 +35,11 @@ from langchain_ce_rerank.serving._exchange import (
     Exchange,
     Request,
     assemble,
+    by_rank,
     plan_requests,
 )
 from langchain_ce_rerank.serving._retry import (
+    DeadlinePassedError,
     RemoteRerankError,
     RemoteRerankTimeoutError,
 )
@@ -79,6 +82,11 @@ class RemoteCrossEncoder(BaseModel):
     (vLLM applies the model's activation, a sigmoid for one-label models).
     TEI is asked to truncate pairs longer than the model's window, as an
     in-process cross-encoder does, rather than refuse them.
+
+    `score_within(text_pairs, seconds)` (and `ascore_within`) keeps one
+    overall deadline for all of a call's requests, retries and waits: what
+    has not come back by then is None, and nothing is raised for it. The
+    engine calls it under `deadline_ms`.
 
     `score`/`rank` use a pooled `httpx.Client` (safe to share between
     threads), `ascore`/`arank` an `httpx.AsyncClient`; `close()`/`aclose()`
@@ -299,6 +307,58 @@ class RemoteCrossEncoder(BaseModel):
             results = [future.result() for future in futures]
         return assemble(len(text_pairs), requests, results)
 
+    def score_within(
+        self, text_pairs: Sequence[tuple[str, str]], seconds: float, /
+    ) -> list[float | None]:
+        """`score` within one overall deadline: what misses it is None.
+
+        The same requests as `score` (rank by rank across queries, so each
+        query's first texts go first), sent `max_concurrency` at a time, with
+        one deadline `seconds` from now for all of them: no attempt runs past
+        it (each attempt's `timeout` is cut to the time left), no retry waits
+        past it (a `Retry-After` or backoff that would end after it gives the
+        request up), and no request starts after it. A request that has not
+        answered by then leaves its pairs None; this never raises because the
+        time ran out. Errors that are not about time (a refused request,
+        retries used up, an unusable answer) raise as in `score`.
+
+        Args:
+            text_pairs: (query, text) pairs.
+            seconds: The time budget, from now.
+
+        Returns:
+            One plain float per pair in input order, None where unscored.
+
+        Raises:
+            RemoteRerankError: As for `score`.
+        """
+        requests = by_rank(plan_requests(text_pairs, self.batch_limit))
+        scores: list[float | None] = [None] * len(text_pairs)
+        if not requests or seconds <= 0:
+            return scores
+        deadline = time.monotonic() + seconds
+        client, exchange = self._sync_client(), self._exchange()
+        total = len(requests)
+        pool = ThreadPoolExecutor(
+            min(self.max_concurrency, total), thread_name_prefix="rerank-http"
+        )
+        try:
+            futures: dict[Future[list[float]], Request] = {
+                pool.submit(exchange.send, client, request, i + 1, total, deadline): (
+                    request
+                )
+                for i, request in enumerate(requests)
+            }
+            pending = set(futures)
+            while pending and (left := deadline - time.monotonic()) > 0:
+                done, pending = wait(pending, left, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    _place(scores, futures[future], future.exception(), future)
+        finally:
+            # Requests in flight end at the deadline by themselves.
+            pool.shutdown(wait=False, cancel_futures=True)
+        return scores
+
     def rank(self, query: str, texts: Sequence[str]) -> list[tuple[int, float]]:
         """`(index into texts, score)` pairs, best first; ties keep input order."""
         scores = self.score([(query, text) for text in texts])
@@ -374,6 +434,41 @@ class RemoteCrossEncoder(BaseModel):
                 raise task.exception()  # type: ignore[misc]
         return assemble(len(text_pairs), requests, [t.result() for t in tasks])
 
+    async def ascore_within(
+        self, text_pairs: Sequence[tuple[str, str]], seconds: float, /
+    ) -> list[float | None]:
+        """Async `score_within`: requests not answered by the deadline are cancelled."""
+        requests = by_rank(plan_requests(text_pairs, self.batch_limit))
+        scores: list[float | None] = [None] * len(text_pairs)
+        if not requests or seconds <= 0:
+            return scores
+        deadline = time.monotonic() + seconds
+        client, exchange = self._async_client(), self._exchange()
+        total = len(requests)
+        gate = asyncio.Semaphore(self.max_concurrency)
+
+        async def send(number: int, request: Request) -> list[float]:
+            async with gate:
+                return await exchange.asend(client, request, number, total, deadline)
+
+        tasks = {
+            asyncio.ensure_future(send(i + 1, request)): request
+            for i, request in enumerate(requests)
+        }
+        pending = set(tasks)
+        try:
+            while pending and (left := deadline - time.monotonic()) > 0:
+                done, pending = await asyncio.wait(
+                    pending, timeout=left, return_when=asyncio.FIRST_EXCEPTION
+                )
+                for task in done:
+                    _place(scores, tasks[task], task.exception(), task)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return scores
+
     async def arank(self, query: str, texts: Sequence[str]) -> list[tuple[int, float]]:
         """Async `rank`."""
         scores = await self.ascore([(query, text) for text in texts])
@@ -398,3 +493,22 @@ class RemoteCrossEncoder(BaseModel):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _place(
+    scores: list[float | None],
+    request: Request,
+    error: BaseException | None,
+    done: Future[list[float]] | asyncio.Future[list[float]],
+) -> None:
+    """Put a finished request's scores in place; a deadline leaves them None.
+
+    Raises:
+        BaseException: The request's own error, unless it was the deadline.
+    """
+    if isinstance(error, DeadlinePassedError):
+        return
+    if error is not None:
+        raise error
+    for position, score in zip(request.positions, done.result(), strict=True):
+        scores[position] = score

@@ -59,6 +59,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CLI_FLAGS: Mapping[str, str] = {
+    "calibration": "start it with --calibration FILE",
     "api_key": "--api-key or CE_RERANK_API_KEY",
     "max_documents": "--max-documents",
     "max_document_chars": "--max-document-chars",
@@ -67,6 +68,7 @@ CLI_FLAGS: Mapping[str, str] = {
 """How `ce-rerank serve`'s operator spells each limit: its command-line flag."""
 
 SERVE_CONFIG_ARGS: Mapping[str, str] = {
+    "calibration": "this Ray Serve application was built without one",
     "api_key": "args.api_key in the Serve config, or CE_RERANK_API_KEY",
     "max_documents": "args.max_documents in the Serve config",
     "max_document_chars": "args.max_document_chars in the Serve config",
@@ -379,6 +381,16 @@ async def _answer(
     body = contract.parse(raw)
     if not isinstance(body, RerankRequest):
         return body
+    if body.min_probability is not None and ranker.calibration is None:
+        message = (
+            "min_probability needs a server with a calibration of its model's "
+            f"scores; this one has none ({contract.names.get('calibration', '')})"
+        )
+        return error_response(
+            422,
+            f"invalid request: {message}",
+            errors=[FieldError(field="min_probability", message=message)],
+        )
     try:
         scores = await score(body)
     except ServiceUnavailableError:
@@ -395,9 +407,9 @@ async def _answer(
             500, "the model returned a non-finite score (NaN or infinity)"
         )
     served = contract.model_name
-    return JSONResponse(
-        ranked_response(ranker, scores, body.top_n, served).model_dump()
-    )
+    answer = ranked_response(ranker, scores, body, served)
+    # Cohere's exact shape unless a calibration adds relevance_probability.
+    return JSONResponse(answer.model_dump(exclude_none=True))
 
 
 def _always_available() -> None:

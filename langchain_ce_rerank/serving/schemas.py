@@ -6,6 +6,32 @@ Cohere Rerank API v2 (https://docs.cohere.com/reference/rerank):
 Cohere documents `documents` as a "list of string" in v2 (v1 also took
 `{"text": ...}` objects; v2 does not), so only strings are accepted here.
 `RemoteCrossEncoder(url, api="cohere", model=...)` speaks exactly this.
+
+Our extensions, which Cohere's API does not have, change nothing in a
+Cohere exchange: a client that never sends them sees Cohere's schema
+unchanged.
+
+- `groups` (one label per document, say its source file) with
+  `max_per_group`: the engine's `group_by` for documents that are plain
+  strings without metadata.
+- `diversity` (see `RerankRequest.diversity`) changes only the order of the
+  results.
+- `min_probability`, for a server started with a calibration (`ce-rerank
+  serve --calibration FILE`): a request may send it, and each result then
+  also carries `relevance_probability`. A server without a calibration
+  answers in Cohere's exact shape, and a client that never sends
+  `min_probability` is never cut by it (as with `score_threshold`, the
+  engine's own setting does not apply over HTTP), so a client that needs
+  every document's score (`RemoteCrossEncoder`) gets them.
+
+There is no `max_context_tokens` field: the answer holds indices and scores,
+not texts, so it could not say where a result was cut to fit; a client
+applies its budget to the texts it holds (the library's doors do). There is
+no `deadline_ms` field: an answer with unscored documents would need
+results without a `relevance_score`, which Cohere's response cannot carry,
+and the server coalesces concurrent requests into shared model calls, so one
+request's pairs are not scored in batches of their own. A client keeps a
+deadline itself: `RemoteCrossEncoder` under `deadline_ms`.
 """
 
 from __future__ import annotations
@@ -14,7 +40,8 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import Self
 
 from langchain_ce_rerank.engine.results import ScoredText
 
@@ -65,6 +92,26 @@ class RerankRequest(BaseModel):
     model's tokenizer, or whitespace words for a model without one) before
     scoring. None leaves documents to the model's own window."""
 
+    groups: list[str] | None = None
+    """Our extension: each document's group (its source, its parent
+    document), one per document. The answer then holds at most
+    `max_per_group` documents per group, the best first, and `top_n` counts
+    what is left."""
+
+    max_per_group: int | None = Field(default=None, ge=1)
+    """Our extension: documents kept per group with `groups`; 1 by default."""
+    diversity: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Our extension, not in Cohere's API: order the results by maximal
+    marginal relevance with this λ (0 or left out: by score alone), so that
+    near-copies do not fill the top (`top_n` is then the first picks). The
+    documents are compared by the overlap of their word sets (the server has
+    no embeddings of them); scores stay the model's."""
+
+    min_probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Not Cohere's: drop results whose `relevance_probability` is below this,
+    after `diversity` and `top_n`. Only on a server with a calibration (`ce-rerank serve
+    --calibration FILE`); elsewhere it is refused with 422. None: no cut."""
+
     @field_validator("query")
     @classmethod
     def _query_not_blank(cls, query: str) -> str:
@@ -72,6 +119,19 @@ class RerankRequest(BaseModel):
             msg = "query is empty or only whitespace; send the question text"
             raise ValueError(msg)
         return query
+
+    @model_validator(mode="after")
+    def _groups_match_documents(self) -> Self:
+        if self.groups is not None and len(self.groups) != len(self.documents):
+            msg = (
+                f"groups has {len(self.groups)} labels for {len(self.documents)} "
+                "documents; send one group per document, in the same order"
+            )
+            raise ValueError(msg)
+        if self.max_per_group is not None and self.groups is None:
+            msg = "max_per_group needs groups: one group label per document"
+            raise ValueError(msg)
+        return self
 
 
 class RerankResultItem(BaseModel):
@@ -84,6 +144,10 @@ class RerankResultItem(BaseModel):
 
     relevance_score: float
     """The model's score (raw logit, or 0..1 with `--activation sigmoid`)."""
+
+    relevance_probability: float | None = None
+    """Not Cohere's: the probability that the document is relevant, from the
+    server's calibration; left out of the answer on a server without one."""
 
 
 class RerankMeta(BaseModel):
@@ -144,29 +208,53 @@ class ErrorBody(BaseModel):
 
 
 def ranked_response(
-    ranker: Reranker, scores: Sequence[float], top_n: int | None, model: str
+    ranker: Reranker, scores: Sequence[float], body: RerankRequest, model: str
 ) -> RerankResponse:
     """The Cohere v2 response for one request's scores: sorted, cut to `top_n`.
 
     Shared by the two HTTP doors (`ce-rerank serve` and Ray Serve), so they
-    order ties and cut alike.
+    order ties and cut alike. With the ranker's `calibration`, each result
+    carries `relevance_probability` and the request's `min_probability` cuts
+    last (the ranker's own `score_threshold` and `min_probability` do not
+    apply: a Cohere client gets every document unless it asks otherwise).
 
     Args:
         ranker: The engine whose ordering rules apply.
         scores: One finite score per document, in request order.
-        top_n: The request's `top_n` (None keeps all).
+        body: The request: its `top_n` (None keeps all), and our extensions
+            `groups` with `max_per_group`, `diversity` (its documents
+            compared by word sets) and `min_probability` (None: no cut).
         model: The served model name, for `meta`.
     """
+    grouped = body.groups is not None
+    ranking = ranker.for_call(
+        # The request names each document's group; no key to read.
+        group_by="groups" if grouped else None,
+        max_per_group=body.max_per_group,
+        # The answer holds no text to cut, and a request has no deadline.
+        max_context_tokens=None,
+        deadline_ms=None,
+    )
     ranked = ranker.order(
         [ScoredText(score) for score in scores],
-        top_n=top_n,
+        ranking,
+        top_n=body.top_n,
         score_threshold=None,
+        diversity=body.diversity or 0.0,
         fusion="none",
+        texts=body.documents,
+        min_probability=body.min_probability,
+        groups=body.groups,
     )
     return RerankResponse(
         id=str(uuid.uuid4()),
         results=[
-            RerankResultItem(index=r.index, relevance_score=r.score) for r in ranked
+            RerankResultItem(
+                index=r.index,
+                relevance_score=r.score,
+                relevance_probability=r.probability,
+            )
+            for r in ranked
         ],
         meta=RerankMeta(model=model),
     )

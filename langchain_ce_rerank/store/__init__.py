@@ -32,6 +32,7 @@ from langchain_ce_rerank.store.search import DistanceStrategy
 if TYPE_CHECKING:
     from langchain_ce_rerank.store.opening import (
         IndexStore,
+        has_bm25_index,
         new_index,
         open_index,
         read_index_manifest,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "FaissVectorStore": "vectorstore",
     "IndexStore": "opening",
+    "has_bm25_index": "opening",
     "new_index": "opening",
     "open_index": "opening",
     "read_index_manifest": "opening",
@@ -53,6 +55,7 @@ __all__ = [
     "FaissVectorStore",
     "IndexStore",
     "MetadataFilter",
+    "has_bm25_index",
     "new_index",
     "open_index",
     "read_index_manifest",

@@ -15,6 +15,8 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from langchain_ce_rerank.store.topk import top_k
+
 
 def is_ivf(spec: str) -> bool:
     """True when the factory string builds an inverted-file index."""
@@ -135,20 +137,7 @@ def search(
     out_scores = np.empty((len(queries), k), dtype=np.float32)
     out_ids = np.empty((len(queries), k), dtype=np.int64)
     for row in range(len(queries)):
-        positions = _top_k(scores[row], k)
+        positions = top_k(scores[row], k)
         out_scores[row] = scores[row, positions]
         out_ids[row] = ids[positions]
     return out_scores, out_ids
-
-
-def _top_k(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
-    """Positions of the `k` best scores, best first; ties go to the earlier one.
-
-    A bare `argpartition` would pick arbitrarily among scores tied at the k-th
-    place; taking every candidate at or above it and sorting by (score,
-    position) keeps the answer the same from run to run and store to store.
-    """
-    kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-    candidates = np.flatnonzero(scores >= kth)
-    order = np.lexsort((candidates, -scores[candidates]))[:k]
-    return candidates[order]

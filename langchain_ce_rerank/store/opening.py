@@ -35,7 +35,13 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
     from langchain_core.retrievers import BaseRetriever
 
-__all__ = ["IndexStore", "new_index", "open_index", "read_index_manifest"]
+__all__ = [
+    "IndexStore",
+    "has_bm25_index",
+    "new_index",
+    "open_index",
+    "read_index_manifest",
+]
 
 
 class IndexStore(Protocol):
@@ -85,14 +91,16 @@ class IndexStore(Protocol):
         ...
 
 
-def _open_faiss(folder: Path, embedding: Embeddings | None) -> IndexStore:
+def _open_faiss(
+    folder: Path, embedding: Embeddings | None, **options: Any
+) -> IndexStore:
     from langchain_ce_rerank.store.vectorstore import FaissVectorStore
 
-    return FaissVectorStore.load_local(folder, embedding)
+    return FaissVectorStore.load_local(folder, embedding, **options)
 
 
 # The saved manifest's "format" -> how to open a folder of that format.
-_OPENERS: dict[str, Callable[[Path, Embeddings | None], IndexStore]] = {
+_OPENERS: dict[str, Callable[..., IndexStore]] = {
     manifest.FORMAT: _open_faiss,
 }
 
@@ -109,8 +117,24 @@ def read_index_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest.read_manifest(Path(folder))
 
 
+def has_bm25_index(folder: str | os.PathLike[str]) -> bool:
+    """Whether a saved index keeps a BM25 keyword index beside its vectors.
+
+    Cheap: reads the manifest only. False for a folder saved with
+    `bm25=False` (`ce-rerank index --no-bm25`); True otherwise, including
+    folders saved before BM25 existed, whose index is built on first use.
+
+    Raises:
+        FileNotFoundError: No folder or no manifest.
+        StoreLoadError: The manifest is damaged, edited or of an unknown format.
+    """
+    return read_index_manifest(folder).get("bm25") is not False
+
+
 def open_index(
-    folder: str | os.PathLike[str], embedding: Embeddings | None = None
+    folder: str | os.PathLike[str],
+    embedding: Embeddings | None = None,
+    **options: Any,
 ) -> IndexStore:
     """Open a saved index folder with the loader its manifest names.
 
@@ -118,6 +142,9 @@ def open_index(
         folder: A folder written by `save_local` (or `ce-rerank index --out`).
         embedding: The embedding model the index was built with; None loads
             the model its manifest records.
+        **options: The loader's own options: for this release's FAISS store,
+            `bm25` (see `FaissVectorStore.load_local`), e.g. `bm25=True` to
+            add a keyword index to a folder saved without one.
 
     Returns:
         The loaded store (a `FaissVectorStore` for every folder this release
@@ -139,7 +166,7 @@ def open_index(
             f"(this release opens {sorted(_OPENERS)}); upgrade langchain-ce-rerank"
         )
         raise StoreLoadError(msg)
-    return opener(path, embedding)
+    return opener(path, embedding, **options)
 
 
 def new_index(embedding: Embeddings, **settings: Any) -> IndexStore:
@@ -148,7 +175,8 @@ def new_index(embedding: Embeddings, **settings: Any) -> IndexStore:
     Args:
         embedding: Any LangChain `Embeddings`.
         **settings: The store's settings (`distance_strategy`,
-            `index_factory`, `nprobe`, `ef_search`; see `FaissVectorStore`).
+            `index_factory`, `nprobe`, `ef_search`, `bm25`; see
+            `FaissVectorStore`).
 
     Returns:
         The store; `save_local(folder)` writes a folder `open_index` reads.

@@ -11,7 +11,8 @@ A saved folder holds:
 - `bm25_data`, `bm25_indices`, `bm25_indptr` (`.npy`) and `bm25_vocab`,
   `bm25_params` (`.json`), each `.<digest>`: the keyword index as bm25s writes
   it (`allow_pickle=False`), its rows in docstore order; the manifest's `bm25`
-  field holds the `BM25Settings` queries are tokenized with. Folders saved
+  field holds the `BM25Settings` queries are tokenized with, or `false` for a
+  store made with `bm25=False` (then there are no BM25 files). Folders saved
   before BM25 have neither and still load (the index is built on first use);
 - `.save.lock`: an empty file that concurrent savers lock in turn.
 
@@ -49,7 +50,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import faiss
 import numpy as np
@@ -115,7 +116,9 @@ class Snapshot:
     library_version: str
     index_factory: str = "Flat"
     search_params: dict[str, int | None] | None = None
-    bm25_settings: BM25Settings | None = None
+    # False: the store keeps no keyword index; None: not recorded (a folder
+    # saved before BM25), which loads with the default settings.
+    bm25_settings: BM25Settings | Literal[False] | None = None
     bm25: BM25Index | None = None  # rows in the order of `records`
 
 
@@ -260,9 +263,7 @@ def save(folder: str | os.PathLike[str], snapshot: Snapshot) -> None:
                 "search_params": snapshot.search_params or {},
                 "count": len(snapshot.records),
                 "embedding_model": snapshot.embedding_model,
-                "bm25": (snapshot.bm25_settings or BM25Settings()).model_dump(
-                    mode="json"
-                ),
+                "bm25": _bm25_field(snapshot.bm25_settings),
                 "files": files,
             }
         )
@@ -272,6 +273,13 @@ def save(folder: str | os.PathLike[str], snapshot: Snapshot) -> None:
         # The replaced generation stays until the next save, for readers that
         # read its manifest just before the swap.
         _remove_garbage(target, {entry["name"] for entry in files.values()} | previous)
+
+
+def _bm25_field(settings: BM25Settings | Literal[False] | None) -> Any:
+    """The manifest's `bm25` field: the settings as JSON, or false for none."""
+    if settings is False:
+        return False
+    return (settings or BM25Settings()).model_dump(mode="json")
 
 
 def _read_data_file(folder: Path, manifest: dict[str, Any], role: str) -> bytes:
@@ -409,15 +417,24 @@ def _load_generation(root: Path, manifest: dict[str, Any]) -> Snapshot:
 
 def _load_bm25(
     root: Path, manifest: dict[str, Any], ids: list[str]
-) -> tuple[BM25Settings | None, BM25Index | None]:
-    """The saved BM25 settings and index; (None, None) for older folders."""
+) -> tuple[BM25Settings | Literal[False] | None, BM25Index | None]:
+    """The saved BM25 settings and index; (None, None) for older folders.
+
+    (False, None) for a store saved with `bm25=False`.
+    """
     if "bm25" not in manifest:
         return None, None
+    roles = [role for role in BM25_FILES if role in manifest["files"]]
+    if manifest["bm25"] is False:
+        if roles:
+            raise load_error(
+                root / MANIFEST, "bm25 is false, yet it lists BM25 index files"
+            )
+        return False, None
     try:
         settings = BM25Settings.model_validate(manifest["bm25"])
     except ValidationError as err:
         raise load_error(root / MANIFEST, f"invalid bm25 settings: {err}") from err
-    roles = [role for role in BM25_FILES if role in manifest["files"]]
     if not roles:
         return settings, None
     files = {role: _read_data_file(root, manifest, role) for role in BM25_FILES}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, cast
 
 from langchain_core.callbacks import (
@@ -19,9 +21,10 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from typing_extensions import override
 
 from langchain_ce_rerank.engine.checks import check_query
+from langchain_ce_rerank.engine.diversity import EMBEDDING_KEY
 from langchain_ce_rerank.store.filters import MetadataFilter
 from langchain_ce_rerank.store.fusion import Candidate, FusionMethod, fuse
-from langchain_ce_rerank.store.search import StoreSearch
+from langchain_ce_rerank.store.search import StoreSearch, Vectors, no_bm25_error
 
 __all__ = ["FaissRetriever"]
 
@@ -39,6 +42,7 @@ _OPTIONS = (
     "rrf_k",
     "dense_depth",
     "bm25_depth",
+    "include_embeddings",
 )
 _SEARCH_TYPES = ("similarity", "mmr", "similarity_score_threshold", "bm25", "hybrid")
 _KEYWORD_TYPES = ("bm25", "hybrid")
@@ -47,11 +51,26 @@ _KEYWORD_TYPES = ("bm25", "hybrid")
 _MIN_DEPTH = 20
 
 _Hits = list[tuple[Document, float]]
+# One query's two sides: dense hits, and BM25 hits (None: no query term is
+# indexed, so the dense hits stand in for them).
+_Sides = tuple[_Hits, _Hits | None]
+
+
+@dataclass(frozen=True)
+class _Found:
+    """One query's results from a batched search, for the run that asks."""
+
+    options: dict[str, Any]
+    dense: _Hits
+    keyword: _Hits | None = None
+
+
 # Results of one batched search, visible to the per-query runs of the `batch`
 # call that made them (LangChain copies the context into its worker threads
-# and tasks) and to nothing else. Keyed by retriever identity and query.
-_PREFETCHED: ContextVar[dict[tuple[int, str], tuple[dict[str, Any], _Hits]] | None] = (
-    ContextVar("faiss_retriever_prefetched", default=None)
+# and tasks) and to nothing else. Keyed by retriever identity and query; one
+# entry, with documents of its own, for each time the query is in the batch.
+_PREFETCHED: ContextVar[dict[tuple[int, str], list[_Found]] | None] = ContextVar(
+    "faiss_retriever_prefetched", default=None
 )
 
 
@@ -70,11 +89,15 @@ class FaissRetriever(VectorStoreRetriever):
     fused values in `retrieval_score` / `retrieval_rank`. A query with no term
     in any document (only stopwords, punctuation or emoji) gets dense results
     from both. Hybrid is for recall: hand its candidates to the reranker for
-    order.
+    order. A store made with `bm25=False` has no keyword index: those two
+    search types are then an error (when the retriever is made, or per call)
+    that says how to turn it on.
 
     `batch`/`abatch` embed every query first and search FAISS once for all of
-    them (one matrix product instead of one scan per query); each query then
-    runs as usual, with its own callbacks and trace, on those results.
+    them (one matrix product instead of one scan per query); `"bm25"` and
+    `"hybrid"` also tokenize every query in one call and score them in one
+    pass over the keyword index. Each query then runs as usual, with its own
+    callbacks and trace, on those results, which equal what `invoke` gives.
 
     Example:
         ```python
@@ -140,6 +163,16 @@ class FaissRetriever(VectorStoreRetriever):
     bm25_depth: int | None = Field(default=None, ge=1)
     """Candidates the BM25 side hands to fusion; None: `max(k, 20)`."""
 
+    include_embeddings: bool = False
+    """Attach each document's stored vector as
+    `metadata["retrieval_embedding"]` (a list of floats, as the index holds
+    it), so a reranker with `diversity` compares candidates by the first
+    stage's own vectors instead of embedding them again. Off by default: a
+    384-dimensional vector is about 12 KB of Python floats per document, which
+    would travel through every chain and trace. `RerankingRetriever` turns it
+    on per call when its reranker has `diversity` and removes the key from
+    what it returns."""
+
     allowed_search_types: ClassVar[tuple[str, ...]] = _SEARCH_TYPES
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -174,6 +207,11 @@ class FaissRetriever(VectorStoreRetriever):
             )
             raise ValueError(msg)
         return store
+
+    @model_validator(mode="after")
+    def _keyword_index_present(self) -> FaissRetriever:
+        _check_keyword_index(self._store, self.search_type)
+        return self
 
     @property
     def _store(self) -> StoreSearch:
@@ -210,7 +248,14 @@ class FaissRetriever(VectorStoreRetriever):
         if not 0.0 <= alpha <= 1.0:
             msg = f"alpha must be between 0 and 1 (the dense weight), got {alpha!r}"
             raise ValueError(msg)
+        if not isinstance(options["include_embeddings"], bool):
+            msg = (
+                "include_embeddings must be True or False, got "
+                f"{options['include_embeddings']!r}"
+            )
+            raise ValueError(msg)
         _check_combination(options["search_type"], options["score_threshold"])
+        _check_keyword_index(self._store, options["search_type"])
         return options
 
     def _search(
@@ -233,7 +278,7 @@ class FaissRetriever(VectorStoreRetriever):
                     query, k=k, filter=filter_, fetch_k=options["fetch_k"]
                 )
                 if found is None
-                else found
+                else found.dense
             )
         threshold = options["score_threshold"]
         if threshold is not None:
@@ -241,47 +286,96 @@ class FaissRetriever(VectorStoreRetriever):
             pairs = [(d, s) for d, s in pairs if relevance(s) >= threshold]
         return pairs
 
-    def _take_prefetched(self, query: str, options: dict[str, Any]) -> _Hits | None:
+    def _take_prefetched(self, query: str, options: dict[str, Any]) -> _Found | None:
         prefetched = _PREFETCHED.get()
         if prefetched is None:
             return None
-        # pop: a query repeated in the batch searches again for its own copies.
-        entry = prefetched.pop((id(self), query), None)
-        if entry is None or entry[0] != options:
+        try:
+            # pop: each run of a query repeated in the batch takes its own copy.
+            found = prefetched.get((id(self), query), []).pop()
+        except IndexError:
             return None
-        return entry[1]
+        return found if found.options == options else None
+
+    def _embed(self, queries: list[str]) -> Vectors:
+        store = self._store
+        return store._as_matrix(
+            [store._embedding.embed_query(q) for q in queries], len(queries)
+        )
+
+    def _keyword_sides(
+        self, queries: list[str], options: dict[str, Any]
+    ) -> list[_Sides]:
+        """Both sides of `"bm25"` or `"hybrid"` for each query, searched together.
+
+        One embedding pass, one FAISS search and one BM25 pass for all of
+        them; `invoke` runs this with one query, so a batch gets its results.
+        The documents are the store's own: `_keyword_search` copies the ones
+        it returns.
+        """
+        store = self._store
+        k = options["k"]
+        store_options = {"filter": options["filter"], "fetch_k": options["fetch_k"]}
+        if options["search_type"] == "hybrid":
+            return store._both_sides_many(
+                queries,
+                self._embed(queries),
+                options["dense_depth"] or max(k, _MIN_DEPTH),
+                options["bm25_depth"] or max(k, _MIN_DEPTH),
+                store_options,
+            )
+        sides = store._both_sides_many(queries, None, k, k, store_options)
+        missing = [i for i, (_, keyword) in enumerate(sides) if keyword is None]
+        if missing:  # no query term in any document: dense results instead
+            vectors = self._embed([queries[i] for i in missing])
+            dense = store._scored_many(vectors, k, store_options, copies=False)
+            for i, hits in zip(missing, dense, strict=True):
+                sides[i] = (hits, None)
+        return sides
 
     def _prefetch(
         self, inputs: list[str], kwargs: dict[str, Any]
-    ) -> dict[tuple[int, str], tuple[dict[str, Any], _Hits]] | None:
-        """Embed all queries and search FAISS once; None where that cannot apply.
+    ) -> dict[tuple[int, str], list[_Found]] | None:
+        """Search every query of a batch at once; None where that cannot apply.
 
-        Invalid options or queries also give None: each run then raises its own
-        error, exactly as `invoke` would.
+        Invalid options give None, and invalid queries are left out: each run
+        then raises its own error, exactly as `invoke` would. So does a search
+        that fails here (each run searches again, and reports its own error).
         """
         if len(inputs) < 2:
             return None
         try:
             options = self._options(kwargs)
-            queries = list(dict.fromkeys(check_query(q) for q in inputs))
         except (TypeError, ValueError):
             return None
-        if options["search_type"] not in ("similarity", "similarity_score_threshold"):
+        if options["search_type"] == "mmr":
+            return None
+        counts = Counter(q for q in inputs if isinstance(q, str) and q.strip())
+        queries = list(counts)
+        if not queries:
             return None
         store = self._store
-        vectors = store._as_matrix(
-            [store._embedding.embed_query(q) for q in queries],
-            len(queries),
-        )
-        rows = store._scored_many(
-            vectors,
-            options["k"],
-            {"filter": options["filter"], "fetch_k": options["fetch_k"]},
-        )
-        return {
-            (id(self), query): (options, hits)
-            for query, hits in zip(queries, rows, strict=True)
-        }
+        try:
+            if options["search_type"] in _KEYWORD_TYPES:
+                sides = self._keyword_sides(queries, options)
+            else:
+                rows = store._scored_many(
+                    self._embed(queries),
+                    options["k"],
+                    {"filter": options["filter"], "fetch_k": options["fetch_k"]},
+                )
+                sides = [(hits, None) for hits in rows]
+        except Exception:  # each run searches on its own and raises its error
+            logger.debug("the batched search failed", exc_info=True)
+            return None
+        prefetched: dict[tuple[int, str], list[_Found]] = {}
+        for query, (dense, keyword) in zip(queries, sides, strict=True):
+            found = [_Found(options, dense, keyword)] * counts[query]
+            if options["search_type"] not in _KEYWORD_TYPES:
+                # Similarity hits are the copies a run returns: one set each.
+                found[1:] = [_Found(options, _copies(store, dense)) for _ in found[1:]]
+            prefetched[(id(self), query)] = found
+        return prefetched
 
     @override
     def batch(
@@ -324,34 +418,33 @@ class FaissRetriever(VectorStoreRetriever):
     ) -> list[Document]:
         options = self._options(kwargs)
         if options["search_type"] in _KEYWORD_TYPES:
-            return self._keyword_search(check_query(query), options)
-        pairs = self._search(check_query(query), options)
-        # The store returns fresh copies, so their metadata is ours to extend.
-        for rank, (doc, score) in enumerate(pairs, start=1):
-            doc.metadata["retrieval_score"] = float(score)
-            doc.metadata["retrieval_rank"] = rank
-        return [doc for doc, _ in pairs]
+            docs = self._keyword_search(check_query(query), options)
+        else:
+            pairs = self._search(check_query(query), options)
+            # The store returns fresh copies, so their metadata is ours to extend.
+            for rank, (doc, score) in enumerate(pairs, start=1):
+                doc.metadata["retrieval_score"] = float(score)
+                doc.metadata["retrieval_rank"] = rank
+            docs = [doc for doc, _ in pairs]
+        if options["include_embeddings"]:
+            vectors = self._store.get_embeddings([str(doc.id) for doc in docs])
+            for doc, vector in zip(docs, vectors, strict=True):
+                if vector is not None:  # else deleted since the search
+                    doc.metadata[EMBEDDING_KEY] = vector
+        return docs
 
     def _keyword_search(self, query: str, options: dict[str, Any]) -> list[Document]:
         """`"bm25"` or `"hybrid"` results, with both sides' scores and ranks."""
         store = self._store
         k = options["k"]
-        dense_depth = options["dense_depth"] or max(k, _MIN_DEPTH)
-        bm25_depth = options["bm25_depth"] or max(k, _MIN_DEPTH)
-        store_options = {"filter": options["filter"], "fetch_k": options["fetch_k"]}
-        dense: list[tuple[Document, float]] = []
-        if options["search_type"] == "bm25":
-            _, keyword = store._both_sides(query, None, k, k, store_options)
-        else:
-            vector = store._embed_query(query)
-            dense, keyword = store._both_sides(
-                query, vector, dense_depth, bm25_depth, store_options
-            )
+        found = self._take_prefetched(query, options)
+        dense, keyword = (
+            self._keyword_sides([query], options)[0]
+            if found is None
+            else (found.dense, found.keyword)
+        )
         if keyword is None:  # no query term in any document: dense results
             logger.info("no term of the query %r is indexed; using dense search", query)
-            if options["search_type"] == "bm25":
-                vector = store._embed_query(query)
-                dense, _ = store._both_sides(query, vector, k, k, store_options)
             keyword = []
         docs = {doc.id: doc for doc, _ in dense} | {doc.id: doc for doc, _ in keyword}
         dense_ids = [(str(doc.id), score) for doc, score in dense]
@@ -376,7 +469,8 @@ class FaissRetriever(VectorStoreRetriever):
             )
         results = []
         for rank, candidate in enumerate(fused[:k], start=1):
-            doc = docs[candidate.id]
+            # The sides hold the store's own documents: copy the ones returned.
+            doc = store._copy(docs[candidate.id])
             doc.metadata.update(
                 dense_score=candidate.dense_score,
                 dense_rank=candidate.dense_rank,
@@ -404,6 +498,17 @@ class FaissRetriever(VectorStoreRetriever):
             run_manager=run_manager.get_sync(),
             **kwargs,
         )
+
+
+def _check_keyword_index(store: StoreSearch, search_type: object) -> None:
+    """Raise when a keyword search type is asked of a store without BM25."""
+    if search_type in _KEYWORD_TYPES and store._bm25_settings is None:
+        raise no_bm25_error(f"search_type={search_type!r}")
+
+
+def _copies(store: StoreSearch, hits: _Hits) -> _Hits:
+    """Fresh copies of `hits`' documents, for another run of the same query."""
+    return [(store._copy(doc), score) for doc, score in hits]
 
 
 def _check_combination(search_type: object, score_threshold: object) -> None:

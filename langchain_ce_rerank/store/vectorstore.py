@@ -22,7 +22,12 @@ from typing_extensions import override
 from langchain_ce_rerank.errors import StoreLoadError
 from langchain_ce_rerank.models import embedding_model_name, load_embeddings
 from langchain_ce_rerank.store import faiss_index, manifest, persistence
-from langchain_ce_rerank.store.bm25 import BM25Index, BM25Settings, TermCache
+from langchain_ce_rerank.store.bm25 import (
+    BM25Index,
+    BM25Settings,
+    TermCache,
+    choose_settings,
+)
 from langchain_ce_rerank.store.retriever import FaissRetriever
 from langchain_ce_rerank.store.search import (
     DistanceStrategy,
@@ -70,13 +75,15 @@ class FaissVectorStore(StoreSearch, VectorStore):
             added, or on a sample passed to `train()`.
         nprobe: IVF lists searched per query (more is slower and more exact).
         ef_search: HNSW candidate-list size per query (likewise).
-        bm25: How the keyword (BM25) index tokenizes text: language,
-            stopwords, stemming (default: English stopwords, no stemming). The
-            BM25 index holds the same documents and ids as FAISS; it is built
-            on the first keyword search (`bm25_search_with_score`, or a
-            retriever with `search_type="bm25"` or `"hybrid"`) and rebuilt on
-            the first one after any write, since bm25s cannot change an index
-            in place.
+        bm25: The keyword (BM25) index: `BM25Settings` say how it tokenizes
+            text (language, stopwords, stemming); None or True use the
+            defaults (English stopwords, no stemming); False keeps no keyword
+            index at all: nothing BM25 is built or saved, and keyword searches
+            are errors until `set_bm25` turns it on. The BM25 index holds the
+            same documents and ids as FAISS; it is built on the first keyword
+            search (`bm25_search_with_score`, or a retriever with
+            `search_type="bm25"` or `"hybrid"`) and rebuilt on the first one
+            after any write, since bm25s cannot change an index in place.
 
     Example:
         ```python
@@ -98,7 +105,7 @@ class FaissVectorStore(StoreSearch, VectorStore):
         index_factory: str = "Flat",
         nprobe: int | None = None,
         ef_search: int | None = None,
-        bm25: BM25Settings | None = None,
+        bm25: BM25Settings | bool | None = None,
     ) -> None:
         if not isinstance(embedding, Embeddings):
             msg = (
@@ -124,12 +131,7 @@ class FaissVectorStore(StoreSearch, VectorStore):
             if value is not None and (not isinstance(value, int) or value < 1):
                 msg = f"{name} must be a positive integer, got {value!r}"
                 raise ValueError(msg)
-        if bm25 is not None and not isinstance(bm25, BM25Settings):
-            msg = (
-                f"bm25 must be a BM25Settings, got {type(bm25).__name__}: "
-                f"{bm25!r}; e.g. bm25=BM25Settings(language='german')"
-            )
-            raise TypeError(msg)
+        settings = choose_settings(bm25, current=None)
         self._embedding = embedding
         self._distance: DistanceStrategy = strategy
         self._factory = index_factory.strip()
@@ -140,9 +142,9 @@ class FaissVectorStore(StoreSearch, VectorStore):
         self._int_of: dict[str, int] = {}
         self._str_of: dict[int, str] = {}
         self._next_int = 0
-        self._bm25_settings = bm25 if bm25 is not None else BM25Settings()
+        self._bm25_settings = settings
         self._bm25: BM25Index | None = None
-        self._bm25_terms = TermCache(self._bm25_settings)
+        self._bm25_terms = None if settings is None else TermCache(settings)
         self._lock = threading.RLock()
 
     # -- properties -------------------------------------------------------------
@@ -163,9 +165,46 @@ class FaissVectorStore(StoreSearch, VectorStore):
         return self._factory
 
     @property
-    def bm25_settings(self) -> BM25Settings:
-        """How the keyword (BM25) index tokenizes documents and queries."""
+    def bm25_settings(self) -> BM25Settings | None:
+        """How the keyword (BM25) index tokenizes text; None: no keyword index."""
         return self._bm25_settings
+
+    @property
+    def bm25_enabled(self) -> bool:
+        """Whether the store keeps a keyword (BM25) index (see `set_bm25`)."""
+        return self._bm25_settings is not None
+
+    def set_bm25(self, bm25: BM25Settings | bool = True) -> None:
+        """Turn the keyword (BM25) index on or off, or change its settings.
+
+        Nothing is tokenized here: the index is built on the next keyword
+        search or `save_local`, and `save_local` records the choice, so
+        `load_local` restores it.
+
+        Args:
+            bm25: True turns the index on (with the default `BM25Settings`,
+                or keeps the current settings when it is on already); a
+                `BM25Settings` turns it on with those settings; False drops
+                it, and keyword searches become errors.
+
+        Example:
+            ```python
+            from langchain_core.embeddings import DeterministicFakeEmbedding
+            from langchain_ce_rerank import FaissVectorStore
+
+            store = FaissVectorStore(DeterministicFakeEmbedding(size=8), bm25=False)
+            store.add_texts(["error E0425"], ids=["a"])
+            store.set_bm25(True)
+            assert store.bm25_search_with_score("E0425")[0][0].id == "a"
+            ```
+        """
+        with self._lock:
+            settings = choose_settings(bm25, current=self._bm25_settings)
+            if settings == self._bm25_settings:
+                return
+            self._bm25_settings = settings
+            self._bm25 = None
+            self._bm25_terms = None if settings is None else TermCache(settings)
 
     @property
     def ids(self) -> list[str]:
@@ -185,6 +224,7 @@ class FaissVectorStore(StoreSearch, VectorStore):
             "distance": self._distance,
             "embedding": embedding_model_name(self._embedding)
             or type(self._embedding).__name__,
+            "bm25": self.bm25_enabled,
         }
 
     def __repr__(self) -> str:
@@ -407,13 +447,16 @@ class FaissVectorStore(StoreSearch, VectorStore):
 
     def _remove(self, ids: Iterable[str]) -> int:
         """Drop the given ids (caller holds the lock); returns how many existed."""
-        numbers = [self._int_of[i] for i in ids if i in self._int_of]
+        # dict.fromkeys: an id listed twice is dropped once (a second pop would
+        # fail after FAISS had already let go of its vector).
+        numbers = [self._int_of[i] for i in dict.fromkeys(ids) if i in self._int_of]
         if not numbers:
             return 0
         self._index.remove_ids(np.asarray(numbers, dtype=np.int64))
         self._bm25 = None  # rebuilt by the next keyword search
         removed = [self._str_of.pop(number) for number in numbers]
-        self._bm25_terms.forget(removed)
+        if self._bm25_terms is not None:
+            self._bm25_terms.forget(removed)
         for doc_id in removed:
             del self._int_of[doc_id]
             del self._docs[doc_id]
@@ -423,8 +466,9 @@ class FaissVectorStore(StoreSearch, VectorStore):
         """Delete documents by id; ids that are not stored are ignored.
 
         Args:
-            ids: The ids to delete. Required: None is an error, so a stray call
-                never empties the store (`store.delete(store.ids)` does that).
+            ids: The ids to delete (a list, or any iterable of ids but a single
+                string). Required: None is an error, so a stray call never
+                empties the store (`store.delete(store.ids)` does that).
             **kwargs: Not used; any key is an error.
 
         Returns:
@@ -437,10 +481,17 @@ class FaissVectorStore(StoreSearch, VectorStore):
                 "store.delete(store.ids)"
             )
             raise ValueError(msg)
+        if isinstance(ids, str):
+            msg = (
+                f"ids must be a list of ids, got the string {ids!r}; to delete "
+                f"one document call store.delete([{ids!r}])"
+            )
+            raise TypeError(msg)
+        ids = list(ids)  # read once: a generator is read by the check and the removal
         with self._lock:
             if any(doc_id in self._docs for doc_id in ids):
                 self._check_removable("delete documents")
-            return self._remove(list(ids)) > 0
+            return self._remove(ids) > 0
 
     # -- construction, retriever, persistence ----------------------------------
 
@@ -456,7 +507,7 @@ class FaissVectorStore(StoreSearch, VectorStore):
         index_factory: str = "Flat",
         nprobe: int | None = None,
         ef_search: int | None = None,
-        bm25: BM25Settings | None = None,
+        bm25: BM25Settings | bool | None = None,
         **kwargs: Any,
     ) -> FaissVectorStore:
         """Build a store from texts.
@@ -511,7 +562,9 @@ class FaissVectorStore(StoreSearch, VectorStore):
         `folder` intact. Metadata must be JSON data (str, numbers, bool, None,
         lists, str-keyed dicts); anything else is an error naming the document.
         The BM25 index (built first if writes left it stale) and its
-        `BM25Settings` are saved beside FAISS, from the same state.
+        `BM25Settings` are saved beside FAISS, from the same state; a store
+        made with `bm25=False` saves none, and its manifest says `"bm25":
+        false`.
         """
         from langchain_ce_rerank import __version__
 
@@ -526,7 +579,8 @@ class FaissVectorStore(StoreSearch, VectorStore):
                 )
                 for doc_id, doc in self._docs.items()
             ]
-            bm25 = self._fresh_bm25()
+            bm25 = self._fresh_bm25() if self._bm25_settings is not None else None
+            settings = self._bm25_settings
         persistence.save(
             folder,
             persistence.Snapshot(
@@ -537,7 +591,7 @@ class FaissVectorStore(StoreSearch, VectorStore):
                 library_version=__version__,
                 index_factory=self._factory,
                 search_params={"nprobe": self._nprobe, "ef_search": self._ef_search},
-                bm25_settings=self._bm25_settings,
+                bm25_settings=False if settings is None else settings,
                 bm25=bm25,
             ),
         )
@@ -554,7 +608,11 @@ class FaissVectorStore(StoreSearch, VectorStore):
 
     @classmethod
     def load_local(
-        cls, folder: str | os.PathLike[str], embedding: Embeddings | None = None
+        cls,
+        folder: str | os.PathLike[str],
+        embedding: Embeddings | None = None,
+        *,
+        bm25: BM25Settings | bool | None = None,
     ) -> FaissVectorStore:
         """Load a folder written by `save_local`; never executes code.
 
@@ -563,6 +621,11 @@ class FaissVectorStore(StoreSearch, VectorStore):
             embedding: The embedding model the index was built with; its vector
                 dimension is checked against the index. None loads the model
                 named in the manifest with `load_embeddings`.
+            bm25: None (default): the keyword index as saved (on for folders
+                saved before it could be turned off). Otherwise what
+                `set_bm25` takes, applied once loaded: True to add a keyword
+                index to a folder saved with `bm25=False`, False to drop it;
+                `save_local` then records the change.
 
         Raises:
             FileNotFoundError: No folder or no manifest.
@@ -587,6 +650,7 @@ class FaissVectorStore(StoreSearch, VectorStore):
             index_factory=snapshot.index_factory,
             nprobe=params.get("nprobe"),
             ef_search=params.get("ef_search"),
+            # None: a folder saved before BM25, which gets the defaults.
             bm25=snapshot.bm25_settings,
         )
         index = snapshot.index
@@ -621,4 +685,6 @@ class FaissVectorStore(StoreSearch, VectorStore):
         store._next_int = max(store._str_of, default=-1) + 1
         # Folders saved before BM25 existed carry none: built on first use.
         store._bm25 = snapshot.bm25
+        if bm25 is not None:
+            store.set_bm25(bm25)
         return store

@@ -79,7 +79,8 @@ def test_query_table_shows_movement_scores_source_and_snippet(
         assert column in out
     assert out.count(" -> ") >= 3
     assert "docker-volume-backup.md" in out
-    assert "6 first-stage candidates reranked" in out
+    # The index keeps BM25, so the first stage is hybrid by default.
+    assert "6 hybrid (rrf of dense and BM25, alpha 0.5) first-stage candidates" in out
     rows = [line for line in out.splitlines() if line.startswith("│")]
     assert len(rows) == 3
     for line in rows:  # COLUMNS=160 is honoured when stdout is a pipe
@@ -122,6 +123,95 @@ def test_query_json(index: Path, standin_ce_path: Path) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
+def test_query_shapes_the_context_and_says_what_it_left_out(
+    index: Path, standin_ce_path: Path
+) -> None:
+    args = ("query", str(index), QUESTION, "-k", "8", "--top-n", "4")
+    shaping = ("--group-by", "source", "--max-context-tokens", "120")
+    reranker = ("--reranker", str(standin_ce_path))
+    result = _cli(*args, *reranker, *shaping, "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    sources = [row["source"] for row in payload["results"]]
+    assert len(sources) == len(set(sources)) >= 1
+    assert sum(row["context_tokens"] for row in payload["results"]) <= 120
+    reasons = {row["reason"] for row in payload["dropped"]}
+    assert reasons <= {"group_full", "context_budget", "top_n"}
+    assert len(payload["results"]) + len(payload["dropped"]) == 8
+    table = _cli(*args, *reranker, *shaping)
+    assert table.returncode == 0, table.stderr
+    assert "not shown:" in " ".join(table.stdout.split())
+
+
+def test_query_parents_shows_whole_files(index: Path, standin_ce_path: Path) -> None:
+    result = _cli(
+        "query",
+        str(index),
+        QUESTION,
+        "-k",
+        "8",
+        "--top-n",
+        "2",
+        "--reranker",
+        str(standin_ce_path),
+        "--parents",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    for row in payload["results"]:
+        source = Path(row["source"])
+        if source.suffix != ".jsonl":
+            assert row["text"] == source.read_text()
+        assert row["parent_chunks"]
+        assert "relevance_passage" in row
+    ids = [row["id"] for row in payload["results"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_query_with_diversity_and_a_deadline(
+    index: Path, standin_ce_path: Path
+) -> None:
+    args = ["query", str(index), QUESTION, "-k", "6", "--top-n", "3"]
+    args += ["--reranker", str(standin_ce_path), "--diversity", "0.5"]
+    table = _cli(*args)
+    assert table.returncode == 0, table.stderr
+    assert "Ordered for diversity 0.5" in table.stdout
+    # A budget too small to score anything in time: whatever was scored, the
+    # three results come back, unscored ones last, in first-stage order.
+    result = _cli(*args, "--deadline-ms", "0.001", "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert (payload["diversity"], payload["deadline_ms"]) == (0.5, 0.001)
+    rows = payload["results"]
+    assert len(rows) == 3
+    assert [r["relevance_score"] is None for r in rows] == [
+        not r["reranked"] for r in rows
+    ]
+    unscored = [r for r in rows if not r["reranked"]]
+    assert rows[len(rows) - len(unscored) :] == unscored
+    ranks = [r["retrieval_rank"] for r in unscored]
+    assert ranks == sorted(ranks)
+    assert "retrieval_embedding" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "words"),
+    [
+        ("--diversity", "1.5", "a number from 0 (off) to 1, got '1.5'"),
+        ("--diversity", "much", "a number from 0 (off) to 1, got 'much'"),
+        ("--deadline-ms", "0", "a finite number of milliseconds above 0, got '0'"),
+        ("--deadline-ms", "inf", "a finite number of milliseconds above 0, got 'inf'"),
+    ],
+)
+def test_shaping_flags_out_of_range_are_usage_errors(
+    flag: str, value: str, words: str, tmp_path: Path
+) -> None:
+    result = run_cli("query", str(tmp_path), "q", flag, value)
+    assert result.returncode == 2
+    assert f"argument {flag}: must be {words}" in result.stderr
+
+
 def test_reindex_updates_changed_and_removes_deleted_files(
     index: Path, corpus: Path, tmp_path: Path
 ) -> None:
@@ -158,20 +248,34 @@ def test_eval_on_the_beir_dataset(standin_ce_path: Path, tmp_path: Path) -> None
         str(tmp_path / "runs"),
     )
     assert result.returncode == 0, result.stderr
-    assert "first stage" in result.stdout
+    assert "hybrid + rerank, RRF" in result.stdout
     assert "nDCG@10" in result.stdout
+    assert "ms: mean per query" in result.stdout
     for bar in ("Embedding corpus", "First stage", "Reranking"):
         assert bar not in result.stderr  # stderr is not a terminal: quiet
     data = json.loads((tmp_path / "eval.json").read_text())
     assert data["num_queries"] == 25
     names = [c["name"] for c in data["configurations"]]
-    assert names == ["first stage", "+ cross-encoder", "+ cross-encoder, RRF"]
-    first = data["configurations"][0]["metrics"]
-    assert set(first) == {"nDCG@10", "MRR@10", "Recall@2", "Recall@4"}
-    assert first["nDCG@10"] > 0.5  # the real MiniLM first stage finds these
+    # The default: every first stage the index can run, each alone and reranked.
+    assert names == [
+        f"{stage}{order}"
+        for stage in ("dense", "bm25", "hybrid")
+        for order in ("", " + rerank", " + rerank, RRF")
+    ]
+    by_name = {c["name"]: c for c in data["configurations"]}
+    for stage in ("dense", "bm25", "hybrid"):
+        metrics = by_name[stage]["metrics"]
+        assert set(metrics) == {"nDCG@10", "MRR@10", "Recall@2", "Recall@4"}
+        assert metrics["nDCG@10"] > 0.5  # each first stage finds these
+        assert by_name[stage]["latency_ms"]["first_stage"] > 0
+        assert by_name[f"{stage} + rerank"]["latency_ms"]["rerank"] > 0
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert runs == ["cross_encoder.trec", "cross_encoder_RRF.trec", "first_stage.trec"]
-    line = (tmp_path / "runs" / "first_stage.trec").read_text().splitlines()[0]
+    assert runs == sorted(
+        f"{stage}{order}.trec"
+        for stage in ("dense", "bm25", "hybrid")
+        for order in ("", "_rerank", "_rerank_RRF")
+    )
+    line = (tmp_path / "runs" / "hybrid.trec").read_text().splitlines()[0]
     assert line.split()[1] == "Q0"
     assert line.split()[3] == "1"
 
@@ -385,11 +489,15 @@ def test_eval_against_an_index_built_from_a_beir_corpus(
         "1",
         "--reranker",
         str(standin_ce_path),
+        "--first-stage",
+        "hybrid",
         "--json",
         "-",
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
+    names = [c["name"] for c in data["configurations"]]
+    assert names == ["hybrid", "hybrid + rerank", "hybrid + rerank, RRF"]
     first = data["configurations"][0]["metrics"]
     assert data["num_queries"] == 25
     assert first["Recall@3"] > 0.5  # chunk doc_ids map back to corpus ids

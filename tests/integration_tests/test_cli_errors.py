@@ -224,6 +224,37 @@ def test_content_template_field_missing_from_the_documents(
     assert "'title'" in err
 
 
+def test_max_per_group_needs_group_by_and_is_checked_first(index: Path) -> None:
+    # Before the (offline-missing) default reranker is looked for.
+    err = cli_error("query", str(index), "volume", "--max-per-group", "2")
+    assert "--max-per-group 2 needs --group-by KEY" in err
+    err = cli_error("query", str(index), "volume", "--parents", "--max-per-group", "2")
+    assert "--max-per-group does not apply with --parents" in err
+
+
+def test_a_group_key_the_chunks_lack_names_the_flag(
+    index: Path, reranker: tuple[str, str]
+) -> None:
+    err = cli_error("query", str(index), "volume", *reranker, "--group-by", "team")
+    assert err.startswith("ce-rerank: error: --group-by team: ")
+    assert "has no metadata['team']" in err
+
+
+def test_a_parent_file_gone_since_indexing_names_parents(
+    tmp_path: Path, reranker: tuple[str, str]
+) -> None:
+    (tmp_path / "docs").mkdir()
+    notes = tmp_path / "docs" / "volumes.md"
+    notes.write_text("# Volumes\n\nTar the Docker volume and copy it.\n")
+    built = run_cli("index", str(tmp_path / "docs"), "--out", str(tmp_path / "ix"))
+    assert built.returncode == 0, built.stderr
+    notes.unlink()
+    err = cli_error("query", str(tmp_path / "ix"), "volume", *reranker, "--parents")
+    assert err.startswith("ce-rerank: error: --parents: no parent document for")
+    assert "leave out --parents" in err
+    assert "parents=" not in err  # the CLI's remedy, not the library's
+
+
 def test_int8_needs_an_accelerated_backend(index: Path) -> None:
     err = cli_error("query", str(index), "question", "--int8")
     assert "--int8 needs --backend openvino" in err

@@ -71,7 +71,11 @@ def test_agent_tool_example(standin_ce_path: Path) -> None:
     result = _run("agent_tool.py", "--reranker", str(standin_ce_path))
     assert result.returncode == 0, result.stderr
     assert "calls search_ops_docs" in result.stdout
-    assert result.stdout.count("artifact: retrieval #") == 3
+    # At most top_n=3 documents, as many as the 40-token budget holds, counted
+    # by the stand-in's own tokenizer on the tool's whole text.
+    assert 1 <= result.stdout.count("artifact: retrieval #") <= 3
+    (used,) = re.findall(r"tool text: (\d+) tokens of a 40-token budget", result.stdout)
+    assert 0 < int(used) <= 40
 
 
 def test_llama_index_query_engine_example(standin_ce_path: Path) -> None:

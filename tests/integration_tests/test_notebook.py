@@ -120,15 +120,29 @@ def test_the_notebook_shows_the_store_the_movement_and_the_report(
 
     reports = [h for h in html if 'class="ce-rerank-report"' in h]
     assert len(reports) == 1
-    for name in ("first stage", "+ cross-encoder", "+ cross-encoder, RRF"):
-        assert f">{name}</td>" in reports[0]
+    for stage in ("dense", "bm25", "hybrid"):
+        for name in (stage, f"{stage} + rerank", f"{stage} + rerank, RRF"):
+            assert f">{name}</td>" in reports[0]
     assert "12 queries, k=4, top_n=3" in reports[0]
 
     plots = [o for o in _outputs(executed) if "image/png" in o.get("data", {})]
-    assert len(plots) == 1
+    assert len(plots) == 2  # the report's bars and the reliability diagram
     dataframes = [h for h in html if "dataframe" in h]
     assert len(dataframes) == 1
     assert "nDCG@10" in dataframes[0]
+
+
+def test_the_notebook_fits_and_uses_a_relevance_calibration(executed: Any) -> None:
+    reports = [h for h in _html(executed) if 'class="ce-rerank-calibration"' in h]
+    assert len(reports) == 1
+    assert "platt calibration of" in reports[0]
+    assert "Reliability" in reports[0]
+    assert "Brier" in reports[0]
+    last = [c for c in executed.cells if c.cell_type == "code"][-1]
+    [result] = [o for o in last.outputs if o["output_type"] == "execute_result"]
+    shown = result["data"]["text/plain"]
+    assert shown.startswith("[('doc-")
+    assert shown.count("('doc-") == 4
 
 
 def test_the_notebook_says_when_it_uses_the_stand_in(executed: Any) -> None:

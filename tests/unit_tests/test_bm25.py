@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 from doubles import AxisEmbeddings
 from pydantic import ValidationError
@@ -320,3 +322,98 @@ def test_bm25s_debug_lines_stay_out_of_an_application_logging_at_warning() -> No
         root.removeHandler(handler)
         root.setLevel(level)
     assert [r.getMessage() for r in handler.records if r.name == "bm25s"] == []
+
+
+def _tied_store() -> FaissVectorStore:
+    """Documents in tied groups (repeats), with shuffled ids and many zeros."""
+    store = FaissVectorStore(AxisEmbeddings(WORDS))
+    texts = [
+        "the red cat sleeps on the mat",
+        "a red dog",
+        "red red cat",
+        "a blue whale sings",
+        "the mat is red and the cat is blue",
+    ]
+    rows = [texts[i % len(texts)] for i in range(40)] + ["nothing to see"] * 60
+    store.add_texts(rows, ids=[f"d{(i * 37) % 100}" for i in range(100)])
+    return store
+
+
+@pytest.mark.parametrize("query", ["red cat", "blue", "mat cat red whale", "red"])
+@pytest.mark.parametrize("k", [1, 3, 8, 50])
+def test_search_agrees_with_bm25s_retrieve_up_to_ties(query: str, k: int) -> None:
+    """The reference: bm25s's own `retrieve` over the same index and terms."""
+    store = _tied_store()
+    store.bm25_search_with_score(query)
+    index = store._bm25
+    assert index is not None
+    terms = index.terms(query)
+    ours = index.search(terms, k, None)
+    rows, scores = index.model.retrieve([terms], k=k, show_progress=False, n_threads=0)
+    reference = [
+        (row, score)
+        for row, score in zip(rows[0].tolist(), scores[0].tolist(), strict=True)
+        if score > 0
+    ]
+    assert ours
+    assert [s for _, s in ours] == pytest.approx([s for _, s in reference])
+    # Rows may differ only inside the group tied at the k-th score.
+    last = ours[-1][1]
+    assert {r for r, s in ours if s > last + 1e-6} == {
+        r for r, s in reference if s > last + 1e-6
+    }
+    score_of = dict(index.search(terms, 100, None))
+    for row, score in ours + reference:
+        assert score_of[row] == pytest.approx(score)
+
+
+def test_tied_scores_go_to_the_earlier_row_in_every_copy_of_a_store(
+    tmp_path: object,
+) -> None:
+    store = _tied_store()
+    first = _ids(store.bm25_search_with_score("red cat", k=7))
+    store.save_local(str(tmp_path))
+    loaded = FaissVectorStore.load_local(str(tmp_path), AxisEmbeddings(WORDS))
+    assert _ids(loaded.bm25_search_with_score("red cat", k=7)) == first
+    index = store._bm25
+    assert index is not None
+    pairs = index.search(index.terms("red cat"), 7, None)
+    for (row, score), (next_row, next_score) in itertools.pairwise(pairs):
+        assert score > next_score or (score == next_score and row < next_row)
+
+
+def test_search_many_equals_search_for_each_query() -> None:
+    store = _tied_store()
+    store.bm25_search_with_score("red")
+    index = store._bm25
+    assert index is not None
+    queries = ["red cat", "the of", "blue whale", "zebra", "red cat"]
+    terms = index.terms_many(queries)
+    assert terms == [index.terms(q) for q in queries]
+    assert terms[1] == []
+    assert terms[3] == []
+    mask = np.asarray([i % 2 for i in range(100)], dtype=np.float32)
+    for m in (None, mask):
+        assert index.search_many(terms, 4, m) == [index.search(t, 4, m) for t in terms]
+
+
+def test_a_rebuild_after_writes_equals_bm25s_built_from_the_texts(
+    store: FaissVectorStore,
+) -> None:
+    """The term cache renumbers kept ids; the reference indexes the text anew."""
+    store.bm25_search_with_score("cat")
+    store.add_texts(["a zebra grazes near the cat"], ids=["zebra"])
+    store.add_texts(["unresolved names again: E0425"], ids=["code"])  # upsert
+    store.delete(["flag"])  # its terms (max, queued, pairs, ...) drop out
+    store.bm25_search_with_score("cat")
+    index = store._bm25
+    assert index is not None
+    texts = [doc.page_content for doc in store.get_by_ids(list(index.ids))]
+    reference = bm25_module._bm25s().BM25()
+    reference.index(store.bm25_settings.tokenize(texts), show_progress=False)
+    assert set(index.model.vocab_dict) == set(reference.vocab_dict) - {""}
+    assert "queued" not in index.model.vocab_dict
+    for terms in (["cat"], ["zebra", "grazes"], ["e0425", "unresolved", "cat"]):
+        np.testing.assert_allclose(
+            index.model.get_scores(terms), reference.get_scores(terms), rtol=1e-6
+        )

@@ -155,3 +155,107 @@ def test_an_empty_corpus_from_many_paths_is_one_short_line(
     assert "and 297 more paths" in err
     assert "300 skipped: 300 binary" in err
     assert loads == []
+
+
+def _manifest(folder: Path) -> dict[str, object]:
+    import json
+
+    manifest: dict[str, object] = json.loads((folder / "manifest.json").read_text())
+    return manifest
+
+
+def _bm25_files(folder: Path) -> set[str]:
+    files = _manifest(folder)["files"]
+    assert isinstance(files, dict)
+    return {role for role in files if role.startswith("bm25_")}
+
+
+def test_a_new_index_keeps_bm25_unless_no_bm25(
+    docs: Path, tmp_path: Path, loads: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from langchain_ce_rerank.store import has_bm25_index
+
+    assert _index(str(docs), "--out", str(tmp_path / "on")) == 0
+    assert has_bm25_index(tmp_path / "on")
+    assert len(_bm25_files(tmp_path / "on")) == 5
+    assert _index(str(docs), "--out", str(tmp_path / "off"), "--no-bm25") == 0
+    assert not has_bm25_index(tmp_path / "off")
+    assert _manifest(tmp_path / "off")["bm25"] is False
+    assert _bm25_files(tmp_path / "off") == set()
+    assert "BM25" not in capsys.readouterr().out  # a new index: nothing changed
+
+
+@pytest.mark.parametrize("first", [[], ["--no-bm25"]])
+def test_a_rerun_keeps_the_index_s_bm25_setting_and_loads_no_model(
+    docs: Path,
+    tmp_path: Path,
+    loads: list[str],
+    capsys: pytest.CaptureFixture[str],
+    first: list[str],
+) -> None:
+    from langchain_ce_rerank.store import has_bm25_index
+
+    out = tmp_path / "ix"
+    assert _index(str(docs), "--out", str(out), *first) == 0
+    had = has_bm25_index(out)
+    assert had is (not first)
+    (docs / "c.md").write_text("beta gamma", encoding="utf-8")
+    assert _index(str(docs), "--out", str(out)) == 0  # a change, no flag
+    assert has_bm25_index(out) is had
+    assert len(loads) == 2
+    again = ["--no-bm25"] if first else ["--bm25"]  # what it has already
+    assert _index(str(docs), "--out", str(out), *again) == 0
+    assert has_bm25_index(out) is had
+    assert len(loads) == 2  # nothing changed: no model loaded
+    assert "BM25" not in capsys.readouterr().out
+
+
+def test_no_bm25_on_an_existing_index_removes_it_without_re_embedding(
+    docs: Path, tmp_path: Path, loads: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from langchain_ce_rerank.store import has_bm25_index, open_index
+
+    out = tmp_path / "ix"
+    assert _index(str(docs), "--out", str(out)) == 0
+    capsys.readouterr()
+    assert _index(str(docs), "--out", str(out), "--no-bm25") == 0
+    said = capsys.readouterr().out
+    assert "0 chunks added, 2 unchanged, 0 removed (2 in the index)" in said
+    assert "Removed its BM25 keyword index (--no-bm25)" in said
+    assert "--first-stage dense" in said
+    assert not has_bm25_index(out)
+    assert _bm25_files(out) == set()
+    store = open_index(out, AxisEmbeddings(WORDS))
+    assert sorted(d.page_content for d in store.get_by_ids(store.ids)) == [
+        "alpha beta",
+        "gamma",
+    ]
+
+
+def test_bm25_on_an_index_without_it_builds_it(
+    docs: Path, tmp_path: Path, loads: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from langchain_ce_rerank.store import has_bm25_index, open_index
+
+    out = tmp_path / "ix"
+    assert _index(str(docs), "--out", str(out), "--no-bm25") == 0
+    capsys.readouterr()
+    assert _index(str(docs), "--out", str(out), "--bm25") == 0
+    said = capsys.readouterr().out
+    assert "0 chunks added, 2 unchanged" in said
+    assert "Built its BM25 keyword index (--bm25)" in said
+    assert has_bm25_index(out)
+    assert len(_bm25_files(out)) == 5
+    store = open_index(out, AxisEmbeddings(WORDS))
+    hits = store.as_retriever(search_type="bm25", k=2).invoke("gamma")
+    assert [d.page_content for d in hits] == ["gamma"]
+
+
+def test_index_help_explains_the_bm25_flags(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["index", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--bm25, --no-bm25" in text
+    assert "an existing index keeps its own" in text

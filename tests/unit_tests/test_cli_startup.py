@@ -84,6 +84,7 @@ def test_command_help_imports_nothing_heavy(command: str, option: str) -> None:
     [
         (("query", "ix", "q", "--top-n", "0"), "argument --top-n: must be at least 1"),
         (("query", "ix"), "the following arguments are required: QUESTION"),
+        (("query", "ix", "q", "--alpha", "1.5"), "argument --alpha: must be from 0"),
         (("bogus",), "argument COMMAND: invalid choice: 'bogus'"),
         (("serve", "--port", "70000"), "must be a TCP port from 0 to 65535"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 
@@ -213,13 +214,13 @@ def test_store_repr_shows_size_dimension_index_distance_and_model() -> None:
     store = FaissVectorStore(embedding, distance_strategy="l2")
     assert repr(store) == (
         "FaissVectorStore(size=0, dimension=None, index='Flat', distance='l2', "
-        "embedding='_CountingEmbeddings')"
+        "embedding='_CountingEmbeddings', bm25=True)"
     )
     store.add_texts(["a", "bb"])
     calls = embedding.calls
     assert repr(store) == (
         "FaissVectorStore(size=2, dimension=3, index='Flat', distance='l2', "
-        "embedding='_CountingEmbeddings')"
+        "embedding='_CountingEmbeddings', bm25=True)"
     )
     html = store._repr_html_()
     assert "FaissVectorStore" in html
@@ -300,16 +301,87 @@ def test_report_plot_draws_one_bar_per_configuration() -> None:
 
     ax = _report().plot()
     try:
-        heights = [bar.get_height() for bar in ax.patches]
-        assert heights == pytest.approx([0.9114, 0.4868, 0.7062])
-        labels = [t.get_text() for t in ax.get_xticklabels()]
+        widths = [bar.get_width() for bar in ax.patches]
+        assert widths == pytest.approx([0.9114, 0.4868, 0.7062])
+        labels = [t.get_text() for t in ax.get_yticklabels()]
         assert labels == ["first stage", "+ cross-encoder", "+ cross-encoder, RRF"]
-        assert ax.get_ylabel() == "nDCG@10"
+        # The table's first row on top.
+        tops = [bar.get_y() for bar in ax.patches]
+        assert tops == sorted(tops)
+        assert ax.yaxis_inverted()
+        assert ax.get_xlabel() == "nDCG@10"
         assert "0.911" in [t.get_text() for t in ax.texts]
         mrr = _report().plot("MRR@10", ax=ax)
         assert mrr is ax
     finally:
         plt.close("all")
+
+
+def _three_first_stages() -> EvaluationReport:
+    configs = []
+    for number, stage in enumerate(("dense", "bm25", "hybrid")):
+        for suffix, rerank_ms in (
+            ("", 0.0),
+            (" + rerank", 700.0),
+            (" + rerank, RRF", 700.0),
+        ):
+            ndcg = 0.5 + 0.1 * number + (0.05 if suffix else 0.0)
+            metrics = {"nDCG@10": ndcg, "MRR@10": ndcg, "Recall@5": 1.0}
+            latency = {
+                "first_stage": 3.0,
+                "rerank": rerank_ms,
+                "total": 3.0 + rerank_ms,
+            }
+            configs.append(
+                ConfigurationResult(stage + suffix, metrics, latency, {}, stage)
+            )
+    return EvaluationReport(configs, num_queries=25, k=10, top_n=5)
+
+
+def test_report_plot_of_three_first_stages_stays_legible() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = _three_first_stages().plot()
+    try:
+        ax.figure.canvas.draw()
+        renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
+        boxes = [t.get_window_extent(renderer) for t in ax.get_yticklabels()]
+        assert [t.get_text() for t in ax.get_yticklabels()][
+            -1
+        ] == "hybrid + rerank, RRF"
+        assert len(boxes) == 9
+        for upper, lower in itertools.pairwise(boxes):
+            assert not upper.overlaps(lower)  # no name drawn over another
+        # One colour per ordering, the same in every first stage.
+        colors = [bar.get_facecolor() for bar in ax.patches]
+        assert colors[0:3] == colors[3:6] == colors[6:9]
+        assert len(set(colors[0:3])) == 3
+    finally:
+        plt.close("all")
+
+
+def test_report_table_rules_off_each_first_stage_and_says_what_ms_means() -> None:
+    text = str(_three_first_stages())
+    lines = text.splitlines()
+    body = lines[next(i for i, line in enumerate(lines) if "│ dense " in line) :]
+    rules = [i for i, line in enumerate(body) if line.startswith("├")]
+    names = [line.split("│")[1].strip() for line in body if line.startswith("│")]
+    assert names[:3] == ["dense", "dense + rerank", "dense + rerank, RRF"]
+    # A rule after each first stage's last row, none inside a group.
+    assert [body[i - 1].split("│")[1].strip() for i in rules] == [
+        "dense + rerank, RRF",
+        "bm25 + rerank, RRF",
+    ]
+    assert lines[-1] == "ms: mean per query; bold: best value of each metric"
+    assert "├" not in str(_report())  # one first stage: no rule
+    html = _three_first_stages()._repr_html_()
+    assert "ms: mean per query; bold: best value of each metric" in html
+    rows = html.split("<tr>")[2:]
+    ruled = [i for i, row in enumerate(rows) if "rgba(127,127,127,0.7)" in row]
+    assert ruled == [2, 5]
 
 
 def test_report_plot_rejects_an_unknown_metric() -> None:

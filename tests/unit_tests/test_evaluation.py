@@ -37,30 +37,35 @@ def test_three_configurations_with_hand_checked_metrics() -> None:
     # "red": the first stage ranks red (1.0) above red apple (0.71); the
     # cross-encoder puts the relevant "red apple" chunk (doc "apple") first.
     pipeline = _pipeline({"red apple": 5.0, "red": 1.0})
-    report = evaluate(pipeline, {"q": "red"}, {"q": {"apple": 1}})
+    report = evaluate(
+        pipeline, {"q": "red"}, {"q": {"apple": 1}}, first_stages=["dense"]
+    )
     by_name = {c.name: c for c in report.configurations}
-    assert list(by_name) == ["first stage", "+ cross-encoder", "+ cross-encoder, RRF"]
-    assert by_name["first stage"].metrics["MRR@10"] == pytest.approx(0.5)
-    assert by_name["+ cross-encoder"].metrics["MRR@10"] == pytest.approx(1.0)
-    assert by_name["+ cross-encoder"].metrics["Recall@2"] == pytest.approx(1.0)
+    assert list(by_name) == ["dense", "dense + rerank", "dense + rerank, RRF"]
+    assert by_name["dense"].metrics["MRR@10"] == pytest.approx(0.5)
+    assert by_name["dense + rerank"].metrics["MRR@10"] == pytest.approx(1.0)
+    assert by_name["dense + rerank"].metrics["Recall@2"] == pytest.approx(1.0)
     for config in report.configurations:
         assert config.metrics["Recall@4"] == pytest.approx(1.0)  # same candidates
         assert set(config.latency_ms) == {"first_stage", "rerank", "total"}
-    assert by_name["first stage"].latency_ms["rerank"] == 0.0
+        assert config.first_stage == "dense"
+    assert by_name["dense"].latency_ms["rerank"] == 0.0
     assert report.k == 4
     assert report.top_n == 2
     assert (
-        by_name["+ cross-encoder"].run["q"]["apple"]
-        > by_name["+ cross-encoder"].run["q"]["red"]
+        by_name["dense + rerank"].run["q"]["apple"]
+        > by_name["dense + rerank"].run["q"]["red"]
     )
 
 
 def test_all_candidate_lists_are_scored_once_in_one_stream() -> None:
     pipeline = _pipeline({})
     model = pipeline.base_compressor.model  # type: ignore[attr-defined]
-    evaluate(pipeline, {"a": "red", "b": "sky"}, {"a": {"red": 1}, "b": {"sky": 1}})
-    assert len(model.calls) == 1
-    assert len(model.calls[0]) == 8  # 2 queries x 4 candidates, each once
+    queries, qrels = {"a": "red", "b": "sky"}, {"a": {"red": 1}, "b": {"sky": 1}}
+    evaluate(pipeline, queries, qrels, first_stages=["dense"])
+    warm_up, *timed = model.calls
+    assert len(warm_up) == 1  # one pair, untimed, before any reranking is timed
+    assert [len(call) for call in timed] == [8]  # 2 queries x 4 candidates, once
 
 
 def test_metrics_agree_with_ranx() -> None:
@@ -86,20 +91,22 @@ def test_metrics_agree_with_ranx() -> None:
     assert config.metrics["Recall@2"] == pytest.approx(expected["recall@2"], abs=1e-6)
 
 
-def test_a_plain_retriever_is_one_configuration() -> None:
+def test_the_stores_retriever_alone_is_one_configuration_per_first_stage() -> None:
     store = FaissVectorStore.from_documents(DOCS, AxisEmbeddings(WORDS))
     report = evaluate(
         store.as_retriever(k=2), {"q": "sky"}, {"q": {"sky": 1}}, k_values=[1]
     )
-    assert [c.name for c in report.configurations] == ["first stage"]
-    assert report.configurations[0].metrics["Recall@1"] == 1.0
+    assert [c.name for c in report.configurations] == ["dense", "bm25", "hybrid"]
+    for config in report.configurations:
+        assert config.metrics["Recall@1"] == 1.0
+        assert config.latency_ms["rerank"] == 0.0
     assert report.top_n is None
 
 
 def test_query_that_finds_nothing_counts_as_zero() -> None:
     store = FaissVectorStore(AxisEmbeddings(WORDS))
     report = evaluate(store.as_retriever(k=2), {"q": "sky"}, {"q": {"sky": 1}})
-    assert report.configurations[0].metrics["nDCG@10"] == 0.0
+    assert [c.metrics["nDCG@10"] for c in report.configurations] == [0.0] * 3
 
 
 def test_no_judged_query_is_an_error() -> None:
@@ -145,6 +152,11 @@ def test_report_to_dict_is_plain_data() -> None:
     json.dumps(data)
     assert "run" not in data["configurations"][0]
     assert "run" in report.to_dict(include_runs=True)["configurations"][0]
+    assert [(c["name"], c["first_stage"]) for c in data["configurations"]][::3] == [
+        ("dense", "dense"),
+        ("bm25", "bm25"),
+        ("hybrid", "hybrid"),
+    ]
 
 
 def test_latency_times_the_model_not_the_score_cache() -> None:
@@ -156,13 +168,15 @@ def test_latency_times_the_model_not_the_score_cache() -> None:
     pipeline.invoke("red")  # a cached query from ordinary use
     before = compressor.cache_info()  # type: ignore[attr-defined]
     queries, qrels = {"a": "red", "b": "sky"}, {"a": {"red": 1}, "b": {"sky": 1}}
-    evaluate(pipeline, queries, qrels)
-    evaluate(pipeline, queries, qrels)
-    assert [len(call) for call in model.calls] == [4, 8, 8]  # the model, each time
+    evaluate(pipeline, queries, qrels, first_stages=["dense"])
+    evaluate(pipeline, queries, qrels, first_stages=["dense"])
+    # The model, each time (after its one-pair warm-up).
+    assert [len(call) for call in model.calls] == [4, 1, 8, 1, 8]
     assert compressor.cache_info() == before  # type: ignore[attr-defined]
 
 
-def test_progress_counts_every_query_in_each_stage() -> None:
+@pytest.mark.parametrize("first_stages", [["dense"], ["dense", "bm25", "hybrid"]])
+def test_progress_counts_every_query_in_each_stage(first_stages: list[str]) -> None:
     from langchain_ce_rerank.evaluation import runner
 
     pipeline = _pipeline({})
@@ -172,20 +186,27 @@ def test_progress_counts_every_query_in_each_stage() -> None:
     qrels = {qid: {"red": 1} for qid in queries}
     heard: list[tuple[str, int]] = []
     report = evaluate(
-        pipeline, queries, qrels, progress=lambda stage, n: heard.append((stage, n))
+        pipeline,
+        queries,
+        qrels,
+        first_stages=first_stages,  # type: ignore[arg-type]
+        progress=lambda stage, n: heard.append((stage, n)),
     )
     first = [n for stage, n in heard if stage == "first stage"]
     rerank = [n for stage, n in heard if stage == "rerank"]
-    assert first == [1] * 80  # one step per query
-    assert sum(rerank) == 80
-    # 80 queries x 4 candidates in steps of PAIRS_PER_STEP pairs, each heard of.
+    assert first == [1] * 80  # one step per query, all its first stages done
+    assert sum(rerank) == 80  # each query once, whatever the first stages
+    # Queries in steps of about PAIRS_PER_STEP pairs (the dense side always
+    # has 4 candidates), one model call per first stage in each step, each
+    # heard of; the first call is the untimed one-pair warm-up.
     steps = math.ceil(80 * 4 / runner.PAIRS_PER_STEP)
-    assert len(rerank) == len(model.calls) == steps
+    assert len(rerank) == steps
+    assert len(model.calls) == 1 + steps * len(first_stages)
     assert [stage for stage, _ in heard] == ["first stage"] * 80 + ["rerank"] * len(
         rerank
     )
     assert report.num_queries == 80
     # The same scores as one stream: the report does not depend on the steps.
-    again = evaluate(_pipeline({}), queries, qrels)
+    again = evaluate(_pipeline({}), queries, qrels, first_stages=first_stages)  # type: ignore[arg-type]
     for ours, theirs in zip(report.configurations, again.configurations, strict=True):
         assert ours.run == theirs.run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from doubles import AxisEmbeddings
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
 from langchain_core.runnables import ConfigurableField
 from pydantic import ValidationError
@@ -131,11 +132,158 @@ def test_configurable_fields_and_batch_with_settings_per_input(
     assert _ids(results[2]) == ["timer"]
 
 
-def test_batch_and_abatch_equal_invoke(store: FaissVectorStore) -> None:
-    retriever = store.as_retriever(search_type="hybrid", k=3)
-    queries = ["red E0425", "blue", "setInterval"]
-    expected = [retriever.invoke(q) for q in queries]
-    assert retriever.batch(queries) == expected
+# A repeated query, one of stopwords only (dense fallback), one of unknown words.
+BATCH = ["red E0425", "blue", "setInterval", "the of and", "red E0425", "zebra cat"]
+
+
+def _view(results: list[list[Document]]) -> list[list[tuple]]:
+    """Ids and every metadata value (floats rounded: BLAS may sum rows in
+    another order for one query than for several)."""
+    return [
+        [
+            (
+                d.id,
+                {
+                    k: round(v, 6) if isinstance(v, float) else v
+                    for k, v in sorted(d.metadata.items())
+                },
+            )
+            for d in docs
+        ]
+        for docs in results
+    ]
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
+    """Rows of every FAISS search, and queries of every BM25 scoring pass."""
+    from langchain_ce_rerank.store import faiss_index
+    from langchain_ce_rerank.store.bm25 import BM25Index
+
+    seen: dict[str, list[int]] = {"faiss": [], "bm25": []}
+    search, search_many = faiss_index.search, BM25Index.search_many
+
+    def counting_faiss(index, queries, k):  # type: ignore[no-untyped-def]
+        seen["faiss"].append(len(queries))
+        return search(index, queries, k)
+
+    def counting_bm25(self, terms, k, mask):  # type: ignore[no-untyped-def]
+        seen["bm25"].append(len(terms))
+        return search_many(self, terms, k, mask)
+
+    monkeypatch.setattr(faiss_index, "search", counting_faiss)
+    monkeypatch.setattr(BM25Index, "search_many", counting_bm25)
+    return seen
+
+
+class _Starts(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def on_retriever_start(self, serialized, query, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        self.queries.append(query)
+
+
+SETTINGS = [
+    {"search_type": "bm25", "k": 3},
+    {"search_type": "bm25", "k": 6, "filter": {"src": "a"}},
+    {"search_type": "hybrid", "k": 3},
+    {"search_type": "hybrid", "k": 4, "filter": lambda m: m["src"] == "b"},
+    {"search_type": "hybrid", "k": 5, "fusion": "weighted", "alpha": 0.3},
+    {"search_type": "hybrid", "k": 2, "dense_depth": 1, "bm25_depth": 3, "rrf_k": 5},
+]
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+@pytest.mark.parametrize("where", ["constructor", "call"])
+def test_batch_searches_each_side_once_and_equals_invoke(
+    store: FaissVectorStore,
+    calls: dict[str, list[int]],
+    settings: dict,
+    where: str,
+) -> None:
+    retriever = (
+        store.as_retriever(**settings)
+        if where == "constructor"
+        else (store.as_retriever())
+    )
+    per_call = {} if where == "constructor" else settings
+    expected = [retriever.invoke(q, **per_call) for q in BATCH]
+    calls["faiss"].clear()
+    calls["bm25"].clear()
+    handler = _Starts()
+    results = retriever.batch(BATCH, {"callbacks": [handler]}, **per_call)
+    assert _view(results) == _view(expected)
+    distinct = len(set(BATCH))
+    assert calls["bm25"] == [distinct]  # every query scored in one pass
+    if settings["search_type"] == "hybrid":
+        assert calls["faiss"] == [distinct]  # every query embedded and searched once
+    else:
+        assert calls["faiss"] == [1]  # only the stopword query falls back to dense
+    assert sorted(handler.queries) == sorted(BATCH)  # each run still traced
+    fallback = results[BATCH.index("the of and")]
+    assert fallback
+    assert all(d.metadata["bm25_rank"] is None for d in fallback)
+
+
+@pytest.mark.parametrize("search_type", ["bm25", "hybrid"])
+async def test_abatch_searches_each_side_once_and_equals_invoke(
+    store: FaissVectorStore, calls: dict[str, list[int]], search_type: str
+) -> None:
+    retriever = store.as_retriever(search_type=search_type, k=3, filter={"src": "a"})
+    expected = [retriever.invoke(q) for q in BATCH]
+    calls["bm25"].clear()
+    handler = _Starts()
+    results = await retriever.abatch(BATCH, {"callbacks": [handler]})
+    assert _view(results) == _view(expected)
+    assert calls["bm25"] == [len(set(BATCH))]
+    assert sorted(handler.queries) == sorted(BATCH)
+
+
+@pytest.mark.parametrize("search_type", ["bm25", "hybrid"])
+def test_a_repeated_query_gets_documents_of_its_own(
+    store: FaissVectorStore, search_type: str
+) -> None:
+    first, second = store.as_retriever(search_type=search_type, k=2).batch(
+        ["red E0425", "red E0425"]
+    )
+    assert _view([first]) == _view([second])
+    first[0].metadata["src"] = "changed"
+    assert second[0].metadata["src"] != "changed"
+    assert "changed" not in {d.metadata["src"] for d in store.get_by_ids(store.ids)}
+
+
+def test_settings_per_input_in_one_batch_equal_invoke(store: FaissVectorStore) -> None:
+    fields = ("search_type", "alpha", "k", "fusion")
+    retriever = store.as_retriever(search_type="hybrid", k=3).configurable_fields(
+        **{name: ConfigurableField(id=name) for name in fields}
+    )
+    inputs = [
+        ("red setInterval", {"alpha": 1.0}),
+        ("red setInterval", {"alpha": 0.0}),
+        ("setInterval", {"search_type": "bm25"}),
+        ("blue cat", {"search_type": "similarity", "k": 2}),
+        ("red E0425", {"fusion": "weighted"}),
+        ("the of and", {"search_type": "bm25", "k": 1}),
+    ]
+    results = retriever.batch(
+        [q for q, _ in inputs], [{"configurable": c} for _, c in inputs]
+    )
+    expected = [retriever.with_config(configurable=c).invoke(q) for q, c in inputs]
+    assert _view(results) == _view(expected)
+
+
+def test_a_bad_query_fails_alone_and_the_rest_are_still_batched(
+    store: FaissVectorStore, calls: dict[str, list[int]]
+) -> None:
+    retriever = store.as_retriever(search_type="hybrid", k=2)
+    expected = retriever.invoke("blue")
+    calls["bm25"].clear()
+    results = retriever.batch(["red E0425", "  ", "blue"], return_exceptions=True)
+    assert isinstance(results[1], ValueError)
+    assert "query is empty" in str(results[1])
+    assert _view([results[2]]) == _view([expected])
+    assert calls["bm25"] == [2]
 
 
 async def test_ainvoke_carries_both_sides(store: FaissVectorStore) -> None:

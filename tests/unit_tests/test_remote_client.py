@@ -564,6 +564,84 @@ async def test_compressor_reranks_through_the_server_async(server_url: str) -> N
     assert [doc.page_content for doc in best] == by_score
 
 
+# -- score_within: one overall deadline for a call's requests ---------------------
+
+SLOW = {"x-slow-text": "Paris", "x-delay": "30"}  # only TEXTS[4] is slow
+
+
+def test_score_within_leaves_what_misses_the_deadline_none(server_url: str) -> None:
+    reranker, run = remote(
+        server_url, "tei", "slow-text", headers=SLOW, max_batch_size=1
+    )
+    pairs = [(QUERY, text) for text in TEXTS]
+    scores = reranker.score_within(pairs, 3.0)  # never raises for the time
+    assert scores[4] is None
+    assert scores[:4] == pytest.approx(expected("tei", pairs[:4]))
+    assert all(type(score) is float for score in scores[:4])
+    assert stats(server_url, run)["requests"] == 5
+
+
+async def test_async_score_within_cancels_what_misses_the_deadline() -> None:
+    reranker, app, run = in_process("vllm", "slow-text", headers=SLOW, max_batch_size=2)
+    pairs = [(QUERY, text) for text in TEXTS]
+    scores = await reranker.ascore_within(pairs, 1.0)
+    # Requests of two: [0, 1], [2, 3], [4]; only the one holding TEXTS[4] is slow.
+    assert scores[4] is None
+    assert scores[:4] == pytest.approx(expected("vllm", pairs[:4]))
+    assert app.stats[run].requests == 3
+
+
+def test_a_retry_that_would_wait_past_the_deadline_is_not_waited_for(
+    server_url: str,
+) -> None:
+    reranker, run = remote(
+        server_url,
+        "cohere",
+        "429-once",
+        headers={"x-retry-after": "30"},
+        max_backoff=60,
+    )
+    # Without the deadline this call would sleep 30 s and then score.
+    assert reranker.score_within([(QUERY, "a")], 2.0) == [None]
+    assert stats(server_url, run)["requests"] == 1
+
+
+def test_errors_that_are_not_about_time_still_raise_within(server_url: str) -> None:
+    reranker, _ = remote(server_url, "tei", "reject")
+    with pytest.raises(RemoteRerankError, match="rejected request 1 of 1"):
+        reranker.score_within([(QUERY, "a")], 5.0)
+
+
+def test_no_time_left_sends_nothing(server_url: str) -> None:
+    reranker, run = remote(server_url, "tei")
+    assert reranker.score_within([(QUERY, "a"), (QUERY, "b")], 0.0) == [None, None]
+    assert stats(server_url, run)["requests"] == 0
+
+
+def test_within_a_deadline_requests_go_rank_by_rank_across_queries(
+    server_url: str,
+) -> None:
+    reranker, run = remote(server_url, "tei", max_batch_size=1, max_concurrency=1)
+    pairs = [("q1", "a"), ("q1", "b"), ("q2", "c"), ("q2", "d")]
+    assert None not in reranker.score_within(pairs, 10.0)
+    sent = [(body["query"], body["texts"]) for body in stats(server_url, run)["bodies"]]
+    assert sent == [("q1", ["a"]), ("q2", ["c"]), ("q1", ["b"]), ("q2", ["d"])]
+
+
+def test_the_engine_hands_its_deadline_to_the_server_client(server_url: str) -> None:
+    from langchain_core.documents import Document
+
+    from langchain_ce_rerank import CrossEncoderCompressor
+
+    reranker, _ = remote(server_url, "tei", "slow-text", headers=SLOW, max_batch_size=1)
+    compressor = CrossEncoderCompressor(model=reranker, top_n=None, deadline_ms=3000)
+    docs = [Document(page_content=text, id=str(i)) for i, text in enumerate(TEXTS)]
+    out = compressor.compress_documents(docs, QUERY)
+    assert [doc.id for doc in out][-1] == "4"
+    assert out[-1].metadata["reranked"] is False
+    assert all("relevance_score" in doc.metadata for doc in out[:-1])
+
+
 # -- configuration, keys, lifecycle --------------------------------------------------
 
 

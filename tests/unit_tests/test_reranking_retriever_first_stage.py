@@ -130,7 +130,10 @@ def test_options_a_foreign_first_stage_would_drop_are_errors() -> None:
         with pytest.raises(TypeError, match="KeywordRetriever") as info:
             retriever.invoke("red apple", **options)
         assert next(iter(options)) in str(info.value)
-        assert "top_n and score_threshold" in str(info.value)
+        assert (
+            "top_n, score_threshold, diversity, deadline_ms and min_probability"
+            in str(info.value)
+        )
     configured = retriever.with_config(configurable={"k": 2})
     with pytest.raises(TypeError, match=r"\['k'\]"):
         configured.invoke("red apple")

@@ -225,6 +225,40 @@ def test_batch_reports_a_bad_query_like_invoke(store: FaissVectorStore) -> None:
         store.as_retriever(k=1).batch(["red", "blue"], nonsense=1)
 
 
+def test_a_bad_query_leaves_the_rest_of_the_batch_batched(
+    store: FaissVectorStore, searches: list[int]
+) -> None:
+    results = store.as_retriever(k=1).batch(["red", "", "blue"], return_exceptions=True)
+    assert [results[0][0].id, results[2][0].id] == ["r", "b"]
+    assert isinstance(results[1], ValueError)
+    assert searches == [2]
+
+
+class _Refuses(AxisEmbeddings):
+    """Refuses to embed the query "boom", as a remote embedding API might."""
+
+    def embed_query(self, text: str) -> list[float]:
+        if text == "boom":
+            msg = "the embedding service refused 'boom'"
+            raise RuntimeError(msg)
+        return super().embed_query(text)
+
+
+@pytest.mark.parametrize("search_type", ["similarity", "hybrid"])
+def test_a_batched_search_that_fails_reports_per_query_like_invoke(
+    search_type: str,
+) -> None:
+    store = FaissVectorStore(_Refuses(WORDS))
+    store.add_texts(["red", "blue"], ids=["r", "b"])
+    retriever = store.as_retriever(search_type=search_type, k=1)
+    results = retriever.batch(["red", "boom", "blue"], return_exceptions=True)
+    assert [results[0][0].id, results[2][0].id] == ["r", "b"]
+    assert isinstance(results[1], RuntimeError)
+    assert "refused 'boom'" in str(results[1])
+    with pytest.raises(RuntimeError, match="refused 'boom'"):
+        retriever.batch(["red", "boom"])
+
+
 def test_mmr_batch_equals_invoke(store: FaissVectorStore) -> None:
     retriever = store.as_retriever(search_type="mmr", k=2, fetch_k=4)
     assert _view(retriever.batch(QUERIES)) == _view(

@@ -121,6 +121,40 @@ async def test_max_tokens_per_doc_truncates_before_scoring() -> None:
     assert response.json()["results"][0] == {"index": 0, "relevance_score": 5.0}
 
 
+async def test_groups_keep_the_best_per_group_our_extension() -> None:
+    table = TableCrossEncoder({"a1": 4.0, "a2": 3.0, "b1": 2.0, "a3": 1.0})
+    documents = ["a1", "a2", "b1", "a3"]
+    groups = ["a.md", "a.md", "b.md", "a.md"]
+    async with serving(table) as (client, _):
+        one = await client.post("/v2/rerank", json=body(documents, groups=groups))
+        two = await client.post(
+            "/v2/rerank",
+            json=body(documents, groups=groups, max_per_group=2, top_n=2),
+        )
+    assert one.status_code == 200, one.text
+    assert [r["index"] for r in one.json()["results"]] == [0, 2]
+    assert [r["index"] for r in two.json()["results"]] == [0, 1]
+    RerankResponse.model_validate(one.json())  # still Cohere's response shape
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"groups": ["x"]}, "groups has 1 labels for 2 documents"),
+        ({"max_per_group": 2}, "max_per_group needs groups"),
+        ({"groups": ["x", "y"], "max_per_group": 0}, "max_per_group"),
+        ({"max_context_tokens": 10}, "max_context_tokens"),
+    ],
+)
+async def test_the_group_extension_is_checked_like_cohere_fields(
+    extra: dict[str, Any], message: str
+) -> None:
+    async with serving(TableCrossEncoder()) as (client, _):
+        response = await client.post("/v2/rerank", json=body(["a", "b"], **extra))
+    assert response.status_code == 422, response.text
+    assert message in response.json()["message"]
+
+
 # -- errors: every one is JSON naming the field or the limit -----------------------
 
 

@@ -149,6 +149,31 @@ def test_delete(store: FaissVectorStore) -> None:
     assert store.similarity_search("red", k=1)[0].id == "rg"
 
 
+def test_an_id_listed_twice_is_deleted_once_from_both_indexes(
+    store: FaissVectorStore,
+) -> None:
+    # Found by test_store_model.py: the second "r" raised KeyError after FAISS
+    # had dropped the vector, leaving "r" in the docstore without a vector.
+    assert store.delete(["r", "r"]) is True
+    assert "r" not in store.ids
+    assert len(store.similarity_search("red", k=10)) == 3
+    assert [d.id for d, _ in store.bm25_search_with_score("red")] == ["rg"]
+    store.add_texts(["red"], ids=["r"])
+    assert [d.id for d in store.similarity_search("red", k=1)] == ["r"]
+
+
+def test_delete_takes_any_iterable_of_ids_but_not_one_string(
+    store: FaissVectorStore,
+) -> None:
+    # A generator was read twice: the first id went to a membership check and
+    # only the rest were deleted. A string was read as its characters.
+    assert store.delete(doc_id for doc_id in ["r", "rg"]) is True
+    assert sorted(store.ids) == ["b", "cd"]
+    with pytest.raises(TypeError, match=r"store\.delete\(\['cd'\]\)"):
+        store.delete("cd")  # type: ignore[arg-type]
+    assert sorted(store.ids) == ["b", "cd"]
+
+
 def test_delete_without_ids_refuses_to_empty_the_store(store: FaissVectorStore) -> None:
     with pytest.raises(ValueError, match=r"store\.delete\(store\.ids\)"):
         store.delete()
