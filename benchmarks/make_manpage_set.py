@@ -7,17 +7,22 @@ command, the option's tag and its description, e.g.
     grep: -c, --count
     Suppress normal output; instead print a count of matching lines ...
 
-Queries look an option up the two ways people ask (half each, seeded):
+Queries look an option up the three ways people ask (a third each, seeded,
+at most one query a page):
 
 - by name: the query names the command and the option, e.g. "what does
   --count do in grep", "tar --listed-incremental", "explain ls -S";
 - by description: the query names the command and says what the option does,
   in words taken from the first sentence of its description, e.g. "how do I
-  suppress normal output with grep" or "ls option: sort by file size".
+  suppress normal output with grep" or "ls option: sort by file size";
+- by option alone: a long option that at most two pages list, as one seen in
+  a script or a log, e.g. "what does --alt-odb do", "meaning of --retry".
 
-Each query has one relevant passage (two or more where a page lists the same
-option twice). Description queries reuse the documentation's own words, so
-this set measures look-ups of named things and quoted docs, the text where
+Each query's relevant passages are the target and any other passage that
+lists the same option (by name) or has the same description (by description)
+in that page; an option-alone query counts every page listing it. Description
+queries reuse the documentation's own words, and every query names a thing,
+so this set measures look-ups of named things and quoted docs, the text where
 keyword search is expected to beat dense search; `make_docstring_set.py`
 builds the opposite kind.
 
@@ -78,6 +83,22 @@ _NOT_VERBS = {
     "dies",
     "less",
     "status",
+    "alias",
+    "aliases",
+    "class",
+    "bias",
+    "canvas",
+    "news",
+    "series",
+    "analysis",
+    "axis",
+    "basis",
+    "thus",
+    "plus",
+    "minus",
+    "previous",
+    "various",
+    "focus",
 }
 _BY_NAME = (
     "what does {opt} do in {cmd}",
@@ -92,6 +113,14 @@ _IMPERATIVE = (
     "make {cmd} {desc}",
     "{cmd} {desc}",
 )
+# Named without the command: a flag seen in a script or a log.
+_BY_OPTION = (
+    "what does {opt} do",
+    "{opt} option",
+    "which command has a {opt} flag",
+    "meaning of {opt}",
+)
+KINDS = ("name", "description", "option")
 _NEGATED = (
     "how do I make {cmd} not {desc}",
     "{cmd} option to not {desc}",
@@ -248,7 +277,8 @@ def corpus(man1: Path) -> list[Passage]:
     passages: list[Passage] = []
     seen: set[str] = set()
     for path, text in zip(pages, rendered, strict=True):
-        command = path.name.split(".")[0]
+        # "python3.11.1.gz" -> "python3.11", "CA.pl.1ssl.gz" -> "CA.pl".
+        command = path.name.removesuffix(".gz").rsplit(".", 1)[0]
         found = options(text)
         if not found:
             continue
@@ -318,11 +348,14 @@ _IMPERATIVE_START = re.compile(
 def queries(
     passages: list[Passage], count: int, seed: int
 ) -> tuple[dict[str, str], dict[str, dict[str, int]], dict[str, str]]:
-    """Up to one query per page, half by name and half by description."""
+    """Up to one query per page, a third of each kind, in turn."""
     rng = random.Random(seed)
     by_command: dict[str, list[Passage]] = {}
+    pages_of: dict[str, set[str]] = {}
     for passage in passages:
         by_command.setdefault(passage.command, []).append(passage)
+        for name in _names(passage.tag):
+            pages_of.setdefault(name, set()).add(passage.command)
     commands = sorted(by_command)
     rng.shuffle(commands)
     texts: dict[str, str] = {}
@@ -332,17 +365,26 @@ def queries(
         if len(texts) >= count:
             break
         candidates = [p for p in by_command[command] if _names(p.tag)]
+        kind = KINDS[len(texts) % len(KINDS)]
+        if kind == "option":
+            # A long option few pages have, so the option alone says which.
+            candidates = [
+                p for p in candidates if any(_rare(n, pages_of) for n in _names(p.tag))
+            ]
         if not candidates:
             continue
         target = rng.choice(candidates)
         names = _names(target.tag)
         qid = f"q{len(texts) + 1}"
-        if len(texts) % 2 == 0:
+        if kind == "name":
             longs = [n for n in names if n.startswith("--")]
             name = longs[0] if longs and rng.random() < 0.75 else names[0]
             text = rng.choice(_BY_NAME).format(opt=name, cmd=command)
             relevant = [p for p in by_command[command] if name in _names(p.tag)]
-            kinds[qid] = "name"
+        elif kind == "option":
+            name = next(n for n in names if _rare(n, pages_of))
+            text = rng.choice(_BY_OPTION).format(opt=name)
+            relevant = [p for p in passages if name in _names(p.tag)]
         else:
             desc = _first_clause(target.description, rng)
             if desc is None:
@@ -358,10 +400,15 @@ def queries(
             relevant = [
                 p for p in by_command[command] if p.description == target.description
             ]
-            kinds[qid] = "description"
         texts[qid] = text
         qrels[qid] = {p.id: 1 for p in relevant}
+        kinds[qid] = kind
     return texts, qrels, kinds
+
+
+def _rare(name: str, pages_of: dict[str, set[str]]) -> bool:
+    """A long option (`--listed-incremental`) that at most two pages list."""
+    return name.startswith("--") and len(name) >= 6 and len(pages_of[name]) <= 2
 
 
 def main() -> None:
@@ -389,9 +436,12 @@ def main() -> None:
             for doc_id, grade in judged.items():
                 out.write(f"{qid}\t{doc_id}\t{grade}\n")
     pages = len({p.command for p in passages})
+    counts = ", ".join(
+        f"{sum(k == kind for k in kinds.values())} by {kind}" for kind in KINDS
+    )
     print(
         f"{root}: {len(passages):,} passages from {pages:,} pages, "
-        f"{len(texts)} queries ({sum(k == 'name' for k in kinds.values())} by name)"
+        f"{len(texts)} queries ({counts})"
     )
 
 
