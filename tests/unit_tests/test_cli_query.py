@@ -104,7 +104,7 @@ def test_an_index_with_bm25_is_searched_hybrid_by_default(
 ) -> None:
     payload = _json(capsys, with_bm25, standin_ce_path)
     assert payload["first_stage_kind"] == "hybrid"
-    assert (payload["hybrid_fusion"], payload["alpha"]) == ("rrf", 0.5)
+    assert (payload["hybrid_fusion"], payload["alpha"]) == ("rrf", 0.7)
     candidates = payload["first_stage"]
     assert [c["rank"] for c in candidates] == [1, 2, 3, 4]
     for entry in candidates + payload["results"]:
@@ -133,7 +133,7 @@ def test_the_hybrid_table_says_who_found_each_candidate(
     found = {row[5].rsplit("/", 1)[-1]: row[4] for row in rows}
     assert found["errors.md"] == "both 3/1"  # dense ranks it low, BM25 first
     assert found["tail.md"] == "dense 4"  # BM25 cannot see it
-    assert "4 hybrid (rrf of dense and BM25, alpha 0.5) first-stage candidates" in out
+    assert "4 hybrid (rrf of dense and BM25, alpha 0.7) first-stage candidates" in out
     footer = " ".join(out.split())
     assert "found by = the side that returned it and its rank there" in footer
 
