@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from langchain_ce_rerank.engine import RerankResult as RerankResult
     from langchain_ce_rerank.engine import ScoreCalibration as ScoreCalibration
     from langchain_ce_rerank.errors import ModelNotFoundError as ModelNotFoundError
+    from langchain_ce_rerank.errors import (
+        NonFiniteScoreError as NonFiniteScoreError,
+    )
     from langchain_ce_rerank.errors import StoreLoadError as StoreLoadError
     from langchain_ce_rerank.evaluation import EvaluationReport as EvaluationReport
     from langchain_ce_rerank.evaluation import calibrate as calibrate
@@ -59,6 +62,7 @@ _EXPORTS = {
     "FaissRetriever": "store.retriever",
     "FaissVectorStore": "store",
     "ModelNotFoundError": "errors",
+    "NonFiniteScoreError": "errors",
     "RerankExplanation": "display",
     "RemoteCrossEncoder": "serving",
     "RemoteRerankError": "serving",

@@ -15,6 +15,7 @@ EXPECTED_ALL = [
     "FaissRetriever",
     "FaissVectorStore",
     "ModelNotFoundError",
+    "NonFiniteScoreError",
     "RemoteCrossEncoder",
     "RemoteRerankError",
     "RemoteRerankTimeoutError",
