@@ -110,7 +110,8 @@ def measure(
     times = interleaved_median_ms(fns, repeats)
     reference = scores["float32"]
     spread = float(reference.max() - reference.min()) or 1.0
-    top = set(np.argsort(-reference)[:5])
+    k = min(5, len(pairs))
+    top = set(np.argsort(-reference)[:k])
     rows = []
     for name, got in scores.items():
         finite = bool(np.isfinite(got).all())
@@ -128,7 +129,7 @@ def measure(
                 spearman=float(spearmanr(reference, got).statistic)
                 if finite
                 else float("nan"),
-                top5=len(top & set(np.argsort(-got)[:5])) / 5,
+                top5=len(top & set(np.argsort(-got)[:k])) / k,
                 finite=finite,
             )
         )
