@@ -308,8 +308,14 @@ class ScoringSettings(_Settings):
     has float32's range, or float32."""
 
     activation: Literal["none", "sigmoid"] = "none"
-    """`"none"` keeps raw logits (compare them relative to each other);
-    `"sigmoid"` maps them to 0..1 probabilities."""
+    """`"none"` keeps the model's raw score (compare them relative to each
+    other): an encoder cross-encoder's relevance logit, or for a causal LM
+    scored on "yes"/"no" (sentence-transformers' `LogitScore`) the log-odds
+    `logit(yes) - logit(no)`. `"sigmoid"` maps it to (0, 1): for a causal
+    LM exactly P(yes) among {yes, no}; for an encoder the model's own reading
+    of its logit, not a calibrated probability (see `calibration`).
+    `score_threshold` compares against the score after activation, so
+    `0.0` with `"none"` keeps what `0.5` keeps with `"sigmoid"`."""
 
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments for `sentence_transformers.CrossEncoder(...)`
