@@ -29,9 +29,15 @@ __all__ = ["describe_model", "model_dtype", "require_finite"]
 
 
 def model_dtype(model: object) -> str | None:
-    """The torch precision a loaded model runs in (`"float16"`), if it has one."""
-    if getattr(model, "backend", "torch") != "torch":
-        return None
+    """The precision a loaded sentence-transformers model runs in (`"float16"`).
+
+    None for a scorer that is not one (a remote or custom scorer). The onnx
+    and openvino backends run their exports in float32 (the only dtype they
+    offer; int8 quantization is a separate setting).
+    """
+    backend = getattr(model, "backend", None)
+    if isinstance(backend, str) and backend != "torch":
+        return "float32"
     try:
         dtype = getattr(model, "dtype", None)
     except Exception:  # a property that fails off the torch backend
@@ -55,11 +61,10 @@ def describe_model(model: object) -> str:
     )
     backend = getattr(model, "backend", None)
     if isinstance(backend, str) and isinstance(source, str):
-        dtype = model_dtype(model)
-        ran = f"{dtype}" if dtype else "its export's precision"
+        dtype = model_dtype(model) or "unknown precision"
         device = getattr(model, "device", None)
         where = f" on {device}" if device is not None else ""
-        return f"model {source!r} ({backend} backend, {ran}{where})"
+        return f"model {source!r} ({backend} backend, {dtype}{where})"
     kind = type(model)
     name = f"{kind.__module__}.{kind.__qualname__}"
     details = [
