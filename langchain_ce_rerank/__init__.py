@@ -31,6 +31,9 @@ if TYPE_CHECKING:
         InstructionNotSupportedError as InstructionNotSupportedError,
     )
     from langchain_ce_rerank.errors import ModelNotFoundError as ModelNotFoundError
+    from langchain_ce_rerank.errors import (
+        NonFiniteScoreError as NonFiniteScoreError,
+    )
     from langchain_ce_rerank.errors import StoreLoadError as StoreLoadError
     from langchain_ce_rerank.evaluation import EvaluationReport as EvaluationReport
     from langchain_ce_rerank.evaluation import calibrate as calibrate
@@ -63,6 +66,7 @@ _EXPORTS = {
     "FaissVectorStore": "store",
     "InstructionNotSupportedError": "errors",
     "ModelNotFoundError": "errors",
+    "NonFiniteScoreError": "errors",
     "RerankExplanation": "display",
     "RemoteCrossEncoder": "serving",
     "RemoteRerankError": "serving",

@@ -8,7 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["InstructionNotSupportedError", "ModelNotFoundError", "StoreLoadError"]
+__all__ = [
+    "InstructionNotSupportedError",
+    "ModelNotFoundError",
+    "NonFiniteScoreError",
+    "StoreLoadError",
+]
 
 
 DEFAULT_REMEDY = "model='/path/to/model'"
@@ -172,3 +177,72 @@ class InstructionNotSupportedError(ValueError):
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuilt from its facts, so it crosses process pools (Ray) intact.
         return (InstructionNotSupportedError, (self.model, self.reason, self.parameter))
+
+
+class NonFiniteScoreError(RuntimeError):
+    """A model or scorer returned NaN or infinite scores; none are returned.
+
+    Raised where raw scores come back (`engine.finite.require_finite`), before
+    they are cached, activated or ranked, on any device and through every
+    door. The message names the model, its backend, dtype and device, how
+    many scores were NaN or infinite, and what to do: a model loaded in
+    float16 that overflows (fine-tuned models can, sentence-transformers#3233)
+    is told to use `dtype="bfloat16"` or `"float32"`.
+
+    Attributes:
+        model: How the model or scorer was described (name, backend, dtype,
+            device).
+        dtype: The model's precision (`"float16"`, ...), or None when it is
+            not a torch model (a remote or custom scorer).
+        nan: How many scores were NaN (or missing: None).
+        inf: How many were infinite.
+        total: How many scores the batch had.
+
+    Example:
+        ```python
+        from langchain_ce_rerank import NonFiniteScoreError, Reranker
+
+
+        class Broken:
+            def score(self, pairs):
+                return [float("nan") for _ in pairs]
+
+
+        try:
+            Reranker(model=Broken()).score("q", ["a", "b"])
+        except NonFiniteScoreError as err:
+            print(err.nan, err.total)  # 2 2
+        ```
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        dtype: str | None,
+        nan: int,
+        inf: int,
+        total: int,
+    ) -> None:
+        self.model = model
+        self.dtype = dtype
+        self.nan = nan
+        self.inf = inf
+        self.total = total
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its facts, so it crosses process pools intact.
+        return (
+            _rebuild_non_finite,
+            (str(self), self.model, self.dtype, self.nan, self.inf, self.total),
+        )
+
+
+def _rebuild_non_finite(
+    message: str, model: str, dtype: str | None, nan: int, inf: int, total: int
+) -> NonFiniteScoreError:
+    return NonFiniteScoreError(
+        message, model=model, dtype=dtype, nan=nan, inf=inf, total=total
+    )

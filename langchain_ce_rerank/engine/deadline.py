@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from langchain_ce_rerank.engine.aggregation import PassageAggregation, best_windows
+from langchain_ce_rerank.engine.finite import require_finite
 from langchain_ce_rerank.engine.results import ScoredText, UnscoredText
 from langchain_ce_rerank.engine.windows import Span
 
@@ -194,18 +195,28 @@ class DeadlinePlan:
             self._next += 1
         return batch
 
-    def record(self, pairs: Sequence[Pair], scores: Sequence[float | None]) -> None:
+    def record(
+        self, pairs: Sequence[Pair], scores: Sequence[float | None], model: object
+    ) -> None:
         """Raw scores for `pairs`, in order; None leaves a pair unscored.
+
+        Args:
+            pairs: The pairs scored.
+            scores: Their raw scores, None for a pair the deadline left
+                unscored.
+            model: The model or scorer that returned them (named in errors).
 
         Raises:
             RuntimeError: A score count other than the pairs'.
+            NonFiniteScoreError: A score is NaN or infinite.
         """
         if len(scores) != len(pairs):
             msg = f"the model returned {len(scores)} scores for {len(pairs)} pairs"
             raise RuntimeError(msg)
-        for pair, score in zip(pairs, scores, strict=True):
-            if score is not None:
-                self.known[pair] = self.fresh[pair] = float(score)
+        given = [(p, s) for p, s in zip(pairs, scores, strict=True) if s is not None]
+        checked = require_finite([score for _, score in given], model)
+        for (pair, _), score in zip(given, checked, strict=True):
+            self.known[pair] = self.fresh[pair] = score
 
     def results(
         self,

@@ -4,9 +4,9 @@ A score calibration (`engine/probability.py`) maps a model's raw scores to
 probabilities; it is only right for scores computed the same way. Two
 rerankers compute the same raw score for the same (query, text) when they
 have the same weights (a content fingerprint of the model folder), run them
-the same way (backend and quantization: int8 shifts scores), read the same
-text (`max_length` truncation, `long_documents` windows, `content_template`)
-under the same `instruction`.
+the same way (backend, quantization and dtype: int8 and half precision
+shift scores), read the same text (`max_length` truncation, `long_documents`
+windows, `content_template`) under the same `instruction`.
 `activation` is not part of it: a calibration maps the score *before*
 activation, which activation does not change. Batch size, device and the
 score cache do not change a score either.
@@ -68,6 +68,10 @@ class ScoringIdentity(BaseModel):
 
     quantization: str | None = None
     """`"int8"` or None (full precision)."""
+
+    dtype: str = "float32"
+    """The precision the weights ran in (`"float32"`, `"bfloat16"`,
+    `"float16"`); calibrations written before it existed were float32."""
 
     max_length: int | None = None
     """Token window per pair; None is the model's own."""
@@ -264,6 +268,7 @@ def scoring_identity(settings: ScoringSettings) -> ScoringIdentity:
         fingerprint=fingerprint,
         backend=settings.backend,
         quantization=settings.quantization,
+        dtype=settings.dtype,
         max_length=settings.max_length,
         long_documents=settings.long_documents,
         passage_tokens=settings.passage_tokens if windows else None,

@@ -106,7 +106,7 @@ class Reranker(RerankerSettings):
 
     loader: Loader | None = Field(default=None, exclude=True, repr=False)
     """How a model id or folder is loaded: called as `loader(model, device=...,
-    max_length=..., model_kwargs=..., backend=..., quantization=...,
+    dtype=..., max_length=..., model_kwargs=..., backend=..., quantization=...,
     cache_folder=...)`. None uses `langchain_ce_rerank.models.load_cross_encoder`,
     which shares loaded models within the process."""
 
@@ -166,6 +166,7 @@ class Reranker(RerankerSettings):
                         self._loaded = loader(
                             self.model,
                             device=self.device,
+                            dtype=self.dtype,
                             max_length=self.max_length,
                             model_kwargs=self.model_kwargs,
                             backend=self.backend,
@@ -318,7 +319,9 @@ class Reranker(RerankerSettings):
             raw = await scorer.ascore(
                 [missing[i] for i in order], **scorer_keywords(instruction)
             )
-            for pair, score in zip(missing, in_input_order(order, raw), strict=True):
+            for pair, score in zip(
+                missing, in_input_order(order, raw, scorer), strict=True
+            ):
                 known[pair] = score
                 if use_cache:
                     self._cache.put(keys[pair], score)
@@ -441,7 +444,9 @@ class Reranker(RerankerSettings):
                 rest = plan.rest()
                 left = budget.left()
                 if left > 0:
-                    plan.record(rest, list(model.score_within(rest, left, **keywords)))
+                    plan.record(
+                        rest, list(model.score_within(rest, left, **keywords)), model
+                    )
             else:
                 limit = self.batch_size or default_batch_size(model)
                 while batch := plan.next_batch(limit):
@@ -450,7 +455,7 @@ class Reranker(RerankerSettings):
                     started = budget.clock()
                     raw = self._predict(batch, instruction)
                     budget.record(len(batch), budget.clock() - started)
-                    plan.record(batch, raw)
+                    plan.record(batch, raw, model)
         return self._finish(plan, use_cache, instruction)
 
     async def ascore_batch(
@@ -489,7 +494,7 @@ class Reranker(RerankerSettings):
             left = budget.left()
             if left > 0:
                 answer = await model.ascore_within(rest, left, **keywords)
-                plan.record(rest, list(answer))
+                plan.record(rest, list(answer), model)
         elif rest:
             limit = self.batch_size or default_batch_size(model)
             while batch := plan.next_batch(limit):
@@ -499,7 +504,7 @@ class Reranker(RerankerSettings):
                 order = length_order(batch)
                 answer = await model.ascore([batch[i] for i in order], **keywords)
                 budget.record(len(batch), budget.clock() - started)
-                plan.record(batch, in_input_order(order, answer))
+                plan.record(batch, in_input_order(order, answer, model), model)
         return self._finish(plan, use_cache, resolved)
 
     def _budget(self, deadline_ms: float | None) -> Budget | None:

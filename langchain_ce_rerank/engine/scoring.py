@@ -1,7 +1,8 @@
 """Scoring mechanics: loading a model, feeding it pairs, and activation.
 
 How the engine drives a model once it has one: pairs go in one length-sorted
-stream, raw scores come back in input order, and `activation` maps them.
+stream, raw scores come back in input order (checked finite: `engine.finite`),
+and `activation` maps them.
 `Reranker` adds the cache, de-duplication and windows around these.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from langchain_ce_rerank.engine.finite import require_finite
 from langchain_ce_rerank.engine.instructions import scorer_keywords
 from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
 from langchain_ce_rerank.models import load_cross_encoder, model_lock
@@ -57,18 +59,26 @@ def length_order(pairs: Sequence[tuple[str, str]]) -> list[int]:
     return sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
 
 
-def in_input_order(order: list[int], raw: Sequence[Any]) -> list[float]:
+def in_input_order(order: list[int], raw: Sequence[Any], model: object) -> list[float]:
     """Scores of pairs fed in `order`, put back in input order as floats.
+
+    Args:
+        order: The input positions of the pairs, in the order they were fed.
+        raw: The model's scores, in that order.
+        model: The model or scorer that returned them (named in errors).
 
     Raises:
         RuntimeError: The model returned a score count other than the pairs'.
+        NonFiniteScoreError: A score is NaN, infinite or missing
+            (`engine.finite.require_finite`).
     """
     if len(raw) != len(order):
         msg = f"the model returned {len(raw)} scores for {len(order)} pairs"
         raise RuntimeError(msg)
+    checked = require_finite(raw, model)
     scores = [0.0] * len(order)
     for position, i in enumerate(order):
-        scores[i] = float(raw[position])
+        scores[i] = checked[position]
     return scores
 
 
@@ -94,6 +104,9 @@ def predict(
 
     Returns:
         One raw score per pair, in input order.
+
+    Raises:
+        NonFiniteScoreError: The model returned a NaN or infinite score.
     """
     order = length_order(pairs)
     ordered = [pairs[i] for i in order]
@@ -112,7 +125,7 @@ def predict(
             ).tolist()
     else:
         raw = list(model.score(ordered, **scorer_keywords(instruction)))
-    return in_input_order(order, raw)
+    return in_input_order(order, raw, model)
 
 
 def activate(scores: list[float], activation: str) -> list[float]:

@@ -38,6 +38,7 @@ from langchain_ce_rerank.engine.shaping import (
 )
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
 from langchain_ce_rerank.models.cross_encoder import DEFAULT_CROSS_ENCODER
+from langchain_ce_rerank.models.precision import DEFAULT_DTYPE, Dtype, check_dtype
 
 __all__ = [
     "DEFAULT_CROSS_ENCODER",
@@ -56,6 +57,7 @@ __all__ = [
 LOADING_FIELDS = (
     "max_length",
     "device",
+    "dtype",
     "model_kwargs",
     "backend",
     "quantization",
@@ -292,9 +294,30 @@ class ScoringSettings(_Settings):
     device: str | None = None
     """Torch device when loading by id or folder; None picks cuda, mps, cpu."""
 
+    dtype: Dtype = DEFAULT_DTYPE
+    """The precision the model's weights are loaded and run in, when loading
+    by id or folder with the torch backend: `"float32"` (the default, also
+    for models saved in half precision), `"bfloat16"` or `"float16"`. Half
+    precision is for GPUs. On CPU, float16 is refused (2.3x slower than
+    float32, measured) and bfloat16 is allowed only on processors with
+    bfloat16 instructions (avx512_bf16 or amx_bf16), where it measured 1.5x
+    faster with the same top 5 (see `langchain_ce_rerank.models.precision`
+    and benchmarks/README.md). With `backend="onnx"` or `"openvino"` only
+    float32: their exports run in it (their speed-up is
+    `quantization="int8"`). A model that overflows in
+    float16 (NaN or infinite scores; some fine-tuned models do) raises an
+    error naming the dtype instead of returning them: use bfloat16, which
+    has float32's range, or float32."""
+
     activation: Literal["none", "sigmoid"] = "none"
-    """`"none"` keeps raw logits (compare them relative to each other);
-    `"sigmoid"` maps them to 0..1 probabilities."""
+    """`"none"` keeps the model's raw score (compare them relative to each
+    other): an encoder cross-encoder's relevance logit, or for a causal LM
+    scored on "yes"/"no" (sentence-transformers' `LogitScore`) the log-odds
+    `logit(yes) - logit(no)`. `"sigmoid"` maps it to (0, 1): for a causal
+    LM exactly P(yes) among {yes, no}; for an encoder the model's own reading
+    of its logit, not a calibrated probability (see `calibration`).
+    `score_threshold` compares against the score after activation, so
+    `0.0` with `"none"` keeps what `0.5` keeps with `"sigmoid"`."""
 
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments for `sentence_transformers.CrossEncoder(...)`
@@ -416,6 +439,8 @@ class ScoringSettings(_Settings):
                 "max_length"
             )
             raise ValueError(msg)
+        # With device=None the device is picked at load, and checked there.
+        check_dtype(self.dtype, device=self.device, backend=self.backend)
         check_options(self.backend, self.quantization)
         if isinstance(self.model, str | Path):
             return self
@@ -423,6 +448,7 @@ class ScoringSettings(_Settings):
             name for name in ("max_length", "device") if getattr(self, name) is not None
         ] + (["model_kwargs"] if self.model_kwargs else [])
         given += [n for n in ("backend",) if self.backend != DEFAULT_BACKEND]
+        given += [n for n in ("dtype",) if self.dtype != DEFAULT_DTYPE]
         if given:
             msg = (
                 f"{', '.join(given)} configure loading a model by id or folder, but "

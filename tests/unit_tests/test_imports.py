@@ -16,6 +16,7 @@ EXPECTED_ALL = [
     "FaissVectorStore",
     "InstructionNotSupportedError",
     "ModelNotFoundError",
+    "NonFiniteScoreError",
     "RemoteCrossEncoder",
     "RemoteRerankError",
     "RemoteRerankTimeoutError",

@@ -334,6 +334,26 @@ async def test_api_key_guards_rerank_and_metrics_not_health() -> None:
     assert [h.status_code for h in health] == [200, 200]
 
 
+async def test_a_nan_score_is_a_500_naming_the_model_and_other_requests_still_score() -> (
+    None
+):
+    import math
+
+    table = TableCrossEncoder({"a": 1.0, "b": 2.0, "bad": math.nan})
+    async with serving(table) as (client, _):
+        broken, fine = await asyncio.gather(
+            client.post("/v2/rerank", json=body(["a", "bad"])),
+            client.post("/v2/rerank", json=body(["a", "b"])),
+        )
+    assert broken.status_code == 500
+    message = broken.json()["message"]
+    assert message.startswith("scoring failed: NonFiniteScoreError: scorer ")
+    assert "TableCrossEncoder" in message
+    assert "1 NaN or missing score(s)" in message
+    assert fine.status_code == 200
+    assert [r["index"] for r in fine.json()["results"]] == [1, 0]
+
+
 # -- readiness ---------------------------------------------------------------------
 
 
