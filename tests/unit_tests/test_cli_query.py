@@ -324,19 +324,13 @@ def test_an_unscored_row_says_not_scored_and_has_no_probability() -> None:
     assert cells[5] == ["dense 2", "bm25 1"]
 
 
-@pytest.fixture(scope="module")
-def causal_reranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny reranker that reads an instruction (see test_instructions.py)."""
-    from test_instructions import QWEN_STYLE_TEMPLATE, build_causal_reranker
-
-    return build_causal_reranker(tmp_path_factory.mktemp("causal"), QWEN_STYLE_TEMPLATE)
-
-
 def test_instruction_reaches_a_reranker_that_reads_one(
-    with_bm25: Path, causal_reranker: Path, capsys: pytest.CaptureFixture[str]
+    with_bm25: Path, causal_lm_standin_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plain = _json(capsys, with_bm25, causal_reranker)
-    told = _json(capsys, with_bm25, causal_reranker, "--instruction", "Find logs")
+    plain = _json(capsys, with_bm25, causal_lm_standin_path)
+    told = _json(
+        capsys, with_bm25, causal_lm_standin_path, "--instruction", "Find logs"
+    )
     assert plain["instruction"] is None
     assert told["instruction"] == "Find logs"
     scores = {r["id"]: r["relevance_score"] for r in plain["results"]}
