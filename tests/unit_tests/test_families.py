@@ -61,11 +61,19 @@ def test_every_family_is_described() -> None:
         assert "{query}" in family.pair_format or name == "other"
 
 
-def test_only_the_causal_lm_takes_an_instruction() -> None:
-    taking = {name for name, f in FAMILIES.items() if f.takes_instruction}
-    assert taking == {"causal-lm"}
-    assert FAMILIES["causal-lm"].instruction == "system-message"
+def test_where_each_family_reads_an_instruction() -> None:
+    # Described, not decided: engine.instructions decides per loaded model
+    # (test_family_instructions.py checks the two agree on every stand-in).
+    styles = {name: f.instruction for name, f in FAMILIES.items()}
+    assert styles == {
+        "bert": "query-prefix",
+        "xlm-roberta": "query-prefix",
+        "modernbert": "query-prefix",
+        "causal-lm": "system-message",
+        "other": "query-prefix",
+    }
     assert "{instruction}" in FAMILIES["causal-lm"].pair_format
+    assert not any(hasattr(f, "takes_instruction") for f in FAMILIES.values())
 
 
 def test_default_activation() -> None:

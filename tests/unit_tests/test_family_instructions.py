@@ -145,9 +145,14 @@ def test_family_of_agrees_with_the_instruction_rule(
     model: Any = Reranker(model=folder, device="cpu").load_model()
     described = family_of(model)
     assert described.name == family_of(folder).name == family
-    # A family's published models take an instruction exactly when the rule
-    # (engine.instructions, the one that decides) says the stand-in does.
-    assert described.takes_instruction == (instruction_refusal(model) is None)
+    # The rule (engine.instructions, the only one that decides) takes the
+    # stand-in's word for what a published model of the family does: only a
+    # system-message family reads one ...
+    reads = instruction_refusal(model) is None
+    assert reads == (described.instruction == "system-message")
+    # ... and a refusal names the family.
+    if not reads:
+        assert f"a {family} cross-encoder" in str(instruction_refusal(model))
 
 
 # -- HTTP, in process -----------------------------------------------------------
