@@ -43,6 +43,7 @@ __all__ = [
     "ModelFamily",
     "family_from_config",
     "family_of",
+    "supported_families",
 ]
 
 logger = logging.getLogger(__name__)
@@ -160,6 +161,31 @@ FAMILIES: Mapping[FamilyName, ModelFamily] = {
 
 FAMILY_NAMES: tuple[FamilyName, ...] = tuple(FAMILIES)
 """The families' names, `"other"` last."""
+
+
+def supported_families() -> str:
+    """The supported families, each with its example model, in one phrase.
+
+    What `--reranker`'s help and a cross-encoder's load error say, so both
+    name the families from this table, never from a copy.
+
+    Returns:
+        `"bert (e.g. cross-encoder/ms-marco-MiniLM-L6-v2), xlm-roberta (e.g.
+        BAAI/bge-reranker-v2-m3), ..."`, without `"other"`.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.models.families import supported_families
+
+        print(supported_families())
+        ```
+    """
+    return ", ".join(
+        f"{name} (e.g. {family.example_model})"
+        for name, family in FAMILIES.items()
+        if family.example_model is not None
+    )
+
 
 _BY_MODEL_TYPE: Mapping[str, FamilyName] = {
     "bert": "bert",
