@@ -30,6 +30,7 @@ from langchain_ce_rerank.models.backends import (
     get_backend,
     quantization_error,
 )
+from langchain_ce_rerank.models.families import supported_families
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -434,7 +435,8 @@ def add_model_option(group: argparse._ArgumentGroup) -> None:
         metavar="MODEL_OR_PATH",
         help=(
             "cross-encoder: a Hugging Face id (from the local cache when "
-            "HF_HUB_OFFLINE=1) or a local folder (default: %(default)s)"
+            "HF_HUB_OFFLINE=1) or a local folder (default: %(default)s). "
+            f"Supported families: {supported_families()}"
         ),
     )
 

@@ -30,6 +30,12 @@ Which models take one (`instruction_refusal`):
   `prompts=` when loaded (`model_kwargs={"prompts": {...}}`).
 - Anything else takes none. Given one anyway, the engine raises
   `InstructionNotSupportedError` before scoring, never drops it.
+
+This is the one rule. `models.families` describes each family (where
+sentence-transformers would put an instruction for it, `ModelFamily.instruction`)
+and names the family in a refusal, but decides nothing: models of one family
+differ (an encoder saved with prompts, a causal LM whose template drops the
+system message), and only the loaded model can say.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_ce_rerank.errors import InstructionNotSupportedError
+from langchain_ce_rerank.models.families import family_of
 
 __all__ = [
     "instruction_refusal",
@@ -117,6 +124,14 @@ def _chat_refusal(module: Any) -> str | None:
     return None
 
 
+def _which(model: object) -> str:
+    """`it`, with the model's family when it is one `models.families` knows."""
+    if getattr(model, "config", None) is None:
+        return "it"
+    family = family_of(model)  # type: ignore[arg-type]
+    return "it" if family.name == "other" else f"it (a {family.name} cross-encoder)"
+
+
 def instruction_refusal(model: object) -> str | None:
     """Why `model` takes no instruction, or None when it takes one.
 
@@ -157,9 +172,9 @@ def instruction_refusal(model: object) -> str | None:
         if prompts:
             return None
         return (
-            "it reads plain (query, document) text pairs and was saved without "
-            "sentence-transformers prompts, so an instruction would only be "
-            "glued onto the query, which it was not trained to read"
+            f"{_which(model)} reads plain (query, document) text pairs and was "
+            "saved without sentence-transformers prompts, so an instruction "
+            "would only be glued onto the query, which it was not trained to read"
         )
     return (
         f"a {type(model).__name__} has no instruction parameter (give a custom "

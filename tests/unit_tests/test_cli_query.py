@@ -8,65 +8,31 @@ is replaced (as in test_cli_index.py), so each case takes a moment.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from doubles import AxisEmbeddings
-from langchain_core.embeddings import Embeddings
+from query_indexes import QUESTION, build_index, fake_bi_encoder
 
-from langchain_ce_rerank import models
 from langchain_ce_rerank.cli import main
-
-# The fake bi-encoder knows these words only: "E0425" is visible to BM25 alone.
-WORDS = ["docker", "volume", "backup", "logs"]
-QUESTION = "docker E0425"
 
 
 @pytest.fixture
 def loads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every embedding model the commands load; the model is a fake."""
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "error")
-    loaded: list[str] = []
-
-    def load(model: str, **kwargs: object) -> Embeddings:
-        loaded.append(model)
-        return AxisEmbeddings(WORDS)
-
-    monkeypatch.setattr(models, "load_embeddings", load)
-    ingest_logger = logging.getLogger("langchain_ce_rerank.ingest")
-    level = ingest_logger.level
-    yield loaded
-    ingest_logger.setLevel(level)
-
-
-def _folder(tmp_path: Path, name: str, *flags: str) -> Path:
-    docs = tmp_path / f"{name}-docs"
-    docs.mkdir()
-    texts = {
-        "backup.md": "docker volume backup",
-        "logs.md": "docker logs",
-        "tail.md": "logs",
-        "errors.md": "error E0425 explained",
-    }
-    for file, text in texts.items():
-        (docs / file).write_text(text, encoding="utf-8")
-    out = tmp_path / name
-    assert main(["index", str(docs), "--out", str(out), *flags]) == 0
-    return out
+    with fake_bi_encoder(monkeypatch) as loaded:
+        yield loaded
 
 
 @pytest.fixture
 def with_bm25(tmp_path: Path, loads: list[str]) -> Path:
-    return _folder(tmp_path, "ix")
+    return build_index(tmp_path, "ix")
 
 
 @pytest.fixture
 def without_bm25(tmp_path: Path, loads: list[str]) -> Path:
-    return _folder(tmp_path, "plain", "--no-bm25")
+    return build_index(tmp_path, "plain", "--no-bm25")
 
 
 def _query(
@@ -324,19 +290,13 @@ def test_an_unscored_row_says_not_scored_and_has_no_probability() -> None:
     assert cells[5] == ["dense 2", "bm25 1"]
 
 
-@pytest.fixture(scope="module")
-def causal_reranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny reranker that reads an instruction (see test_instructions.py)."""
-    from test_instructions import QWEN_STYLE_TEMPLATE, build_causal_reranker
-
-    return build_causal_reranker(tmp_path_factory.mktemp("causal"), QWEN_STYLE_TEMPLATE)
-
-
 def test_instruction_reaches_a_reranker_that_reads_one(
-    with_bm25: Path, causal_reranker: Path, capsys: pytest.CaptureFixture[str]
+    with_bm25: Path, causal_lm_standin_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plain = _json(capsys, with_bm25, causal_reranker)
-    told = _json(capsys, with_bm25, causal_reranker, "--instruction", "Find logs")
+    plain = _json(capsys, with_bm25, causal_lm_standin_path)
+    told = _json(
+        capsys, with_bm25, causal_lm_standin_path, "--instruction", "Find logs"
+    )
     assert plain["instruction"] is None
     assert told["instruction"] == "Find logs"
     scores = {r["id"]: r["relevance_score"] for r in plain["results"]}

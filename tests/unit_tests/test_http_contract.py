@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -25,21 +25,18 @@ pytest.importorskip("fastapi")
 pytest.importorskip("prometheus_client")
 pytest.importorskip("ray.serve", reason='needs the [ray] extra: pip install ".[ray]"')
 
+import http_doors
 from doubles import WordOverlapCrossEncoder
-from starlette.requests import Request
+from http_doors import serve_door
 
 from langchain_ce_rerank.engine import Reranker
-from langchain_ce_rerank.serving import ServeSettings, create_app
+from langchain_ce_rerank.serving import ServeSettings
 from langchain_ce_rerank.serving.contract import (
     CLI_FLAGS,
     SERVE_CONFIG_ARGS,
     RequestLimits,
 )
-from langchain_ce_rerank.serving.jobs import ScoreJob, score_jobs
-from langchain_ce_rerank.serving.ray_serve import (
-    RayServeArgs,
-    RerankIngress,
-)
+from langchain_ce_rerank.serving.ray_serve import RayServeArgs
 
 MODEL = "contract-model"
 KEY = "s3cret"
@@ -48,58 +45,14 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 TEXTS = ["red apples are sweet", "the sky is blue", "an apple a day"]
 
 
-class _ReplicaHandle:
-    """What the ingress calls as `handle.score.remote(job)`, scoring in process
-    the way a replica does (`score_jobs`); Ray's router is what it leaves out."""
-
-    def __init__(self, engine: Reranker) -> None:
-        self.score = self
-        self._engine = engine
-
-    async def remote(self, job: ScoreJob) -> list[float]:
-        (outcome,) = score_jobs(self._engine, [job])
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-
-class _IngressApp:
-    """The ingress as an ASGI app (Ray Serve's proxy does this for it)."""
-
-    def __init__(self, ingress: RerankIngress) -> None:
-        self._ingress = ingress
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        response = await self._ingress(Request(scope, receive))
-        await response(scope, receive, send)
-
-
-@asynccontextmanager
-async def plain_door() -> AsyncIterator[httpx.AsyncClient]:
+def plain_door() -> AbstractAsyncContextManager[httpx.AsyncClient]:
     engine = Reranker(model=WordOverlapCrossEncoder())
-    settings = ServeSettings(model_name=MODEL, api_key=KEY, **LIMITS)
-    app = create_app(engine, settings)
-    async with app.router.lifespan_context(app):
-        ready = app.state.ce_rerank.batcher.ready
-        assert await asyncio.to_thread(ready.wait, 30), "the model never loaded"
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            yield c
+    return serve_door(engine, ServeSettings(model_name=MODEL, api_key=KEY, **LIMITS))
 
 
-@asynccontextmanager
-async def ray_door() -> AsyncIterator[httpx.AsyncClient]:
-    settings = {"model": WordOverlapCrossEncoder()}
+def ray_door() -> AbstractAsyncContextManager[httpx.AsyncClient]:
     args = RayServeArgs(model="unused", model_name=MODEL, api_key=KEY, **LIMITS)
-    ingress = RerankIngress(
-        _ReplicaHandle(Reranker(**settings)),  # type: ignore[arg-type]
-        settings,
-        args.request_limits(),
-        args.served_name,
-    )
-    transport = httpx.ASGITransport(app=_IngressApp(ingress))
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        yield client
+    return http_doors.ray_door({"model": WordOverlapCrossEncoder()}, args)
 
 
 DOORS: dict[str, tuple[Callable[[], Any], dict[str, str]]] = {

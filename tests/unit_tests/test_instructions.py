@@ -1,14 +1,15 @@
 """`instruction=`: passed the way each model reads it, refused where it cannot be.
 
-Doubles pin the engine's rules; the BERT stand-in and a tiny causal-LM
-reranker built here (random Qwen3 weights, a byte-level BPE tokenizer trained
-on a few lines, a Qwen3-Reranker-style chat template) pin what
-sentence-transformers does with it.
+Doubles pin the engine's rules; the shared stand-ins (tests/conftest.py: BERT,
+and the Qwen3-style causal LM with Qwen3-Reranker's chat template) pin what
+sentence-transformers does with it. Every family's refusal or acceptance, on
+every door, is in test_family_instructions.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +22,6 @@ from langchain_ce_rerank.engine import Reranker
 from langchain_ce_rerank.engine.identity import scoring_identity
 from langchain_ce_rerank.engine.instructions import instruction_refusal
 
-QWEN_STYLE_TEMPLATE = (
-    "{%- set ns = namespace(instruction='Given a web search query, retrieve "
-    "relevant passages that answer the query', query='', document='') -%}"
-    "{%- for m in messages -%}"
-    "{%- if m.role == 'system' -%}{%- set ns.instruction = m.content -%}"
-    "{%- elif m.role == 'query' -%}{%- set ns.query = m.content -%}"
-    "{%- elif m.role == 'document' -%}{%- set ns.document = m.content -%}"
-    "{%- endif -%}{%- endfor -%}"
-    "<|im_start|>system\nJudge whether the Document meets the requirements based "
-    'on the Query and the Instruct provided. Answer "yes" or "no".<|im_end|>\n'
-    "<|im_start|>user\n<Instruct>: {{ ns.instruction }}\n<Query>: {{ ns.query }}\n"
-    "<Document>: {{ ns.document }}<|im_end|>\n<|im_start|>assistant\n"
-)
-"""Qwen3-Reranker's shape: the system message fills the <Instruct> slot."""
-
 NO_SYSTEM_TEMPLATE = (
     "{%- for m in messages -%}{%- if m.role == 'query' -%}<Query>: {{ m.content }}\n"
     "{%- elif m.role == 'document' -%}<Document>: {{ m.content }}\n"
@@ -44,61 +30,15 @@ NO_SYSTEM_TEMPLATE = (
 """A pair-only template: a system message has nowhere to go."""
 
 
-def build_causal_reranker(folder: Path, template: str) -> Path:
-    """A tiny Qwen3ForCausalLM reranker folder, loaded by ST with LogitScore."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    lines = Path(__file__).read_text(encoding="utf-8").splitlines()
-    tokenizer.train_from_iterator(lines, trainer)
-    tokenizer.add_tokens(["yes", "no"])  # LogitScore's true/false tokens
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        padding_side="left",
-    )
-    fast.chat_template = template
-    fast.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = Qwen3Config(
-        vocab_size=len(fast),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        max_position_embeddings=512,
-        pad_token_id=fast.pad_token_id,
-        eos_token_id=fast.eos_token_id,
-        tie_word_embeddings=True,
-    )
-    Qwen3ForCausalLM(config).save_pretrained(folder)
+@pytest.fixture(scope="module")
+def pair_only_path(
+    causal_lm_standin_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The causal-LM stand-in with a chat template that drops the system turn."""
+    folder = tmp_path_factory.mktemp("pair-only") / "model"
+    shutil.copytree(causal_lm_standin_path, folder)
+    (folder / "chat_template.jinja").write_text(NO_SYSTEM_TEMPLATE, encoding="utf-8")
     return folder
-
-
-@pytest.fixture(scope="module")
-def causal_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_causal_reranker(
-        tmp_path_factory.mktemp("causal-ce"), QWEN_STYLE_TEMPLATE
-    )
-
-
-@pytest.fixture(scope="module")
-def pair_only_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_causal_reranker(
-        tmp_path_factory.mktemp("pair-only"), NO_SYSTEM_TEMPLATE
-    )
 
 
 # -- the engine's rules, with doubles ------------------------------------------
@@ -243,9 +183,9 @@ def test_a_text_pair_model_with_prompts_reads_it_before_the_query(
 
 
 def test_a_causal_reranker_reads_the_instruction_in_its_template(
-    causal_path: Path, monkeypatch: pytest.MonkeyPatch
+    causal_lm_standin_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = Reranker(model=causal_path, device="cpu")
+    engine = Reranker(model=causal_lm_standin_path, device="cpu")
     model: Any = engine.load_model()
     assert instruction_refusal(model) is None
     seen: list[str] = []

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -13,43 +13,29 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("ray.serve", reason='needs the [ray] extra: pip install ".[ray]"')
 
+import http_doors
 from doubles import InstructedCrossEncoder, WordOverlapCrossEncoder
-from test_http_contract import _IngressApp, _ReplicaHandle
+from http_doors import serve_door
 
 from langchain_ce_rerank import InstructionNotSupportedError
 from langchain_ce_rerank.engine import Reranker, ScoreCalibration, ScoringIdentity
 from langchain_ce_rerank.engine.probability import PlattMapping
 from langchain_ce_rerank.serving import ServeSettings, create_app
 from langchain_ce_rerank.serving.jobs import ScoreJob, score_jobs
-from langchain_ce_rerank.serving.ray_serve import RayServeArgs, RerankIngress
 
 TEXTS = ["statutes of tax", "cases of tax", "tax"]
 
 
-@asynccontextmanager
-async def plain_door(scorer: Any, **engine: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Reranker(model=scorer, **engine), ServeSettings(model_name="m"))
-    async with app.router.lifespan_context(app):
-        ready = app.state.ce_rerank.batcher.ready
-        assert await asyncio.to_thread(ready.wait, 30), "the model never loaded"
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            yield c
+def plain_door(
+    scorer: Any, **engine: Any
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return serve_door(Reranker(model=scorer, **engine))
 
 
-@asynccontextmanager
-async def ray_door(scorer: Any, **engine: Any) -> AsyncIterator[httpx.AsyncClient]:
-    settings = {"model": scorer, **engine}
-    args = RayServeArgs(model="unused", model_name="m")
-    ingress = RerankIngress(
-        _ReplicaHandle(Reranker(**settings)),  # type: ignore[arg-type]
-        settings,
-        args.request_limits(),
-        args.served_name,
-    )
-    transport = httpx.ASGITransport(app=_IngressApp(ingress))
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        yield client
+def ray_door(
+    scorer: Any, **engine: Any
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return http_doors.ray_door({"model": scorer, **engine})
 
 
 DOORS: dict[str, Callable[..., Any]] = {
