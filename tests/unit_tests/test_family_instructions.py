@@ -42,13 +42,19 @@ PROMPTS = {"task": "Retrieve: "}
 
 
 def _decoded_inputs(model: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every input the model's first module tokenizes from now on, decoded."""
+    """Every input the model's first module tokenizes for scoring, decoded.
+
+    The engine also measures pairs untruncated (to size each document's
+    share of the window); those measurements are not what the model scores.
+    """
     seen: list[str] = []
     preprocess = model[0].preprocess
 
     def spy(inputs: Any, *args: Any, **kwargs: Any) -> Any:
         features = preprocess(inputs, *args, **kwargs)
-        seen.extend(model.tokenizer.batch_decode(features["input_ids"]))
+        measuring = kwargs.get("processing_kwargs", {}).get("text", {})
+        if measuring.get("truncation") is not False:
+            seen.extend(model.tokenizer.batch_decode(features["input_ids"]))
         return features
 
     monkeypatch.setattr(model[0], "preprocess", spy)
