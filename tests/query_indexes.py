@@ -25,15 +25,17 @@ QUESTION = "docker E0425"
 
 
 @contextmanager
-def fake_bi_encoder(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Load `AxisEmbeddings(WORDS)` for every embedding model; names recorded."""
+def fake_bi_encoder(
+    monkeypatch: pytest.MonkeyPatch, words: list[str] = WORDS
+) -> Iterator[list[str]]:
+    """Load `AxisEmbeddings(words)` for every embedding model; names recorded."""
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "error")
     loaded: list[str] = []
 
     def load(model: str, **kwargs: object) -> Embeddings:
         loaded.append(model)
-        return AxisEmbeddings(WORDS)
+        return AxisEmbeddings(words)
 
     monkeypatch.setattr(models, "load_embeddings", load)
     # `ce-rerank index` sets this logger's level; put it back afterwards.

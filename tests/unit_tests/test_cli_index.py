@@ -8,15 +8,13 @@ can count how often the command loads a model and read what it printed.
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from doubles import AxisEmbeddings
-from langchain_core.embeddings import Embeddings
+from query_indexes import fake_bi_encoder
 
-from langchain_ce_rerank import models
 from langchain_ce_rerank.cli import main
 
 WORDS = ["alpha", "beta", "gamma"]
@@ -32,21 +30,8 @@ class _Terminal(io.StringIO):
 @pytest.fixture
 def loads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every model `ce-rerank index` loads; the model is a fake."""
-    # main() sets these with setdefault: keep them out of the other tests.
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "error")
-    loaded: list[str] = []
-
-    def load(model: str, **kwargs: object) -> Embeddings:
-        loaded.append(model)
-        return AxisEmbeddings(WORDS)
-
-    monkeypatch.setattr(models, "load_embeddings", load)
-    # The command quiets the ingest logger; the other tests want it as it was.
-    ingest_logger = logging.getLogger("langchain_ce_rerank.ingest")
-    level = ingest_logger.level
-    yield loaded
-    ingest_logger.setLevel(level)
+    with fake_bi_encoder(monkeypatch, WORDS) as loaded:
+        yield loaded
 
 
 @pytest.fixture
