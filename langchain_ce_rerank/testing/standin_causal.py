@@ -24,7 +24,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from langchain_ce_rerank.testing.standin_encoders import is_built, save_standin
+from langchain_ce_rerank.testing.standin_encoders import (
+    is_built,
+    save_standin,
+    seeded,
+)
 from langchain_ce_rerank.testing.standin_tokenizers import train_chatml_bpe
 
 __all__ = [
@@ -110,7 +114,6 @@ def build_causal_lm_standin(folder: str | os.PathLike[str], seed: int = 0) -> Pa
     target = Path(folder)
     if is_built(target, "modules.json", "1_LogitScore/config.json"):
         return target
-    import torch
     from sentence_transformers import CrossEncoder
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
@@ -133,9 +136,7 @@ def build_causal_lm_standin(folder: str | os.PathLike[str], seed: int = 0) -> Pa
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Qwen3ForCausalLM(config)
+    model = seeded(Qwen3ForCausalLM, config, seed)
     # The backbone goes through CrossEncoder(...) exactly as a plain causal LM
     # from the Hub would: sentence-transformers adds its Transformer and
     # LogitScore modules, and its save writes the converted layout.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_ce_rerank.testing.standin_tokenizers import (
     train_byte_level_bpe,
@@ -46,6 +46,31 @@ def is_built(folder: Path, *names: str) -> bool:
     """Whether `folder` already holds a saved model (config, weights, `names`)."""
     wanted = ("config.json", "model.safetensors", "tokenizer.json", *names)
     return all((folder / name).is_file() for name in wanted)
+
+
+def _sizes(vocab_size: int) -> dict[str, Any]:
+    """The tiny encoder's sizes, one regression head (`num_labels=1`)."""
+    return {
+        "vocab_size": vocab_size,
+        "hidden_size": _HIDDEN,
+        "num_hidden_layers": _LAYERS,
+        "initializer_range": _INIT_RANGE,
+        "num_attention_heads": _HEADS,
+        "intermediate_size": 2 * _HIDDEN,
+        "num_labels": 1,
+    }
+
+
+def seeded(model_class: Any, config: Any, seed: int) -> Any:
+    """`model_class(config)`, its weights drawn from `seed`.
+
+    Torch's global random state is left as it was.
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return model_class(config)
 
 
 def save_standin(
@@ -99,18 +124,12 @@ def build_xlm_roberta_standin(folder: str | os.PathLike[str], seed: int = 0) -> 
     target = Path(folder)
     if is_built(target):
         return target
-    import torch
     from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
     tokenizer = train_unigram()
     tokenizer.model_max_length = STANDIN_MAX_LENGTH
     config = XLMRobertaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=_HIDDEN,
-        num_hidden_layers=_LAYERS,
-        initializer_range=_INIT_RANGE,
-        num_attention_heads=_HEADS,
-        intermediate_size=2 * _HIDDEN,
+        **_sizes(len(tokenizer)),
         # Positions start after the padding index (1), as in XLM-RoBERTa.
         max_position_embeddings=STANDIN_MAX_LENGTH + 2,
         type_vocab_size=1,
@@ -118,10 +137,7 @@ def build_xlm_roberta_standin(folder: str | os.PathLike[str], seed: int = 0) -> 
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    config.num_labels = 1
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = XLMRobertaForSequenceClassification(config)
+    model = seeded(XLMRobertaForSequenceClassification, config, seed)
     return save_standin(model, tokenizer, target, "XLMRobertaTokenizer")
 
 
@@ -150,18 +166,12 @@ def build_modernbert_standin(folder: str | os.PathLike[str], seed: int = 0) -> P
     target = Path(folder)
     if is_built(target):
         return target
-    import torch
     from transformers import ModernBertConfig, ModernBertForSequenceClassification
 
     tokenizer = train_byte_level_bpe()
     tokenizer.model_max_length = STANDIN_MAX_LENGTH
     config = ModernBertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=_HIDDEN,
-        num_hidden_layers=_LAYERS,
-        initializer_range=_INIT_RANGE,
-        num_attention_heads=_HEADS,
-        intermediate_size=2 * _HIDDEN,
+        **_sizes(len(tokenizer)),
         max_position_embeddings=STANDIN_MAX_LENGTH,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.cls_token_id,
@@ -170,9 +180,6 @@ def build_modernbert_standin(folder: str | os.PathLike[str], seed: int = 0) -> P
         sep_token_id=tokenizer.sep_token_id,
         layer_types=["full_attention", "sliding_attention"],
     )
-    config.num_labels = 1
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = ModernBertForSequenceClassification(config)
+    model = seeded(ModernBertForSequenceClassification, config, seed)
     # The real ModernBERT ships a plain PreTrainedTokenizerFast.
     return save_standin(model, tokenizer, target, "PreTrainedTokenizerFast")
