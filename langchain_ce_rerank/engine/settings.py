@@ -35,6 +35,7 @@ from langchain_ce_rerank.engine.shaping import (
     check_shaping,
 )
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
+from langchain_ce_rerank.models.backends.support import check_model
 from langchain_ce_rerank.models.cross_encoder import DEFAULT_CROSS_ENCODER
 
 __all__ = [
@@ -385,6 +386,7 @@ class ScoringSettings(_Settings):
             raise ValueError(msg)
         check_options(self.backend, self.quantization)
         if isinstance(self.model, str | Path):
+            check_model(self.model, self.backend, self.quantization)
             return self
         given = [
             name for name in ("max_length", "device") if getattr(self, name) is not None

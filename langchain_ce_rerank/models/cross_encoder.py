@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
+from langchain_ce_rerank.models.backends.support import check_model
 from langchain_ce_rerank.models.export import default_cache_folder
 from langchain_ce_rerank.models.hub import import_tqdm_quietly
 from langchain_ce_rerank.models.loading import load_shared, pick_device
@@ -59,13 +60,15 @@ def load_cross_encoder(
         ModelNotFoundError: The model cannot be found on disk or downloaded.
         ImportError: The backend's pip extra is not installed.
         ValueError: An unknown backend, or a quantization it does not offer
-            (`quantization` with the torch backend).
+            (`quantization` with the torch backend), or one the model's family
+            is refused on (`models.backends.support`).
     """
     import_tqdm_quietly()
     kwargs: dict[str, Any] = dict(model_kwargs or {})
     if max_length is not None:
         kwargs["max_length"] = max_length
     chosen_backend = check_options(backend, quantization)
+    check_model(model, backend, quantization)
     chosen = pick_device(device)
     cache = Path(cache_folder) if cache_folder else default_cache_folder()
     settings = (
