@@ -9,13 +9,14 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 from langchain_core.embeddings import Embeddings
 
-from langchain_ce_rerank.testing import build_standin_cross_encoder
+from langchain_ce_rerank.testing import build_standin, build_standin_cross_encoder
 
 # Property tests replay the same examples on every run (derandomize), so they
 # cannot flake, and write no example database into the tree. Set
@@ -45,6 +46,48 @@ def minilm_embeddings() -> Embeddings:
 def standin_ce_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder of the untrained MiniLM-L6 cross-encoder stand-in (scores meaningless)."""
     return build_standin_cross_encoder(tmp_path_factory.mktemp("standin-ce"))
+
+
+@pytest.fixture(scope="session")
+def standin_paths(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Callable[[str], Path]:
+    """`standin_paths(family)`: the folder of that family's stand-in, built on
+    first use and once per session (families in `STANDIN_FAMILIES`; "bert" is
+    `standin_ce_path`). Parametrize a test over `STANDIN_FAMILIES` with it."""
+    built: dict[str, Path] = {}
+
+    def path(family: str) -> Path:
+        if family == "bert":
+            folder: Path = request.getfixturevalue("standin_ce_path")
+            return folder
+        if family not in built:
+            folder = tmp_path_factory.mktemp(f"standin-{family}")
+            built[family] = build_standin(family, folder)
+        return built[family]
+
+    return path
+
+
+@pytest.fixture(scope="session")
+def xlm_roberta_standin_path(standin_paths: Callable[[str], Path]) -> Path:
+    """Folder of the tiny random XLM-RoBERTa cross-encoder (bge-reranker-v2-m3's
+    kind: SentencePiece Unigram, `<s> q </s></s> d </s>`)."""
+    return standin_paths("xlm-roberta")
+
+
+@pytest.fixture(scope="session")
+def modernbert_standin_path(standin_paths: Callable[[str], Path]) -> Path:
+    """Folder of the tiny random ModernBERT cross-encoder (byte-level BPE,
+    `[CLS] q [SEP] d [SEP]`)."""
+    return standin_paths("modernbert")
+
+
+@pytest.fixture(scope="session")
+def causal_lm_standin_path(standin_paths: Callable[[str], Path]) -> Path:
+    """Folder of the tiny random Qwen3 yes/no reranker, saved as a
+    sentence-transformers CrossEncoder (Transformer + LogitScore, chat template)."""
+    return standin_paths("causal-lm")
 
 
 @pytest.fixture

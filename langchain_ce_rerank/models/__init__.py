@@ -25,6 +25,8 @@ Inference backends (torch, OpenVINO, ONNX) are one module each under
 exports the accelerated backends load from, `models/calibration.py` the
 offline calibration text of static int8, and `models/hub.py` the Hugging Face
 side of loading (offline mode, the reachability check, quiet loading).
+`models/families.py` says which family a cross-encoder is (BERT, XLM-RoBERTa,
+ModernBERT, a yes/no causal LM, or "other") and what each family needs.
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ if TYPE_CHECKING:
         load_embeddings,
         load_token_window,
     )
+    from langchain_ce_rerank.models.families import (
+        FAMILIES,
+        FAMILY_NAMES,
+        FamilyName,
+        ModelFamily,
+        family_of,
+    )
     from langchain_ce_rerank.models.loading import pick_device
     from langchain_ce_rerank.models.registry import model_lock
     from langchain_ce_rerank.models.resolve import resolve_model
@@ -56,9 +65,14 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "DEFAULT_CROSS_ENCODER": "cross_encoder",
     "DEFAULT_EMBEDDING_MODEL": "embeddings",
+    "FAMILIES": "families",
+    "FAMILY_NAMES": "families",
+    "FamilyName": "families",
+    "ModelFamily": "families",
     "TokenWindow": "embeddings",
     "embedding_model_name": "embeddings",
     "embedding_window": "embeddings",
+    "family_of": "families",
     "load_cross_encoder": "cross_encoder",
     "load_embeddings": "embeddings",
     "load_token_window": "embeddings",
@@ -70,9 +84,14 @@ _EXPORTS = {
 __all__ = [
     "DEFAULT_CROSS_ENCODER",
     "DEFAULT_EMBEDDING_MODEL",
+    "FAMILIES",
+    "FAMILY_NAMES",
+    "FamilyName",
+    "ModelFamily",
     "TokenWindow",
     "embedding_model_name",
     "embedding_window",
+    "family_of",
     "load_cross_encoder",
     "load_embeddings",
     "load_token_window",
