@@ -21,7 +21,7 @@ settings always give the same vocabulary.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from langchain_ce_rerank.testing.standin_text import tokenizer_training_text
 
@@ -97,7 +97,42 @@ def train_unigram(vocab_size: int = STANDIN_VOCAB_SIZE) -> PreTrainedTokenizerBa
     learnt = _stable_scores(
         [(str(piece), float(score)) for piece, score in pieces[len(special) :]]
     )
-    return XLMRobertaTokenizer(vocab=[*vocab, *learnt], add_prefix_space=True)
+    if not _transformers_4():
+        return XLMRobertaTokenizer(vocab=[*vocab, *learnt], add_prefix_space=True)
+    # transformers 4 (the onnx/openvino environment): its XLMRobertaTokenizer
+    # needs a SentencePiece file, so build the backend transformers 5's builds
+    # from a vocabulary, and wrap it in the fast class.
+    from tokenizers import processors
+
+    # Only in transformers 4, which the type checker does not see.
+    from transformers import XLMRobertaTokenizerFast  # type: ignore[attr-defined]
+
+    built = Tokenizer(models.Unigram([*vocab, *learnt], unk_id=3, byte_fallback=False))
+    built.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always"),
+        ]
+    )
+    built.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    fast = XLMRobertaTokenizerFast(tokenizer_object=built, add_prefix_space=True)
+    bos, eos = fast.bos_token_id, fast.eos_token_id
+    fast.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", bos), ("</s>", eos)],
+    )
+    return cast("PreTrainedTokenizerBase", fast)
+
+
+def _transformers_4() -> bool:
+    """Whether transformers is 4.x (the `[onnx]` extra pins it below 4.58).
+
+    Its tokenizer classes take files, not vocabularies.
+    """
+    import transformers
+
+    return int(transformers.__version__.split(".")[0]) < 5
 
 
 # The Unigram trainer gives characters it must keep but did not learn scores
@@ -252,16 +287,42 @@ def train_chatml_bpe(vocab_size: int = STANDIN_VOCAB_SIZE) -> PreTrainedTokenize
         (str(left), str(right))
         for left, right in json.loads(backend.to_str())["model"]["merges"]
     ]
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
-        merges=merges,  # type: ignore[arg-type] # BPE wants pairs
-        unk_token=None,  # type: ignore[arg-type] # Qwen's has none
-        bos_token=None,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
-        add_prefix_space=False,
-        padding_side="left",
-    )
+    settings = {
+        "unk_token": None,  # Qwen's has none
+        "bos_token": None,
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+        "additional_special_tokens": ["<|im_start|>", "<|im_end|>"],
+        "add_prefix_space": False,
+        "padding_side": "left",
+    }
+    tokenizer: PreTrainedTokenizerBase
+    if not _transformers_4():
+        tokenizer = Qwen2Tokenizer(
+            vocab=vocab,
+            merges=merges,  # type: ignore[arg-type] # BPE wants pairs
+            **settings,  # type: ignore[arg-type]
+        )
+    else:
+        # transformers 4's Qwen2Tokenizer reads files: build the backend
+        # transformers 5's builds from a vocabulary, in the fast class.
+        # Only in transformers 4, which the type checker does not see.
+        from transformers import Qwen2TokenizerFast  # type: ignore[attr-defined]
+
+        built = Tokenizer(
+            models.BPE(
+                vocab=vocab,
+                merges=merges,
+                unk_token=None,
+                continuing_subword_prefix="",
+                end_of_word_suffix="",
+                fuse_unk=False,
+                byte_fallback=False,
+            )
+        )
+        built.normalizer = backend.normalizer
+        built.pre_tokenizer = backend.pre_tokenizer
+        built.decoder = decoders.ByteLevel()
+        tokenizer = Qwen2TokenizerFast(tokenizer_object=built, **settings)
     tokenizer.add_tokens(["<think>", "</think>"], special_tokens=False)
     return tokenizer
