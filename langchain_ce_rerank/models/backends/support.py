@@ -97,8 +97,8 @@ SUPPORT: Mapping[str, Mapping[Combination, Support]] = MappingProxyType(
             ("openvino", None): Support(works=True, note=_CAUSAL_OPENVINO),
             ("openvino", "int8"): Support(
                 works=True,
-                note=_CAUSAL_OPENVINO
-                + "; calibrated on chat-template inputs, as the model reads them",
+                note="the openvino export above, quantized by NNCF calibrated on "
+                "chat-template inputs, as the model reads them",
             ),
         },
     }
