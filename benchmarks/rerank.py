@@ -17,7 +17,7 @@ milliseconds and ratios to raw predict and to LangChain, then Spearman,
 Kendall and top-5 overlap of each backend's scores against torch fp32 at 100
 candidates.
 
-With `--family NAME` (bert, xlm-roberta, modernbert, causal-lm, or all) it
+With `--family NAME...` (bert, xlm-roberta, modernbert, causal-lm, or all) it
 times that family's offline stand-in (`langchain_ce_rerank.testing.
 build_standin`) instead, at 20 and 100 candidates, on torch and every backend
 and quantization the support table (`models.backends.support`) says works,
@@ -117,8 +117,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument(
         "--family",
+        nargs="+",
         choices=[*SUPPORTED_FAMILIES, "all"],
-        help="time this family's stand-in on every working backend instead",
+        help="time these families' stand-ins on every working backend instead",
     )
     parser.add_argument(
         "--standins",
@@ -135,7 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.family:
-        families = SUPPORTED_FAMILIES if args.family == "all" else [args.family]
+        families = SUPPORTED_FAMILIES if "all" in args.family else args.family
         print(
             f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
             f"load average {os.getloadavg()[0]:.1f} at start"

@@ -51,12 +51,15 @@ TEXTS = [
     "docker volume backup " * 300,
 ]
 
-# int8 on the stand-ins (random weights, or BERT's random head), 20 texts,
-# measured 2026-12-02: Spearman 0.83 (onnx, causal-lm) to 0.99 (openvino,
-# causal-lm), top-5 overlap 3/5 to 5/5 (see benchmarks/README.md). A broken
-# int8 export scores in an order unrelated to torch's: for 20 texts a
-# Spearman over 0.7 happens by chance with p < 0.001. fp32 exports agree to
-# float rounding (max |difference| 6e-6 measured, on scores spread over ~2).
+# int8 on the stand-ins (random weights, or BERT's random head), measured
+# 2026-12-02: these tests pass; over another 20 passages Spearman ran from
+# 0.88 (onnx, modernbert) to 0.99 (openvino, causal-lm), top-5 overlap 3/5 to
+# 5/5, and at 100 candidates the lowest was 0.79 (onnx, modernbert; see
+# benchmarks/README.md). onnx int8 of the causal LM measured 0.64 on these
+# texts and is refused (the support table). A broken int8 export scores in an
+# order unrelated to torch's: for 20 texts a Spearman over 0.7 happens by
+# chance with p < 0.001. fp32 exports agree to float rounding (max
+# |difference| 6e-6 measured, on scores spread over ~2).
 INT8_MIN_SPEARMAN = 0.7
 INT8_MIN_TOP5 = 3
 FP32_ATOL = 1e-4
@@ -164,4 +167,5 @@ def test_the_openvino_causal_lm_export_is_stateless_and_keeps_one_position(
         "position_ids",
     }  # no beam_idx: no generation cache inside the model
     (logits,) = ir.outputs
-    assert logits.get_partial_shape()[1].get_length() == 1  # the last position only
+    # The last position only: the sequence dimension is at most 1.
+    assert logits.get_partial_shape()[1].get_max_length() == 1

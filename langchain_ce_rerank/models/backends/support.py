@@ -93,7 +93,14 @@ SUPPORT: Mapping[str, Mapping[Combination, Support]] = MappingProxyType(
         "modernbert": {},
         "causal-lm": {
             ("onnx", None): Support(works=True, note=_CAUSAL_ONNX),
-            ("onnx", "int8"): Support(works=True, note=_CAUSAL_ONNX),
+            ("onnx", "int8"): Support(
+                works=False,
+                note="onnxruntime's dynamic int8 also quantizes the output "
+                "layer, and the score is the difference of two of its logits "
+                "(yes - no): on the stand-in its ranking agreed with torch fp32 "
+                "at Spearman 0.64 over 20 texts, where openvino int8 (static, "
+                "calibrated) kept 0.99",
+            ),
             ("openvino", None): Support(works=True, note=_CAUSAL_OPENVINO),
             ("openvino", "int8"): Support(
                 works=True,
