@@ -73,3 +73,6 @@ bench: $(VENV_ACCEL)/.installed
 	cd benchmarks && $(BENCH_PY) retrieval.py --sizes 1000000 --types Flat IVF1024,SQ8 IVF1024,PQ48
 	cd benchmarks && $(BENCH_PY) bm25.py
 	cd benchmarks && $(BENCH_PY) indexing.py
+	cd benchmarks && $(BENCH_PY) make_manpage_set.py
+	cd benchmarks && $(BENCH_PY) make_docstring_set.py
+	cd benchmarks && $(BENCH_PY) first_stage_quality.py --grid

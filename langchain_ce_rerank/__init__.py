@@ -27,7 +27,13 @@ if TYPE_CHECKING:
     from langchain_ce_rerank.engine import Reranker as Reranker
     from langchain_ce_rerank.engine import RerankResult as RerankResult
     from langchain_ce_rerank.engine import ScoreCalibration as ScoreCalibration
+    from langchain_ce_rerank.errors import (
+        InstructionNotSupportedError as InstructionNotSupportedError,
+    )
     from langchain_ce_rerank.errors import ModelNotFoundError as ModelNotFoundError
+    from langchain_ce_rerank.errors import (
+        NonFiniteScoreError as NonFiniteScoreError,
+    )
     from langchain_ce_rerank.errors import StoreLoadError as StoreLoadError
     from langchain_ce_rerank.evaluation import EvaluationReport as EvaluationReport
     from langchain_ce_rerank.evaluation import calibrate as calibrate
@@ -58,7 +64,9 @@ _EXPORTS = {
     "EvaluationReport": "evaluation",
     "FaissRetriever": "store.retriever",
     "FaissVectorStore": "store",
+    "InstructionNotSupportedError": "errors",
     "ModelNotFoundError": "errors",
+    "NonFiniteScoreError": "errors",
     "RerankExplanation": "display",
     "RemoteCrossEncoder": "serving",
     "RemoteRerankError": "serving",

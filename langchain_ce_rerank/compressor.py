@@ -119,8 +119,8 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
     after any retriever and inside `DocumentCompressorPipeline`;
     `compress_documents(docs, query, top_n=3, score_threshold=0.2,
     diversity=0.5, deadline_ms=200)` overrides those settings for one call
-    (also `group_by`, `max_per_group`, `max_context_tokens` and
-    `min_probability`).
+    (also `group_by`, `max_per_group`, `max_context_tokens`,
+    `min_probability` and, for rerankers that read one, `instruction`).
 
     Shaping the context: `group_by="source"` keeps the best result per file
     (`max_per_group` for more), `max_context_tokens=N` stops adding results
@@ -275,6 +275,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         *,
         use_cache: bool = True,
         deadline_ms: float | None = None,
+        instruction: str | Unset | None = UNSET,
     ) -> list[list[ScoredText]]:
         """Score many (documents, query) lists in one stream of model batches.
 
@@ -287,6 +288,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             items: `(documents, query)` pairs.
             use_cache: False bypasses the score cache (to time the model).
             deadline_ms: A time budget for the whole call; None has none.
+            instruction: Override of the `instruction` setting.
 
         Returns:
             Per item, per document: its score and, for `"max_passage"`, the
@@ -294,7 +296,10 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             (`.scored` False) for a document the deadline left unscored.
         """
         return self.engine.score_batch(
-            self._texts(items), use_cache=use_cache, deadline_ms=deadline_ms
+            self._texts(items),
+            use_cache=use_cache,
+            deadline_ms=deadline_ms,
+            instruction=instruction,
         )
 
     def _texts(
@@ -504,6 +509,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
+        instruction: str | Unset | None = UNSET,
     ) -> Sequence[Document]:
         """Rerank `documents` for `query`; see the class docstring for the rules.
 
@@ -519,6 +525,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             diversity: Override of the `diversity` setting.
             deadline_ms: Override of the `deadline_ms` setting.
             min_probability: Override of the `min_probability` setting.
+            instruction: Override of the `instruction` setting.
 
         Returns:
             New documents with `metadata["relevance_score"]` (and
@@ -536,6 +543,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             diversity=diversity,
             deadline_ms=deadline_ms,
             min_probability=min_probability,
+            instruction=instruction,
         ).documents
 
     def compress_documents_explained(
@@ -551,6 +559,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
+        instruction: str | Unset | None = UNSET,
     ) -> RerankedDocuments:
         """`compress_documents`, plus every candidate it dropped and why.
 
@@ -565,6 +574,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             diversity: Override of the `diversity` setting.
             deadline_ms: Override of the `deadline_ms` setting.
             min_probability: Override of the `min_probability` setting.
+            instruction: Override of the `instruction` setting.
 
         Returns:
             The returned documents and the dropped ones (copies with
@@ -580,9 +590,12 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             deadline_ms=deadline_ms,
             min_probability=min_probability,
         )
+        self.engine.check_call_calibration(ranking.calibration, instruction)
         candidates = self.candidates(documents, group_by=group_by)
         scored = self.score_documents_batch(
-            [(candidates, query)], deadline_ms=ranking.deadline_ms
+            [(candidates, query)],
+            deadline_ms=ranking.deadline_ms,
+            instruction=instruction,
         )[0]
         return self._order(candidates, scored, ranking)
 
@@ -601,6 +614,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
+        instruction: str | Unset | None = UNSET,
     ) -> Sequence[Document]:
         """`compress_documents` without blocking the event loop.
 
@@ -617,9 +631,12 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             deadline_ms=deadline_ms,
             min_probability=min_probability,
         )
+        self.engine.check_call_calibration(ranking.calibration, instruction)
         candidates = self.candidates(documents, group_by=group_by)
         scored = await self.engine.ascore_batch(
-            self._texts([(candidates, query)]), deadline_ms=ranking.deadline_ms
+            self._texts([(candidates, query)]),
+            deadline_ms=ranking.deadline_ms,
+            instruction=instruction,
         )
         return self._order(candidates, scored[0], ranking).documents
 
@@ -635,6 +652,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
+        instruction: str | Unset | None = UNSET,
     ) -> list[list[Document]]:
         """Rerank many (documents, query) lists with one stream of model calls.
 
@@ -653,6 +671,7 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             diversity: Override of the `diversity` setting.
             deadline_ms: Override of the `deadline_ms` setting.
             min_probability: Override of the `min_probability` setting.
+            instruction: Override of the `instruction` setting.
 
         Returns:
             The reranked documents of each item, in order.
@@ -667,11 +686,14 @@ class CrossEncoderCompressor(EngineDoor, BaseDocumentCompressor):
             deadline_ms=deadline_ms,
             min_probability=min_probability,
         )
+        self.engine.check_call_calibration(ranking.calibration, instruction)
         candidates = [
             (self.candidates(documents, group_by=group_by), query)
             for documents, query in items
         ]
-        scored = self.score_documents_batch(candidates, deadline_ms=ranking.deadline_ms)
+        scored = self.score_documents_batch(
+            candidates, deadline_ms=ranking.deadline_ms, instruction=instruction
+        )
         return [
             self._order(documents, scores, ranking).documents
             for (documents, _), scores in zip(candidates, scored, strict=True)

@@ -8,7 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["ModelNotFoundError", "StoreLoadError"]
+__all__ = [
+    "InstructionNotSupportedError",
+    "ModelNotFoundError",
+    "NonFiniteScoreError",
+    "StoreLoadError",
+]
 
 
 DEFAULT_REMEDY = "model='/path/to/model'"
@@ -117,3 +122,127 @@ class StoreLoadError(ValueError):
             print(err)
         ```
     """
+
+
+class InstructionNotSupportedError(ValueError):
+    """An instruction was given for a model that has no place to read it.
+
+    Raised before any pair is scored, never by dropping the instruction: the
+    message names the model, why it takes none, and what to do, in the words
+    of the entry point the user called (each re-words it with
+    `with_parameter`: the CLI says `--instruction`, the HTTP server the
+    request's `instruction` field). See `langchain_ce_rerank.engine.instructions`
+    for which models take one.
+
+    Args:
+        model: The model as the user gave it (an id, a folder, a scorer).
+        reason: Why it takes no instruction.
+        parameter: How the instruction is spelt at this entry point.
+
+    Example:
+        ```python
+        from langchain_ce_rerank import InstructionNotSupportedError
+
+        err = InstructionNotSupportedError("m", "it has no saved prompts")
+        print(err.with_parameter("--instruction"))
+        ```
+    """
+
+    def __init__(
+        self, model: str, reason: str, parameter: str = "instruction="
+    ) -> None:
+        self.model = model
+        self.reason = reason
+        self.parameter = parameter
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (
+            f"model {self.model!r} takes no instruction ({self.reason}), so "
+            f"{self.parameter} cannot be passed to it, and is not dropped "
+            f"silently either. Leave {self.parameter} unset for this model, or "
+            "use a reranker that reads one: a causal-LM reranker whose chat "
+            "template has a place for it (e.g. Qwen/Qwen3-Reranker-0.6B), or a "
+            "model saved with sentence-transformers prompts."
+        )
+
+    def with_parameter(self, parameter: str) -> InstructionNotSupportedError:
+        """The same error, naming the instruction as `parameter` spells it.
+
+        Args:
+            parameter: The entry point's spelling, e.g. `"--instruction"`.
+        """
+        return InstructionNotSupportedError(self.model, self.reason, parameter)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its facts, so it crosses process pools (Ray) intact.
+        return (InstructionNotSupportedError, (self.model, self.reason, self.parameter))
+
+
+class NonFiniteScoreError(RuntimeError):
+    """A model or scorer returned NaN or infinite scores; none are returned.
+
+    Raised where raw scores come back (`engine.finite.require_finite`), before
+    they are cached, activated or ranked, on any device and through every
+    door. The message names the model, its backend, dtype and device, how
+    many scores were NaN or infinite, and what to do: a model loaded in
+    float16 that overflows (fine-tuned models can, sentence-transformers#3233)
+    is told to use `dtype="bfloat16"` or `"float32"`.
+
+    Attributes:
+        model: How the model or scorer was described (name, backend, dtype,
+            device).
+        dtype: The model's precision (`"float16"`, ...), or None when it is
+            not a torch model (a remote or custom scorer).
+        nan: How many scores were NaN (or missing: None).
+        inf: How many were infinite.
+        total: How many scores the batch had.
+
+    Example:
+        ```python
+        from langchain_ce_rerank import NonFiniteScoreError, Reranker
+
+
+        class Broken:
+            def score(self, pairs):
+                return [float("nan") for _ in pairs]
+
+
+        try:
+            Reranker(model=Broken()).score("q", ["a", "b"])
+        except NonFiniteScoreError as err:
+            print(err.nan, err.total)  # 2 2
+        ```
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        dtype: str | None,
+        nan: int,
+        inf: int,
+        total: int,
+    ) -> None:
+        self.model = model
+        self.dtype = dtype
+        self.nan = nan
+        self.inf = inf
+        self.total = total
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its facts, so it crosses process pools intact.
+        return (
+            _rebuild_non_finite,
+            (str(self), self.model, self.dtype, self.nan, self.inf, self.total),
+        )
+
+
+def _rebuild_non_finite(
+    message: str, model: str, dtype: str | None, nan: int, inf: int, total: int
+) -> NonFiniteScoreError:
+    return NonFiniteScoreError(
+        message, model=model, dtype=dtype, nan=nan, inf=inf, total=total
+    )

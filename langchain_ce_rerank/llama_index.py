@@ -96,11 +96,11 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     doors. `postprocess_nodes(nodes, query_str=..., top_n=3)` overrides
     `top_n`, `score_threshold`, `group_by` (a metadata key or a function of
     the node), `max_per_group`, `max_context_tokens`, `diversity`,
-    `deadline_ms` or `min_probability` for one call. The token budget counts
-    each node's own text (its metadata, which the LLM may also read, is not
-    counted), and a node cut to fit gets that text. `diversity` compares
-    nodes by their `node.embedding` when every node has one (the first
-    stage's vector; no second embedding pass), else by
+    `deadline_ms`, `min_probability` or `instruction` for one call. The
+    token budget counts each node's own text (its metadata, which the LLM
+    may also read, is not counted), and a node cut to fit gets that text.
+    `diversity` compares nodes by their `node.embedding` when every node
+    has one (the first stage's vector; no second embedding pass), else by
     `metadata["retrieval_embedding"]`, else by their word sets. A node the
     deadline left unscored comes back with `score=None` and
     `metadata["reranked"] = False`, after the scored ones, in input order;
@@ -245,6 +245,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
+        instruction: str | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         """Rerank `nodes` for the query; see the class docstring for the rules.
 
@@ -262,6 +263,8 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             deadline_ms: Override of the `deadline_ms` setting.
             min_probability: Override of the `min_probability` setting (with
                 a `calibration`).
+            instruction: Override of the `instruction` setting, for rerankers
+                that read one.
 
         Returns:
             New `NodeWithScore`s over copies of the kept nodes, best first.
@@ -280,6 +283,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             diversity=diversity,
             deadline_ms=deadline_ms,
             min_probability=min_probability,
+            instruction=instruction,
         )
 
     @override
@@ -297,6 +301,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
         diversity: float | Unset = UNSET,
         deadline_ms: float | Unset | None = UNSET,
         min_probability: float | Unset | None = UNSET,
+        instruction: str | Unset | None = UNSET,
     ) -> list[NodeWithScore]:
         """`postprocess_nodes` without blocking the event loop.
 
@@ -315,6 +320,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             diversity=diversity,
             deadline_ms=deadline_ms,
             min_probability=min_probability,
+            instruction=instruction,
         )
 
     @override
@@ -328,9 +334,11 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
             deadline_ms = call.ranking.deadline_ms
             # Without nodes there is nothing to await, only the query to check.
             call.scored = (
-                await self.engine.ascore_batch(call.items, deadline_ms=deadline_ms)
+                await self.engine.ascore_batch(
+                    call.items, deadline_ms=deadline_ms, instruction=call.instruction
+                )
                 if nodes
-                else self.engine.score_batch(call.items)
+                else self.engine.score_batch(call.items, instruction=call.instruction)
             )
         return call.reranked
 
@@ -343,7 +351,9 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         with self._reranking(nodes, query_bundle, options) as call:
             call.scored = self.engine.score_batch(
-                call.items, deadline_ms=call.ranking.deadline_ms
+                call.items,
+                deadline_ms=call.ranking.deadline_ms,
+                instruction=call.instruction,
             )
         return call.reranked
 
@@ -369,7 +379,12 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
                 "query_bundle=QueryBundle('...')"
             )
             raise ValueError(msg)
-        ranking = self.for_call(**options)
+        # The instruction is a scoring option, not a ranking one.
+        instruction = options.get("instruction", UNSET)
+        ranking = self.for_call(
+            **{name: value for name, value in options.items() if name != "instruction"}
+        )
+        self.engine.check_call_calibration(ranking.calibration, instruction)
         query = query_bundle.query_str
         texts = self.node_texts(nodes)
         groups = (
@@ -382,7 +397,7 @@ class CrossEncoderRerank(EngineDoor, BaseNodePostprocessor):
                 lambda i: f"node {nodes[i].node.node_id!r} (position {i})",
             )
         )
-        call = _Call(items=[(query, texts)], ranking=ranking)
+        call = _Call(items=[(query, texts)], ranking=ranking, instruction=instruction)
         model_name = self._model_name()
         dispatcher.event(
             ReRankStartEvent(
@@ -434,6 +449,8 @@ class _Call:
     """What to score: one `Reranker.score_batch` item."""
     ranking: RankingSettings
     """The call's resolved ranking settings (its `deadline_ms` for scoring)."""
+    instruction: str | Unset | None = UNSET
+    """The call's `instruction` override, for scoring."""
     scored: list[list[ScoredText]] = field(default_factory=list)
     """Their scores, set by the caller."""
     reranked: list[NodeWithScore] = field(default_factory=list)

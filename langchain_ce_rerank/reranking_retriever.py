@@ -50,7 +50,9 @@ from langchain_ce_rerank.store.retriever import FaissRetriever
 __all__ = ["RerankingRetriever", "build_reranking_retriever"]
 
 
-_RERANK_OPTIONS = PER_CALL_OPTIONS
+# The reranker's per-call options: its ranking settings, and the instruction
+# its model scores under (a scoring setting, so not one of PER_CALL_OPTIONS).
+_RERANK_OPTIONS = (*PER_CALL_OPTIONS, "instruction")
 # First-stage options a RerankingRetriever passes on, under the names it
 # accepts: the first stage's threshold is spelled apart from the reranker's.
 _FIRST_STAGE_OPTIONS = {
@@ -70,6 +72,11 @@ _FIRST_STAGE_OPTIONS = {
 _OPTIONS = (*_RERANK_OPTIONS, *_FIRST_STAGE_OPTIONS)
 # What `BaseRetriever.invoke` passes to `_get_relevant_documents` itself.
 _RETRIEVER_ARGS = frozenset({"self", "query", "run_manager"})
+
+
+def _ranking_options(rerank: dict[str, Any]) -> dict[str, Any]:
+    """The reranker's per-call options less `instruction` (not a ranking one)."""
+    return {name: value for name, value in rerank.items() if name != "instruction"}
 
 
 def _accepted_options(first_stage: object) -> frozenset[str] | None:
@@ -140,7 +147,8 @@ class RerankingRetriever(ContextualCompressionRetriever):
     score), `group_by`, `max_per_group` and `max_context_tokens`,
     `diversity` and `deadline_ms` (which bounds the reranking, not the first
     stage), `min_probability` (a minimum `relevance_probability`, with a
-    `calibration`) and the first stage's `k`, `filter`, `fetch_k`,
+    `calibration`), `instruction` (for rerankers that read one) and the first
+    stage's `k`, `filter`, `fetch_k`,
     `lambda_mult`,
     `retrieval_score_threshold` (the first stage's own threshold, passed
     to it as `score_threshold`: for `FaissRetriever`, LangChain's normalized
@@ -241,7 +249,8 @@ class RerankingRetriever(ContextualCompressionRetriever):
                 f"first stage, a {kind}, takes no such option (its "
                 "_get_relevant_documents does not accept it); set it on the "
                 f"{kind} itself. Per call, top_n, score_threshold, diversity, "
-                "deadline_ms and min_probability (the reranker's) always work"
+                "deadline_ms, min_probability and instruction (the reranker's) "
+                "always work"
             )
             raise TypeError(msg)
         return first, rerank
@@ -251,7 +260,7 @@ class RerankingRetriever(ContextualCompressionRetriever):
         compressor = self.base_compressor
         if not isinstance(compressor, CrossEncoderCompressor):
             return None
-        return compressor.for_call(**rerank)
+        return compressor.for_call(**_ranking_options(rerank))
 
     def _ask_for_vectors(self, first: dict[str, Any], rerank: dict[str, Any]) -> bool:
         """Ask a FAISS first stage for its vectors when diversity needs them.
@@ -475,21 +484,30 @@ class RerankingRetriever(ContextualCompressionRetriever):
             if isinstance(outcome, Exception) or not outcome:
                 continue
             try:
-                rankings[i] = compressor.rank_settings(**options[i][1])
+                rankings[i] = compressor.rank_settings(
+                    **_ranking_options(options[i][1])
+                )
+                compressor.engine.check_call_calibration(
+                    rankings[i].calibration,
+                    options[i][1].get("instruction", UNSET),
+                )
                 candidates[i] = compressor.candidates(
                     outcome, group_by=options[i][1].get("group_by", UNSET)
                 )
             except Exception as err:
                 rankings.pop(i, None)
                 outcomes[i] = err
-        streams: dict[float | None, list[int]] = {}
+        # and per distinct instruction (a model call reads one).
+        streams: dict[tuple[float | None, object], list[int]] = {}
         for i, ranking in rankings.items():
-            streams.setdefault(ranking.deadline_ms, []).append(i)
-        for deadline_ms, members in streams.items():
+            instruction = options[i][1].get("instruction", UNSET)
+            streams.setdefault((ranking.deadline_ms, instruction), []).append(i)
+        for (deadline_ms, instruction), members in streams.items():
             try:
                 scored = compressor.score_documents_batch(
                     [(candidates[i], inputs[i]) for i in members],
                     deadline_ms=deadline_ms,
+                    instruction=instruction,  # type: ignore[arg-type]
                 )
             except Exception as err:
                 for i in members:

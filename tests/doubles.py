@@ -173,3 +173,42 @@ class AsyncSlowCrossEncoder(SlowCrossEncoder):
 
     async def ascore(self, text_pairs: list[tuple[str, str]]) -> list[float]:
         return self._scores(text_pairs)
+
+
+class InstructedCrossEncoder:
+    """Reads an instruction: scores a pair by the words the text shares with
+    the query and the instruction together; records each call's instruction.
+
+    Says so with `takes_instruction = True`, the opt-in of
+    `engine.instructions`; `score_within`, `ascore` and `ascore_within` take
+    it too, as `RemoteCrossEncoder`'s do.
+    """
+
+    takes_instruction = True
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str | None, list[tuple[str, str]]]] = []
+
+    def score(
+        self, text_pairs: list[tuple[str, str]], instruction: str | None = None
+    ) -> list[float]:
+        self.calls.append((instruction, list(text_pairs)))
+        words = set((instruction or "").lower().split())
+        return [
+            float(len((words | set(query.lower().split())) & set(text.lower().split())))
+            for query, text in text_pairs
+        ]
+
+    def score_within(
+        self,
+        text_pairs: list[tuple[str, str]],
+        seconds: float,
+        /,
+        instruction: str | None = None,
+    ) -> list[float | None]:
+        return list(self.score(text_pairs, instruction=instruction))
+
+    async def ascore(
+        self, text_pairs: list[tuple[str, str]], instruction: str | None = None
+    ) -> list[float]:
+        return self.score(text_pairs, instruction=instruction)

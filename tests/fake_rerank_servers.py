@@ -22,7 +22,8 @@ A test picks a fault with the `x-fault` header and keeps its own counters with
 `close-once`, `close-always` (drop the connection mid-body), `slow` (answer
 after `x-delay` seconds), `slow-text` (the same, only for a request with a
 text containing `x-slow-text`), `malformed`, `index-out-of-range`, `index-missing`,
-`index-duplicate`, `shuffle`, `reject` (the api's own 4xx error body) and
+`index-duplicate`, `score-nan` (the best score is the JSON token `NaN`),
+`score-null` (it is `null`), `shuffle`, `reject` (the api's own 4xx error body) and
 `barrier` (hold each request until `x-barrier` requests are in flight, to
 observe concurrency without timing).
 
@@ -309,13 +310,16 @@ class FakeRerankServers:
             ranks.pop()
         if fault == "index-duplicate":
             ranks[-1]["index"] = ranks[0]["index"]
+        if fault in ("score-nan", "score-null"):
+            ranks[0]["score"] = math.nan if fault == "score-nan" else None
+        respond = _json_with_nan if fault == "score-nan" else JSONResponse
         if api == "tei":
-            return JSONResponse(ranks)
+            return respond(ranks)
         results: list[dict[str, Any]] = [
             {"index": r["index"], "relevance_score": r["score"]} for r in ranks
         ]
         if api == "cohere":
-            return JSONResponse(
+            return respond(
                 {
                     "id": "07734bd2-2473-4f07-94e1-0d9f0e6843cf",
                     "results": results,
@@ -327,7 +331,7 @@ class FakeRerankServers:
             )
         usage = {"prompt_tokens": 7, "total_tokens": 7}
         if api == "infinity":
-            return JSONResponse(
+            return respond(
                 {
                     "object": "rerank",
                     "results": results,
@@ -341,7 +345,7 @@ class FakeRerankServers:
             index = result["index"]
             text = texts[index] if 0 <= index < len(texts) else None
             result["document"] = {"text": text}
-        return JSONResponse(
+        return respond(
             {
                 "id": "rerank-1",
                 "model": parsed.model or "served",
@@ -349,6 +353,11 @@ class FakeRerankServers:
                 "results": results,
             }
         )
+
+
+def _json_with_nan(payload: Any) -> Response:
+    """A JSON answer that may hold `NaN` (JSONResponse refuses to write it)."""
+    return Response(json.dumps(payload, allow_nan=True), media_type="application/json")
 
 
 class TrickleServer:

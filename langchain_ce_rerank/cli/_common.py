@@ -22,7 +22,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from langchain_ce_rerank.errors import ModelNotFoundError
+from langchain_ce_rerank.errors import InstructionNotSupportedError, ModelNotFoundError
 from langchain_ce_rerank.models import DEFAULT_CROSS_ENCODER
 from langchain_ce_rerank.models.backends import (
     BACKEND_NAMES,
@@ -30,6 +30,7 @@ from langchain_ce_rerank.models.backends import (
     get_backend,
     quantization_error,
 )
+from langchain_ce_rerank.models.families import supported_families
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -55,6 +56,7 @@ __all__ = [
     "check_input_file",
     "check_int8",
     "find_model",
+    "instruction_text",
     "load_index",
     "load_reranker",
     "one_line",
@@ -140,6 +142,14 @@ def _template(value: str) -> str:
 # -- errors: one line, naming the argument to change -----------------------------
 
 
+def instruction_text(value: str) -> str:
+    """The `--instruction` flag's type: any text but blank."""
+    if not value.strip():
+        msg = "is empty; pass the task text, or leave --instruction out"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def one_line(err: BaseException) -> str:
     """An error as one line of text, without pydantic's "Value error, " prefix."""
     # A ValidationError exists only once pydantic is imported; an error from a
@@ -184,10 +194,17 @@ def reranking() -> Iterator[None]:
     """A missing metadata field surfaces only when documents are scored."""
     try:
         yield
+    except InstructionNotSupportedError as err:
+        raise _instruction_error(err) from err
     except ValueError as err:
         if "content_template" not in str(err):
             raise
         raise CliError(f"--content-template: {one_line(err)}") from err
+
+
+def _instruction_error(err: InstructionNotSupportedError) -> CliError:
+    """The library's refusal of an instruction, in the CLI's words."""
+    return CliError(one_line(err.with_parameter("--instruction")))
 
 
 # -- cheap checks, run before anything slow --------------------------------------
@@ -297,6 +314,7 @@ def prepare_reranker(
                     "content_template": args.content_template,
                     "backend": args.backend,
                     "quantization": "int8" if args.int8 else None,
+                    "instruction": args.instruction,
                     **settings,
                 }
             )
@@ -324,6 +342,12 @@ def load_reranker(compressor: CrossEncoderCompressor) -> None:
     """Load the cross-encoder now, blaming `--reranker` for a failure."""
     with blame("--reranker"):
         compressor.load_model()
+    if compressor.instruction is not None:
+        # Refused now, before any first-stage work, not at the first score.
+        try:
+            compressor.engine.instruction_for_call()
+        except InstructionNotSupportedError as err:
+            raise _instruction_error(err) from err
 
 
 def load_index(flag: str, args: argparse.Namespace) -> IndexStore:
@@ -398,6 +422,17 @@ def add_reranker_options(parser: argparse.ArgumentParser) -> None:
         ),
     )
     group.add_argument(
+        "--instruction",
+        metavar="TEXT",
+        type=instruction_text,
+        help=(
+            "the task an instruction-following reranker (e.g. Qwen3-Reranker) "
+            'judges relevance for, e.g. "Given a legal question, retrieve the '
+            'statute that answers it"; a reranker that reads none refuses it '
+            "(default: the model's own)"
+        ),
+    )
+    group.add_argument(
         "--content-template",
         metavar="TEMPLATE",
         type=_template,
@@ -418,7 +453,8 @@ def add_model_option(group: argparse._ArgumentGroup) -> None:
         metavar="MODEL_OR_PATH",
         help=(
             "cross-encoder: a Hugging Face id (from the local cache when "
-            "HF_HUB_OFFLINE=1) or a local folder (default: %(default)s)"
+            "HF_HUB_OFFLINE=1) or a local folder (default: %(default)s). "
+            f"Supported families: {supported_families()}"
         ),
     )
 

@@ -358,6 +358,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from langchain_ce_rerank.store import new_index
 
     reranker = prepare_reranker(args)
+    if args.instruction is not None:
+        # Whether the model reads one shows once it loads: before the corpus.
+        load_reranker(reranker)
     if corpus_file is None:
         store = load_index("--index", args)
     else:

@@ -327,6 +327,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
             "diversity": args.diversity,
             "deadline_ms": args.deadline_ms,
             "reranker": str(args.reranker),
+            "instruction": args.instruction,
             **(
                 {
                     "calibration": args.calibration,
@@ -506,7 +507,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="X",
         help=(
             "with hybrid: the dense side's weight from 0 to 1, BM25 gets 1 - X "
-            "(default: 0.5, equal weights)"
+            "(default: 0.7, leaning on the dense side; 0.5 weighs them equally)"
         ),
     )
     first.add_argument(

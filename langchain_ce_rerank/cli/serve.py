@@ -20,6 +20,7 @@ from langchain_ce_rerank.cli._common import (
     check_input_file,
     check_int8,
     find_model,
+    instruction_text,
     positive,
 )
 
@@ -108,6 +109,16 @@ def add_serve_parser(
         help=(
             "none: raw logits as relevance_score; sigmoid: 0..1 scores "
             "(default: %(default)s)"
+        ),
+    )
+    model.add_argument(
+        "--instruction",
+        metavar="TEXT",
+        type=instruction_text,
+        help=(
+            "the default task an instruction-following reranker scores for; "
+            "a request's instruction field overrides it. A reranker that "
+            "reads none stops the server at start (default: the model's own)"
         ),
     )
     model.add_argument(
@@ -279,6 +290,7 @@ def run_serve(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             backend=args.backend,
             quantization="int8" if args.int8 else None,
+            instruction=args.instruction,
         )
         settings = ServeSettings(
             model_name=args.model_name or args.reranker,

@@ -3,7 +3,10 @@
 Next to the final order, the explanation lists the candidates the reranker
 scored but did not return, each with the reason it was dropped
 (`langchain_ce_rerank.engine.DROP_REASONS`: past `top_n`, under
-`score_threshold`, its group full, the context budget full, ...).
+`score_threshold`, its group full, the context budget full, pushed out by
+diversity, under `min_probability`). A deadline drops nothing: candidates
+`deadline_ms` left unscored show "not scored" where their score would be, in
+either table, with a note saying why.
 """
 
 from __future__ import annotations
@@ -78,6 +81,11 @@ _TITLE = 2000
 _SHRINK: dict[str, Literal["start", "end"]] = {"source": "start", "snippet": "end"}
 """The text table's columns that give way to a narrow terminal, and how."""
 _LIMITS = {"source": _SOURCE, "snippet": _TEXT_SNIPPET}
+_UNSCORED = "not scored"
+_UNSCORED_NOTE = (
+    "not scored: deadline_ms ran out before the reranker reached it; it "
+    "follows the scored ones in first-stage order"
+)
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,9 @@ class RankedDocument:
     """The first-stage side that returned it, with its rank there (`"dense
     3"`, `"bm25 1"`, `"both 2/7"`), from a keyword or hybrid first stage's
     metadata; None when the metadata does not say (plain dense search)."""
+    scored: bool = True
+    """False when `deadline_ms` ran out before it was scored
+    (`metadata["reranked"] = False`): it follows in first-stage order."""
 
     @property
     def movement(self) -> int | None:
@@ -151,6 +162,9 @@ class DroppedDocument:
     """`metadata["source"]`, else the document id, else empty."""
     document: Document
     """The dropped candidate, as the reranker scored it."""
+    scored: bool = True
+    """False when `deadline_ms` ran out before it was scored: dropped for
+    `top_n`, `max_per_group` or the token budget without a score."""
 
     @property
     def why(self) -> str:
@@ -260,6 +274,7 @@ class RerankExplanation(Sequence[Document]):
                     source=str(meta.get("source") or doc.id or ""),
                     document=doc,
                     found_by=found_by(meta),
+                    scored=meta.get("reranked") is not False,
                 )
             )
         gone = []
@@ -278,6 +293,7 @@ class RerankExplanation(Sequence[Document]):
                     relevance_score=_number(meta.get("relevance_score")),
                     reason=meta["drop_reason"],
                     source=str(meta.get("source") or doc.id or ""),
+                    scored=meta.get("reranked") is not False,
                     document=doc,
                 )
             )
@@ -313,7 +329,7 @@ class RerankExplanation(Sequence[Document]):
 
     def _columns(self) -> list[str]:
         columns = ["#", "move"]
-        if any(r.relevance_score is not None for r in self.rows):
+        if any(r.relevance_score is not None or not r.scored for r in self.rows):
             columns.append("rerank")
         if any(r.fused_score is not None for r in self.rows):
             columns.append("rrf")
@@ -345,6 +361,10 @@ class RerankExplanation(Sequence[Document]):
             notes.append(f"{self.retrieval_kind}: {note}")
         if "found by" in columns:
             notes.append(FOUND_BY_NOTE)
+        if not all(r.scored for r in self.rows) or not all(
+            d.scored for d in self.dropped
+        ):
+            notes.append(_UNSCORED_NOTE)
         return notes
 
     def __str__(self) -> str:
@@ -356,7 +376,7 @@ class RerankExplanation(Sequence[Document]):
             {
                 "#": str(row.rank),
                 "move": _move_text(row),
-                "rerank": score_text(row.relevance_score),
+                "rerank": _score_or_unscored(row),
                 "rrf": score_text(row.fused_score),
                 "first stage": score_text(row.retrieval_score),
                 "found by": row.found_by or "",
@@ -400,7 +420,7 @@ class RerankExplanation(Sequence[Document]):
             [
                 [
                     "?" if row.retrieval_rank is None else str(row.retrieval_rank),
-                    score_text(row.relevance_score),
+                    _score_or_unscored(row),
                     row.why,
                     row.source,
                     " ".join(row.document.page_content.split()),
@@ -426,7 +446,7 @@ class RerankExplanation(Sequence[Document]):
             cells = {
                 "#": f'<td style="{TD};{NUMBER}">{row.rank}</td>',
                 "move": f'<td style="{TD};{NUMBER}">{_move_html(row)}</td>',
-                "rerank": number_cell(row.relevance_score),
+                "rerank": _score_cell(row),
                 "rrf": number_cell(row.fused_score),
                 "first stage": number_cell(row.retrieval_score),
                 "found by": (
@@ -479,7 +499,7 @@ class RerankExplanation(Sequence[Document]):
             "<tr>"
             f'<td style="{TD};{NUMBER}">'
             f"{'?' if row.retrieval_rank is None else row.retrieval_rank}</td>"
-            f"{number_cell(row.relevance_score)}"
+            f"{_score_cell(row)}"
             f'<td style="{TD};text-align:left" title="{esc(row.reason)}">'
             f"{esc(row.why)}</td>"
             f'<td style="{TD};white-space:nowrap" title="{esc(row.source)}">'
@@ -589,6 +609,18 @@ def _checked(doc: object, name: str, position: int) -> Document:
         )
         raise TypeError(msg)
     return doc
+
+
+def _score_or_unscored(row: RankedDocument | DroppedDocument) -> str:
+    """The reranker score as shown, or "not scored" where the deadline left it."""
+    return score_text(row.relevance_score) if row.scored else _UNSCORED
+
+
+def _score_cell(row: RankedDocument | DroppedDocument) -> str:
+    """`_score_or_unscored` as an HTML cell (muted when not scored)."""
+    if row.scored:
+        return number_cell(row.relevance_score)
+    return f'<td style="{TD};{NUMBER};{MUTED}">{_UNSCORED}</td>'
 
 
 def _rank(value: object) -> int | None:

@@ -28,6 +28,7 @@ from langchain_ce_rerank.engine.protocols import (
     CrossEncoderLike,
     DeadlineScorer,
     PairScorer,
+    TokenizedScorer,
 )
 from langchain_ce_rerank.engine.ranking import first_stage_ranks
 from langchain_ce_rerank.engine.reranker import Reranker
@@ -74,6 +75,7 @@ __all__ = [
     "ScoringSettings",
     "Selection",
     "TokenCounter",
+    "TokenizedScorer",
     "UnscoredText",
     "Unset",
     "check_query",

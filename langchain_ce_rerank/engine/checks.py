@@ -11,6 +11,7 @@ import math
 __all__ = [
     "check_deadline_ms",
     "check_diversity",
+    "check_instruction",
     "check_min_probability",
     "check_query",
     "check_text",
@@ -150,5 +151,32 @@ def check_deadline_ms(deadline_ms: object) -> None:
         msg = (
             "deadline_ms must be a number of milliseconds above 0, or None for "
             f"no deadline, got {deadline_ms!r}"
+        )
+        raise ValueError(msg)
+
+
+def check_instruction(instruction: object, parameter: str = "instruction") -> None:
+    """Raise unless `instruction` is None or text with something in it.
+
+    Args:
+        instruction: The value given.
+        parameter: How to name it in the error.
+
+    Raises:
+        TypeError: Not a string (nor None).
+        ValueError: Empty or only whitespace.
+    """
+    if instruction is None:
+        return
+    if not isinstance(instruction, str):
+        msg = (
+            f"{parameter} must be a string or None, got "
+            f"{type(instruction).__name__}: {instruction!r:.80}"
+        )
+        raise TypeError(msg)
+    if not instruction.strip():
+        msg = (
+            f"{parameter} is empty or only whitespace ({instruction!r}); pass the "
+            "task text, or None for the model's own default"
         )
         raise ValueError(msg)

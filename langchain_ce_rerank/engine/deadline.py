@@ -33,7 +33,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from langchain_ce_rerank.engine.ranking import best_windows
+from langchain_ce_rerank.engine.aggregation import PassageAggregation, best_windows
+from langchain_ce_rerank.engine.finite import require_finite
 from langchain_ce_rerank.engine.results import ScoredText, UnscoredText
 from langchain_ce_rerank.engine.windows import Span
 
@@ -194,30 +195,42 @@ class DeadlinePlan:
             self._next += 1
         return batch
 
-    def record(self, pairs: Sequence[Pair], scores: Sequence[float | None]) -> None:
+    def record(
+        self, pairs: Sequence[Pair], scores: Sequence[float | None], model: object
+    ) -> None:
         """Raw scores for `pairs`, in order; None leaves a pair unscored.
+
+        Args:
+            pairs: The pairs scored.
+            scores: Their raw scores, None for a pair the deadline left
+                unscored.
+            model: The model or scorer that returned them (named in errors).
 
         Raises:
             RuntimeError: A score count other than the pairs'.
+            NonFiniteScoreError: A score is NaN or infinite.
         """
         if len(scores) != len(pairs):
             msg = f"the model returned {len(scores)} scores for {len(pairs)} pairs"
             raise RuntimeError(msg)
-        for pair, score in zip(pairs, scores, strict=True):
-            if score is not None:
-                self.known[pair] = self.fresh[pair] = float(score)
+        given = [(p, s) for p, s in zip(pairs, scores, strict=True) if s is not None]
+        checked = require_finite([score for _, score in given], model)
+        for (pair, _), score in zip(given, checked, strict=True):
+            self.known[pair] = self.fresh[pair] = score
 
     def results(
-        self, activate: Callable[[list[float]], list[float]]
+        self,
+        activate: Callable[[list[float]], list[float]],
+        aggregation: PassageAggregation = "max",
     ) -> list[list[ScoredText]]:
-        """Per item, per text: its best window's activated score, or unscored."""
+        """Per item, per text: its windows' aggregated activated score, or unscored."""
         flat = [
             self.known.get((self.queries[item], text), math.nan)
             for item, per_text in enumerate(self.units)
             for windows in per_text
             for _, text in windows
         ]
-        scored = best_windows(self.units, activate(flat))
+        scored = best_windows(self.units, activate(flat), aggregation)
         return [
             [
                 text_score

@@ -4,8 +4,9 @@ A score calibration (`engine/probability.py`) maps a model's raw scores to
 probabilities; it is only right for scores computed the same way. Two
 rerankers compute the same raw score for the same (query, text) when they
 have the same weights (a content fingerprint of the model folder), run them
-the same way (backend and quantization: int8 shifts scores), read the same
-text (`max_length` truncation, `long_documents` windows, `content_template`).
+the same way (backend, quantization and dtype: int8 and half precision
+shift scores), read the same text (`max_length` truncation, `long_documents`
+windows, `content_template`) under the same `instruction`.
 `activation` is not part of it: a calibration maps the score *before*
 activation, which activation does not change. Batch size, device and the
 score cache do not change a score either.
@@ -68,6 +69,10 @@ class ScoringIdentity(BaseModel):
     quantization: str | None = None
     """`"int8"` or None (full precision)."""
 
+    dtype: str = "float32"
+    """The precision the weights ran in (`"float32"`, `"bfloat16"`,
+    `"float16"`); calibrations written before it existed were float32."""
+
     max_length: int | None = None
     """Token window per pair; None is the model's own."""
 
@@ -80,8 +85,15 @@ class ScoringIdentity(BaseModel):
     passage_overlap: int | None = None
     """With `"max_passage"`: tokens shared by neighbouring windows."""
 
+    passage_aggregation: str | None = None
+    """With `"max_passage"`: how window scores make a document's score
+    (None: `"max"`, the best window)."""
+
     content_template: str | None = None
     """What the model reads of each document; None is its text alone."""
+
+    instruction: str | None = None
+    """The instruction the model scores under; None is the model's default."""
 
     def differences(self, other: ScoringIdentity) -> list[str]:
         """How `other` computes scores differently, one phrase per difference.
@@ -256,9 +268,24 @@ def scoring_identity(settings: ScoringSettings) -> ScoringIdentity:
         fingerprint=fingerprint,
         backend=settings.backend,
         quantization=settings.quantization,
+        dtype=settings.dtype,
         max_length=settings.max_length,
         long_documents=settings.long_documents,
         passage_tokens=settings.passage_tokens if windows else None,
         passage_overlap=settings.passage_overlap if windows else None,
+        # None is "max", so calibrations saved before the setting existed match.
+        passage_aggregation=settings.passage_aggregation
+        if windows and settings.passage_aggregation != "max"
+        else None,
         content_template=settings.content_template,
+        # A scorer may carry its own (RemoteCrossEncoder's instruction=).
+        instruction=settings.instruction
+        if settings.instruction is not None or isinstance(model, str | Path)
+        else _own_instruction(model),
     )
+
+
+def _own_instruction(model: object) -> str | None:
+    """The instruction a scorer object sends by itself, if it has one."""
+    value = getattr(model, "instruction", None)
+    return value if isinstance(value, str) else None

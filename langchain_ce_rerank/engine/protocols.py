@@ -11,6 +11,7 @@ __all__ = [
     "CrossEncoderLike",
     "DeadlineScorer",
     "PairScorer",
+    "TokenizedScorer",
 ]
 
 
@@ -32,9 +33,31 @@ class PairScorer(Protocol):
     """Any scorer of (query, text) pairs: one raw score per pair, in order.
 
     LangChain's `BaseCrossEncoder`, `RemoteCrossEncoder` and small test
-    doubles all have this shape. A scorer exposes no tokenizer, so
-    `long_documents="max_passage"` counts its windows in words.
+    doubles all have this shape. Windows and `max_tokens_per_doc` count a
+    scorer's tokens with the tokenizer it names (`TokenizedScorer`), and
+    whitespace-separated words for one that names none (logged once).
     """
+
+    def score(self, text_pairs: Any, /) -> Sequence[float]:
+        """Score (query, text) pairs."""
+
+
+@runtime_checkable
+class TokenizedScorer(Protocol):
+    """A `PairScorer` that names the tokenizer its model counts in.
+
+    `tokenizer` is a Hugging Face id or local folder (loaded once with
+    `transformers.AutoTokenizer`; only the local cache under
+    `HF_HUB_OFFLINE=1`), a loaded Hugging Face tokenizer, or a function
+    `text -> [(start, end), ...]` giving each token's character span; None
+    names none. Windows (`long_documents="max_passage"`), `max_tokens_per_doc`
+    and `max_context_tokens` then count in it; with a Hugging Face tokenizer,
+    a pair's special tokens are counted too (what it builds for the query and
+    an empty document). Spans rather than a count, because a window must be
+    cut at a token boundary of the original text.
+    """
+
+    tokenizer: Any
 
     def score(self, text_pairs: Any, /) -> Sequence[float]:
         """Score (query, text) pairs."""

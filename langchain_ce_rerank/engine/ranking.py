@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from langchain_ce_rerank.engine.settings import RankingSettings
 
 __all__ = [
-    "best_windows",
     "first_stage_ranks",
     "probability_cut",
     "reciprocal_rank_fusion",
@@ -281,25 +280,3 @@ def first_stage_ranks(metadata: Sequence[Mapping[str, Any]]) -> list[int] | None
             "input order as the first-stage order for all of them."
         )
     return None
-
-
-def best_windows(
-    units: list[list[list[tuple[Span | None, str]]]], activated: list[float]
-) -> list[list[ScoredText]]:
-    """Activated scores back into items, each text scoring as its best window.
-
-    Args:
-        units: Per item, per text, its `(span, text)` windows, as scored.
-        activated: Every window's score after `activation`, flat, in the
-            order of `units`.
-    """
-    scores = iter(activated)
-    results = []
-    for per_text in units:
-        scored = []
-        for windows_ in per_text:
-            window_scores = [next(scores) for _ in windows_]
-            top = score_order(window_scores)[0]
-            scored.append(ScoredText(window_scores[top], windows_[top][0]))
-        results.append(scored)
-    return results

@@ -23,9 +23,11 @@ from pydantic import Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
 import langchain_ce_rerank.engine.ranking as ranking_rules
+from langchain_ce_rerank.engine.aggregation import best_windows
 from langchain_ce_rerank.engine.cache import CacheInfo, ScoreCache, text_key
 from langchain_ce_rerank.engine.checks import (
     check_deadline_ms,
+    check_instruction,
     check_query,
     check_text,
 )
@@ -34,12 +36,17 @@ from langchain_ce_rerank.engine.checks import check_top_n as check_top_n
 from langchain_ce_rerank.engine.deadline import Budget, Clock, DeadlinePlan, Pace
 from langchain_ce_rerank.engine.diversity import similarities
 from langchain_ce_rerank.engine.identity import ScoringIdentity, scoring_identity
+from langchain_ce_rerank.engine.instructions import (
+    require_instruction_support,
+    scorer_keywords,
+)
+from langchain_ce_rerank.engine.probability import ScoreCalibration
 from langchain_ce_rerank.engine.protocols import (
     AsyncDeadlineScorer,
     AsyncPairScorer,
     DeadlineScorer,
 )
-from langchain_ce_rerank.engine.ranking import best_windows
+from langchain_ce_rerank.engine.rendering import render
 from langchain_ce_rerank.engine.results import RerankResult, ScoredText, Selection
 from langchain_ce_rerank.engine.scoring import (
     LoadedModel,
@@ -59,7 +66,8 @@ from langchain_ce_rerank.engine.settings import (
     Unset,
 )
 from langchain_ce_rerank.engine.shaping import GroupBy, group_keys
-from langchain_ce_rerank.engine.windows import Span, model_spans, passage_windows
+from langchain_ce_rerank.engine.tokens import pair_format
+from langchain_ce_rerank.engine.windows import Span, scoring_units, truncate_texts
 
 __all__ = ["UNSET", "LoadedModel", "Reranker", "Unset", "check_text"]
 # Imported `as` themselves above, so that they stay importable from here:
@@ -98,7 +106,7 @@ class Reranker(RerankerSettings):
 
     loader: Loader | None = Field(default=None, exclude=True, repr=False)
     """How a model id or folder is loaded: called as `loader(model, device=...,
-    max_length=..., model_kwargs=..., backend=..., quantization=...,
+    dtype=..., max_length=..., model_kwargs=..., backend=..., quantization=...,
     cache_folder=...)`. None uses `langchain_ce_rerank.models.load_cross_encoder`,
     which shares loaded models within the process."""
 
@@ -110,6 +118,8 @@ class Reranker(RerankerSettings):
     _loaded: LoadedModel | None = PrivateAttr(default=None)
     _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _pace: Pace = PrivateAttr(default_factory=Pace)
+    _takes_instruction: object = PrivateAttr(default=None)
+    """The loaded model last found to take an instruction (checked once)."""
 
     def model_post_init(self, context: Any, /) -> None:
         """Create the score cache once the fields are validated."""
@@ -156,6 +166,7 @@ class Reranker(RerankerSettings):
                         self._loaded = loader(
                             self.model,
                             device=self.device,
+                            dtype=self.dtype,
                             max_length=self.max_length,
                             model_kwargs=self.model_kwargs,
                             backend=self.backend,
@@ -206,44 +217,111 @@ class Reranker(RerankerSettings):
             )
         return ("object", id(self.model))
 
-    def _predict(self, pairs: list[tuple[str, str]]) -> list[float]:
+    def _score_key(self, instruction: str | None) -> Hashable:
+        """The cache-key prefix of scores made under `instruction`."""
+        model_key = self._model_key()
+        return model_key if instruction is None else (model_key, instruction)
+
+    def instruction_for_call(
+        self, instruction: str | Unset | None = UNSET
+    ) -> str | None:
+        """The instruction a call scores under, checked against the model.
+
+        Args:
+            instruction: The call's override; `UNSET` keeps the `instruction`
+                setting, None scores under the model's own default.
+
+        Returns:
+            The instruction, or None.
+
+        Raises:
+            InstructionNotSupportedError: The model reads no instruction
+                (see `engine.instructions`); loads the model to find out.
+            TypeError, ValueError: Not a string, or blank.
+        """
+        resolved = self.instruction if instruction is UNSET else instruction
+        if resolved is None:
+            return None
+        check_instruction(resolved)
+        model = self.load_model()
+        if self._takes_instruction is not model:
+            require_instruction_support(self.model, model)
+            self._takes_instruction = model
+        return resolved
+
+    def check_call_calibration(
+        self, calibration: ScoreCalibration | None, instruction: object
+    ) -> None:
+        """Refuse a call's instruction that `calibration` was not fitted under.
+
+        A calibration maps the scores of one scoring setup, the instruction
+        included, so a call that overrides the instruction gets scores its
+        probabilities do not hold for. Nothing to check without a
+        calibration, or for `instruction=UNSET` (no override).
+
+        Raises:
+            CalibrationMismatchError: The calibration's instruction differs.
+        """
+        if calibration is None or instruction in (UNSET, self.instruction):
+            return
+        update = {"instruction": instruction}
+        calibration.check(self.scoring_identity().model_copy(update=update))
+
+    def _predict(
+        self, pairs: list[tuple[str, str]], instruction: str | None = None
+    ) -> list[float]:
         """Raw model scores for `pairs`, fed to the model shortest first."""
         return predict(
             self.load_model(),
             pairs,
             batch_size=self.batch_size,
             show_progress_bar=self.show_progress_bar,
+            instruction=instruction,
         )
 
     def _raw_scores(
-        self, pairs: Sequence[tuple[str, str]], *, use_cache: bool = True
+        self,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        use_cache: bool = True,
+        instruction: str | None = None,
     ) -> list[float]:
         """Raw scores in input order; repeated pairs and cache hits skip the model."""
         unique = list(dict.fromkeys(pairs))
         if not use_cache:
-            known = dict(zip(unique, self._predict(unique), strict=True))
+            raw = self._predict(unique, instruction)
+            known = dict(zip(unique, raw, strict=True))
             return [known[pair] for pair in pairs]
-        known, missing, keys = self._cache.lookup(self._model_key(), unique)
+        known, missing, keys = self._cache.lookup(self._score_key(instruction), unique)
         if missing:
-            for pair, score in zip(missing, self._predict(missing), strict=True):
+            raw = self._predict(missing, instruction)
+            for pair, score in zip(missing, raw, strict=True):
                 known[pair] = score
                 self._cache.put(keys[pair], score)
         return [known[pair] for pair in pairs]
 
     async def _araw_scores(
-        self, scorer: AsyncPairScorer, pairs: Sequence[tuple[str, str]], use_cache: bool
+        self,
+        scorer: AsyncPairScorer,
+        pairs: Sequence[tuple[str, str]],
+        use_cache: bool,
+        instruction: str | None,
     ) -> list[float]:
         """`_raw_scores` through a scorer's own `ascore` (a remote server)."""
         unique = list(dict.fromkeys(pairs))
         known, missing, keys = (
-            self._cache.lookup(self._model_key(), unique)
+            self._cache.lookup(self._score_key(instruction), unique)
             if use_cache
             else ({}, unique, {})
         )
         if missing:
             order = length_order(missing)
-            raw = await scorer.ascore([missing[i] for i in order])
-            for pair, score in zip(missing, in_input_order(order, raw), strict=True):
+            raw = await scorer.ascore(
+                [missing[i] for i in order], **scorer_keywords(instruction)
+            )
+            for pair, score in zip(
+                missing, in_input_order(order, raw, scorer), strict=True
+            ):
                 known[pair] = score
                 if use_cache:
                     self._cache.put(keys[pair], score)
@@ -259,21 +337,14 @@ class Reranker(RerankerSettings):
             metadata: Its metadata, for the template's other fields.
             label: How to name the candidate in an error.
 
+        Returns:
+            The text; with a template, a `RenderedText` that locates the
+            content, so windows and truncation cut only the content.
+
         Raises:
             ValueError: The template needs a field the metadata lacks.
         """
-        if self.content_template is None:
-            return content
-        try:
-            return self.content_template.format_map(
-                {**metadata, "page_content": content}
-            )
-        except KeyError as err:
-            msg = (
-                f"content_template {self.content_template!r} needs metadata field "
-                f"{err.args[0]!r}, which {label} does not have"
-            )
-            raise ValueError(msg) from err
+        return render(self.content_template, content, metadata, label)
 
     def truncate(self, texts: Sequence[str], max_tokens: int) -> list[str]:
         """Each text cut to its first `max_tokens` tokens of the model's tokenizer.
@@ -288,35 +359,25 @@ class Reranker(RerankerSettings):
         Returns:
             The cut texts, in order (a text that fits is returned whole).
         """
-        if max_tokens < 1:
-            msg = f"max_tokens must be at least 1, got {max_tokens}"
-            raise ValueError(msg)
-        spans = model_spans(self.load_model())
-        cut = []
-        for text in texts:
-            found = spans(text)
-            cut.append(
-                text[: found[max_tokens - 1][1]] if len(found) > max_tokens else text
-            )
-        return cut
+        return truncate_texts(pair_format(self.load_model()), texts, max_tokens)
 
     def _units(
-        self, query: str, texts: Sequence[str]
+        self, query: str, texts: Sequence[str], instruction: str | None
     ) -> list[list[tuple[Span | None, str]]]:
-        """Per text, what to score: itself, or its passage windows."""
-        if self.long_documents == "truncate":
-            return [[(None, text)] for text in texts]
-        spans: dict[str, list[Span]] = {}
-        for text in texts:
-            if text not in spans:
-                spans[text] = passage_windows(
-                    self.load_model(),
-                    query,
-                    text,
-                    passage_tokens=self.passage_tokens,
-                    passage_overlap=self.passage_overlap,
-                )
-        return [[((a, b), text[a:b]) for a, b in spans[text]] for text in texts]
+        """Per text, what to score: its windows, or itself cut to fit.
+
+        The instruction's tokens are counted beside the query's, so windows
+        and truncation cut the document only.
+        """
+        return scoring_units(
+            self.load_model(),
+            query,
+            texts,
+            long_documents=self.long_documents,
+            passage_tokens=self.passage_tokens,
+            passage_overlap=self.passage_overlap,
+            prompt=instruction,
+        )
 
     # -- scoring --------------------------------------------------------------
 
@@ -326,6 +387,7 @@ class Reranker(RerankerSettings):
         *,
         use_cache: bool = True,
         deadline_ms: float | None = None,
+        instruction: str | Unset | None = UNSET,
     ) -> list[list[ScoredText]]:
         """Score many (query, texts) lists in one stream of model batches.
 
@@ -340,6 +402,8 @@ class Reranker(RerankerSettings):
                 pair reaches the model (for measuring the model's latency).
             deadline_ms: A time budget for this call, in milliseconds; None
                 has none (a door passes its resolved `deadline_ms` setting).
+            instruction: Override of the `instruction` setting (None: the
+                model's default); part of every score's cache key.
 
         Returns:
             Per item, per text, in input order: its score and, for
@@ -351,37 +415,48 @@ class Reranker(RerankerSettings):
             ValueError: A blank query, a text that is not valid Unicode, or
                 a `deadline_ms` that is not a positive number.
             TypeError: A query or text that is not a string.
+            InstructionNotSupportedError: An instruction for a model that
+                reads none.
         """
-        return self._score_sync(items, use_cache, self._budget(deadline_ms))
+        budget = self._budget(deadline_ms)
+        return self._score_sync(
+            items, use_cache, budget, self.instruction_for_call(instruction)
+        )
 
     def _score_sync(
         self,
         items: Sequence[tuple[str, Sequence[str]]],
         use_cache: bool,
         budget: Budget | None,
+        instruction: str | None,
     ) -> list[list[ScoredText]]:
-        units, pairs = self._prepare(items)
+        units, pairs = self._prepare(items, instruction)
         if budget is None:
-            raw = self._raw_scores(pairs, use_cache=use_cache)
-            return best_windows(units, activate(raw, self.activation))
-        plan = self._plan(items, units, pairs, use_cache)
+            raw = self._raw_scores(pairs, use_cache=use_cache, instruction=instruction)
+            return best_windows(
+                units, activate(raw, self.activation), self.passage_aggregation
+            )
+        plan = self._plan(items, units, pairs, use_cache, instruction)
+        keywords = scorer_keywords(instruction)
         if plan.rest():
             model = self.load_model()
             if isinstance(model, DeadlineScorer):
                 rest = plan.rest()
                 left = budget.left()
                 if left > 0:
-                    plan.record(rest, list(model.score_within(rest, left)))
+                    plan.record(
+                        rest, list(model.score_within(rest, left, **keywords)), model
+                    )
             else:
                 limit = self.batch_size or default_batch_size(model)
                 while batch := plan.next_batch(limit):
                     if not budget.allows(len(batch)):
                         break
                     started = budget.clock()
-                    raw = self._predict(batch)
+                    raw = self._predict(batch, instruction)
                     budget.record(len(batch), budget.clock() - started)
-                    plan.record(batch, raw)
-        return self._finish(plan, use_cache)
+                    plan.record(batch, raw, model)
+        return self._finish(plan, use_cache, instruction)
 
     async def ascore_batch(
         self,
@@ -389,6 +464,7 @@ class Reranker(RerankerSettings):
         *,
         use_cache: bool = True,
         deadline_ms: float | None = None,
+        instruction: str | Unset | None = UNSET,
     ) -> list[list[ScoredText]]:
         """`score_batch` for async code: the event loop is never blocked.
 
@@ -399,18 +475,26 @@ class Reranker(RerankerSettings):
         """
         budget = self._budget(deadline_ms)
         model = self._loaded or await asyncio.to_thread(self.load_model)
+        # The model is loaded: checking it blocks for no longer than a render.
+        resolved = self.instruction_for_call(instruction)
         if not isinstance(model, AsyncPairScorer):
-            return await asyncio.to_thread(self._score_sync, items, use_cache, budget)
-        units, pairs = self._prepare(items)
+            return await asyncio.to_thread(
+                self._score_sync, items, use_cache, budget, resolved
+            )
+        units, pairs = self._prepare(items, resolved)
         if budget is None:
-            raw = await self._araw_scores(model, pairs, use_cache)
-            return best_windows(units, activate(raw, self.activation))
-        plan = self._plan(items, units, pairs, use_cache)
+            raw = await self._araw_scores(model, pairs, use_cache, resolved)
+            return best_windows(
+                units, activate(raw, self.activation), self.passage_aggregation
+            )
+        plan = self._plan(items, units, pairs, use_cache, resolved)
         rest = plan.rest()
+        keywords = scorer_keywords(resolved)
         if rest and isinstance(model, AsyncDeadlineScorer):
             left = budget.left()
             if left > 0:
-                plan.record(rest, list(await model.ascore_within(rest, left)))
+                answer = await model.ascore_within(rest, left, **keywords)
+                plan.record(rest, list(answer), model)
         elif rest:
             limit = self.batch_size or default_batch_size(model)
             while batch := plan.next_batch(limit):
@@ -418,10 +502,10 @@ class Reranker(RerankerSettings):
                     break
                 started = budget.clock()
                 order = length_order(batch)
-                answer = await model.ascore([batch[i] for i in order])
+                answer = await model.ascore([batch[i] for i in order], **keywords)
                 budget.record(len(batch), budget.clock() - started)
-                plan.record(batch, in_input_order(order, answer))
-        return self._finish(plan, use_cache)
+                plan.record(batch, in_input_order(order, answer, model), model)
+        return self._finish(plan, use_cache, resolved)
 
     def _budget(self, deadline_ms: float | None) -> Budget | None:
         if deadline_ms is None:
@@ -435,25 +519,30 @@ class Reranker(RerankerSettings):
         units: list[list[list[tuple[Span | None, str]]]],
         pairs: list[tuple[str, str]],
         use_cache: bool,
+        instruction: str | None,
     ) -> DeadlinePlan:
         """What to score under a deadline, knowing the cache's hits."""
         known: dict[tuple[str, str], float] = {}
         if use_cache:
             known, _, _ = self._cache.lookup(
-                self._model_key(), list(dict.fromkeys(pairs))
+                self._score_key(instruction), list(dict.fromkeys(pairs))
             )
         return DeadlinePlan([query for query, _ in items], units, known)
 
-    def _finish(self, plan: DeadlinePlan, use_cache: bool) -> list[list[ScoredText]]:
+    def _finish(
+        self, plan: DeadlinePlan, use_cache: bool, instruction: str | None
+    ) -> list[list[ScoredText]]:
         """Cache what the model scored, and the items' `ScoredText`s."""
         if use_cache and plan.fresh:
-            model_key = self._model_key()
+            model_key = self._score_key(instruction)
             for pair, score in plan.fresh.items():
                 self._cache.put((model_key, *text_key(*pair)), score)
-        return plan.results(lambda raw: activate(raw, self.activation))
+        return plan.results(
+            lambda raw: activate(raw, self.activation), self.passage_aggregation
+        )
 
     def _prepare(
-        self, items: Sequence[tuple[str, Sequence[str]]]
+        self, items: Sequence[tuple[str, Sequence[str]]], instruction: str | None
     ) -> tuple[list[list[list[tuple[Span | None, str]]]], list[tuple[str, str]]]:
         """Check every text; per item, per text, its windows; all pairs, flat."""
         units = []
@@ -464,22 +553,30 @@ class Reranker(RerankerSettings):
                 check_text(
                     text, f"text {i} of item {number}" if number else f"text {i}"
                 )
-            per_text = self._units(query, texts)
+            per_text = self._units(query, texts, instruction)
             units.append(per_text)
             pairs.extend((query, text) for windows_ in per_text for _, text in windows_)
         return units, pairs
 
-    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+    def score(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        instruction: str | Unset | None = UNSET,
+    ) -> list[float]:
         """Score each text against `query` (after `activation`), in input order.
 
         Args:
             query: The query; blank is an error.
             texts: Candidate texts.
+            instruction: Override of the `instruction` setting.
 
         Returns:
             One plain float per text.
         """
-        return [scored.score for scored in self.score_batch([(query, texts)])[0]]
+        scored = self.score_batch([(query, texts)], instruction=instruction)
+        return [item.score for item in scored[0]]
 
     # -- ranking --------------------------------------------------------------
 
@@ -489,7 +586,7 @@ class Reranker(RerankerSettings):
         Whitespace-separated words for a model without a tokenizer. The
         default `token_counter` of `max_context_tokens`.
         """
-        return len(model_spans(self.load_model())(text))
+        return len(pair_format(self.load_model(), warn=False).spans(text))
 
     def select(
         self,
@@ -694,6 +791,7 @@ class Reranker(RerankerSettings):
         group_by: GroupBy | Unset | None = UNSET,
         max_per_group: int | Unset | None = UNSET,
         max_context_tokens: int | Unset | None = UNSET,
+        instruction: str | Unset | None = UNSET,
         first_stage_ranks: Sequence[int] | None = None,
         groups: Sequence[Hashable] | None = None,
         embeddings: Any = None,
@@ -713,6 +811,7 @@ class Reranker(RerankerSettings):
             max_per_group: Override of `max_per_group`.
             max_context_tokens: Override of `max_context_tokens`, counted on
                 the texts.
+            instruction: Override of the `instruction` setting.
             first_stage_ranks: 1-based first-stage ranks, for `fusion="rrf"`.
             groups: Each text's group, when grouping by something the texts
                 do not hold.
@@ -732,7 +831,10 @@ class Reranker(RerankerSettings):
             max_per_group=max_per_group,
             max_context_tokens=max_context_tokens,
         )
-        scored = self.score_batch([(query, texts)], deadline_ms=settings.deadline_ms)
+        self.check_call_calibration(settings.calibration, instruction)
+        scored = self.score_batch(
+            [(query, texts)], deadline_ms=settings.deadline_ms, instruction=instruction
+        )
         return self.select(
             scored[0],
             settings,
@@ -754,6 +856,7 @@ class Reranker(RerankerSettings):
         group_by: GroupBy | Unset | None = UNSET,
         max_per_group: int | Unset | None = UNSET,
         max_context_tokens: int | Unset | None = UNSET,
+        instruction: str | Unset | None = UNSET,
     ) -> list[list[RerankResult]]:
         """`rank` for many (query, texts) items, scored in one model stream.
 
@@ -769,6 +872,7 @@ class Reranker(RerankerSettings):
             group_by: Override of `group_by` (a function of the text).
             max_per_group: Override of `max_per_group`.
             max_context_tokens: Override of `max_context_tokens`.
+            instruction: Override of the `instruction` setting.
 
         Returns:
             Per item, its `RerankResult`s, best first.
@@ -783,7 +887,10 @@ class Reranker(RerankerSettings):
             max_per_group=max_per_group,
             max_context_tokens=max_context_tokens,
         )
-        scored = self.score_batch(items, deadline_ms=settings.deadline_ms)
+        self.check_call_calibration(settings.calibration, instruction)
+        scored = self.score_batch(
+            items, deadline_ms=settings.deadline_ms, instruction=instruction
+        )
         return [
             self.select(
                 item,

@@ -1,7 +1,8 @@
 """Scoring mechanics: loading a model, feeding it pairs, and activation.
 
 How the engine drives a model once it has one: pairs go in one length-sorted
-stream, raw scores come back in input order, and `activation` maps them.
+stream, raw scores come back in input order (checked finite: `engine.finite`),
+and `activation` maps them.
 `Reranker` adds the cache, de-duplication and windows around these.
 """
 
@@ -12,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from langchain_ce_rerank.engine.finite import require_finite
+from langchain_ce_rerank.engine.instructions import scorer_keywords
 from langchain_ce_rerank.engine.protocols import CrossEncoderLike, PairScorer
 from langchain_ce_rerank.models import load_cross_encoder, model_lock
 
@@ -56,18 +59,26 @@ def length_order(pairs: Sequence[tuple[str, str]]) -> list[int]:
     return sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
 
 
-def in_input_order(order: list[int], raw: Sequence[Any]) -> list[float]:
+def in_input_order(order: list[int], raw: Sequence[Any], model: object) -> list[float]:
     """Scores of pairs fed in `order`, put back in input order as floats.
+
+    Args:
+        order: The input positions of the pairs, in the order they were fed.
+        raw: The model's scores, in that order.
+        model: The model or scorer that returned them (named in errors).
 
     Raises:
         RuntimeError: The model returned a score count other than the pairs'.
+        NonFiniteScoreError: A score is NaN, infinite or missing
+            (`engine.finite.require_finite`).
     """
     if len(raw) != len(order):
         msg = f"the model returned {len(raw)} scores for {len(order)} pairs"
         raise RuntimeError(msg)
+    checked = require_finite(raw, model)
     scores = [0.0] * len(order)
     for position, i in enumerate(order):
-        scores[i] = float(raw[position])
+        scores[i] = checked[position]
     return scores
 
 
@@ -77,6 +88,7 @@ def predict(
     *,
     batch_size: int | None,
     show_progress_bar: bool,
+    instruction: str | None = None,
 ) -> list[float]:
     """Raw model scores for `pairs`, fed to the model shortest first.
 
@@ -86,9 +98,15 @@ def predict(
         batch_size: Pairs per forward pass of a cross-encoder; None picks
             by device (see `batch_size`).
         show_progress_bar: Show sentence-transformers' progress bar.
+        instruction: Passed to a cross-encoder as sentence-transformers'
+            `prompt`, to a scorer as `instruction=`; None passes nothing
+            (the caller has checked that the model takes one).
 
     Returns:
         One raw score per pair, in input order.
+
+    Raises:
+        NonFiniteScoreError: The model returned a NaN or infinite score.
     """
     order = length_order(pairs)
     ordered = [pairs[i] for i in order]
@@ -103,10 +121,11 @@ def predict(
                 show_progress_bar=show_progress_bar,
                 activation_fn=torch.nn.Identity(),
                 convert_to_numpy=True,
+                **({} if instruction is None else {"prompt": instruction}),
             ).tolist()
     else:
-        raw = list(model.score(ordered))
-    return in_input_order(order, raw)
+        raw = list(model.score(ordered, **scorer_keywords(instruction)))
+    return in_input_order(order, raw, model)
 
 
 def activate(scores: list[float], activation: str) -> list[float]:

@@ -20,9 +20,11 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import Self
 
+from langchain_ce_rerank.engine.aggregation import PassageAggregation
 from langchain_ce_rerank.engine.checks import (
     check_deadline_ms,
     check_diversity,
+    check_instruction,
     check_min_probability,
     check_threshold,
     check_top_n,
@@ -37,6 +39,7 @@ from langchain_ce_rerank.engine.shaping import (
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
 from langchain_ce_rerank.models.backends.support import check_model
 from langchain_ce_rerank.models.cross_encoder import DEFAULT_CROSS_ENCODER
+from langchain_ce_rerank.models.precision import DEFAULT_DTYPE, Dtype, check_dtype
 
 __all__ = [
     "DEFAULT_CROSS_ENCODER",
@@ -55,6 +58,7 @@ __all__ = [
 LOADING_FIELDS = (
     "max_length",
     "device",
+    "dtype",
     "model_kwargs",
     "backend",
     "quantization",
@@ -291,9 +295,30 @@ class ScoringSettings(_Settings):
     device: str | None = None
     """Torch device when loading by id or folder; None picks cuda, mps, cpu."""
 
+    dtype: Dtype = DEFAULT_DTYPE
+    """The precision the model's weights are loaded and run in, when loading
+    by id or folder with the torch backend: `"float32"` (the default, also
+    for models saved in half precision), `"bfloat16"` or `"float16"`. Half
+    precision is for GPUs. On CPU, float16 is refused (2.3x slower than
+    float32, measured) and bfloat16 is allowed only on processors with
+    bfloat16 instructions (avx512_bf16 or amx_bf16), where it measured 1.5x
+    faster with the same top 5 (see `langchain_ce_rerank.models.precision`
+    and benchmarks/README.md). With `backend="onnx"` or `"openvino"` only
+    float32: their exports run in it (their speed-up is
+    `quantization="int8"`). A model that overflows in
+    float16 (NaN or infinite scores; some fine-tuned models do) raises an
+    error naming the dtype instead of returning them: use bfloat16, which
+    has float32's range, or float32."""
+
     activation: Literal["none", "sigmoid"] = "none"
-    """`"none"` keeps raw logits (compare them relative to each other);
-    `"sigmoid"` maps them to 0..1 probabilities."""
+    """`"none"` keeps the model's raw score (compare them relative to each
+    other): an encoder cross-encoder's relevance logit, or for a causal LM
+    scored on "yes"/"no" (sentence-transformers' `LogitScore`) the log-odds
+    `logit(yes) - logit(no)`. `"sigmoid"` maps it to (0, 1): for a causal
+    LM exactly P(yes) among {yes, no}; for an encoder the model's own reading
+    of its logit, not a calibrated probability (see `calibration`).
+    `score_threshold` compares against the score after activation, so
+    `0.0` with `"none"` keeps what `0.5` keeps with `"sigmoid"`."""
 
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments for `sentence_transformers.CrossEncoder(...)`
@@ -312,12 +337,24 @@ class ScoringSettings(_Settings):
 
     passage_tokens: int | None = Field(default=None, ge=8)
     """Tokens per (query, window) pair for `"max_passage"`; None uses the
-    model's `max_length`. Required for a scorer without a tokenizer (such as
-    a `BaseCrossEncoder`), whose windows are counted in whitespace-separated
-    words."""
+    model's `max_length`. Required for a scorer without `predict` (such as a
+    `BaseCrossEncoder` or a `RemoteCrossEncoder`), whose windows are counted
+    in the tokens of the tokenizer it names (`tokenizer=`), else in
+    whitespace-separated words (logged once)."""
 
     passage_overlap: int = Field(default=64, ge=0)
     """Tokens each window shares with the previous one."""
+
+    passage_aggregation: PassageAggregation = "max"
+    """How `"max_passage"` scores a document from its windows' scores (after
+    `activation`; a one-window document scores as its window under each):
+    `"max"`, its best window; `"mean_top2"`, the mean of its two best;
+    `"max_debiased"`, its best less what chance adds to the best of that many
+    windows (their standard deviation times the expected maximum of as many
+    normal draws). `"max"` favours long documents (more windows, more chances
+    at a high one); see benchmarks/README.md for what each does to that bias
+    and to recall. `metadata["relevance_passage"]` is the best window under
+    each (`engine.aggregation`)."""
 
     content_template: str | None = None
     """Text the model reads, from metadata fields and `page_content`, e.g.
@@ -343,12 +380,30 @@ class ScoringSettings(_Settings):
     """Where ONNX/OpenVINO exports are cached; None uses `$LANGCHAIN_CE_RERANK_CACHE`
     or `~/.cache/langchain-ce-rerank`."""
 
+    instruction: str | None = Field(default=None, strict=True)
+    """The task the model judges relevance for, e.g. `"Given a legal
+    question, retrieve the statute that answers it"`, for rerankers that read
+    one (LLM-based ones such as Qwen3-Reranker; see
+    `langchain_ce_rerank.engine.instructions` for the rule). Passed to
+    sentence-transformers as its `prompt`, which each model reads its own
+    way (a causal-LM reranker's chat template puts it in its instruction
+    slot). None uses the model's own default. A model that reads no
+    instruction refuses one with `InstructionNotSupportedError` at the first
+    call; it is never dropped silently. Part of the score-cache key and of
+    the scoring identity; a call may override it (`instruction=`)."""
+
     cache_size: int = Field(default=4096, ge=0)
-    """Scores remembered (LRU, keyed on model, query, text digest and
-    max_length); 0 turns the cache off. On by default: a lookup costs about a
+    """Scores remembered (LRU, keyed on model, instruction, query, text digest
+    and max_length); 0 turns the cache off. On by default: a lookup costs about a
     microsecond against milliseconds per pair for the model, and repeated
     queries (chat turns, agents re-asking, evaluation reruns) then skip the
     model entirely. 4096 entries take about 1 MB. See `cache_info()`."""
+
+    @field_validator("instruction")
+    @classmethod
+    def _instruction_has_text(cls, instruction: str | None) -> str | None:
+        check_instruction(instruction)
+        return instruction
 
     @model_validator(mode="after")
     def _check_options(self) -> Self:
@@ -380,10 +435,13 @@ class ScoringSettings(_Settings):
         ):
             msg = (
                 f"long_documents='max_passage' with a {type(self.model).__name__} "
-                "needs passage_tokens=... (its window, in words): the model "
-                "exposes no tokenizer or max_length"
+                "needs passage_tokens=... (its window, in the tokens of the "
+                "tokenizer it names, else in words): the model exposes no "
+                "max_length"
             )
             raise ValueError(msg)
+        # With device=None the device is picked at load, and checked there.
+        check_dtype(self.dtype, device=self.device, backend=self.backend)
         check_options(self.backend, self.quantization)
         if isinstance(self.model, str | Path):
             check_model(self.model, self.backend, self.quantization)
@@ -392,6 +450,7 @@ class ScoringSettings(_Settings):
             name for name in ("max_length", "device") if getattr(self, name) is not None
         ] + (["model_kwargs"] if self.model_kwargs else [])
         given += [n for n in ("backend",) if self.backend != DEFAULT_BACKEND]
+        given += [n for n in ("dtype",) if self.dtype != DEFAULT_DTYPE]
         if given:
             msg = (
                 f"{', '.join(given)} configure loading a model by id or folder, but "

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         FamilyName,
         ModelFamily,
         family_of,
+        supported_families,
     )
     from langchain_ce_rerank.models.loading import pick_device
     from langchain_ce_rerank.models.registry import model_lock
@@ -79,6 +80,7 @@ _EXPORTS = {
     "model_lock": "registry",
     "pick_device": "loading",
     "resolve_model": "resolve",
+    "supported_families": "families",
 }
 
 __all__ = [
@@ -98,6 +100,7 @@ __all__ = [
     "model_lock",
     "pick_device",
     "resolve_model",
+    "supported_families",
 ]
 
 

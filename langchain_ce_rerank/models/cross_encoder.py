@@ -11,6 +11,11 @@ from langchain_ce_rerank.models.backends.support import check_model
 from langchain_ce_rerank.models.export import default_cache_folder
 from langchain_ce_rerank.models.hub import import_tqdm_quietly
 from langchain_ce_rerank.models.loading import load_shared, pick_device
+from langchain_ce_rerank.models.precision import (
+    DEFAULT_DTYPE,
+    check_dtype,
+    with_dtype,
+)
 from langchain_ce_rerank.models.registry import freeze
 
 if TYPE_CHECKING:
@@ -26,6 +31,7 @@ def load_cross_encoder(
     model: str | os.PathLike[str] = DEFAULT_CROSS_ENCODER,
     *,
     device: str | None = None,
+    dtype: str = DEFAULT_DTYPE,
     max_length: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
     backend: str = DEFAULT_BACKEND,
@@ -38,6 +44,9 @@ def load_cross_encoder(
     Args:
         model: Hugging Face model id or local folder.
         device: Torch device; None picks cuda, then mps, then cpu.
+        dtype: `"float32"`, `"bfloat16"` or `"float16"`: the precision the
+            weights are loaded and run in (torch backend only); half
+            precision is refused on CPU (see `models.precision`).
         max_length: Token window for each (query, document) pair; None keeps the
             model's own.
         model_kwargs: Extra keyword arguments for `CrossEncoder(...)`.
@@ -60,8 +69,9 @@ def load_cross_encoder(
         ModelNotFoundError: The model cannot be found on disk or downloaded.
         ImportError: The backend's pip extra is not installed.
         ValueError: An unknown backend, or a quantization it does not offer
-            (`quantization` with the torch backend), or one the model's family
-            is refused on (`models.backends.support`).
+            (`quantization` with the torch backend); a dtype refused on this
+            device or backend, or a dtype also given in `model_kwargs`; or a
+            backend the model's family is refused on (`models.backends.support`).
     """
     import_tqdm_quietly()
     kwargs: dict[str, Any] = dict(model_kwargs or {})
@@ -70,10 +80,14 @@ def load_cross_encoder(
     chosen_backend = check_options(backend, quantization)
     check_model(model, backend, quantization)
     chosen = pick_device(device)
+    check_dtype(dtype, device=chosen, backend=chosen_backend.name)
+    if len(chosen_backend.dtypes) > 1:
+        kwargs = with_dtype(dtype, kwargs)
     cache = Path(cache_folder) if cache_folder else default_cache_folder()
     settings = (
         "cross-encoder",
         chosen,
+        dtype,
         backend,
         quantization,
         freeze(kwargs),

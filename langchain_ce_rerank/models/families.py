@@ -43,6 +43,7 @@ __all__ = [
     "ModelFamily",
     "family_from_config",
     "family_of",
+    "supported_families",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,9 +51,11 @@ logger = logging.getLogger(__name__)
 FamilyName = Literal["bert", "xlm-roberta", "modernbert", "causal-lm", "other"]
 """A model family's name, as errors, the CLI and the README spell it."""
 
-InstructionStyle = Literal["none", "system-message"]
-"""How a family takes an instruction: not at all, or as the `system` message
-sentence-transformers makes of a prompt, rendered by the chat template."""
+InstructionStyle = Literal["query-prefix", "system-message"]
+"""Where sentence-transformers puts an instruction (its `prompt`) for a family:
+glued in front of the query text, or in the `system` message the chat template
+renders. Whether a given model takes one is not the family's call but
+`engine.instructions.instruction_refusal`'s (see `ModelFamily.instruction`)."""
 
 Activation = Literal["none", "sigmoid"]
 
@@ -66,7 +69,7 @@ class ModelFamily:
         from langchain_ce_rerank.models.families import FAMILIES
 
         family = FAMILIES["causal-lm"]
-        print(family.example_model, family.takes_instruction, family.pair_format)
+        print(family.example_model, family.instruction, family.pair_format)
         ```
     """
 
@@ -88,17 +91,19 @@ class ModelFamily:
     `{document}` and (for families that take one) `{instruction}`."""
 
     instruction: InstructionStyle
-    """How the family takes an instruction."""
+    """Where sentence-transformers puts an instruction for this family's
+    models. It describes; it does not decide: one rule,
+    `langchain_ce_rerank.engine.instructions.instruction_refusal`, decides for
+    each loaded model, since models of one family differ (a `"query-prefix"`
+    model takes one only when saved with, or given, sentence-transformers
+    `prompts`; a `"system-message"` model only when its chat template renders
+    that message). The family's published models (its `example_model`)
+    take one exactly when this is `"system-message"`."""
 
     default_activation: Activation
     """The activation that makes the family's score mean what its authors
     meant: raw logits (`"none"`) for encoders, the probability of "yes"
     (`"sigmoid"` of `logit(yes) - logit(no)`) for yes/no causal LMs."""
-
-    @property
-    def takes_instruction(self) -> bool:
-        """Whether the family was trained to follow an instruction."""
-        return self.instruction != "none"
 
 
 FAMILIES: Mapping[FamilyName, ModelFamily] = {
@@ -108,7 +113,7 @@ FAMILIES: Mapping[FamilyName, ModelFamily] = {
         architecture="BertForSequenceClassification",
         tokenizer_kind="WordPiece",
         pair_format="[CLS] {query} [SEP] {document} [SEP]",
-        instruction="none",
+        instruction="query-prefix",
         default_activation="none",
     ),
     "xlm-roberta": ModelFamily(
@@ -117,7 +122,7 @@ FAMILIES: Mapping[FamilyName, ModelFamily] = {
         architecture="XLMRobertaForSequenceClassification",
         tokenizer_kind="Unigram",
         pair_format="<s> {query} </s></s> {document} </s>",
-        instruction="none",
+        instruction="query-prefix",
         default_activation="none",
     ),
     "modernbert": ModelFamily(
@@ -126,7 +131,7 @@ FAMILIES: Mapping[FamilyName, ModelFamily] = {
         architecture="ModernBertForSequenceClassification",
         tokenizer_kind="BPE (byte-level)",
         pair_format="[CLS]{query}[SEP]{document}[SEP]",
-        instruction="none",
+        instruction="query-prefix",
         default_activation="none",
     ),
     "causal-lm": ModelFamily(
@@ -148,7 +153,7 @@ FAMILIES: Mapping[FamilyName, ModelFamily] = {
         architecture=None,
         tokenizer_kind="unknown",
         pair_format="as the model's tokenizer makes it",
-        instruction="none",
+        instruction="query-prefix",
         default_activation="none",
     ),
 }
@@ -156,6 +161,31 @@ FAMILIES: Mapping[FamilyName, ModelFamily] = {
 
 FAMILY_NAMES: tuple[FamilyName, ...] = tuple(FAMILIES)
 """The families' names, `"other"` last."""
+
+
+def supported_families() -> str:
+    """The supported families, each with its example model, in one phrase.
+
+    What `--reranker`'s help and a cross-encoder's load error say, so both
+    name the families from this table, never from a copy.
+
+    Returns:
+        `"bert (e.g. cross-encoder/ms-marco-MiniLM-L6-v2), xlm-roberta (e.g.
+        BAAI/bge-reranker-v2-m3), ..."`, without `"other"`.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.models.families import supported_families
+
+        print(supported_families())
+        ```
+    """
+    return ", ".join(
+        f"{name} (e.g. {family.example_model})"
+        for name, family in FAMILIES.items()
+        if family.example_model is not None
+    )
+
 
 _BY_MODEL_TYPE: Mapping[str, FamilyName] = {
     "bert": "bert",

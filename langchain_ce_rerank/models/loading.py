@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from langchain_ce_rerank.errors import ModelNotFoundError
+from langchain_ce_rerank.models.families import supported_families
 from langchain_ce_rerank.models.hub import quiet_loading
 from langchain_ce_rerank.models.registry import shared_model
 from langchain_ce_rerank.models.resolve import hf_cache_dir, not_found, resolve_name
@@ -15,6 +16,11 @@ from langchain_ce_rerank.models.resolve import hf_cache_dir, not_found, resolve_
 __all__ = ["pick_device"]
 
 _T = TypeVar("_T")
+
+_FAMILIES_NOTE = (
+    "Supported cross-encoder families: {}; another architecture works when "
+    "sentence-transformers loads it as a CrossEncoder."
+)
 
 
 def load_shared(
@@ -44,7 +50,8 @@ def load_shared(
                     f"Hugging Face cache {hf_cache_dir()!r}",
                     "the Hugging Face Hub",
                 ]
-            raise not_found(name, looked, cause=cause) from err
+            note = _FAMILIES_NOTE.format(supported_families()) if cross_encoder else ""
+            raise not_found(name, looked, cause=cause, note=note) from err
 
     if not shared:
         return build()

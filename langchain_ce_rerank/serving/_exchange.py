@@ -123,6 +123,8 @@ class Exchange:
     max_retries: int
     backoff: float
     max_backoff: float
+    instruction: str | None = None
+    """Sent with every request (only where the API has a field for it)."""
 
     @property
     def where(self) -> str:
@@ -258,7 +260,7 @@ class Exchange:
         n = len(request.texts)
         label = f"request {number} of {total} ({n} document{'s' if n != 1 else ''})"
         body = self.spec.build_body(
-            request.query, request.texts, self.model, self.raw_scores
+            request.query, request.texts, self.model, self.raw_scores, self.instruction
         )
         return label, body
 

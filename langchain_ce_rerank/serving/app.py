@@ -123,7 +123,9 @@ async def _score_while_connected(
     request queued, scored for nobody, ahead of the retry.
     """
     scoring = asyncio.ensure_future(
-        state.batcher.score(body.query, body.documents, body.max_tokens_per_doc)
+        state.batcher.score(
+            body.query, body.documents, body.max_tokens_per_doc, body.instruction
+        )
     )
     gone = asyncio.ensure_future(_client_gone(request))
     try:
@@ -226,6 +228,7 @@ def create_app(engine: Reranker, settings: ServeSettings) -> FastAPI:
         use_cache=settings.use_cache,
         metrics=metrics,
     )
+    batcher.instruction_parameter = CLI_FLAGS["instruction"]
     metrics.queued_pairs.set_function(batcher.queued_pairs)
     state = ServeState(engine, settings, metrics, batcher)
     contract = RequestContract(settings, settings.model_name, CLI_FLAGS)

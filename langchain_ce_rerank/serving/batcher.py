@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from langchain_ce_rerank.errors import InstructionNotSupportedError
 from langchain_ce_rerank.serving.jobs import Outcome, ScoreJob, score_jobs
 
 if TYPE_CHECKING:
@@ -158,6 +159,9 @@ class DynamicBatcher:
         """Set once the model is loaded."""
         self.load_error: BaseException | None = None
         """Why the model failed to load, if it did."""
+        self.instruction_parameter = "instruction="
+        """How the engine's instruction is named when the model refuses it
+        at start (`ce-rerank serve` says `--instruction`)."""
         self._queue: deque[_Job] = deque()
         self._queued_pairs = 0
         # Pairs a second of recent model calls (an average that forgets),
@@ -177,7 +181,11 @@ class DynamicBatcher:
         self._thread.start()
 
     async def score(
-        self, query: str, texts: Sequence[str], max_tokens: int | None = None
+        self,
+        query: str,
+        texts: Sequence[str],
+        max_tokens: int | None = None,
+        instruction: str | None = None,
     ) -> list[float]:
         """Scores of `texts` against `query`, in input order (plain floats).
 
@@ -185,6 +193,7 @@ class DynamicBatcher:
             query: The query.
             texts: The documents.
             max_tokens: Cut each document to this many tokens first.
+            instruction: Score under this instruction; None: the engine's.
 
         Raises:
             BatcherClosedError: The batcher is shutting down.
@@ -195,7 +204,8 @@ class DynamicBatcher:
         if not texts:
             return []
         loop = asyncio.get_running_loop()
-        job = _Job(ScoreJob(query, list(texts), max_tokens), loop, loop.create_future())
+        work = ScoreJob(query, list(texts), max_tokens, instruction)
+        job = _Job(work, loop, loop.create_future())
         with self._cond:
             if self._closing:
                 msg = "the server is shutting down"
@@ -271,14 +281,24 @@ class DynamicBatcher:
 
     # -- the scoring thread ---------------------------------------------------
 
+    def _failed(self, err: BaseException) -> None:
+        """Record why the model cannot serve, and say so."""
+        self.load_error = err
+        logger.error("The model failed to load: %s", err)
+        if self.on_load_error is not None:
+            self.on_load_error(err)
+
     def _run(self) -> None:
         try:
             self.engine.load_model()
+            # A default instruction the model cannot read fails the start,
+            # not every request.
+            self.engine.instruction_for_call()
+        except InstructionNotSupportedError as refused:
+            self._failed(refused.with_parameter(self.instruction_parameter))
+            return
         except Exception as err:
-            self.load_error = err
-            logger.error("The model failed to load: %s", err)
-            if self.on_load_error is not None:
-                self.on_load_error(err)
+            self._failed(err)
             return
         if self.metrics is not None:
             self.metrics.ready.set(1)

@@ -1,8 +1,9 @@
 """`RemoteCrossEncoder`: score (query, text) pairs on a reranking server.
 
 Speaks the published rerank APIs of Cohere (v2), Hugging Face
-text-embeddings-inference, Infinity and vLLM (see `remote_apis.py` for each
-schema and where it is documented). It has the scoring method of LangChain's
+text-embeddings-inference, Infinity and vLLM, and this package's own
+`ce-rerank serve` (see `remote_apis.py` for each schema and where it is
+documented). It has the scoring method of LangChain's
 `BaseCrossEncoder` without importing LangChain, so any door of this package
 that takes a model with `score(text_pairs)` can rerank through a server.
 """
@@ -30,6 +31,8 @@ from pydantic import (
 )
 from typing_extensions import Self
 
+from langchain_ce_rerank.engine.checks import check_instruction
+from langchain_ce_rerank.errors import InstructionNotSupportedError
 from langchain_ce_rerank.optional import require
 from langchain_ce_rerank.serving._exchange import (
     Exchange,
@@ -75,6 +78,11 @@ class RemoteCrossEncoder(BaseModel):
     once with the server's message, and a request whose whole answer has not
     arrived `timeout` seconds after it started raises
     `RemoteRerankTimeoutError`.
+
+    `instruction` (a setting, or per call) is sent only to a server whose
+    schema has a place for it, this package's own (`api="ce-rerank"`);
+    for the others it is refused with `InstructionNotSupportedError` (at
+    construction for the setting, at the call for a call's), never dropped.
 
     Scores are on the server's scale. `tei` and `infinity` are asked for raw
     logits (`raw_scores=True`), the scale of `CrossEncoderCompressor`'s scores
@@ -126,8 +134,9 @@ class RemoteCrossEncoder(BaseModel):
     as given."""
     api: ApiName
     """The server's API: `"cohere"` (`POST /v2/rerank`), `"tei"`
-    (text-embeddings-inference, `POST /rerank`), `"infinity"` (`POST /rerank`)
-    or `"vllm"` (`POST /v1/rerank`)."""
+    (text-embeddings-inference, `POST /rerank`), `"infinity"` (`POST /rerank`),
+    `"vllm"` (`POST /v1/rerank`) or `"ce-rerank"` (this package's `ce-rerank
+    serve`, `POST /v2/rerank`: Cohere's schema plus `instruction`)."""
     model: str | None = None
     """Model name sent with each request; required by Cohere, optional for
     Infinity and vLLM (the served model), ignored by TEI."""
@@ -153,11 +162,25 @@ class RemoteCrossEncoder(BaseModel):
     """Seconds before the first retry; doubles for each further retry."""
     max_backoff: float = Field(default=30.0, ge=0)
     """Longest wait before a retry, a server's `Retry-After` included."""
+    instruction: str | None = Field(default=None, strict=True)
+    """Sent with every request as the instruction the server's model scores
+    under; only `api="ce-rerank"` has a field for it (a call may override
+    it with `instruction=`). None sends none (the server's default)."""
     raw_scores: bool | None = None
     """TEI and Infinity: ask for logits rather than sigmoid scores. Defaults to
     `True` for them; Cohere and vLLM have no such option."""
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     """Extra HTTP headers sent with every request."""
+    tokenizer: Any = Field(default=None, repr=False, exclude=True)
+    """The tokenizer the served model counts in, so that
+    `long_documents="max_passage"` windows and `max_tokens_per_doc` cut at the
+    model's tokens rather than at words (which leave text past the server's
+    window unread): a Hugging Face id or local folder (loaded once with
+    `transformers.AutoTokenizer`, from the local cache only under
+    `HF_HUB_OFFLINE=1`), a loaded Hugging Face tokenizer, or a function
+    `text -> [(start, end), ...]` giving each token's character span. None
+    counts whitespace-separated words (logged once). See
+    `engine.protocols.TokenizedScorer`."""
     transport: Any = Field(default=None, repr=False, exclude=True)
     """An `httpx` transport to use instead of the network (for tests):
     `httpx.MockTransport` serves both paths, `httpx.ASGITransport` only the
@@ -198,10 +221,21 @@ class RemoteCrossEncoder(BaseModel):
                 "RemoteCrossEncoder(url, api='cohere', model='rerank-v3.5')"
             )
             raise ValueError(msg)
+        if self.instruction is not None:
+            self._instruction(self.instruction)
         if self.raw_scores and not self.spec.supports_raw_scores:
             msg = (
                 f"raw_scores=True is not offered by api={self.api!r} (only 'tei' and "
                 "'infinity' return logits); leave raw_scores unset"
+            )
+            raise ValueError(msg)
+        if self.tokenizer is not None and not (
+            isinstance(self.tokenizer, str | os.PathLike) or callable(self.tokenizer)
+        ):
+            msg = (
+                f"tokenizer must be a Hugging Face id or folder, a loaded tokenizer "
+                f"or a function returning (start, end) token spans, got "
+                f"{type(self.tokenizer).__name__}"
             )
             raise ValueError(msg)
         _require_httpx()
@@ -211,6 +245,32 @@ class RemoteCrossEncoder(BaseModel):
     def spec(self) -> ApiSpec:
         """The request and response shapes of `api`."""
         return API_SPECS[self.api]
+
+    @property
+    def takes_instruction(self) -> bool:
+        """Whether the API has a place for an instruction (`"ce-rerank"`)."""
+        return self.spec.supports_instruction
+
+    @property
+    def instruction_refusal(self) -> str | None:
+        """Why the API cannot carry an instruction, or None when it can."""
+        return self.spec.instruction_refusal()
+
+    def _instruction(self, instruction: str | None) -> str | None:
+        """A call's instruction (else the setting), refused where it cannot go.
+
+        Raises:
+            InstructionNotSupportedError: The API has no field for it.
+        """
+        resolved = self.instruction if instruction is None else instruction
+        if resolved is None:
+            return None
+        check_instruction(resolved)
+        reason = self.spec.instruction_refusal()
+        if reason is not None:
+            name = f"RemoteCrossEncoder(api={self.api!r})"
+            raise InstructionNotSupportedError(name, reason)
+        return resolved
 
     @property
     def endpoint(self) -> str:
@@ -238,9 +298,10 @@ class RemoteCrossEncoder(BaseModel):
             "limits": httpx.Limits(max_connections=max(self.max_concurrency, 10)),
         }
 
-    def _exchange(self) -> Exchange:
+    def _exchange(self, instruction: str | None = None) -> Exchange:
         raw = self.raw_scores
         return Exchange(
+            instruction=self._instruction(instruction),
             spec=self.spec,
             endpoint=self.endpoint,
             model=self.model,
@@ -272,19 +333,31 @@ class RemoteCrossEncoder(BaseModel):
                 )
             return self._client
 
-    def score(self, text_pairs: Sequence[tuple[str, str]]) -> list[float]:
+    def score(
+        self,
+        text_pairs: Sequence[tuple[str, str]],
+        *,
+        instruction: str | None = None,
+    ) -> list[float]:
         """One score per (query, text) pair, in input order, as plain floats.
+
+        Args:
+            text_pairs: (query, text) pairs.
+            instruction: Override of the `instruction` setting.
 
         Raises:
             RemoteRerankError: The server refused or failed a request (after
                 retries), or answered without exactly one score per document.
             RemoteRerankTimeoutError: A request's whole answer took longer than
                 `timeout` seconds.
+            InstructionNotSupportedError: An instruction for an API without
+                a field for it.
         """
+        exchange = self._exchange(instruction)
         requests = plan_requests(text_pairs, self.batch_limit)
         if not requests:
             return []
-        client, exchange = self._sync_client(), self._exchange()
+        client = self._sync_client()
         total = len(requests)
         workers = min(self.max_concurrency, total)
         if workers == 1:
@@ -308,7 +381,12 @@ class RemoteCrossEncoder(BaseModel):
         return assemble(len(text_pairs), requests, results)
 
     def score_within(
-        self, text_pairs: Sequence[tuple[str, str]], seconds: float, /
+        self,
+        text_pairs: Sequence[tuple[str, str]],
+        seconds: float,
+        /,
+        *,
+        instruction: str | None = None,
     ) -> list[float | None]:
         """`score` within one overall deadline: what misses it is None.
 
@@ -325,6 +403,7 @@ class RemoteCrossEncoder(BaseModel):
         Args:
             text_pairs: (query, text) pairs.
             seconds: The time budget, from now.
+            instruction: Override of the `instruction` setting.
 
         Returns:
             One plain float per pair in input order, None where unscored.
@@ -332,12 +411,13 @@ class RemoteCrossEncoder(BaseModel):
         Raises:
             RemoteRerankError: As for `score`.
         """
+        exchange = self._exchange(instruction)
         requests = by_rank(plan_requests(text_pairs, self.batch_limit))
         scores: list[float | None] = [None] * len(text_pairs)
         if not requests or seconds <= 0:
             return scores
         deadline = time.monotonic() + seconds
-        client, exchange = self._sync_client(), self._exchange()
+        client = self._sync_client()
         total = len(requests)
         pool = ThreadPoolExecutor(
             min(self.max_concurrency, total), thread_name_prefix="rerank-http"
@@ -359,9 +439,11 @@ class RemoteCrossEncoder(BaseModel):
             pool.shutdown(wait=False, cancel_futures=True)
         return scores
 
-    def rank(self, query: str, texts: Sequence[str]) -> list[tuple[int, float]]:
+    def rank(
+        self, query: str, texts: Sequence[str], *, instruction: str | None = None
+    ) -> list[tuple[int, float]]:
         """`(index into texts, score)` pairs, best first; ties keep input order."""
-        scores = self.score([(query, text) for text in texts])
+        scores = self.score([(query, text) for text in texts], instruction=instruction)
         return sorted(enumerate(scores), key=lambda item: -item[1])
 
     def close(self) -> None:
@@ -406,12 +488,18 @@ class RemoteCrossEncoder(BaseModel):
                 self._aclient_loop = loop
             return self._aclient
 
-    async def ascore(self, text_pairs: Sequence[tuple[str, str]]) -> list[float]:
+    async def ascore(
+        self,
+        text_pairs: Sequence[tuple[str, str]],
+        *,
+        instruction: str | None = None,
+    ) -> list[float]:
         """Async `score`: the same requests, sent with `httpx.AsyncClient`."""
+        exchange = self._exchange(instruction)
         requests = plan_requests(text_pairs, self.batch_limit)
         if not requests:
             return []
-        client, exchange = self._async_client(), self._exchange()
+        client = self._async_client()
         total = len(requests)
         gate = asyncio.Semaphore(self.max_concurrency)
 
@@ -435,15 +523,21 @@ class RemoteCrossEncoder(BaseModel):
         return assemble(len(text_pairs), requests, [t.result() for t in tasks])
 
     async def ascore_within(
-        self, text_pairs: Sequence[tuple[str, str]], seconds: float, /
+        self,
+        text_pairs: Sequence[tuple[str, str]],
+        seconds: float,
+        /,
+        *,
+        instruction: str | None = None,
     ) -> list[float | None]:
         """Async `score_within`: requests not answered by the deadline are cancelled."""
+        exchange = self._exchange(instruction)
         requests = by_rank(plan_requests(text_pairs, self.batch_limit))
         scores: list[float | None] = [None] * len(text_pairs)
         if not requests or seconds <= 0:
             return scores
         deadline = time.monotonic() + seconds
-        client, exchange = self._async_client(), self._exchange()
+        client = self._async_client()
         total = len(requests)
         gate = asyncio.Semaphore(self.max_concurrency)
 
@@ -469,9 +563,12 @@ class RemoteCrossEncoder(BaseModel):
             await asyncio.gather(*tasks, return_exceptions=True)
         return scores
 
-    async def arank(self, query: str, texts: Sequence[str]) -> list[tuple[int, float]]:
+    async def arank(
+        self, query: str, texts: Sequence[str], *, instruction: str | None = None
+    ) -> list[tuple[int, float]]:
         """Async `rank`."""
-        scores = await self.ascore([(query, text) for text in texts])
+        pairs = [(query, text) for text in texts]
+        scores = await self.ascore(pairs, instruction=instruction)
         return sorted(enumerate(scores), key=lambda item: -item[1])
 
     async def aclose(self) -> None:

@@ -6,12 +6,13 @@ the API key, the body's size, JSON, Cohere's v2 schema, the model name, the
 per-request limits, the error bodies and the status codes are the same on
 both: 400 (not JSON, not UTF-8, a bad Content-Length), 401 (missing or wrong
 key, compared in constant time), 404 (another model's name, or no such
-route), 413 (over a limit, with `limit` and `value`), 422 (schema or text the
-model cannot read), 499 (the client left before its answer), 500 (the model
-failed) and 503 with `Retry-After` (loading, draining or overloaded). Each
-door says how its operator spells a setting (`--max-documents` on the
-command line, `args.max_documents` in a Serve config), so every message names
-the knob in the words of the door the operator used.
+route), 413 (over a limit, with `limit` and `value`), 422 (schema, text the
+model cannot read, or an `instruction` for a model that reads none), 499
+(the client left before its answer), 500 (the model failed) and 503 with
+`Retry-After` (loading, draining or overloaded). Each door says how its
+operator spells a setting (`--max-documents` on the command line,
+`args.max_documents` in a Serve config), so every message names the knob in
+the words of the door the operator used.
 
 Only starlette is imported, which both `[serve]` (FastAPI) and `[ray]`
 (Ray Serve) install.
@@ -33,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from langchain_ce_rerank.engine import check_text
+from langchain_ce_rerank.errors import InstructionNotSupportedError
 from langchain_ce_rerank.serving.schemas import (
     ErrorBody,
     FieldError,
@@ -60,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 CLI_FLAGS: Mapping[str, str] = {
     "calibration": "start it with --calibration FILE",
+    "instruction": "--instruction",
     "api_key": "--api-key or CE_RERANK_API_KEY",
     "max_documents": "--max-documents",
     "max_document_chars": "--max-document-chars",
@@ -69,6 +72,7 @@ CLI_FLAGS: Mapping[str, str] = {
 
 SERVE_CONFIG_ARGS: Mapping[str, str] = {
     "calibration": "this Ray Serve application was built without one",
+    "instruction": "the engine's instruction setting",
     "api_key": "args.api_key in the Serve config, or CE_RERANK_API_KEY",
     "max_documents": "args.max_documents in the Serve config",
     "max_document_chars": "args.max_document_chars in the Serve config",
@@ -391,10 +395,20 @@ async def _answer(
             f"invalid request: {message}",
             errors=[FieldError(field="min_probability", message=message)],
         )
+    refused = _calibration_refuses(body, ranker)
+    if refused is not None:
+        return refused
     try:
         scores = await score(body)
     except ServiceUnavailableError:
         raise
+    except InstructionNotSupportedError as err:  # checked where the model is
+        message = str(err.with_parameter("the request's instruction field"))
+        return error_response(
+            422,
+            f"invalid request: {message}",
+            errors=[FieldError(field="instruction", message=message)],
+        )
     except Exception as err:  # the model failed on this request's pairs
         logger.exception("Scoring a request failed")
         return error_response(500, f"scoring failed: {type(err).__name__}: {err}")
@@ -410,6 +424,34 @@ async def _answer(
     answer = ranked_response(ranker, scores, body, served)
     # Cohere's exact shape unless a calibration adds relevance_probability.
     return JSONResponse(answer.model_dump(exclude_none=True))
+
+
+def _calibration_refuses(body: RerankRequest, ranker: Reranker) -> Response | None:
+    """422 for an instruction the server's calibration was not fitted under.
+
+    Its `relevance_probability` maps the scores of one instruction; under
+    another the answer would carry probabilities that do not hold.
+    """
+    calibration = ranker.calibration
+    if calibration is None or body.instruction is None:
+        return None
+    fitted = calibration.fitted_for.instruction
+    if body.instruction == fitted:
+        return None
+    message = (
+        f"this server's calibration was fitted on scores under the instruction "
+        f"{fitted!r}, so its relevance_probability would not hold under "
+        f"{body.instruction!r}; leave instruction out, or send {fitted!r}"
+        if fitted is not None
+        else "this server's calibration was fitted on scores without an "
+        "instruction, so its relevance_probability would not hold under one; "
+        "leave instruction out"
+    )
+    return error_response(
+        422,
+        f"invalid request: {message}",
+        errors=[FieldError(field="instruction", message=message)],
+    )
 
 
 def _always_available() -> None:

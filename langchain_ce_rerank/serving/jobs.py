@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from langchain_ce_rerank.engine.settings import UNSET
+
 if TYPE_CHECKING:
     from langchain_ce_rerank.engine import Reranker
 
@@ -51,6 +53,10 @@ class ScoreJob:
     """Cut each text to this many of the model's tokens first (Cohere's
     `max_tokens_per_doc`); None scores them whole."""
 
+    instruction: str | None = None
+    """The instruction to score under (the request's `instruction`); None
+    keeps the engine's `instruction` setting."""
+
 
 Outcome = list[float] | Exception
 """A job's scores in input order (plain floats), or why it could not be scored."""
@@ -67,6 +73,10 @@ def score_jobs(
 ) -> list[Outcome]:
     """Score `jobs` in one model stream; if it fails, each job alone.
 
+    Jobs under different instructions go in one stream per instruction (a
+    model call reads one); a job whose instruction the model cannot read
+    fails alone with `InstructionNotSupportedError`.
+
     Args:
         engine: The engine that scores (its model is loaded on first use).
         jobs: The requests to score together.
@@ -76,9 +86,24 @@ def score_jobs(
         One outcome per job, in order: its scores, or the exception that
         stopped it (a job's failure never takes the others down with it).
     """
+    streams: dict[str | None, list[int]] = {}
+    for i, job in enumerate(jobs):
+        streams.setdefault(job.instruction, []).append(i)
+    if len(streams) > 1:
+        outcomes: list[Outcome] = [[] for _ in jobs]
+        for members in streams.values():
+            done = score_jobs(engine, [jobs[i] for i in members], use_cache=use_cache)
+            for i, outcome in zip(members, done, strict=True):
+                outcomes[i] = outcome
+        return outcomes
+    instruction = jobs[0].instruction if jobs else None
     try:
         items = [(job.query, _texts(engine, job)) for job in jobs]
-        scored = engine.score_batch(items, use_cache=use_cache)
+        scored = engine.score_batch(
+            items,
+            use_cache=use_cache,
+            instruction=UNSET if instruction is None else instruction,
+        )
     except Exception as err:
         if len(jobs) == 1:
             logger.warning("Scoring a request failed: %s", err)

@@ -2,7 +2,14 @@
 
 The request and response shapes of other people's servers, as the client sees
 them; the schema this package's own server (`ce-rerank serve`) accepts is in
-`schemas.py`.
+`schemas.py`, and `"ce-rerank"` speaks it: Cohere's v2 plus our extensions.
+
+Instructions: only `"ce-rerank"` has a place for one (the request's
+`instruction` field). Cohere's v2, TEI's and Infinity's rerank requests have
+no such field, and neither has vLLM's `RerankRequest`
+(`vllm/entrypoints/pooling/scoring/protocol.py`, as read for this package);
+TEI and vLLM ignore a field they do not know, so sending one anyway would
+drop it silently. `RemoteCrossEncoder` refuses an instruction for them.
 
 Each server gets one `ApiSpec`: where it listens, how many documents one request
 may carry by default, how to build a request body and how to read the
@@ -21,13 +28,17 @@ from typing import Any, Literal
 
 __all__ = ["API_SPECS", "ApiName", "ApiSpec", "error_message", "read_scores"]
 
-ApiName = Literal["cohere", "tei", "infinity", "vllm"]
+ApiName = Literal["cohere", "tei", "infinity", "vllm", "ce-rerank"]
 
 Body = dict[str, Any]
 
 
 def _cohere_body(
-    query: str, texts: Sequence[str], model: str | None, raw_scores: bool | None
+    query: str,
+    texts: Sequence[str],
+    model: str | None,
+    raw_scores: bool | None,
+    instruction: str | None,
 ) -> Body:
     # Cohere Rerank API v2, https://docs.cohere.com/reference/rerank
     # POST /v2/rerank {model (required), query, documents, top_n?, max_tokens_per_doc?}
@@ -37,7 +48,11 @@ def _cohere_body(
 
 
 def _tei_body(
-    query: str, texts: Sequence[str], model: str | None, raw_scores: bool | None
+    query: str,
+    texts: Sequence[str],
+    model: str | None,
+    raw_scores: bool | None,
+    instruction: str | None,
 ) -> Body:
     # Hugging Face text-embeddings-inference, docs/openapi.json ("RerankRequest",
     # "Rank", "RerankResponse") in github.com/huggingface/text-embeddings-inference
@@ -57,7 +72,11 @@ def _tei_body(
 
 
 def _infinity_body(
-    query: str, texts: Sequence[str], model: str | None, raw_scores: bool | None
+    query: str,
+    texts: Sequence[str],
+    model: str | None,
+    raw_scores: bool | None,
+    instruction: str | None,
 ) -> Body:
     # Infinity (github.com/michaelfeil/infinity), RerankInput and ReRankResult in
     # libs/infinity_emb/infinity_emb/fastapi_schemas/pymodels.py
@@ -77,7 +96,11 @@ def _infinity_body(
 
 
 def _vllm_body(
-    query: str, texts: Sequence[str], model: str | None, raw_scores: bool | None
+    query: str,
+    texts: Sequence[str],
+    model: str | None,
+    raw_scores: bool | None,
+    instruction: str | None,
 ) -> Body:
     # vLLM's Jina/Cohere-compatible rerank API ("Re-rank API" in
     # https://docs.vllm.ai/en/stable/serving/openai_compatible_server.html;
@@ -88,6 +111,23 @@ def _vllm_body(
     body: Body = {"query": query, "documents": list(texts)}
     if model is not None:
         body["model"] = model
+    return body
+
+
+def _ce_rerank_body(
+    query: str,
+    texts: Sequence[str],
+    model: str | None,
+    raw_scores: bool | None,
+    instruction: str | None,
+) -> Body:
+    # This package's own server (`ce-rerank serve`, or its Ray Serve door):
+    # Cohere v2 (see schemas.py), with `model` optional and our `instruction`.
+    body: Body = {"query": query, "documents": list(texts)}
+    if model is not None:
+        body["model"] = model
+    if instruction is not None:
+        body["instruction"] = instruction
     return body
 
 
@@ -113,30 +153,54 @@ class ApiSpec:
     """Endpoint appended to a base URL."""
     max_batch_size: int | None
     """Default documents per request; `None` sends every document at once."""
-    build_body: Callable[[str, Sequence[str], str | None, bool | None], Body]
+    build_body: Callable[
+        [str, Sequence[str], str | None, bool | None, str | None], Body
+    ]
+    """`(query, texts, model, raw_scores, instruction)` -> the request body."""
     results_key: str | None
     """Key of the results array in the response; `None` for a bare array."""
     score_key: str
     supports_raw_scores: bool
     needs_model: bool
+    supports_instruction: bool = False
+    """Whether a request has a field for an instruction."""
+    label: str = ""
+    """How errors name the API."""
+
+    def instruction_refusal(self) -> str | None:
+        """Why this API cannot carry an instruction, or None when it can."""
+        if self.supports_instruction:
+            return None
+        return (
+            f"the {self.label or self.name} rerank API has no instruction field; "
+            "ce-rerank serve has one, reached with RemoteCrossEncoder(url, "
+            "api='ce-rerank')"
+        )
 
 
 API_SPECS: Mapping[ApiName, ApiSpec] = {
     "cohere": ApiSpec(
         "cohere", "/v2/rerank", 1000, _cohere_body, "results", "relevance_score",
-        supports_raw_scores=False, needs_model=True,
+        supports_raw_scores=False, needs_model=True, label="Cohere v2",
     ),
     "tei": ApiSpec(
         "tei", "/rerank", 32, _tei_body, None, "score",
         supports_raw_scores=True, needs_model=False,
+        label="text-embeddings-inference",
     ),
     "infinity": ApiSpec(
         "infinity", "/rerank", 2048, _infinity_body, "results", "relevance_score",
-        supports_raw_scores=True, needs_model=False,
+        supports_raw_scores=True, needs_model=False, label="Infinity",
     ),
     "vllm": ApiSpec(
         "vllm", "/v1/rerank", None, _vllm_body, "results", "relevance_score",
-        supports_raw_scores=False, needs_model=False,
+        supports_raw_scores=False, needs_model=False, label="vLLM",
+    ),
+    # ce-rerank serve's default --max-documents.
+    "ce-rerank": ApiSpec(
+        "ce-rerank", "/v2/rerank", 1000, _ce_rerank_body, "results",
+        "relevance_score", supports_raw_scores=False, needs_model=False,
+        supports_instruction=True, label="ce-rerank serve",
     ),
 }  # fmt: skip
 

@@ -16,6 +16,11 @@ unchanged.
   strings without metadata.
 - `diversity` (see `RerankRequest.diversity`) changes only the order of the
   results.
+- `instruction` (see `RerankRequest.instruction`): the task an LLM-based
+  reranker (Qwen3-Reranker, mxbai-rerank-v2) judges relevance for. Neither
+  Cohere nor TEI, Infinity or vLLM's rerank APIs have such a field; a
+  server whose model reads no instruction refuses it with 422 (field
+  `instruction`) rather than ignore it.
 - `min_probability`, for a server started with a calibration (`ce-rerank
   serve --calibration FILE`): a request may send it, and each result then
   also carries `relevance_probability`. A server without a calibration
@@ -111,6 +116,25 @@ class RerankRequest(BaseModel):
     """Not Cohere's: drop results whose `relevance_probability` is below this,
     after `diversity` and `top_n`. Only on a server with a calibration (`ce-rerank serve
     --calibration FILE`); elsewhere it is refused with 422. None: no cut."""
+
+    instruction: str | None = None
+    """Our extension, not in Cohere's API: the instruction the model scores
+    every pair under (sentence-transformers' `prompt`, which an LLM-based
+    reranker's chat template puts in its instruction slot). Left out: the
+    server's default (its engine's `instruction` setting, else the model's
+    own). A server whose model reads no instruction answers 422 naming
+    this field; it is never dropped silently."""
+
+    @field_validator("instruction")
+    @classmethod
+    def _instruction_not_blank(cls, instruction: str | None) -> str | None:
+        if instruction is not None and not instruction.strip():
+            msg = (
+                "instruction is empty or only whitespace; send the task text "
+                "or leave it out"
+            )
+            raise ValueError(msg)
+        return instruction
 
     @field_validator("query")
     @classmethod

@@ -23,7 +23,14 @@ from typing_extensions import override
 from langchain_ce_rerank.engine.checks import check_query
 from langchain_ce_rerank.engine.diversity import EMBEDDING_KEY
 from langchain_ce_rerank.store.filters import MetadataFilter
-from langchain_ce_rerank.store.fusion import Candidate, FusionMethod, fuse
+from langchain_ce_rerank.store.fusion import (
+    DEFAULT_ALPHA,
+    DEFAULT_DEPTH,
+    DEFAULT_RRF_K,
+    Candidate,
+    FusionMethod,
+    fuse,
+)
 from langchain_ce_rerank.store.search import StoreSearch, Vectors, no_bm25_error
 
 __all__ = ["FaissRetriever"]
@@ -46,9 +53,6 @@ _OPTIONS = (
 )
 _SEARCH_TYPES = ("similarity", "mmr", "similarity_score_threshold", "bm25", "hybrid")
 _KEYWORD_TYPES = ("bm25", "hybrid")
-# Candidates each side hands to fusion when its depth is not set: at least k,
-# and at least the 20 a reranker reads at the least.
-_MIN_DEPTH = 20
 
 _Hits = list[tuple[Document, float]]
 # One query's two sides: dense hits, and BM25 hits (None: no query term is
@@ -149,19 +153,20 @@ class FaissRetriever(VectorStoreRetriever):
     """How `"hybrid"` fuses the two rankings: `"rrf"` (Reciprocal Rank Fusion,
     by rank only) or `"weighted"` (sum of min-max normalized scores)."""
 
-    alpha: float = Field(default=0.5, ge=0.0, le=1.0)
+    alpha: float = Field(default=DEFAULT_ALPHA, ge=0.0, le=1.0)
     """Weight of the dense side in `"hybrid"` (BM25 gets `1 - alpha`), for
-    both fusions; 0.5 weighs them equally (plain RRF)."""
+    both fusions; 0.5 weighs them equally (plain RRF). The default, 0.7, was
+    tuned on held-out sets (see `store.fusion`)."""
 
-    rrf_k: int = Field(default=60, ge=0)
+    rrf_k: int = Field(default=DEFAULT_RRF_K, ge=0)
     """RRF's rank offset: a document at rank r on a side adds
     `weight / (rrf_k + r)`; larger values flatten the gap between top ranks."""
 
     dense_depth: int | None = Field(default=None, ge=1)
-    """Candidates the dense side hands to fusion; None: `max(k, 20)`."""
+    """Candidates the dense side hands to fusion; None: `max(k, 50)`."""
 
     bm25_depth: int | None = Field(default=None, ge=1)
-    """Candidates the BM25 side hands to fusion; None: `max(k, 20)`."""
+    """Candidates the BM25 side hands to fusion; None: `max(k, 50)`."""
 
     include_embeddings: bool = False
     """Attach each document's stored vector as
@@ -320,8 +325,8 @@ class FaissRetriever(VectorStoreRetriever):
             return store._both_sides_many(
                 queries,
                 self._embed(queries),
-                options["dense_depth"] or max(k, _MIN_DEPTH),
-                options["bm25_depth"] or max(k, _MIN_DEPTH),
+                options["dense_depth"] or max(k, DEFAULT_DEPTH),
+                options["bm25_depth"] or max(k, DEFAULT_DEPTH),
                 store_options,
             )
         sides = store._both_sides_many(queries, None, k, k, store_options)

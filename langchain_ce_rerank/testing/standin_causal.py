@@ -140,7 +140,7 @@ def build_causal_lm_standin(folder: str | os.PathLike[str], seed: int = 0) -> Pa
     # from the Hub would: sentence-transformers adds its Transformer and
     # LogitScore modules, and its save writes the converted layout.
     with tempfile.TemporaryDirectory(prefix="standin-causal-") as backbone:
-        save_standin(model, tokenizer, Path(backbone))
+        save_standin(model, tokenizer, Path(backbone), "Qwen2Tokenizer")
         with quiet_loading():
             cross_encoder = CrossEncoder(
                 backbone,

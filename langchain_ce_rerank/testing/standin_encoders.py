@@ -11,6 +11,7 @@ between a folder and a score are the real ones.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,15 +49,29 @@ def is_built(folder: Path, *names: str) -> bool:
 
 
 def save_standin(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    folder: Path,
+    tokenizer_class: str,
 ) -> Path:
-    """Save a stand-in model and tokenizer quietly, as `save_pretrained` does."""
+    """Save a stand-in model and tokenizer quietly, as `save_pretrained` does.
+
+    `tokenizer_class` is the class the family's real tokenizer names in its
+    `tokenizer_config.json` (the stand-in's is a `PreTrainedTokenizerFast`,
+    which transformers 5 saves as `TokenizersBackend`, a name transformers 4,
+    the onnx/openvino environment's, does not know); both versions then load
+    the family's class from the saved `tokenizer.json`.
+    """
     from langchain_ce_rerank.models.hub import quiet_loading
 
     with quiet_loading():
         folder.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
+    settings = folder / "tokenizer_config.json"
+    saved = json.loads(settings.read_text())
+    saved["tokenizer_class"] = tokenizer_class
+    settings.write_text(json.dumps(saved, indent=2) + "\n")
     return folder
 
 
@@ -107,7 +122,7 @@ def build_xlm_roberta_standin(folder: str | os.PathLike[str], seed: int = 0) -> 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = XLMRobertaForSequenceClassification(config)
-    return save_standin(model, tokenizer, target)
+    return save_standin(model, tokenizer, target, "XLMRobertaTokenizer")
 
 
 def build_modernbert_standin(folder: str | os.PathLike[str], seed: int = 0) -> Path:
@@ -159,4 +174,5 @@ def build_modernbert_standin(folder: str | os.PathLike[str], seed: int = 0) -> P
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = ModernBertForSequenceClassification(config)
-    return save_standin(model, tokenizer, target)
+    # The real ModernBERT ships a plain PreTrainedTokenizerFast.
+    return save_standin(model, tokenizer, target, "PreTrainedTokenizerFast")

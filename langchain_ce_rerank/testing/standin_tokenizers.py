@@ -1,9 +1,10 @@
 """Tokenizers of each family's real kind, trained locally for the stand-ins.
 
-Each one is built with the `tokenizers` library the way its family's real
-tokenizer is built, then wrapped in the `transformers` class the real model
-ships, so `AutoTokenizer` (and sentence-transformers) load it as they would
-the real one:
+Each one is a `tokenizers` pipeline built the way its family's real
+tokenizer is (normalizer, pre-tokenizer, model, pair template, decoder),
+wrapped in `PreTrainedTokenizerFast` and saved (by `save_standin`) under the
+class name the real model ships, so `AutoTokenizer` (and sentence-transformers)
+load it as they would the real one, in transformers 4 and 5 alike:
 
 - XLM-RoBERTa (`BAAI/bge-reranker-v2-m3`): SentencePiece Unigram with a
   `▁` metaspace, `<s> q </s></s> d </s>` pairs (`XLMRobertaTokenizer`).
@@ -11,21 +12,22 @@ the real one:
   `[CLS] q [SEP] d [SEP]` pairs, no token type ids (`PreTrainedTokenizerFast`,
   as the real model ships).
 - Qwen3 (`Qwen/Qwen3-Reranker-0.6B`): byte-level BPE with ChatML special
-  tokens, no post-processor (a chat template builds the prompt), `"yes"` and
-  `"no"` single tokens (`Qwen2Tokenizer`).
+  tokens, nothing added around a text (a chat template builds the prompt),
+  left padding, `"yes"` and `"no"` single tokens (`Qwen2Tokenizer`).
 
 Training is deterministic: the same text (`tokenizer_training_text`) and
-settings always give the same vocabulary.
+settings always give the same vocabulary and ids.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from langchain_ce_rerank.testing.standin_text import tokenizer_training_text
 
 if TYPE_CHECKING:
+    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerBase
 
 __all__ = [
@@ -44,6 +46,25 @@ STANDIN_VOCAB_SIZE = 2000
 _ANSWER_WORDS = ("yes", "no") * 200
 
 
+def wrap(backend: Tokenizer, **settings: str) -> PreTrainedTokenizerBase:
+    """`backend` as a transformers tokenizer, in a form every version loads.
+
+    `PreTrainedTokenizerFast` around the finished `tokenizers` pipeline: the
+    same object in transformers 4 and 5 (the family classes' constructors
+    differ between them), saved as a `tokenizer.json` each version reads as
+    is. `save_standin` then names the family's class in `tokenizer_config.json`.
+    The stand-ins take no token type ids (like XLM-RoBERTa, ModernBERT, Qwen).
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_object=backend,
+        model_input_names=["input_ids", "attention_mask"],
+        clean_up_tokenization_spaces=False,
+        **settings,
+    )
+
+
 def train_unigram(vocab_size: int = STANDIN_VOCAB_SIZE) -> PreTrainedTokenizerBase:
     """An XLM-RoBERTa tokenizer: SentencePiece Unigram, `<s> q </s></s> d </s>`.
 
@@ -52,7 +73,7 @@ def train_unigram(vocab_size: int = STANDIN_VOCAB_SIZE) -> PreTrainedTokenizerBa
             (Unigram training may stop a little short of it).
 
     Returns:
-        An `XLMRobertaTokenizer` (the fast, `tokenizers`-backed class).
+        The tokenizer; saved by `save_standin` as an `XLMRobertaTokenizer`.
 
     Example:
         ```python
@@ -63,15 +84,16 @@ def train_unigram(vocab_size: int = STANDIN_VOCAB_SIZE) -> PreTrainedTokenizerBa
         ```
     """
     from tokenizers import (
+        AddedToken,
         Regex,
         Tokenizer,
         decoders,
         models,
         normalizers,
         pre_tokenizers,
+        processors,
         trainers,
     )
-    from transformers import XLMRobertaTokenizer
 
     special = ["<s>", "<pad>", "</s>", "<unk>"]
     backend = Tokenizer(models.Unigram())
@@ -97,42 +119,31 @@ def train_unigram(vocab_size: int = STANDIN_VOCAB_SIZE) -> PreTrainedTokenizerBa
     learnt = _stable_scores(
         [(str(piece), float(score)) for piece, score in pieces[len(special) :]]
     )
-    if not _transformers_4():
-        return XLMRobertaTokenizer(vocab=[*vocab, *learnt], add_prefix_space=True)
-    # transformers 4 (the onnx/openvino environment): its XLMRobertaTokenizer
-    # needs a SentencePiece file, so build the backend transformers 5's builds
-    # from a vocabulary, and wrap it in the fast class.
-    from tokenizers import processors
-
-    # Only in transformers 4, which the type checker does not see.
-    from transformers import XLMRobertaTokenizerFast  # type: ignore[attr-defined]
-
-    built = Tokenizer(models.Unigram([*vocab, *learnt], unk_id=3, byte_fallback=False))
-    built.pre_tokenizer = pre_tokenizers.Sequence(
+    # The pipeline XLMRobertaTokenizer builds (transformers 5) around the pieces.
+    backend.model = models.Unigram([*vocab, *learnt], unk_id=3, byte_fallback=False)
+    backend.normalizer = None
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.WhitespaceSplit(),
             pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always"),
         ]
     )
-    built.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    fast = XLMRobertaTokenizerFast(tokenizer_object=built, add_prefix_space=True)
-    bos, eos = fast.bos_token_id, fast.eos_token_id
-    fast.backend_tokenizer.post_processor = processors.TemplateProcessing(
+    backend.add_special_tokens([AddedToken("<mask>", special=True)])
+    backend.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>",
         pair="<s> $A </s> </s> $B </s>",
-        special_tokens=[("<s>", bos), ("</s>", eos)],
+        special_tokens=[("<s>", 0), ("</s>", 2)],
     )
-    return cast("PreTrainedTokenizerBase", fast)
-
-
-def _transformers_4() -> bool:
-    """Whether transformers is 4.x (the `[onnx]` extra pins it below 4.58).
-
-    Its tokenizer classes take files, not vocabularies.
-    """
-    import transformers
-
-    return int(transformers.__version__.split(".")[0]) < 5
+    return wrap(
+        backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+    )
 
 
 # The Unigram trainer gives characters it must keep but did not learn scores
@@ -191,7 +202,6 @@ def train_byte_level_bpe(
         processors,
         trainers,
     )
-    from transformers import PreTrainedTokenizerFast
 
     special = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
     backend = Tokenizer(models.BPE(unk_token=None))
@@ -210,15 +220,13 @@ def train_byte_level_bpe(
         pair="[CLS] $A [SEP] $B [SEP]",
         special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
     )
-    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
-        tokenizer_object=backend,
+    return wrap(
+        backend,
         unk_token="[UNK]",
         cls_token="[CLS]",
         sep_token="[SEP]",
         pad_token="[PAD]",
         mask_token="[MASK]",
-        model_input_names=["input_ids", "attention_mask"],
-        clean_up_tokenization_spaces=False,
     )
 
 
@@ -232,7 +240,8 @@ def train_chatml_bpe(vocab_size: int = STANDIN_VOCAB_SIZE) -> PreTrainedTokenize
         vocab_size: Tokens in the vocabulary, special tokens included.
 
     Returns:
-        A `Qwen2Tokenizer` (the class Qwen3 models ship), padding on the left.
+        The tokenizer, padding on the left; saved by `save_standin` as a
+        `Qwen2Tokenizer` (the class Qwen3 models ship).
 
     Raises:
         RuntimeError: Training did not make "yes" and "no" single tokens.
@@ -246,20 +255,21 @@ def train_chatml_bpe(vocab_size: int = STANDIN_VOCAB_SIZE) -> PreTrainedTokenize
         ```
     """
     from tokenizers import (
+        AddedToken,
         Regex,
         Tokenizer,
         decoders,
         models,
         normalizers,
         pre_tokenizers,
+        processors,
         trainers,
     )
-    from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     backend = Tokenizer(models.BPE(unk_token=None))
-    # Trained with the very normalizer and pre-tokenizer Qwen2Tokenizer builds,
+    # Trained with the very normalizer and pre-tokenizer Qwen2Tokenizer builds
     # so its merges apply to the words they were learnt from.
     backend.normalizer = normalizers.NFC()
     backend.pre_tokenizer = pre_tokenizers.Sequence(
@@ -282,47 +292,15 @@ def train_chatml_bpe(vocab_size: int = STANDIN_VOCAB_SIZE) -> PreTrainedTokenize
     if missing:
         msg = f"the trained byte-level BPE has no single token for {missing}"
         raise RuntimeError(msg)
-    vocab = backend.get_vocab(with_added_tokens=False)
-    merges = [
-        (str(left), str(right))
-        for left, right in json.loads(backend.to_str())["model"]["merges"]
-    ]
-    settings = {
-        "unk_token": None,  # Qwen's has none
-        "bos_token": None,
-        "eos_token": "<|im_end|>",
-        "pad_token": "<|endoftext|>",
-        "additional_special_tokens": ["<|im_start|>", "<|im_end|>"],
-        "add_prefix_space": False,
-        "padding_side": "left",
-    }
-    tokenizer: PreTrainedTokenizerBase
-    if not _transformers_4():
-        tokenizer = Qwen2Tokenizer(
-            vocab=vocab,
-            merges=merges,  # type: ignore[arg-type] # BPE wants pairs
-            **settings,  # type: ignore[arg-type]
-        )
-    else:
-        # transformers 4's Qwen2Tokenizer reads files: build the backend
-        # transformers 5's builds from a vocabulary, in the fast class.
-        # Only in transformers 4, which the type checker does not see.
-        from transformers import Qwen2TokenizerFast  # type: ignore[attr-defined]
-
-        built = Tokenizer(
-            models.BPE(
-                vocab=vocab,
-                merges=merges,
-                unk_token=None,
-                continuing_subword_prefix="",
-                end_of_word_suffix="",
-                fuse_unk=False,
-                byte_fallback=False,
-            )
-        )
-        built.normalizer = backend.normalizer
-        built.pre_tokenizer = backend.pre_tokenizer
-        built.decoder = decoders.ByteLevel()
-        tokenizer = Qwen2TokenizerFast(tokenizer_object=built, **settings)
-    tokenizer.add_tokens(["<think>", "</think>"], special_tokens=False)
-    return tokenizer
+    # Qwen's pipeline: no special tokens added around a text (the chat
+    # template writes them), the thinking tags as plain added tokens.
+    backend.post_processor = processors.TemplateProcessing(single="$A", pair="$A $B:1")
+    backend.add_tokens(
+        [AddedToken(tag, normalized=True) for tag in ("<think>", "</think>")]
+    )
+    return wrap(
+        backend,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        padding_side="left",
+    )

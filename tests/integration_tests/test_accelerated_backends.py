@@ -138,3 +138,29 @@ def test_embeddings_agree_with_torch_and_the_export_is_reused(
     again = np.array(load_embeddings(**options).embed_documents(texts))  # type: ignore[arg-type]
     np.testing.assert_allclose(again, vectors, atol=1e-5)
     assert "Exporting" not in caplog.text
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_export_is_described_as_float32_when_its_scores_are_not_finite(
+    backend: str, standin_ce_path: Path, tmp_path: Path
+) -> None:
+    import math
+
+    from langchain_ce_rerank import NonFiniteScoreError
+    from langchain_ce_rerank.engine.finite import require_finite
+
+    model = _accelerated(standin_ce_path, backend, tmp_path).load_model()
+    with pytest.raises(
+        NonFiniteScoreError, match=rf"\({backend} backend, float32 on cpu\)"
+    ) as caught:
+        require_finite([1.0, math.nan], model)
+    assert caught.value.dtype == "float32"
+    assert "check the model files" in str(caught.value)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_half_precision_is_refused_with_an_export_backend(
+    backend: str, standin_ce_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=f"backend={backend!r} runs its export in"):
+        CrossEncoderCompressor(model=standin_ce_path, backend=backend, dtype="bfloat16")

@@ -80,7 +80,7 @@ def test_query_table_shows_movement_scores_source_and_snippet(
     assert out.count(" -> ") >= 3
     assert "docker-volume-backup.md" in out
     # The index keeps BM25, so the first stage is hybrid by default.
-    assert "6 hybrid (rrf of dense and BM25, alpha 0.5) first-stage candidates" in out
+    assert "6 hybrid (rrf of dense and BM25, alpha 0.7) first-stage candidates" in out
     rows = [line for line in out.splitlines() if line.startswith("│")]
     assert len(rows) == 3
     for line in rows:  # COLUMNS=160 is honoured when stdout is a pipe

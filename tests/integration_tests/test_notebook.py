@@ -111,8 +111,9 @@ def test_the_notebook_shows_the_store_the_movement_and_the_report(
     assert ">sentence-transformers/all-MiniLM-L6-v2<" in store[0]
 
     explanations = [h for h in html if 'class="ce-rerank-explanation"' in h]
-    assert len(explanations) == 1
+    assert len(explanations) == 2
     table = explanations[0]
+    assert "Not returned" not in table  # top_n=None: all four come back
     assert "How do I restore a Docker volume backup on another host?" in table
     assert "rerank (logit)" in table
     assert table.count(" &rarr; ") == 4 + 1  # four rows and the legend
@@ -130,6 +131,20 @@ def test_the_notebook_shows_the_store_the_movement_and_the_report(
     dataframes = [h for h in html if "dataframe" in h]
     assert len(dataframes) == 1
     assert "nDCG@10" in dataframes[0]
+
+
+def test_the_notebook_says_why_each_candidate_was_not_returned(executed: Any) -> None:
+    # explain(..., top_n=3, max_context_tokens=40): any three of the four
+    # candidates hold more than 40 tokens, so the budget drops at least one,
+    # and top_n the fourth; the reasons sit under the movement table.
+    shaped = [h for h in _html(executed) if 'class="ce-rerank-explanation"' in h][1]
+    movement, dropped = shaped.split('class="ce-rerank-dropped"')
+    kept = movement.count("<tr>") - 1  # less the header row
+    assert 1 <= kept <= 2
+    assert f"Not returned ({4 - kept})" in movement
+    assert "ranked past top_n" in dropped
+    assert "max_context_tokens was full" in dropped
+    assert dropped.count("<tr>") == 1 + 4 - kept
 
 
 def test_the_notebook_fits_and_uses_a_relevance_calibration(executed: Any) -> None:

@@ -180,6 +180,14 @@ def test_cohere_v2_answers_and_errors(serve_url: str, engine: Reranker) -> None:
     )
     assert blank.status_code == 422
     assert blank.json()["errors"][0]["field"] == "query"
+    # The stand-in reads no instruction: the replica's refusal crosses Ray
+    # and is answered as ce-rerank serve answers it.
+    instructed = httpx.post(
+        f"{serve_url}/v2/rerank", json={**body, "instruction": "x"}, timeout=60
+    )
+    assert instructed.status_code == 422
+    assert instructed.json()["errors"][0]["field"] == "instruction"
+    assert "takes no instruction" in instructed.json()["message"]
 
 
 def test_the_serve_config_s_key_and_limits_guard_the_deployment(
@@ -238,6 +246,62 @@ def test_the_serve_config_s_key_and_limits_guard_the_deployment(
     assert "not valid JSON" in malformed.json()["message"]
     assert served.status_code == 200
     assert len(served.json()["results"]) == len(TEXTS)
+
+
+def test_a_calibrated_deployment_adds_probabilities_and_cuts_by_min_probability(
+    serve_url: str, standin_ce_path: Path, engine: Reranker, tmp_path: Path
+) -> None:
+    from langchain_ce_rerank.engine import ScoreCalibration, ScoringIdentity
+    from langchain_ce_rerank.engine.probability import PlattMapping
+
+    # As a Serve config gives it: a calibration file in `reranker:`, here the
+    # sigmoid of the stand-in's raw score, fitted for the stand-in.
+    curve = PlattMapping(slope=1.0, intercept=0.0)
+    path = ScoreCalibration(mapping=curve, fitted_for=engine.scoring_identity()).save(
+        tmp_path / "calibration.json"
+    )
+    local = engine.with_settings(calibration=path).rank(QUERIES[0], TEXTS)
+    probabilities = [r.probability for r in local]
+    assert all(p is not None for p in probabilities)
+    # Between the second and third best: the cut keeps exactly two.
+    cut = (probabilities[1] + probabilities[2]) / 2  # type: ignore[operator]
+    assert probabilities[1] > cut > probabilities[2]  # type: ignore[operator]
+    args = {"model": str(standin_ce_path), "model_name": "calibrated"}
+    app = app_builder({**args, "num_cpus": 0.25, "reranker": {"calibration": path}})
+    serve.run(app, name="calibrated", route_prefix="/calibrated")
+    url = f"{serve_url}/calibrated/v2/rerank"
+    body = {"query": QUERIES[0], "documents": TEXTS}
+    try:
+        everything = httpx.post(url, json=body, timeout=60)
+        kept = httpx.post(url, json={**body, "min_probability": cut}, timeout=60)
+        none = httpx.post(url, json={**body, "min_probability": 1.0}, timeout=60)
+    finally:
+        serve.delete("calibrated")
+    assert everything.status_code == kept.status_code == none.status_code == 200
+    # Without min_probability every document comes back (Cohere clients such
+    # as RemoteCrossEncoder need every score), each with its probability.
+    results = everything.json()["results"]
+    assert [r["index"] for r in results] == [r.index for r in local]
+    assert [r["relevance_probability"] for r in results] == pytest.approx(
+        probabilities, rel=1e-5
+    )
+    assert [r["index"] for r in kept.json()["results"]] == [r.index for r in local[:2]]
+    assert none.json()["results"] == []
+    # A calibration fitted for another model is refused where the app is
+    # built, saying what differs, not in each replica.
+    other = ScoreCalibration(
+        mapping=curve, fitted_for=ScoringIdentity(model="cross-encoder/another")
+    ).save(tmp_path / "another.json")
+    with pytest.raises(ValueError, match="cross-encoder/another"):
+        app_builder({**args, "reranker": {"calibration": other}})
+    # A relative path is made absolute for replicas in another directory.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        relative = RayServeArgs(
+            model=str(standin_ce_path), reranker={"calibration": "calibration.json"}
+        )
+        settings = relative.engine_settings()
+    assert settings["calibration"] == str(Path(path).resolve())
 
 
 def _ray_metrics_with(expected: list[tuple[str, str]]) -> list[str]:

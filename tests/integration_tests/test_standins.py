@@ -59,6 +59,22 @@ def test_the_hub_is_off() -> None:
     assert os.environ["HF_HUB_OFFLINE"] == "1"
 
 
+@pytest.mark.onnx
+@pytest.mark.parametrize("family", STANDIN_FAMILIES)
+def test_standins_build_and_load_in_the_accelerated_environment(
+    family: str, standin_paths: Callable[[str], Path]
+) -> None:
+    # The onnx/openvino environment has an older transformers and
+    # sentence-transformers: the stand-ins must build and load there too.
+    folder = standin_paths(family)
+    scores = Reranker(model=folder, device="cpu").score(QUERY, DOCS[:3])
+    reference = _st(folder).predict(
+        [(QUERY, doc) for doc in DOCS[:3]], activation_fn=torch.nn.Identity()
+    )
+    assert scores == pytest.approx([float(x) for x in reference], rel=1e-4, abs=1e-5)
+    assert family_of(folder).name == family
+
+
 @pytest.mark.parametrize("family", STANDIN_FAMILIES)
 def test_scores_as_sentence_transformers_does(
     family: str, standin_paths: Callable[[str], Path]
@@ -105,21 +121,27 @@ def _types(node: object) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    ("family", "model", "byte_level"),
+    ("family", "model", "byte_level", "tokenizer_class"),
     [
-        ("bert", "WordPiece", False),
-        ("xlm-roberta", "Unigram", False),
-        ("modernbert", "BPE", True),
-        ("causal-lm", "BPE", True),
+        ("bert", "WordPiece", False, "BertTokenizer"),
+        ("xlm-roberta", "Unigram", False, "XLMRobertaTokenizer"),
+        ("modernbert", "BPE", True, "PreTrainedTokenizerFast"),
+        ("causal-lm", "BPE", True, "Qwen2Tokenizer"),
     ],
 )
 def test_tokenizer_is_the_familys_kind(
     family: str,
     model: str,
     byte_level: bool,
+    tokenizer_class: str,
     standin_paths: Callable[[str], Path],
 ) -> None:
-    data = _tokenizer_json(standin_paths(family))
+    folder = standin_paths(family)
+    # The class the family's real tokenizer names, which transformers 4 and 5
+    # both know (not transformers 5's "TokenizersBackend").
+    settings = json.loads((folder / "tokenizer_config.json").read_text())
+    assert settings["tokenizer_class"] == tokenizer_class
+    data = _tokenizer_json(folder)
     assert data["model"]["type"] == model
     assert FAMILIES[family].tokenizer_kind.split()[0] == model  # type: ignore[index]
     assert ("ByteLevel" in _types(data["pre_tokenizer"])) is byte_level
@@ -219,6 +241,9 @@ def test_causal_lm_score_is_yes_minus_no_logit(
     assert isinstance(no, int)
     assert tokenizer.tokenize("yes") == ["yes"]
     assert tokenizer.tokenize("no") == ["no"]
+    # The ChatML markers and thinking tags are never split.
+    markers = ["<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+    assert tokenizer.tokenize("".join(markers)) == markers
     direct = []
     for doc in DOCS:
         text = _qwen3_prompt(QUERY, doc, instruction or DEFAULT_INSTRUCTION)

@@ -137,3 +137,33 @@ def test_json_carries_every_number_the_table_shows(
             f"{latency['total']:.1f}",
         ]
         assert config["first_stage"] in FIRST_STAGES
+
+
+def test_an_instruction_the_reranker_cannot_read_fails_before_the_corpus(
+    standin_ce_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from langchain_ce_rerank import models
+
+    embedded: list[str] = []
+    monkeypatch.setattr(
+        models, "load_embeddings", lambda name, **_: embedded.append(name)
+    )
+    capsys.readouterr()
+    status = main(
+        [
+            "eval",
+            "--dataset",
+            str(DATASET),
+            "--reranker",
+            str(standin_ce_path),
+            "--instruction",
+            "Find the function",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "takes no instruction" in err
+    assert "Leave --instruction unset" in err
+    assert embedded == []  # refused before the corpus is embedded

@@ -8,65 +8,31 @@ is replaced (as in test_cli_index.py), so each case takes a moment.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from doubles import AxisEmbeddings
-from langchain_core.embeddings import Embeddings
+from query_indexes import QUESTION, build_index, fake_bi_encoder
 
-from langchain_ce_rerank import models
 from langchain_ce_rerank.cli import main
-
-# The fake bi-encoder knows these words only: "E0425" is visible to BM25 alone.
-WORDS = ["docker", "volume", "backup", "logs"]
-QUESTION = "docker E0425"
 
 
 @pytest.fixture
 def loads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every embedding model the commands load; the model is a fake."""
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "error")
-    loaded: list[str] = []
-
-    def load(model: str, **kwargs: object) -> Embeddings:
-        loaded.append(model)
-        return AxisEmbeddings(WORDS)
-
-    monkeypatch.setattr(models, "load_embeddings", load)
-    ingest_logger = logging.getLogger("langchain_ce_rerank.ingest")
-    level = ingest_logger.level
-    yield loaded
-    ingest_logger.setLevel(level)
-
-
-def _folder(tmp_path: Path, name: str, *flags: str) -> Path:
-    docs = tmp_path / f"{name}-docs"
-    docs.mkdir()
-    texts = {
-        "backup.md": "docker volume backup",
-        "logs.md": "docker logs",
-        "tail.md": "logs",
-        "errors.md": "error E0425 explained",
-    }
-    for file, text in texts.items():
-        (docs / file).write_text(text, encoding="utf-8")
-    out = tmp_path / name
-    assert main(["index", str(docs), "--out", str(out), *flags]) == 0
-    return out
+    with fake_bi_encoder(monkeypatch) as loaded:
+        yield loaded
 
 
 @pytest.fixture
 def with_bm25(tmp_path: Path, loads: list[str]) -> Path:
-    return _folder(tmp_path, "ix")
+    return build_index(tmp_path, "ix")
 
 
 @pytest.fixture
 def without_bm25(tmp_path: Path, loads: list[str]) -> Path:
-    return _folder(tmp_path, "plain", "--no-bm25")
+    return build_index(tmp_path, "plain", "--no-bm25")
 
 
 def _query(
@@ -104,7 +70,7 @@ def test_an_index_with_bm25_is_searched_hybrid_by_default(
 ) -> None:
     payload = _json(capsys, with_bm25, standin_ce_path)
     assert payload["first_stage_kind"] == "hybrid"
-    assert (payload["hybrid_fusion"], payload["alpha"]) == ("rrf", 0.5)
+    assert (payload["hybrid_fusion"], payload["alpha"]) == ("rrf", 0.7)
     candidates = payload["first_stage"]
     assert [c["rank"] for c in candidates] == [1, 2, 3, 4]
     for entry in candidates + payload["results"]:
@@ -133,7 +99,7 @@ def test_the_hybrid_table_says_who_found_each_candidate(
     found = {row[5].rsplit("/", 1)[-1]: row[4] for row in rows}
     assert found["errors.md"] == "both 3/1"  # dense ranks it low, BM25 first
     assert found["tail.md"] == "dense 4"  # BM25 cannot see it
-    assert "4 hybrid (rrf of dense and BM25, alpha 0.5) first-stage candidates" in out
+    assert "4 hybrid (rrf of dense and BM25, alpha 0.7) first-stage candidates" in out
     footer = " ".join(out.split())
     assert "found by = the side that returned it and its rank there" in footer
 
@@ -322,3 +288,46 @@ def test_an_unscored_row_says_not_scored_and_has_no_probability() -> None:
     assert cells[1] == ["1.500", "not scored"]
     assert cells[2] == ["0.750", ""]
     assert cells[5] == ["dense 2", "bm25 1"]
+
+
+def test_instruction_reaches_a_reranker_that_reads_one(
+    with_bm25: Path, causal_lm_standin_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = _json(capsys, with_bm25, causal_lm_standin_path)
+    told = _json(
+        capsys, with_bm25, causal_lm_standin_path, "--instruction", "Find logs"
+    )
+    assert plain["instruction"] is None
+    assert told["instruction"] == "Find logs"
+    scores = {r["id"]: r["relevance_score"] for r in plain["results"]}
+    told_scores = {r["id"]: r["relevance_score"] for r in told["results"]}
+    assert scores.keys() == told_scores.keys()
+    assert scores != told_scores
+
+
+def test_instruction_for_a_reranker_that_reads_none_is_refused_in_flag_words(
+    with_bm25: Path, standin_ce_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _error(
+        capsys,
+        str(with_bm25),
+        QUESTION,
+        "--embedding",
+        "fake",
+        "--reranker",
+        str(standin_ce_path),
+        "--instruction",
+        "Find logs",
+    )
+    assert "takes no instruction" in err
+    assert "Leave --instruction unset" in err
+    assert "instruction=" not in err
+
+
+def test_a_blank_instruction_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["query", "ix", "q", "--instruction", "  "])
+    assert exit_.value.code == 2
+    assert "argument --instruction: is empty" in capsys.readouterr().err

@@ -19,7 +19,11 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.vectorstores import InMemoryVectorStore
 from pydantic import ValidationError
 
-from langchain_ce_rerank import CrossEncoderCompressor, ModelNotFoundError
+from langchain_ce_rerank import (
+    CrossEncoderCompressor,
+    ModelNotFoundError,
+    NonFiniteScoreError,
+)
 from langchain_ce_rerank import compressor as compressor_module
 
 
@@ -163,12 +167,11 @@ def test_duplicate_texts_are_scored_once() -> None:
     assert sorted(model.calls[0]) == [("q", "other"), ("q", "same")]
 
 
-def test_nan_scores_rank_last() -> None:
+def test_nan_scores_raise_instead_of_being_ranked() -> None:
     model = FunctionCrossEncoder(lambda q, t: math.nan if t == "bad" else float(len(t)))
-    out = CrossEncoderCompressor(model=model, top_n=None).compress_documents(
-        _docs("bad", "a", "abc"), "q"
-    )
-    assert [d.page_content for d in out] == ["abc", "a", "bad"]
+    compressor = CrossEncoderCompressor(model=model, top_n=None)
+    with pytest.raises(NonFiniteScoreError, match="1 NaN or missing score"):
+        compressor.compress_documents(_docs("bad", "a", "abc"), "q")
 
 
 def test_wrong_number_of_scores_is_an_error() -> None:

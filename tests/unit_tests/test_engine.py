@@ -17,7 +17,12 @@ from doubles import FunctionCrossEncoder, TableCrossEncoder
 from langchain_core.documents import Document
 from pydantic import ValidationError
 
-from langchain_ce_rerank import CrossEncoderCompressor, Reranker, RerankResult
+from langchain_ce_rerank import (
+    CrossEncoderCompressor,
+    NonFiniteScoreError,
+    Reranker,
+    RerankResult,
+)
 from langchain_ce_rerank import engine as engine_module
 from langchain_ce_rerank.engine import UNSET, RankingSettings, result_metadata
 
@@ -148,15 +153,20 @@ async def test_a_blocking_model_runs_off_the_event_loop() -> None:
     assert [s.score for s in (await task)[0]] == [1.0]
 
 
-def test_nan_and_sigmoid_extremes() -> None:
+def test_nan_raises_and_sigmoid_extremes_stay_finite() -> None:
     engine = Reranker(
-        model=FunctionCrossEncoder(lambda q, t: {"n": math.nan, "x": 800.0}[t]),
+        model=FunctionCrossEncoder(lambda q, t: {"y": -800.0, "x": 800.0}[t]),
         top_n=None,
         activation="sigmoid",
     )
-    results = engine.rank("q", ["n", "x"])
-    assert [r.index for r in results] == [1, 0]
-    assert results[0].score == 1.0
+    results = engine.rank("q", ["y", "x"])
+    assert [(r.index, r.score) for r in results] == [(1, 1.0), (0, 0.0)]
+    # A NaN score is never ranked (last or anywhere): see test_finite_scores.py.
+    broken = engine.with_settings(
+        model=FunctionCrossEncoder(lambda q, t: {"n": math.nan, "x": 800.0}[t])
+    )
+    with pytest.raises(NonFiniteScoreError, match="1 NaN"):
+        broken.rank("q", ["n", "x"])
 
 
 def test_truncate_keeps_the_first_tokens(standin_ce_path: Path) -> None:

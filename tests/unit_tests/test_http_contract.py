@@ -4,17 +4,18 @@ The same bad requests are sent to the FastAPI app (lifespan running, real
 batcher) and to the Ray Serve ingress class (in process; its scoring handle
 scores through `score_jobs`, the replicas' own path, since `@serve.batch`
 only runs inside a Serve replica: `tests/integration_tests/test_ray.py`
-sends the same refusals through a real Ray Serve deployment); each must answer with the same status code and the same body, but
-for the name of the setting at fault, which each door spells as its operator
-sets it (`--max-documents` against `args.max_documents in the Serve config`).
+sends the same refusals through a real Ray Serve deployment); each must
+answer with the same status code and the same body, but for the name of the
+setting at fault, which each door spells as its operator sets it
+(`--max-documents` against `args.max_documents in the Serve config`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -24,21 +25,18 @@ pytest.importorskip("fastapi")
 pytest.importorskip("prometheus_client")
 pytest.importorskip("ray.serve", reason='needs the [ray] extra: pip install ".[ray]"')
 
+import http_doors
 from doubles import WordOverlapCrossEncoder
-from starlette.requests import Request
+from http_doors import serve_door
 
 from langchain_ce_rerank.engine import Reranker
-from langchain_ce_rerank.serving import ServeSettings, create_app
+from langchain_ce_rerank.serving import ServeSettings
 from langchain_ce_rerank.serving.contract import (
     CLI_FLAGS,
     SERVE_CONFIG_ARGS,
     RequestLimits,
 )
-from langchain_ce_rerank.serving.jobs import ScoreJob, score_jobs
-from langchain_ce_rerank.serving.ray_serve import (
-    RayServeArgs,
-    RerankIngress,
-)
+from langchain_ce_rerank.serving.ray_serve import RayServeArgs
 
 MODEL = "contract-model"
 KEY = "s3cret"
@@ -47,58 +45,14 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 TEXTS = ["red apples are sweet", "the sky is blue", "an apple a day"]
 
 
-class _ReplicaHandle:
-    """What the ingress calls as `handle.score.remote(job)`, scoring in process
-    the way a replica does (`score_jobs`); Ray's router is what it leaves out."""
-
-    def __init__(self, engine: Reranker) -> None:
-        self.score = self
-        self._engine = engine
-
-    async def remote(self, job: ScoreJob) -> list[float]:
-        (outcome,) = score_jobs(self._engine, [job])
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-
-class _IngressApp:
-    """The ingress as an ASGI app (Ray Serve's proxy does this for it)."""
-
-    def __init__(self, ingress: RerankIngress) -> None:
-        self._ingress = ingress
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        response = await self._ingress(Request(scope, receive))
-        await response(scope, receive, send)
-
-
-@asynccontextmanager
-async def plain_door() -> AsyncIterator[httpx.AsyncClient]:
+def plain_door() -> AbstractAsyncContextManager[httpx.AsyncClient]:
     engine = Reranker(model=WordOverlapCrossEncoder())
-    settings = ServeSettings(model_name=MODEL, api_key=KEY, **LIMITS)
-    app = create_app(engine, settings)
-    async with app.router.lifespan_context(app):
-        ready = app.state.ce_rerank.batcher.ready
-        assert await asyncio.to_thread(ready.wait, 30), "the model never loaded"
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            yield c
+    return serve_door(engine, ServeSettings(model_name=MODEL, api_key=KEY, **LIMITS))
 
 
-@asynccontextmanager
-async def ray_door() -> AsyncIterator[httpx.AsyncClient]:
-    settings = {"model": WordOverlapCrossEncoder()}
+def ray_door() -> AbstractAsyncContextManager[httpx.AsyncClient]:
     args = RayServeArgs(model="unused", model_name=MODEL, api_key=KEY, **LIMITS)
-    ingress = RerankIngress(
-        _ReplicaHandle(Reranker(**settings)),  # type: ignore[arg-type]
-        settings,
-        args.request_limits(),
-        args.served_name,
-    )
-    transport = httpx.ASGITransport(app=_IngressApp(ingress))
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        yield client
+    return http_doors.ray_door({"model": WordOverlapCrossEncoder()}, args)
 
 
 DOORS: dict[str, tuple[Callable[[], Any], dict[str, str]]] = {
@@ -148,6 +102,16 @@ CASES: dict[str, tuple[dict[str, Any], int, str | None]] = {
         None,
     ),
     "top_n of 0": ({"json": _request(TEXTS, top_n=0), "headers": AUTH}, 422, None),
+    "an instruction the model cannot read": (
+        {"json": _request(TEXTS, instruction="find fruit"), "headers": AUTH},
+        422,
+        None,
+    ),
+    "a blank instruction": (
+        {"json": _request(TEXTS, instruction=" "), "headers": AUTH},
+        422,
+        None,
+    ),
 }
 
 
@@ -259,3 +223,13 @@ def test_plain_server_settings_are_the_shared_limits() -> None:
     for name, field in RequestLimits.model_fields.items():
         assert ServeSettings.model_fields[name].default == field.default
         assert RayServeArgs.model_fields[name].default == field.default
+
+
+@pytest.mark.parametrize("door", list(DOORS))
+def test_an_instruction_refusal_names_the_field_and_the_model(
+    answers: dict[str, dict[str, httpx.Response]], door: str
+) -> None:
+    body = answers[door]["an instruction the model cannot read"].json()
+    assert body["errors"][0]["field"] == "instruction"
+    assert "WordOverlapCrossEncoder" in body["message"]
+    assert "the request's instruction field" in body["message"]

@@ -10,6 +10,7 @@ from langchain_core.runnables import ConfigurableField
 from pydantic import ValidationError
 
 from langchain_ce_rerank import FaissRetriever, FaissVectorStore
+from langchain_ce_rerank.store.fusion import DEFAULT_ALPHA, DEFAULT_RRF_K
 
 # The dense side knows only these words; identifiers are invisible to it.
 WORDS = ["red", "green", "blue", "cat"]
@@ -75,10 +76,10 @@ def test_hybrid_metadata_holds_both_sides_and_the_fused_rrf(
         expected = 0.0
         if meta["dense_rank"] is not None:
             assert meta["dense_score"] == pytest.approx(dense[doc.id])
-            expected += 1 / (60 + meta["dense_rank"])
+            expected += 2 * DEFAULT_ALPHA / (DEFAULT_RRF_K + meta["dense_rank"])
         if meta["bm25_rank"] is not None:
             assert meta["bm25_score"] == pytest.approx(bm25[doc.id])
-            expected += 1 / (60 + meta["bm25_rank"])
+            expected += 2 * (1 - DEFAULT_ALPHA) / (DEFAULT_RRF_K + meta["bm25_rank"])
         assert meta["retrieval_score"] == pytest.approx(expected)
     assert next(d for d in docs if d.id == "err").metadata["bm25_rank"] == 1
     assert {d.id for d in docs if d.metadata["bm25_rank"] is None} >= {"bc", "gc"}
@@ -108,7 +109,7 @@ def test_every_setting_can_change_per_call(store: FaissVectorStore) -> None:
     assert _ids(retriever.invoke("setInterval", search_type="bm25")) == ["timer"]
     flat = retriever.invoke("red setInterval", rrf_k=1000)
     assert flat[0].metadata["retrieval_score"] <= 2 / 1001
-    assert retriever.alpha == 0.5  # per-call values never stick
+    assert retriever.alpha == 0.7  # per-call values never stick
 
 
 def test_configurable_fields_and_batch_with_settings_per_input(

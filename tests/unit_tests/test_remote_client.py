@@ -508,6 +508,29 @@ def test_a_response_without_one_score_per_document_is_refused(
         reranker.score([(QUERY, t) for t in TEXTS])
 
 
+@pytest.mark.parametrize(
+    ("fault", "problem"),
+    [
+        ("score-nan", r"result for index \d has the non-finite score nan"),
+        ("score-null", r'result for index \d has no numeric "(score|relevance_score)"'),
+    ],
+)
+@pytest.mark.parametrize("api", APIS)
+async def test_a_nan_or_null_score_from_a_server_is_refused_never_returned(
+    server_url: str, api: str, fault: str, problem: str
+) -> None:
+    from langchain_ce_rerank import Reranker
+
+    reranker, _ = remote(server_url, api, fault)
+    engine = Reranker(model=reranker, top_n=None)
+    with pytest.raises(RemoteRerankError, match=f"unusably: {problem}"):
+        engine.rank(QUERY, TEXTS)
+    with pytest.raises(RemoteRerankError, match=f"unusably: {problem}"):
+        await engine.ascore_batch([(QUERY, TEXTS)])
+    with pytest.raises(RemoteRerankError, match=f"unusably: {problem}"):
+        engine.rank(QUERY, TEXTS, deadline_ms=30_000)
+
+
 @pytest.mark.parametrize("api", APIS)
 async def test_shuffled_results_are_mapped_by_index(api: str) -> None:
     texts = [f"docker volume {'move ' * i}" for i in range(12)]

@@ -131,7 +131,7 @@ def test_options_a_foreign_first_stage_would_drop_are_errors() -> None:
             retriever.invoke("red apple", **options)
         assert next(iter(options)) in str(info.value)
         assert (
-            "top_n, score_threshold, diversity, deadline_ms and min_probability"
+            "top_n, score_threshold, diversity, deadline_ms, min_probability and instruction"
             in str(info.value)
         )
     configured = retriever.with_config(configurable={"k": 2})

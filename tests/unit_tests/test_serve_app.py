@@ -137,6 +137,32 @@ async def test_groups_keep_the_best_per_group_our_extension() -> None:
     RerankResponse.model_validate(one.json())  # still Cohere's response shape
 
 
+async def test_groups_then_diversity_in_one_request() -> None:
+    # Groups cut first (one per file), then diversity picks among the groups'
+    # best: b.md's only document repeats a.md's best word for word, so with
+    # diversity the slot goes to c.md.
+    documents = ["red apple pie", "red apple tart", "Red apple pie!", "green pear"]
+    groups = ["a.md", "a.md", "b.md", "c.md"]
+    table = {documents[0]: 3.0, documents[1]: 2.95, documents[2]: 2.9}
+    table[documents[3]] = 1.0
+    request = body(documents, groups=groups, top_n=2)
+    async with serving(TableCrossEncoder(table)) as (client, _):
+        grouped = await client.post("/v2/rerank", json=request)
+        diverse = await client.post("/v2/rerank", json={**request, "diversity": 0.5})
+        two = await client.post(
+            "/v2/rerank",
+            json={**request, "diversity": 0.5, "max_per_group": 2, "top_n": 3},
+        )
+    assert grouped.status_code == diverse.status_code == two.status_code == 200
+    assert [r["index"] for r in grouped.json()["results"]] == [0, 2]
+    assert [r["index"] for r in diverse.json()["results"]] == [0, 3]
+    assert [r["relevance_score"] for r in diverse.json()["results"]] == [3.0, 1.0]
+    # Two per file: a.md's second ("red apple tart", 2 of 4 words shared) is
+    # kept before the exact repeat b.md, which diversity leaves last.
+    assert [r["index"] for r in two.json()["results"]] == [0, 1, 3]
+    RerankResponse.model_validate(diverse.json())
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -306,6 +332,26 @@ async def test_api_key_guards_rerank_and_metrics_not_health() -> None:
         assert "Authorization: Bearer <key>" in refused.json()["message"]
     assert right.status_code == 200
     assert [h.status_code for h in health] == [200, 200]
+
+
+async def test_a_nan_score_is_a_500_naming_the_model_and_other_requests_still_score() -> (
+    None
+):
+    import math
+
+    table = TableCrossEncoder({"a": 1.0, "b": 2.0, "bad": math.nan})
+    async with serving(table) as (client, _):
+        broken, fine = await asyncio.gather(
+            client.post("/v2/rerank", json=body(["a", "bad"])),
+            client.post("/v2/rerank", json=body(["a", "b"])),
+        )
+    assert broken.status_code == 500
+    message = broken.json()["message"]
+    assert message.startswith("scoring failed: NonFiniteScoreError: scorer ")
+    assert "TableCrossEncoder" in message
+    assert "1 NaN or missing score(s)" in message
+    assert fine.status_code == 200
+    assert [r["index"] for r in fine.json()["results"]] == [1, 0]
 
 
 # -- readiness ---------------------------------------------------------------------

@@ -105,6 +105,39 @@ async def test_a_min_probability_that_is_not_a_probability_is_422(bad: object) -
     assert "min_probability" in [e["field"] for e in response.json()["errors"]]
 
 
+async def test_groups_diversity_and_min_probability_in_one_request() -> None:
+    # One per file (groups), ordered for diversity, then cut by probability:
+    # the exact repeat "Red apple pie!" moves below "green pear" (0.622), and
+    # at 0.7 the pear goes while the repeat (0.870) stays.
+    documents = ["red apple pie", "Red apple pie!", "green pear", "blue plum"]
+    table = dict(zip(documents, [2.0, 1.9, 0.5, -1.0], strict=True))
+    engine = Reranker(model=TableCrossEncoder(table), calibration=CALIBRATION)
+    request = {
+        **body(),
+        "documents": documents,
+        "groups": ["a.md", "b.md", "c.md", "c.md"],
+        "top_n": 3,
+    }
+    async with serving(engine) as client:
+        plain = (await client.post("/v2/rerank", json=request)).json()
+        diverse = (
+            await client.post(
+                "/v2/rerank", json={**request, "diversity": 0.5, "min_probability": 0.6}
+            )
+        ).json()
+        cut = (
+            await client.post(
+                "/v2/rerank", json={**request, "diversity": 0.5, "min_probability": 0.7}
+            )
+        ).json()
+    assert [r["index"] for r in plain["results"]] == [0, 1, 2]
+    assert [r["index"] for r in diverse["results"]] == [0, 2, 1]
+    assert [r["relevance_probability"] for r in diverse["results"]] == pytest.approx(
+        [_sigmoid(2.0), _sigmoid(0.5), _sigmoid(1.9)]
+    )
+    assert [r["index"] for r in cut["results"]] == [0, 1]
+
+
 def _serve_args(**given: Any) -> argparse.Namespace:
     from langchain_ce_rerank.cli.serve import add_serve_parser
 

@@ -108,6 +108,12 @@ class Backend:
     load_embeddings: EmbeddingsLoader
     """Loads a bi-encoder as LangChain embeddings with this backend."""
 
+    dtypes: tuple[str, ...] = ("float32",)
+    """The precisions `dtype=` may ask of it, float32 first. A backend that
+    offers more than float32 loads with `model_kwargs["dtype"]` set to the
+    torch dtype (sentence-transformers' way); one that offers only float32
+    gets no dtype and refuses any other (`models.precision.check_dtype`)."""
+
     exports: bool = False
     """Whether loading writes an export to the cache folder, so the cache
     folder is part of what identifies a loaded model."""

@@ -54,5 +54,6 @@ BACKEND = Backend(
     quantizations={},
     load_cross_encoder=_cross_encoder,
     load_embeddings=_embeddings,
+    dtypes=("float32", "bfloat16", "float16"),
 )
 """PyTorch through sentence-transformers: the default, on CPU, CUDA or MPS."""

@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr
 from ray import serve
 from ray.serve import Application
 
-from langchain_ce_rerank.engine import DEFAULT_CROSS_ENCODER, RerankerSettings
+from langchain_ce_rerank.engine import DEFAULT_CROSS_ENCODER, Reranker, RerankerSettings
 from langchain_ce_rerank.serving.contract import RequestLimits
 from langchain_ce_rerank.serving.ray_serve.ingress import IngressDeployment
 from langchain_ce_rerank.serving.ray_serve.replica import CrossEncoderDeployment
@@ -43,7 +43,10 @@ class RayServeArgs(RequestLimits):
 
     reranker: dict[str, Any] = Field(default_factory=dict)
     """Other engine settings (`activation`, `batch_size`, `max_length`,
-    `device`, `backend`, `quantization`, ...), as `Reranker(**reranker)`."""
+    `device`, `backend`, `quantization`, ...), as `Reranker(**reranker)`.
+    `calibration` (the path of a `ce-rerank eval --calibrate` file) adds
+    `relevance_probability` to each result and lets a request send
+    `min_probability`, as `ce-rerank serve --calibration` does."""
 
     max_batch_size: int = Field(default=16, ge=1)
     """Most requests coalesced into one model call (`@serve.batch`)."""
@@ -84,7 +87,9 @@ class RayServeArgs(RequestLimits):
         """The validated engine settings each replica builds its `Reranker` from.
 
         Raises:
-            ValueError: `reranker` holds an unknown or invalid setting.
+            ValueError: `reranker` holds an unknown or invalid setting, or a
+                `calibration` fitted for another model or scoring setup (the
+                message says what differs).
         """
         # A relative folder is made absolute: replicas need not share the
         # working directory of the process that built the application.
@@ -92,6 +97,9 @@ class RayServeArgs(RequestLimits):
             str(Path(self.model).resolve()) if Path(self.model).exists() else self.model
         )
         settings = {**self.reranker, "model": model}
+        calibration = settings.get("calibration")
+        if isinstance(calibration, str | os.PathLike) and Path(calibration).exists():
+            settings["calibration"] = str(Path(calibration).resolve())
         unknown = sorted(set(settings) - set(RerankerSettings.model_fields))
         if unknown:
             msg = (
@@ -100,6 +108,12 @@ class RayServeArgs(RequestLimits):
             )
             raise ValueError(msg)
         RerankerSettings(**settings)
+        if settings.get("calibration") is not None:
+            # Checked here, where the application is built (the engine only
+            # fingerprints the model's folder; nothing is loaded), so a
+            # calibration for another model fails once, saying why, instead
+            # of in every replica's constructor.
+            Reranker(**settings)
         return settings
 
 
@@ -113,7 +127,8 @@ def build_app(args: RayServeArgs) -> Application:
         An application for `serve.run` (or a Serve config's `import_path`).
 
     Raises:
-        ValueError: An engine setting in `args.reranker` is unknown or invalid.
+        ValueError: An engine setting in `args.reranker` is unknown or
+            invalid, or its `calibration` was fitted for another model.
     """
     settings = args.engine_settings()
     scorer = CrossEncoderDeployment.options(

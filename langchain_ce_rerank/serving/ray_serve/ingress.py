@@ -109,7 +109,12 @@ class RerankIngress:
     async def _score_request(self, body: RerankRequest) -> list[float]:
         try:
             return await self._score(
-                ScoreJob(body.query, body.documents, body.max_tokens_per_doc)
+                ScoreJob(
+                    body.query,
+                    body.documents,
+                    body.max_tokens_per_doc,
+                    body.instruction,
+                )
             )
         except BackPressureError as err:
             raise _overloaded(err) from err

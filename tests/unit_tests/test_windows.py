@@ -1,0 +1,235 @@
+"""Windows and truncation cut the document only, for every model family.
+
+Each test runs once per family stand-in in `FAMILIES`: the model is loaded
+through the engine's own loader from a local folder (the Hub path), and only
+its `predict` is replaced by a double that records what it receives and
+scores 1.0 for a text holding the needle. Its tokenizer, `max_seq_length`
+and `preprocess` (how sentence-transformers builds a pair: separators,
+prompts, chat templates) are the real model's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from langchain_ce_rerank.engine import Reranker
+from langchain_ce_rerank.engine.scoring import default_loader
+from langchain_ce_rerank.engine.windows import passage_windows
+from langchain_ce_rerank.testing import build_standin_cross_encoder
+
+NEEDLE = "the needle sentence is here."
+FILLER = "".join(
+    f"lorem ipsum {i} dolor sit amet, consectetur --adipiscing=elit. "
+    for i in range(40)
+)
+LONG = FILLER + NEEDLE + " trailing words" * 10
+QUERY = "where is the needle sentence"
+PROMPT = "Judge whether the document answers the query: "
+PAIR_TOKENS = 64
+
+# One entry per model family: (name, builder writing its stand-in to a
+# folder). A family's stand-in joins every test here by one line.
+FAMILIES: list[tuple[str, Callable[[Path], Path]]] = [
+    ("bert", build_standin_cross_encoder),
+]
+
+
+@pytest.fixture(scope="module", params=FAMILIES, ids=[name for name, _ in FAMILIES])
+def family_path(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Path:
+    name, build = request.param
+    return build(tmp_path_factory.mktemp(f"standin-{name}"))
+
+
+class ReadingSpy:
+    """The real cross-encoder's pair format; scores 1.0 for a text with NEEDLE."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.tokenizer = model.tokenizer
+        self.max_seq_length = model.max_seq_length
+        self.received: list[tuple[str, str]] = []
+
+    def preprocess(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model.preprocess(*args, **kwargs)
+
+    def predict(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        self.received.extend(inputs)
+        return np.array([float(NEEDLE in text) for _, text in inputs])
+
+
+def _engine(path: Path, **settings: Any) -> tuple[Reranker, list[ReadingSpy]]:
+    spies: list[ReadingSpy] = []
+
+    def loader(model: Any, **kwargs: Any) -> ReadingSpy:
+        spies.append(ReadingSpy(default_loader(model, **kwargs)))
+        return spies[-1]
+
+    engine = Reranker(
+        model=path,
+        loader=loader,
+        device="cpu",
+        max_length=PAIR_TOKENS,
+        top_n=None,
+        **settings,
+    )
+    return engine, spies
+
+
+def _ids(model: Any, query: str, text: str, prompt: str | None = None) -> list[int]:
+    """What the model would read for the pair, untruncated."""
+    kwargs: dict[str, Any] = {"processing_kwargs": {"text": {"truncation": False}}}
+    if prompt is not None:
+        kwargs["prompt"] = prompt
+    ids: list[int] = model.preprocess([(query, text)], **kwargs)["input_ids"][
+        0
+    ].tolist()
+    return ids
+
+
+def assert_only_the_document_was_cut(
+    model: Any, query: str, text: str, prompt: str | None = None
+) -> None:
+    """The pair fits the model, and everything but the document is intact."""
+    full = _ids(model, query, text, prompt)
+    assert len(full) <= model.max_seq_length
+    empty = _ids(model, query, "", prompt)
+    prefix = 0
+    while prefix < len(empty) and full[prefix] == empty[prefix]:
+        prefix += 1
+    suffix = 0
+    while (
+        suffix < len(empty) - prefix
+        and full[len(full) - 1 - suffix] == empty[len(empty) - 1 - suffix]
+    ):
+        suffix += 1
+    # The query, special tokens and template tokens all stand where a pair
+    # with an empty document has them: before and after the document.
+    assert prefix + suffix == len(empty)
+
+
+def test_the_window_holding_the_only_relevant_sentence_is_scored(
+    family_path: Path,
+) -> None:
+    engine, spies = _engine(
+        family_path, long_documents="max_passage", passage_overlap=8
+    )
+    results = engine.rank(QUERY, ["a short unrelated text", LONG])
+    assert results[0].index == 1
+    assert results[0].score == 1.0
+    start, end = results[0].passage or (0, 0)
+    assert NEEDLE in LONG[start:end]
+    spy = spies[0]
+    windows = [text for _, text in spy.received if text != "a short unrelated text"]
+    assert len(windows) > 3
+    assert NEEDLE not in windows[0]  # the needle is past the first window
+    for query, window in spy.received:
+        assert query == QUERY
+        assert_only_the_document_was_cut(spy.model, query, window)
+
+
+def test_windows_leave_room_for_the_prompt(family_path: Path) -> None:
+    model = default_loader(family_path, device="cpu", max_length=PAIR_TOKENS)
+    spans = passage_windows(
+        model, QUERY, LONG, passage_tokens=None, passage_overlap=8, prompt=PROMPT
+    )
+    assert len(spans) > 3
+    for a, b in spans:
+        assert_only_the_document_was_cut(model, QUERY, LONG[a:b], PROMPT)
+    # Without the prompt counted, the same windows are larger.
+    plain = passage_windows(model, QUERY, LONG, passage_tokens=None, passage_overlap=8)
+    assert len(plain) < len(spans)
+
+
+def test_truncate_cuts_the_document_not_the_query(family_path: Path) -> None:
+    query = " ".join(["which", "option", "sets", "the", "needle", "sentence"] * 4)
+    engine, spies = _engine(family_path)
+    engine.score(query, [LONG])
+    spy = spies[0]
+    [(received_query, text)] = spy.received
+    assert received_query == query
+    assert LONG.startswith(text)
+    assert len(text) < len(LONG)
+    assert_only_the_document_was_cut(spy.model, query, text)
+    # The document got every token the pair had left.
+    assert len(_ids(spy.model, query, text)) >= PAIR_TOKENS - 1
+
+
+def test_a_query_filling_the_model(
+    family_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # truncate: the model truncates such a pair itself, as before, with a warning.
+    engine, spies = _engine(family_path)
+    query = "needle " * PAIR_TOKENS
+    with caplog.at_level(logging.WARNING, logger="langchain_ce_rerank.engine.windows"):
+        engine.score(query, [LONG])
+    assert spies[0].received == [(query, LONG)]
+    [warning] = [r for r in caplog.records if r.name.endswith("engine.windows")]
+    assert "shorten the query" in warning.getMessage()
+    # max_passage: no window fits, an error.
+    engine, _ = _engine(family_path, long_documents="max_passage")
+    with pytest.raises(ValueError, match="shorten the query"):
+        engine.score("needle " * (PAIR_TOKENS - 10), [LONG])
+
+
+def test_a_content_template_is_whole_in_every_window(family_path: Path) -> None:
+    from langchain_core.documents import Document
+
+    from langchain_ce_rerank import CrossEncoderCompressor
+
+    template = "Title: {title}\n{page_content}\n(source: {source})"
+    engine, spies = _engine(
+        family_path,
+        long_documents="max_passage",
+        passage_overlap=8,
+        content_template=template,
+    )
+    docs = [
+        Document(page_content="short", metadata={"title": "A", "source": "a"}),
+        Document(page_content=LONG, metadata={"title": "Needles", "source": "n.1"}),
+    ]
+    out = CrossEncoderCompressor(model=engine, top_n=None).compress_documents(
+        docs, QUERY
+    )
+    assert out[0].metadata["title"] == "Needles"
+    assert out[0].metadata["relevance_score"] == 1.0
+    rendered = template.format(page_content=LONG, title="Needles", source="n.1")
+    start, end = out[0].metadata["relevance_passage"]
+    assert NEEDLE in rendered[start:end]
+    spy = spies[0]
+    long_windows = [t for _, t in spy.received if t.startswith("Title: Needles\n")]
+    assert len(long_windows) > 3
+    for query, text in spy.received:
+        assert text.startswith("Title: ")
+        assert text.endswith(")")
+        assert_only_the_document_was_cut(spy.model, query, text)
+
+
+def test_truncate_keeps_the_template_text_after_the_content(
+    family_path: Path,
+) -> None:
+    engine, spies = _engine(family_path, content_template="{page_content} END-MARK")
+    text = engine.render(LONG, {}, "document 0")
+    engine.score(QUERY, [text])
+    [(_, received)] = spies[0].received
+    assert received.endswith(" END-MARK")
+    assert LONG.startswith(received.removesuffix(" END-MARK"))
+    assert_only_the_document_was_cut(spies[0].model, QUERY, received)
+
+
+def test_rendered_texts_locate_their_content_only_when_it_is_plain() -> None:
+    from langchain_ce_rerank.engine.rendering import content_parts, render
+
+    text = render("[{title}] {page_content}!", "body", {"title": "T"}, "doc")
+    assert text == "[T] body!"
+    assert content_parts(text) == ("[T] ", "body", "!")
+    # Formatted, repeated or absent content cannot be cut apart: all content.
+    for template in ("{page_content:.2}", "{page_content} {page_content}", "{title}"):
+        odd = render(template, "body", {"title": "T"}, "doc")
+        assert content_parts(odd) == ("", str(odd), "")
+    assert render(None, "body", {}, "doc") == "body"
