@@ -17,7 +17,15 @@ milliseconds and ratios to raw predict and to LangChain, then Spearman,
 Kendall and top-5 overlap of each backend's scores against torch fp32 at 100
 candidates.
 
+With `--family NAME...` (bert, xlm-roberta, modernbert, causal-lm, or all) it
+times that family's offline stand-in (`langchain_ce_rerank.testing.
+build_standin`) instead, at 20 and 100 candidates, on torch and every backend
+and quantization the support table (`models.backends.support`) says works,
+side by side in interleaved rounds, then prints each one's Spearman and top-5
+overlap against torch fp32 at 100 candidates.
+
     make bench      # or: python benchmarks/rerank.py --reranker FOLDER
+    python benchmarks/rerank.py --family all
 """
 
 from __future__ import annotations
@@ -36,22 +44,118 @@ from scipy.stats import kendalltau, spearmanr
 
 from langchain_ce_rerank import CrossEncoderCompressor
 from langchain_ce_rerank.models.backends import BACKEND_NAMES, BACKENDS, DEFAULT_BACKEND
-from langchain_ce_rerank.testing import build_standin_cross_encoder
+from langchain_ce_rerank.models.backends.support import (
+    SUPPORTED_FAMILIES,
+    combinations,
+    support,
+)
+from langchain_ce_rerank.testing import build_standin, build_standin_cross_encoder
 
 SIZES = (20, 50, 100, 200)
+FAMILY_SIZES = (20, 100)
+
+
+def _agreement(reference: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """Spearman and top-5 overlap (a fraction of 5) of `scores` with `reference`."""
+    top5 = set(np.argsort(-reference)[:5])
+    overlap = len(top5 & set(np.argsort(-scores)[:5])) / 5
+    return float(spearmanr(reference, scores).statistic), overlap
+
+
+def family_main(
+    family: str, repeats: int, sizes: list[int], root: Path, cache: Path
+) -> None:
+    """Time one family's stand-in on every working backend, side by side."""
+    folder = str(build_standin(family, root / family))
+    texts = passages(max(sizes))
+    ours: dict[str, CrossEncoderCompressor] = {}
+    for backend, quant in combinations():
+        name = f"{backend}{f' {quant}' if quant else ''}"
+        if not support(family, backend, quant).works:
+            print(f"({family} {name} skipped: refused by the support table)")
+            continue
+        try:
+            ours[name] = CrossEncoderCompressor(
+                model=folder,
+                device="cpu",
+                cache_size=0,
+                backend=backend,
+                quantization=quant,
+                export_cache_folder=cache,
+            )
+        except ImportError as err:
+            print(f"({family} {name} skipped: {err})")
+            continue
+        ours[name].load_model()
+    print(f"\n{family} stand-in ({folder})")
+    header = f"{'candidates':>10} {'backend':<16} {'ms':>9} {'/ torch':>9}"
+    print(header)
+    print("-" * len(header))
+    for size in sizes:
+        docs = [Document(page_content=t) for t in texts[:size]]
+        fns = {
+            name: lambda c=compressor: c.compress_documents(docs, QUERY)
+            for name, compressor in ours.items()
+        }
+        rows = interleaved_median_ms(fns, repeats)
+        for name, ms in rows.items():
+            print(f"{size:>10} {name:<16} {ms:>9.1f} {ms / rows['torch']:>8.3f}x")
+    size = 100 if 100 in sizes else max(sizes)
+    reference = np.array(ours["torch"].score(QUERY, texts[:size]))
+    print(f"Agreement with torch fp32 at {size} candidates")
+    for name, compressor in ours.items():
+        rho, overlap = _agreement(
+            reference, np.array(compressor.score(QUERY, texts[:size]))
+        )
+        print(f"  {name:<16} spearman {rho:.4f}  top-5 overlap {overlap:.1f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reranker", help="cross-encoder folder (default: stand-in)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--sizes", type=int, nargs="+")
+    parser.add_argument(
+        "--family",
+        nargs="+",
+        choices=[*SUPPORTED_FAMILIES, "all"],
+        help="time these families' stand-ins on every working backend instead",
+    )
+    parser.add_argument(
+        "--standins",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "ce-rerank-family-standins",
+        help="where --family builds (or finds) the stand-ins",
+    )
+    parser.add_argument(
+        "--export-cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "ce-rerank-bench-exports",
+        help="where onnx/openvino exports are kept between runs",
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.family:
+        families = SUPPORTED_FAMILIES if "all" in args.family else args.family
+        print(
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+            f"load average {os.getloadavg()[0]:.1f} at start"
+        )
+        for family in families:
+            family_main(
+                family,
+                args.repeats,
+                args.sizes or list(FAMILY_SIZES),
+                args.standins,
+                args.export_cache,
+            )
+        print(f"load average {os.getloadavg()[0]:.1f} at the end")
+        return
+    args.sizes = args.sizes or list(SIZES)
     folder = args.reranker or str(
         build_standin_cross_encoder(Path(tempfile.gettempdir()) / "ce-rerank-standin")
     )
-    cache = Path(tempfile.gettempdir()) / "ce-rerank-bench-exports"
+    cache = args.export_cache
 
     from langchain_classic.retrievers.document_compressors import CrossEncoderReranker
     from langchain_community.cross_encoders import HuggingFaceCrossEncoder

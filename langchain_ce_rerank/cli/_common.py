@@ -50,6 +50,7 @@ __all__ = [
     "add_model_option",
     "add_reranker_options",
     "blame",
+    "check_backend_support",
     "check_device",
     "check_index_folder",
     "check_input_file",
@@ -273,6 +274,22 @@ def check_int8(args: argparse.Namespace) -> None:
         raise CliError(quantization_error("int8", cli=True))
 
 
+def check_backend_support(args: argparse.Namespace) -> None:
+    """Fail when `--reranker`'s model family is refused on `--backend`/`--int8`.
+
+    Reads the model's `config.json` only, and only for a combination some
+    family is refused on (`models.backends.support`).
+    """
+    from langchain_ce_rerank.models.backends.support import check_model
+
+    try:
+        check_model(
+            args.reranker, args.backend, "int8" if args.int8 else None, cli=True
+        )
+    except ValueError as err:
+        raise CliError(str(err)) from err
+
+
 def prepare_reranker(
     args: argparse.Namespace, **settings: object
 ) -> CrossEncoderCompressor:
@@ -282,6 +299,7 @@ def prepare_reranker(
     """
     check_int8(args)
     check_device(args.device)
+    check_backend_support(args)
     from langchain_ce_rerank.compressor import CrossEncoderCompressor
 
     with blame(f"--backend {args.backend}"):

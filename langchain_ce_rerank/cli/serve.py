@@ -16,6 +16,7 @@ from langchain_ce_rerank.cli._common import (
     add_backend_options,
     add_model_option,
     blame,
+    check_backend_support,
     check_input_file,
     check_int8,
     find_model,
@@ -278,6 +279,7 @@ def run_serve(args: argparse.Namespace) -> int:
     # Found before the server starts (it loads the model in the background),
     # with the same message as every other command.
     find_model("--reranker", args.reranker, cross_encoder=True)
+    check_backend_support(args)
     try:
         engine = Reranker(
             model=args.reranker,

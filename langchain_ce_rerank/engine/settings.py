@@ -37,6 +37,7 @@ from langchain_ce_rerank.engine.shaping import (
     check_shaping,
 )
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
+from langchain_ce_rerank.models.backends.support import check_model
 from langchain_ce_rerank.models.cross_encoder import DEFAULT_CROSS_ENCODER
 from langchain_ce_rerank.models.precision import DEFAULT_DTYPE, Dtype, check_dtype
 
@@ -443,6 +444,7 @@ class ScoringSettings(_Settings):
         check_dtype(self.dtype, device=self.device, backend=self.backend)
         check_options(self.backend, self.quantization)
         if isinstance(self.model, str | Path):
+            check_model(self.model, self.backend, self.quantization)
             return self
         given = [
             name for name in ("max_length", "device") if getattr(self, name) is not None

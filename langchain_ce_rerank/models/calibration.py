@@ -75,6 +75,12 @@ def calibration_pairs(count: int = 300, seed: int = 0) -> list[tuple[str, str]]:
 def calibration_inputs(model: Any, names: set[str]) -> list[dict[str, Any]]:
     """Tokenized calibration samples: pairs for a cross-encoder, else passages.
 
+    A causal-LM reranker (a `LogitScore` module) is fed its pairs as it reads
+    them, through sentence-transformers' own preprocessing (the chat
+    template), so the activations measured are the ones it will see. A graph
+    that takes `position_ids` gets them as optimum computes them at inference
+    (positions of the attended tokens, 1 where padded).
+
     Args:
         model: A sentence-transformers `CrossEncoder` (tokenizes each pair) or
             `SentenceTransformer` (tokenizes each passage).
@@ -84,17 +90,33 @@ def calibration_inputs(model: Any, names: set[str]) -> list[dict[str, Any]]:
     Returns:
         One dict of numpy arrays per sample, keyed by input name.
     """
+    import numpy as np
     from sentence_transformers import CrossEncoder
 
     pair_model = isinstance(model, CrossEncoder)
+    templated = pair_model and any(
+        type(module).__name__ == "LogitScore" for module in model
+    )
     samples = []
     for query, passage in calibration_pairs():
-        texts = (query, passage) if pair_model else (passage,)
-        encoded = model.tokenizer(
-            *texts,
-            truncation=True,
-            max_length=model.max_seq_length,
-            return_tensors="np",
-        )
-        samples.append({k: v for k, v in encoded.items() if k in names})
+        if templated:
+            features = model.preprocess([(query, passage)])
+            encoded = {
+                key: value.numpy()
+                for key, value in features.items()
+                if hasattr(value, "numpy")
+            }
+        else:
+            texts = (query, passage) if pair_model else (passage,)
+            encoded = model.tokenizer(
+                *texts,
+                truncation=True,
+                max_length=model.max_seq_length,
+                return_tensors="np",
+            )
+        sample = {k: v for k, v in encoded.items() if k in names}
+        if "position_ids" in names and "position_ids" not in sample:
+            mask = sample["attention_mask"]
+            sample["position_ids"] = np.where(mask == 1, np.cumsum(mask, -1) - 1, 1)
+        samples.append(sample)
     return samples

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_ce_rerank.models.backends import DEFAULT_BACKEND, check_options
+from langchain_ce_rerank.models.backends.support import check_model
 from langchain_ce_rerank.models.export import default_cache_folder
 from langchain_ce_rerank.models.hub import import_tqdm_quietly
 from langchain_ce_rerank.models.loading import load_shared, pick_device
@@ -69,13 +70,15 @@ def load_cross_encoder(
         ImportError: The backend's pip extra is not installed.
         ValueError: An unknown backend, or a quantization it does not offer
             (`quantization` with the torch backend); a dtype refused on this
-            device or backend, or a dtype also given in `model_kwargs`.
+            device or backend, or a dtype also given in `model_kwargs`; or a
+            backend the model's family is refused on (`models.backends.support`).
     """
     import_tqdm_quietly()
     kwargs: dict[str, Any] = dict(model_kwargs or {})
     if max_length is not None:
         kwargs["max_length"] = max_length
     chosen_backend = check_options(backend, quantization)
+    check_model(model, backend, quantization)
     chosen = pick_device(device)
     check_dtype(dtype, device=chosen, backend=chosen_backend.name)
     if len(chosen_backend.dtypes) > 1:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ExportFormat",
+    "FamilyExport",
     "Quantizer",
     "SentenceTransformersBackend",
     "default_cache_folder",
@@ -71,9 +72,39 @@ def instruction_set() -> str:
     return "arm64"
 
 
-def _fingerprint(source: str) -> str:
+Exporter = Callable[[str, Path], None]
+"""Writes the full-precision export of a source model (folder or Hub id) into
+an empty folder, as a folder sentence-transformers loads with the backend."""
+
+
+@dataclass(frozen=True)
+class FamilyExport:
+    """How one model family is exported where sentence-transformers' own export fails.
+
+    Example:
+        ```python
+        from langchain_ce_rerank.models.backends import openvino
+
+        causal = openvino.EXPORT.families["causal-lm"]
+        print(causal.variant, dict(causal.model_kwargs))
+        ```
+    """
+
+    export: Exporter
+    """Writes the full-precision export (quantizers then work on it as usual)."""
+
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """sentence-transformers `model_kwargs` every load of these exports needs."""
+
+    variant: str = ""
+    """Part of the cache key, so exports made another way are never reused."""
+
+
+def _fingerprint(source: str, variant: str = "") -> str:
     """Digest of the source model's identity: its files' names, sizes and times."""
     digest = hashlib.sha256(source.encode("utf-8"))
+    if variant:
+        digest.update(f"\0{variant}".encode())
     folder = Path(source)
     if folder.is_dir():
         for path in sorted(folder.rglob("*")):
@@ -118,12 +149,22 @@ class ExportFormat:
     """Defaults for sentence-transformers' `model_kwargs`, merged key by key
     under the user's own (e.g. OpenVINO's `ov_config`)."""
 
+    families: Mapping[str, FamilyExport] = field(default_factory=dict)
+    """Model families (`models.families`) exported by their own exporter
+    instead of sentence-transformers' (see `models.causal_export`)."""
+
     def file_name(self, quantization: str | None) -> str:
         """The model file, relative to the export folder, for `quantization`."""
         return self.files[quantization].format(isa=instruction_set())
 
-    def folder(self, source: str, quantization: str | None, cache: Path) -> Path:
-        """Where the export of `source` for `quantization` lives in `cache`."""
+    def folder(
+        self, source: str, quantization: str | None, cache: Path, variant: str = ""
+    ) -> Path:
+        """Where the export of `source` for `quantization` lives in `cache`.
+
+        `variant` tells apart exports of the same source made another way
+        (a `FamilyExport.variant`).
+        """
         name = Path(source.rstrip("/")).name or "model"
         precision = "fp32"
         if quantization:
@@ -135,7 +176,7 @@ class ExportFormat:
             precision = f"{quantization}{isa}"
         return (
             cache / "exports" / f"{name}-{self.backend}-{precision}-"
-            f"{_fingerprint(source)}"
+            f"{_fingerprint(source, variant)}"
         )
 
     def merged_model_kwargs(
@@ -153,7 +194,8 @@ class ExportFormat:
         quantization: str | None,
         *,
         cache: Path,
-        load: Callable[[str], Any],
+        load: Callable[..., Any],
+        family: FamilyExport | None = None,
     ) -> tuple[Path, str]:
         """The folder and file name of `source`'s export, making it on first use.
 
@@ -162,13 +204,18 @@ class ExportFormat:
             quantization: None or one of `quantizers`.
             cache: The cache folder.
             load: Loads a model from a path with this backend (exporting it), a
-                sentence-transformers `CrossEncoder` or `SentenceTransformer`.
+                sentence-transformers `CrossEncoder` or `SentenceTransformer`;
+                called with the path, and for a family's export also with
+                `{"file_name": ...}` (sentence-transformers `model_kwargs`).
+            family: The model family's own exporter, used instead of
+                exporting through `load`; `load` then reads its export.
 
         Returns:
             `(folder, file_name)`; pass `model_kwargs={"file_name": file_name}`
             when loading `folder` with the same backend.
         """
-        target = self.folder(source, quantization, cache)
+        variant = family.variant if family else ""
+        target = self.folder(source, quantization, cache, variant)
         file_name = self.file_name(quantization)
         if (target / file_name).is_file():
             return target, file_name
@@ -182,9 +229,14 @@ class ExportFormat:
         redirect = contextlib.redirect_stdout(sys.stderr)
         try:
             with redirect:
-                model = load(source)
-                model.save_pretrained(str(staging))
+                if family is None:
+                    model = load(source)
+                    model.save_pretrained(str(staging))
+                else:
+                    family.export(source, staging)
                 if quantization:
+                    if family is not None:  # the quantizers read a loaded export
+                        model = load(str(staging), {"file_name": self.file_name(None)})
                     self.quantizers[quantization](model, staging)
             if target.exists():  # another process finished first
                 shutil.rmtree(staging)
@@ -207,8 +259,13 @@ class ExportFormat:
         """Load cross-encoder `path` from its export, exporting it once."""
         from sentence_transformers import CrossEncoder
 
+        from langchain_ce_rerank.models.families import family_of
+
+        family = self.families.get(family_of(path).name)
         kwargs = dict(kwargs)
         model_kwargs = self.merged_model_kwargs(kwargs.pop("model_kwargs", None))
+        if family is not None:
+            model_kwargs = {**family.model_kwargs, **model_kwargs}
 
         def load(folder: str, extra: dict[str, Any] | None = None) -> CrossEncoder:
             model = CrossEncoder(
@@ -220,7 +277,9 @@ class ExportFormat:
             )
             return cast("CrossEncoder", model)
 
-        target, file_name = self.ensure(path, quantization, cache=cache, load=load)
+        target, file_name = self.ensure(
+            path, quantization, cache=cache, load=load, family=family
+        )
         return load(str(target), {"file_name": file_name})
 
     def load_embeddings(

@@ -7,11 +7,17 @@ processor, so int8 exports are kept per instruction set.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from langchain_ce_rerank.models import causal_export
 from langchain_ce_rerank.models.backends.base import Backend
-from langchain_ce_rerank.models.export import ExportFormat, instruction_set
+from langchain_ce_rerank.models.export import (
+    ExportFormat,
+    FamilyExport,
+    instruction_set,
+)
 
 __all__ = ["BACKEND", "EXPORT"]
 
@@ -28,6 +34,13 @@ EXPORT = ExportFormat(
     files={None: "onnx/model.onnx", "int8": "onnx/model_qint8_{isa}.onnx"},
     quantizers={"int8": _dynamic_int8},
     per_instruction_set=frozenset({"int8"}),
+    families={
+        "causal-lm": FamilyExport(
+            export=partial(causal_export.export_causal_lm, "onnx"),
+            model_kwargs=causal_export.load_kwargs,
+            variant="causal-lm-no-cache",
+        )
+    },
 )
 """Where the ONNX exports live and how their int8 is made."""
 

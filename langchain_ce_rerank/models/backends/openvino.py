@@ -9,11 +9,13 @@ offline. OpenVINO's int8 IR is portable; the plugin compiles it at load.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from langchain_ce_rerank.models import causal_export
 from langchain_ce_rerank.models.backends.base import Backend
-from langchain_ce_rerank.models.export import ExportFormat
+from langchain_ce_rerank.models.export import ExportFormat, FamilyExport
 
 __all__ = ["BACKEND", "EXPORT"]
 
@@ -51,6 +53,13 @@ EXPORT = ExportFormat(
     files={None: _FP32, "int8": _INT8},
     quantizers={"int8": _static_int8},
     model_kwargs={"ov_config": _OV_CONFIG},
+    families={
+        "causal-lm": FamilyExport(
+            export=partial(causal_export.export_causal_lm, "openvino"),
+            model_kwargs=causal_export.load_kwargs,
+            variant="causal-lm-no-cache",
+        )
+    },
 )
 """Where the OpenVINO exports live, how their int8 is made, and f32 by default."""
 
