@@ -21,6 +21,7 @@ import pytest
 from langchain_ce_rerank.engine import Reranker
 from langchain_ce_rerank.engine.scoring import default_loader
 from langchain_ce_rerank.engine.windows import passage_windows
+from langchain_ce_rerank.serving.jobs import ScoreJob, score_jobs
 from langchain_ce_rerank.testing import (
     build_causal_lm_standin,
     build_modernbert_standin,
@@ -41,6 +42,14 @@ DOCUMENT_TOKENS = 64
 template spends on an empty (query, document) pair plus this (a causal-LM
 reranker's system turn alone is longer than a BERT's whole pair)."""
 OVERLAP = 16
+INSTRUCTION = (
+    "Given a question about where a sentence sits in a long manual page, "
+    "retrieve the passages that quote that exact sentence word for word"
+)
+"""Longer than the causal-LM template's default instruction, so a window
+sized without it counted would overflow the pair."""
+INSTRUCTED = {"causal-lm"}
+"""The families whose stand-in reads an instruction (the others refuse one)."""
 """Tokens neighbouring windows share: at least the needle's tokens in every
 family's tokenizer, so some window always holds the needle whole."""
 
@@ -55,8 +64,16 @@ FAMILIES: list[tuple[str, Callable[[Path], Path]]] = [
 
 
 @pytest.fixture(scope="module", params=FAMILIES, ids=[name for name, _ in FAMILIES])
-def family_path(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Path:
-    name, build = request.param
+def family(request: pytest.FixtureRequest) -> tuple[str, Callable[[Path], Path]]:
+    entry: tuple[str, Callable[[Path], Path]] = request.param
+    return entry
+
+
+@pytest.fixture(scope="module")
+def family_path(
+    family: tuple[str, Callable[[Path], Path]], tmp_path_factory: Any
+) -> Path:
+    name, build = family
     return build(tmp_path_factory.mktemp(f"standin-{name}"))
 
 
@@ -76,15 +93,22 @@ class ReadingSpy:
         self.model = model
         self.tokenizer = model.tokenizer
         self.max_seq_length = model.max_seq_length
+        self.prompts = model.prompts  # its saved prompts, as the model has them
         self.received: list[tuple[str, str]] = []
-        self.prompts: list[str | None] = []
+        self.instructions: list[str | None] = []
+        """The `prompt` (instruction) each received pair was scored under."""
+
+    def __getitem__(self, index: int) -> Any:
+        # Its modules, where the engine reads whether a chat template has a
+        # place for an instruction.
+        return self.model[index]
 
     def preprocess(self, *args: Any, **kwargs: Any) -> Any:
         return self.model.preprocess(*args, **kwargs)
 
     def predict(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         self.received.extend(inputs)
-        self.prompts.extend([kwargs.get("prompt")] * len(inputs))
+        self.instructions.extend([kwargs.get("prompt")] * len(inputs))
         return np.array([float(NEEDLE in text) for _, text in inputs])
 
 
@@ -279,6 +303,138 @@ def test_truncate_keeps_the_template_text_after_the_content(
     assert received.endswith(" END-MARK")
     assert LONG.startswith(received.removesuffix(" END-MARK"))
     assert_only_the_document_was_cut(spies[0].model, QUERY, received)
+
+
+@pytest.mark.parametrize("long_documents", ["max_passage", "truncate"])
+def test_the_model_never_truncates_a_pair_itself(
+    family: tuple[str, Callable[[Path], Path]],
+    family_path: Path,
+    pair_tokens: int,
+    long_documents: str,
+) -> None:
+    # With the instruction where the family reads one: its tokens count too.
+    instruction = INSTRUCTION if family[0] in INSTRUCTED else None
+    if instruction is not None:
+        model = default_loader(family_path, device="cpu")
+        pair_tokens = len(_ids(model, "", "", instruction)) + DOCUMENT_TOKENS
+    engine, spies = _engine(
+        family_path,
+        pair_tokens,
+        long_documents=long_documents,
+        passage_overlap=OVERLAP,
+        instruction=instruction,
+    )
+    queries = [QUERY, " ".join(["which option sets the needle"] * 3)]
+    for query in queries:
+        engine.score(query, [LONG, FILLER[:300], "short"])
+    spy = spies[0]
+    assert {query for query, _ in spy.received} == set(queries)
+    assert set(spy.instructions) == {instruction}
+    cut = 0
+    for (query, text), prompt in zip(spy.received, spy.instructions, strict=True):
+        untruncated = _ids(spy.model, query, text, prompt)
+        assert len(untruncated) <= spy.model.max_seq_length
+        # What predict builds (truncating to max_seq_length) is the whole pair.
+        assert _ids(spy.model, query, text, prompt, truncate=True) == untruncated
+        cut += text != LONG and LONG.startswith(text)
+    assert cut > 0  # LONG was cut (or windowed): the check above had work to do
+
+
+def _instructed_pair_tokens(path: Path) -> tuple[Any, int]:
+    model = default_loader(path, device="cpu")
+    with_instruction = len(_ids(model, "", "", INSTRUCTION))
+    assert with_instruction > len(_ids(model, "", ""))  # longer than the default
+    return model, with_instruction + DOCUMENT_TOKENS
+
+
+def _assert_whole_instruction_and_query(model: Any, query: str, text: str) -> None:
+    read = model.tokenizer.decode(_ids(model, query, text, INSTRUCTION, truncate=True))
+    assert f"<Instruct>: {INSTRUCTION}\n<Query>: {query}\n<Document>: " in read
+    assert read.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+
+
+@pytest.mark.parametrize("per_call", [False, True], ids=["setting", "per-call"])
+def test_causal_lm_windows_keep_the_instruction_and_query_whole(
+    causal_lm_standin_path: Path, per_call: bool
+) -> None:
+    _, pair_tokens = _instructed_pair_tokens(causal_lm_standin_path)
+    engine, spies = _engine(
+        causal_lm_standin_path,
+        pair_tokens,
+        long_documents="max_passage",
+        passage_overlap=OVERLAP,
+        instruction=None if per_call else INSTRUCTION,
+    )
+    call = {"instruction": INSTRUCTION} if per_call else {}
+    results = engine.rank(QUERY, ["a short unrelated text", LONG], **call)
+    assert results[0].index == 1
+    assert results[0].score == 1.0
+    spy = spies[0]
+    assert set(spy.instructions) == {INSTRUCTION}
+    windows = [text for _, text in spy.received if text != "a short unrelated text"]
+    assert len(windows) > 3
+    assert NEEDLE not in windows[0]
+    for query, window in spy.received:
+        assert query == QUERY
+        assert_only_the_document_was_cut(spy.model, query, window, INSTRUCTION)
+        _assert_whole_instruction_and_query(spy.model, query, window)
+    # The windows use the room the instruction leaves: the largest pair is full
+    # to within one word.
+    longest = max(len(_ids(spy.model, QUERY, w, INSTRUCTION)) for w in windows)
+    assert longest >= pair_tokens - 8
+
+
+@pytest.mark.parametrize("max_tokens", [20, 500])
+def test_causal_lm_max_tokens_per_doc_with_an_instruction_cuts_only_the_document(
+    causal_lm_standin_path: Path, max_tokens: int
+) -> None:
+    # The HTTP door's `max_tokens_per_doc` (score_jobs), then the engine's own
+    # cut to the pair: 20 tokens fit beside the instruction, 500 do not.
+    model, pair_tokens = _instructed_pair_tokens(causal_lm_standin_path)
+    engine, spies = _engine(causal_lm_standin_path, pair_tokens)
+    job = ScoreJob(QUERY, [LONG], max_tokens=max_tokens, instruction=INSTRUCTION)
+    [outcome] = score_jobs(engine, [job])
+    assert isinstance(outcome, list)
+    spy = spies[0]
+    [(query, text)] = spy.received
+    assert (query, spy.instructions) == (QUERY, [INSTRUCTION])
+    assert LONG.startswith(text)
+    tokens = len(model.tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert tokens == min(max_tokens, tokens)
+    if max_tokens == 20:
+        assert tokens == 20
+    else:  # cut again to the room the instruction and query leave
+        assert tokens < max_tokens
+        assert len(_ids(model, QUERY, text, INSTRUCTION)) >= pair_tokens - 1
+    assert_only_the_document_was_cut(spy.model, query, text, INSTRUCTION)
+    _assert_whole_instruction_and_query(spy.model, query, text)
+
+
+def test_a_query_and_instruction_filling_a_causal_lm(
+    causal_lm_standin_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The warning and the error name the instruction, which the user can
+    # shorten too; the warning says a chat-template model loses the document.
+    _, pair_tokens = _instructed_pair_tokens(causal_lm_standin_path)
+    query = "needle " * DOCUMENT_TOKENS
+    engine, spies = _engine(
+        causal_lm_standin_path, pair_tokens, instruction=INSTRUCTION
+    )
+    with caplog.at_level(logging.WARNING, logger="langchain_ce_rerank.engine.windows"):
+        engine.score(query, [LONG])
+    assert spies[0].received == [(query, LONG)]
+    [warning] = [r for r in caplog.records if r.name.endswith("engine.windows")]
+    message = warning.getMessage()
+    assert "shorten the query or the instruction" in message
+    assert "drops the whole document" in message
+    engine, _ = _engine(
+        causal_lm_standin_path,
+        pair_tokens,
+        instruction=INSTRUCTION,
+        long_documents="max_passage",
+    )
+    with pytest.raises(ValueError, match="shorten the query or the instruction"):
+        engine.score(query, [LONG])
 
 
 def test_rendered_texts_locate_their_content_only_when_it_is_plain() -> None:
