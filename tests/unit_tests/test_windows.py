@@ -437,6 +437,23 @@ def test_a_query_and_instruction_filling_a_causal_lm(
         engine.score(query, [LONG])
 
 
+def test_max_tokens_per_doc_keeps_at_most_its_tokens(family_path: Path) -> None:
+    # Tokens that share characters with the next one (SentencePiece's lone
+    # "▁" before a word, byte-level BPE's pieces of one character) are never
+    # cut after with the next one's characters, which would re-tokenize into
+    # one token more than max_tokens_per_doc.
+    text = "the needle sentence is here: naïve café, 東京 and 🙂; --flag=value " * 3
+    engine = Reranker(model=family_path, device="cpu")
+    tokenizer = engine.load_model().tokenizer
+    total = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    for max_tokens in range(1, total + 2):
+        [cut] = engine.truncate([text], max_tokens)
+        assert text.startswith(cut)
+        kept = len(tokenizer(cut, add_special_tokens=False)["input_ids"])
+        assert max_tokens - 4 <= kept <= max_tokens  # less only inside a character
+    assert engine.truncate([text], total) == [text]
+
+
 def test_rendered_texts_locate_their_content_only_when_it_is_plain() -> None:
     from langchain_ce_rerank.engine.rendering import content_parts, render
 
