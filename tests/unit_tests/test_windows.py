@@ -48,6 +48,8 @@ INSTRUCTION = (
 )
 """Longer than the causal-LM template's default instruction, so a window
 sized without it counted would overflow the pair."""
+MIXED = "the needle sentence is here: naïve café, 東京 and 🙂; --flag=value " * 3
+"""Accents, CJK, an emoji and punctuation runs: tokens that share characters."""
 INSTRUCTED = {"causal-lm"}
 """The families whose stand-in reads an instruction (the others refuse one)."""
 """Tokens neighbouring windows share: at least the needle's tokens in every
@@ -326,7 +328,7 @@ def test_the_model_never_truncates_a_pair_itself(
     )
     queries = [QUERY, " ".join(["which option sets the needle"] * 3)]
     for query in queries:
-        engine.score(query, [LONG, FILLER[:300], "short"])
+        engine.score(query, [LONG, FILLER[:300], "short", MIXED])
     spy = spies[0]
     assert {query for query, _ in spy.received} == set(queries)
     assert set(spy.instructions) == {instruction}
@@ -442,7 +444,7 @@ def test_max_tokens_per_doc_keeps_at_most_its_tokens(family_path: Path) -> None:
     # "▁" before a word, byte-level BPE's pieces of one character) are never
     # cut after with the next one's characters, which would re-tokenize into
     # one token more than max_tokens_per_doc.
-    text = "the needle sentence is here: naïve café, 東京 and 🙂; --flag=value " * 3
+    text = MIXED
     engine = Reranker(model=family_path, device="cpu")
     tokenizer = engine.load_model().tokenizer
     total = len(tokenizer(text, add_special_tokens=False)["input_ids"])
