@@ -69,9 +69,31 @@ def tokenizer_spans(tokenizer: Any) -> TokenSpans:
             return_offsets_mapping=True,
             verbose=False,
         )
-        return [(int(a), int(b)) for a, b in encoded["offset_mapping"] if b > a]
+        found = [(int(a), int(b)) for a, b in encoded["offset_mapping"] if b > a]
+        return _clip_shared(found)
 
     return spans
+
+
+def _clip_shared(found: list[Span]) -> list[Span]:
+    """Each token's span ended where the next token's begins, if it overlaps it.
+
+    Some tokens share characters with the next: SentencePiece gives a lone
+    "▁" (before a word it cannot start with "▁x") the span of the word's first
+    character, and byte-level BPE may split one character into several byte
+    tokens, each with that character's span. A cut after such a token must not
+    take the next token's characters, which would tokenize into more tokens
+    than were counted; ended at the next one's start, the cut keeps at most
+    the tokens counted (a zero-width span where the token has no characters
+    of its own).
+    """
+    clipped = list(found)
+    for i in range(len(clipped) - 1):
+        a, b = clipped[i]
+        following = clipped[i + 1][0]
+        if a <= following < b:
+            clipped[i] = (a, following)
+    return clipped
 
 
 @dataclass(frozen=True)

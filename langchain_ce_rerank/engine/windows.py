@@ -145,6 +145,13 @@ def _fixed_tokens(fmt: PairFormat, fixed: tuple[str, str]) -> int:
     return sum(len(fmt.spans(part)) for part in fixed if part)
 
 
+def _what_to_shorten(prompt: str | None) -> tuple[str, str]:
+    """What fills a pair beside the document, and what the user can shorten."""
+    if prompt:
+        return "the query, the instruction", "the query or the instruction"
+    return "the query", "the query"
+
+
 def passage_windows(
     model: object,
     query: str,
@@ -165,7 +172,9 @@ def passage_windows(
         passage_tokens: Tokens per (query, window) pair; None uses the
             model's `max_seq_length` (required for a model without one).
         passage_overlap: Tokens each window shares with the previous one.
-        prompt: The prompt (instruction) sent with every pair, if any.
+        prompt: The prompt (instruction) sent with every pair, if any;
+            counted in the pair (unless `fmt` is given, which must have been
+            measured with it) and named in the error.
         fmt: `model`'s pair format, when the caller already has it.
         fixed: Text each window is put between (a `content_template`'s text
             before and after the content), counted against the window.
@@ -182,10 +191,11 @@ def passage_windows(
     size -= taken
     reserved += taken
     if size <= passage_overlap:
+        what, fix = _what_to_shorten(prompt)
         msg = (
-            f"the query and the model's fixed tokens take {reserved} of the "
+            f"{what} and the model's fixed tokens take {reserved} of the "
             f"{budget} tokens per pair, leaving {size} for each passage window "
-            f"(passage_overlap is {passage_overlap}); shorten the query or raise "
+            f"(passage_overlap is {passage_overlap}); shorten {fix} or raise "
             "passage_tokens"
         )
         raise ValueError(msg)
@@ -194,7 +204,13 @@ def passage_windows(
     return windows(text, spans, max(size, passage_overlap + 1), passage_overlap)
 
 
-def fit_to_model(fmt: PairFormat, query: str, texts: Sequence[str]) -> list[str]:
+def fit_to_model(
+    fmt: PairFormat,
+    query: str,
+    texts: Sequence[str],
+    *,
+    prompt: str | None = None,
+) -> list[str]:
     """Each text cut to what fits beside `query` in one pair of the model.
 
     For `long_documents="truncate"`: the document is cut here, so the model's
@@ -202,7 +218,8 @@ def fit_to_model(fmt: PairFormat, query: str, texts: Sequence[str]) -> list[str]
     never runs. A scorer with no known `max_length` gets the texts as they are,
     and so does a text whose query and fixed text already fill the pair: the
     model truncates that pair itself, as it always did (logged as a warning;
-    `"max_passage"` refuses such a query instead).
+    `"max_passage"` refuses such a query instead). `prompt` (the instruction
+    `fmt` was measured with) is only named in that warning.
     """
     if fmt.max_length is None or fmt.in_words:
         return list(texts)
@@ -216,13 +233,21 @@ def fit_to_model(fmt: PairFormat, query: str, texts: Sequence[str]) -> list[str]
             cut.append(text)
             continue
         if room < 1:
+            # sentence-transformers then cuts the pair itself: a text pair
+            # loses the ends of both texts (longest first), a chat template
+            # is cut from the right and its closing turn restored, so the
+            # document and the query's end are gone.
+            what, fix = _what_to_shorten(prompt)
             logger.warning(
-                "the query, the model's fixed tokens and any content_template "
-                "text take %d of the %d tokens the model reads per pair, leaving "
-                "none for the document; the model truncates the pair itself "
-                "(cutting the query): shorten the query",
+                "%s, the model's fixed tokens and any content_template text "
+                "take %d of the %d tokens the model reads per pair, leaving none "
+                "for the document; the model truncates the pair itself, cutting "
+                "the query (a chat-template model drops the whole document): "
+                "shorten %s",
+                what,
                 budget - room,
                 budget,
+                fix,
             )
             cut.append(text)
             continue
@@ -264,7 +289,7 @@ def scoring_units(
     if long_documents == "truncate":
         if getattr(model, "tokenizer", None) is None:
             return [[(None, text)] for text in texts]
-        fitted = fit_to_model(pair_format(model, prompt), query, texts)
+        fitted = fit_to_model(pair_format(model, prompt), query, texts, prompt=prompt)
         return [[(None, text)] for text in fitted]
     fmt = pair_format(model, prompt)
     found: dict[str, list[tuple[Span | None, str]]] = {}
@@ -278,6 +303,7 @@ def scoring_units(
             content,
             passage_tokens=passage_tokens,
             passage_overlap=passage_overlap,
+            prompt=prompt,
             fmt=fmt,
             fixed=(before, after),
         )
