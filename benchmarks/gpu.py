@@ -7,9 +7,10 @@ Two measurements, a few minutes in all on one GPU:
    (interleaved rounds), each dtype's scores compared with float32's
    (largest difference, Spearman, top-5 overlap); non-finite scores are
    flagged (float16 overflow, sentence-transformers#3233).
-2. `serve.py`'s: two `ce-rerank serve` processes on 127.0.0.1 on the GPU,
-   one batching, one with `--no-batching`, driven by 1, 8 and 32 concurrent
-   clients; pairs/s and the batching / one-at-a-time ratio.
+2. `serve.py`'s: `ce-rerank serve` processes on 127.0.0.1 on the GPU, one
+   batching server per dtype (`--dtype`) and one float32 server with
+   `--no-batching`, driven by 1, 8 and 32 concurrent clients; pairs/s and
+   each batching server's ratio to one-at-a-time.
 
 On a machine without CUDA it says so and exits 0. `--device cpu --quick`
 runs every part on tiny sizes on CPU, so the script is known to work before
@@ -55,13 +56,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _dtypes(args: argparse.Namespace) -> tuple[str, ...]:
+    """The dtypes measured; on CPU only float32.
+
+    Half precision on CPU is the slow path the library refuses
+    (benchmarks/README.md), and would only add minutes.
+    """
+    if args.device == "cpu":
+        return ("float32",)
+    return ("float32", "bfloat16", "float16")
+
+
 def dtypes_part(folder: str, args: argparse.Namespace) -> None:
     from _texts import QUERY, passages
     from dtype import load_models, measure, print_header, print_rows
 
-    # On CPU only float32 in quick mode: half precision there is the slow path
-    # the library refuses (benchmarks/README.md), and would only add minutes.
-    names = ("float32",) if args.device == "cpu" else ("float32", "bfloat16", "float16")
+    names = _dtypes(args)
     models = load_models(folder, device=args.device, dtypes=names)
     texts = passages(max(args.sizes))
     batch = 4 if args.device == "cpu" else 32
@@ -82,10 +92,19 @@ def serving_part(folder: str, args: argparse.Namespace) -> None:
     from serve import batch_stats, drive, requests_for, start
 
     extra = ("--device", args.device)
+    # A batching server per dtype (`ce-rerank serve --dtype`), and float32 one
+    # request at a time as the baseline; all started at once, so they load
+    # side by side.
     servers = {
-        "batching": start("batching", Path(folder), "--max-batch-wait-ms", "5", *extra),
-        "one-at-a-time": start("one-at-a-time", Path(folder), "--no-batching", *extra),
-    }
+        f"batching {dtype}": start(
+            f"batching {dtype}", Path(folder), "--max-batch-wait-ms", "5",
+            "--dtype", dtype, *extra,
+        )
+        for dtype in _dtypes(args)
+    }  # fmt: skip
+    servers["one-at-a-time"] = start(
+        "one-at-a-time", Path(folder), "--no-batching", *extra
+    )
     words = 20 if args.quick else 60
     candidates = (2, 4) if args.quick else (20, 100)
     pool = [" ".join(p.split()[:words]) for p in passages(50 if args.quick else 400)]
@@ -99,24 +118,27 @@ def serving_part(folder: str, args: argparse.Namespace) -> None:
             asyncio.run(drive(server.url, 1, warm))
         print(
             f"\n2. ce-rerank serve on {args.device}: {candidates[0]}-{candidates[1]} "
-            f"candidates of <= {words} words a request, cache off"
+            f"candidates of <= {words} words a request, cache off; each --dtype "
+            "batching against float32 one request at a time"
         )
-        print(f"{'clients':>7} {'server':<14} {'pairs/s':>9} {'seconds':>8}")
+        print(f"{'clients':>7} {'server':<17} {'pairs/s':>9} {'seconds':>8} {'x':>6}")
         for clients in args.levels:
             per_client = 1 if args.quick else max(2, -(-16 // clients))
             work = requests_for(
                 pool, clients, per_client, seed=clients, candidates=candidates
             )
             rates = {}
-            for name, server in servers.items():
+            for name, server in reversed(servers.items()):  # baseline first
                 elapsed, _, pairs = asyncio.run(drive(server.url, clients, work))
                 rates[name] = pairs / elapsed
+                ratio = rates[name] / rates["one-at-a-time"]
                 print(
-                    f"{clients:>7} {name:<14} {pairs / elapsed:>9.1f} {elapsed:>8.2f}"
+                    f"{clients:>7} {name:<17} {rates[name]:>9.1f} {elapsed:>8.2f} "
+                    f"{ratio:>5.2f}x"
                 )
-            ratio = rates["batching"] / rates["one-at-a-time"]
-            print(f"{'':>7} batching / one-at-a-time: {ratio:.2f}x pairs/s")
-        print(f"batching server: {batch_stats(servers['batching'].url)}")
+        for name, server in servers.items():
+            if name != "one-at-a-time":
+                print(f"{name} server: {batch_stats(server.url)}")
     finally:
         for server in servers.values():
             server.process.terminate()

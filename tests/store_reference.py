@@ -10,7 +10,8 @@ so the store's results can be compared with them:
   `idf(t) * tf / (tf + k1 * (1 - b + b * dl / avgdl))` with
   `idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5))`, over every stored document
   (a filter drops documents after scoring; it never changes N, df or avgdl);
-- `rrf`: Reciprocal Rank Fusion, `sum over sides of 1 / (60 + rank)`.
+- `rrf`: weighted Reciprocal Rank Fusion with the documented defaults
+  (dense weight 0.7, `rrf_k` 10): `1.4 / (10 + dense_rank) + 0.6 / (10 + bm25_rank)`.
 
 Texts in these tests are lowercase words of two or more letters separated by
 spaces, so `terms` (split, minus the stopwords the tests use) is how the
@@ -29,7 +30,8 @@ from langchain_core.embeddings import Embeddings
 
 K1 = 1.5
 B = 0.75
-RRF_K = 60
+RRF_K = 10
+DENSE_WEIGHT = 0.7
 # English stopwords (bm25s's list) that the tests put in texts and queries.
 STOPWORDS = frozenset({"the", "is", "on"})
 
@@ -76,8 +78,13 @@ def cosine_scores(
 
 
 def rrf(ranks: Sequence[int | None]) -> float:
-    """The fused RRF score of a document from its rank on each side (None: absent)."""
-    return sum(1.0 / (RRF_K + rank) for rank in ranks if rank is not None)
+    """The fused RRF score from the document's (dense, BM25) ranks (None: absent)."""
+    weights = (2 * DENSE_WEIGHT, 2 * (1 - DENSE_WEIGHT))
+    return sum(
+        weight / (RRF_K + rank)
+        for weight, rank in zip(weights, ranks, strict=True)
+        if rank is not None
+    )
 
 
 def check_top_k(

@@ -31,6 +31,7 @@ from langchain_ce_rerank.models.backends import (
     quantization_error,
 )
 from langchain_ce_rerank.models.families import supported_families
+from langchain_ce_rerank.models.precision import DEFAULT_DTYPE, DTYPES, check_dtype
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -43,6 +44,7 @@ __all__ = [
     "DEVICE_HELP",
     "LISTED",
     "MANIFEST",
+    "PASSAGE_AGGREGATIONS",
     "SNIPPET",
     "CliError",
     "ExitStatus",
@@ -52,9 +54,11 @@ __all__ = [
     "blame",
     "check_backend_support",
     "check_device",
+    "check_dtype_flag",
     "check_index_folder",
     "check_input_file",
     "check_int8",
+    "check_passage_aggregation",
     "find_model",
     "instruction_text",
     "load_index",
@@ -290,6 +294,41 @@ def check_backend_support(args: argparse.Namespace) -> None:
         raise CliError(str(err)) from err
 
 
+def check_dtype_flag(args: argparse.Namespace) -> None:
+    """Fail when `--dtype` does not suit `--backend` or the device it runs on.
+
+    The backend rule is checked first, without torch; then the device: the
+    `--device` given, else the one the model would load on (cuda, mps, cpu),
+    so `--dtype float16` on a machine without a GPU fails now, in flag words,
+    not at load.
+    """
+    if args.dtype == DEFAULT_DTYPE:
+        return
+    try:
+        check_dtype(args.dtype, device=None, backend=args.backend, cli=True)
+        device = args.device
+        if device is None:
+            from langchain_ce_rerank.models.loading import pick_device
+
+            device = pick_device()
+        check_dtype(args.dtype, device=device, backend=args.backend, cli=True)
+    except ValueError as err:
+        raise CliError(one_line(err)) from err
+
+
+def check_passage_aggregation(args: argparse.Namespace) -> None:
+    """Fail when `--passage-aggregation` is given without max_passage windows."""
+    if args.passage_aggregation is None or args.long_documents == "max_passage":
+        return
+    msg = (
+        f"--passage-aggregation {args.passage_aggregation} combines the scores of "
+        "a document's windows, which only --long-documents max_passage scores "
+        f"(not --long-documents {args.long_documents}); add --long-documents "
+        "max_passage, or leave --passage-aggregation out"
+    )
+    raise CliError(msg)
+
+
 def prepare_reranker(
     args: argparse.Namespace, **settings: object
 ) -> CrossEncoderCompressor:
@@ -298,6 +337,8 @@ def prepare_reranker(
     `settings` are further compressor settings a command adds (or overrides).
     """
     check_int8(args)
+    check_passage_aggregation(args)
+    check_dtype_flag(args)
     check_device(args.device)
     check_backend_support(args)
     from langchain_ce_rerank.compressor import CrossEncoderCompressor
@@ -310,6 +351,8 @@ def prepare_reranker(
                     "top_n": args.top_n,
                     "device": args.device,
                     "long_documents": args.long_documents,
+                    "passage_aggregation": args.passage_aggregation or "max",
+                    "dtype": args.dtype,
                     "fusion": args.fusion,
                     "content_template": args.content_template,
                     "backend": args.backend,
@@ -381,6 +424,11 @@ def recorded_embedding(folder: str | os.PathLike[str]) -> str | None:
     return recorded if isinstance(recorded, str) and recorded else None
 
 
+PASSAGE_AGGREGATIONS = ("max", "mean_top2", "max_debiased")
+"""`--passage-aggregation` choices: `engine.aggregation.PASSAGE_AGGREGATIONS`,
+spelt out because importing the engine here would import pydantic on every
+`--help` (a test keeps the two equal)."""
+
 DEVICE_HELP = "torch device: cpu, cuda, cuda:1, mps (default: cuda, then mps, then cpu)"
 
 
@@ -410,6 +458,17 @@ def add_reranker_options(parser: argparse.ArgumentParser) -> None:
             "truncate: score the start of each document that fits the model's "
             "window; max_passage: score every window and keep the best "
             "(default: %(default)s)"
+        ),
+    )
+    group.add_argument(
+        "--passage-aggregation",
+        choices=PASSAGE_AGGREGATIONS,
+        help=(
+            "with --long-documents max_passage, a document's score from its "
+            "windows' scores: max, its best window; mean_top2, the mean of its "
+            "two best (a single lucky window no longer carries a long "
+            "document); max_debiased, its best less what chance adds to the "
+            "best of that many windows (default: max)"
         ),
     )
     group.add_argument(
@@ -479,3 +538,14 @@ def add_backend_options(group: argparse._ArgumentGroup) -> None:
         ),
     )
     group.add_argument("--device", help=DEVICE_HELP)
+    group.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default=DEFAULT_DTYPE,
+        help=(
+            "precision the cross-encoder runs in, with --backend torch; "
+            "bfloat16 and float16 are for GPUs: float16 is refused on CPU "
+            "(slower there), bfloat16 allowed only on CPUs with bfloat16 "
+            "instructions (default: %(default)s)"
+        ),
+    )

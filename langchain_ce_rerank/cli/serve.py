@@ -17,6 +17,7 @@ from langchain_ce_rerank.cli._common import (
     add_model_option,
     blame,
     check_backend_support,
+    check_dtype_flag,
     check_input_file,
     check_int8,
     find_model,
@@ -268,6 +269,7 @@ def run_serve(args: argparse.Namespace) -> int:
             option = "--" + flag.replace("_", "-")
             msg = f"{option} must be 0 or more, got {getattr(args, flag)}"
             raise CliError(msg)
+    check_dtype_flag(args)
     try:
         from langchain_ce_rerank.engine import Reranker
         from langchain_ce_rerank.serving.app import ServeSettings, create_app
@@ -285,6 +287,7 @@ def run_serve(args: argparse.Namespace) -> int:
             model=args.reranker,
             top_n=None,
             device=args.device,
+            dtype=args.dtype,
             max_length=args.max_length,
             activation=args.activation,
             batch_size=args.batch_size,

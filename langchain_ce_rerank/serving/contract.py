@@ -72,7 +72,7 @@ CLI_FLAGS: Mapping[str, str] = {
 
 SERVE_CONFIG_ARGS: Mapping[str, str] = {
     "calibration": "this Ray Serve application was built without one",
-    "instruction": "the engine's instruction setting",
+    "instruction": "args.instruction in the Serve config",
     "api_key": "args.api_key in the Serve config, or CE_RERANK_API_KEY",
     "max_documents": "args.max_documents in the Serve config",
     "max_document_chars": "args.max_document_chars in the Serve config",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from langchain_ce_rerank.engine import Reranker, ScoreCalibration, ScoringIdenti
 from langchain_ce_rerank.engine.probability import PlattMapping
 from langchain_ce_rerank.serving import ServeSettings, create_app
 from langchain_ce_rerank.serving.jobs import ScoreJob, score_jobs
+from langchain_ce_rerank.serving.ray_serve import RayServeArgs
 
 TEXTS = ["statutes of tax", "cases of tax", "tax"]
 
@@ -169,3 +171,42 @@ def test_a_calibrated_server_refuses_an_instruction_it_was_not_fitted_under(
     assert instructed.status_code == 422
     assert instructed.json()["errors"][0]["field"] == "instruction"
     assert "calibration was fitted" in instructed.json()["message"]
+
+
+def test_the_ray_app_takes_a_default_instruction_as_ce_rerank_serve_does(
+    causal_lm_standin_path: Path,
+) -> None:
+    from ray.serve import Application
+
+    from langchain_ce_rerank.serving.ray_serve import app_builder
+
+    args = RayServeArgs(model=str(causal_lm_standin_path), instruction="find statutes")
+    assert args.engine_settings()["instruction"] == "find statutes"
+    # Bound, not run: no Ray cluster is started.
+    assert isinstance(
+        app_builder({"model": str(causal_lm_standin_path), "instruction": "x"}),
+        Application,
+    )
+
+
+def test_the_ray_app_refuses_at_build_a_default_instruction_the_model_cannot_read(
+    standin_ce_path: Path,
+) -> None:
+    from langchain_ce_rerank.serving.ray_serve import app_builder
+
+    with pytest.raises(InstructionNotSupportedError) as refused:
+        app_builder({"model": str(standin_ce_path), "instruction": "find statutes"})
+    assert "takes no instruction" in str(refused.value)
+    assert "Leave args.instruction unset" in str(refused.value)
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_the_ray_app_refuses_a_blank_instruction_as_the_plain_server_does(
+    blank: str,
+) -> None:
+    with pytest.raises(ValueError, match="instruction"):
+        RayServeArgs(model="m", instruction=blank)
+    with pytest.raises(ValueError, match="instruction is given twice"):
+        RayServeArgs(
+            model="m", instruction="a", reranker={"instruction": "b"}
+        ).engine_settings()

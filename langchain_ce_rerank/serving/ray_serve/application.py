@@ -6,11 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from ray import serve
 from ray.serve import Application
 
 from langchain_ce_rerank.engine import DEFAULT_CROSS_ENCODER, Reranker, RerankerSettings
+from langchain_ce_rerank.engine.checks import check_instruction
+from langchain_ce_rerank.errors import InstructionNotSupportedError
 from langchain_ce_rerank.serving.contract import RequestLimits
 from langchain_ce_rerank.serving.ray_serve.ingress import IngressDeployment
 from langchain_ce_rerank.serving.ray_serve.replica import CrossEncoderDeployment
@@ -41,6 +43,13 @@ class RayServeArgs(RequestLimits):
     model_name: str | None = None
     """The name clients may send as `model`; None uses `model`."""
 
+    instruction: str | None = Field(default=None, strict=True)
+    """The default task an instruction-following reranker scores for, as
+    `ce-rerank serve --instruction` sets it; a request's `instruction` field
+    overrides it. Not blank. A model that reads no instruction is refused
+    when the application is built (the model is loaded there once to find
+    out), not in every replica. None: the model's own default."""
+
     reranker: dict[str, Any] = Field(default_factory=dict)
     """Other engine settings (`activation`, `batch_size`, `max_length`,
     `device`, `backend`, `quantization`, ...), as `Reranker(**reranker)`.
@@ -63,6 +72,12 @@ class RayServeArgs(RequestLimits):
 
     num_cpus: float = Field(default=1.0, ge=0)
     """CPUs Ray reserves for each replica (`ray_actor_options.num_cpus`)."""
+
+    @field_validator("instruction")
+    @classmethod
+    def _instruction_has_text(cls, instruction: str | None) -> str | None:
+        check_instruction(instruction)
+        return instruction
 
     @property
     def served_name(self) -> str:
@@ -89,14 +104,24 @@ class RayServeArgs(RequestLimits):
         Raises:
             ValueError: `reranker` holds an unknown or invalid setting, or a
                 `calibration` fitted for another model or scoring setup (the
-                message says what differs).
+                message says what differs), or the instruction is given twice.
+            InstructionNotSupportedError: An `instruction` (a `ValueError`)
+                for a model that reads none.
         """
         # A relative folder is made absolute: replicas need not share the
         # working directory of the process that built the application.
         model = (
             str(Path(self.model).resolve()) if Path(self.model).exists() else self.model
         )
+        if self.instruction is not None and "instruction" in self.reranker:
+            msg = (
+                "the instruction is given twice, as args.instruction and as "
+                "args.reranker.instruction; keep args.instruction"
+            )
+            raise ValueError(msg)
         settings = {**self.reranker, "model": model}
+        if self.instruction is not None:
+            settings["instruction"] = self.instruction
         calibration = settings.get("calibration")
         if isinstance(calibration, str | os.PathLike) and Path(calibration).exists():
             settings["calibration"] = str(Path(calibration).resolve())
@@ -108,6 +133,14 @@ class RayServeArgs(RequestLimits):
             )
             raise ValueError(msg)
         RerankerSettings(**settings)
+        if settings.get("instruction") is not None:
+            # Refused here, once, as `ce-rerank serve` refuses it at start;
+            # only the loaded model can say whether it reads one
+            # (engine.instructions), so it is loaded in this process.
+            try:
+                Reranker(**settings).instruction_for_call()
+            except InstructionNotSupportedError as err:
+                raise err.with_parameter("args.instruction") from err
         if settings.get("calibration") is not None:
             # Checked here, where the application is built (the engine only
             # fingerprints the model's folder; nothing is loaded), so a
@@ -128,7 +161,9 @@ def build_app(args: RayServeArgs) -> Application:
 
     Raises:
         ValueError: An engine setting in `args.reranker` is unknown or
-            invalid, or its `calibration` was fitted for another model.
+            invalid, or its `calibration` was fitted for another model, or an
+            `instruction` is given to a model that reads none
+            (`InstructionNotSupportedError`).
     """
     settings = args.engine_settings()
     scorer = CrossEncoderDeployment.options(
