@@ -43,7 +43,6 @@ from langchain_core.documents import Document
 from scipy.stats import kendalltau, spearmanr
 
 from langchain_ce_rerank import CrossEncoderCompressor
-from langchain_ce_rerank.models.backends import BACKEND_NAMES, BACKENDS, DEFAULT_BACKEND
 from langchain_ce_rerank.models.backends.support import (
     SUPPORTED_FAMILIES,
     combinations,
@@ -62,16 +61,17 @@ def _agreement(reference: np.ndarray, scores: np.ndarray) -> tuple[float, float]
     return float(spearmanr(reference, scores).statistic), overlap
 
 
-def family_main(
-    family: str, repeats: int, sizes: list[int], root: Path, cache: Path
-) -> None:
-    """Time one family's stand-in on every working backend, side by side."""
-    folder = str(build_standin(family, root / family))
-    texts = passages(max(sizes))
+def _compressors(
+    folder: str, cache: Path, *, family: str | None = None, prefix: str = ""
+) -> dict[str, CrossEncoderCompressor]:
+    """Our compressor, loaded, on each backend and quantization installed.
+
+    With `family`, the combinations the support table refuses it are left out.
+    """
     ours: dict[str, CrossEncoderCompressor] = {}
     for backend, quant in combinations():
-        name = f"{backend}{f' {quant}' if quant else ''}"
-        if not support(family, backend, quant).works:
+        name = f"{prefix}{backend}{f' {quant}' if quant else ''}"
+        if family is not None and not support(family, backend, quant).works:
             print(f"({family} {name} skipped: refused by the support table)")
             continue
         try:
@@ -84,9 +84,19 @@ def family_main(
                 export_cache_folder=cache,
             )
         except ImportError as err:
-            print(f"({family} {name} skipped: {err})")
+            print(f"({name} skipped: {err})")
             continue
         ours[name].load_model()
+    return ours
+
+
+def family_main(
+    family: str, repeats: int, sizes: list[int], root: Path, cache: Path
+) -> None:
+    """Time one family's stand-in on every working backend, side by side."""
+    folder = str(build_standin(family, root / family))
+    texts = passages(max(sizes))
+    ours = _compressors(folder, cache, family=family)
     print(f"\n{family} stand-in ({folder})")
     header = f"{'candidates':>10} {'backend':<16} {'ms':>9} {'/ torch':>9}"
     print(header)
@@ -169,25 +179,7 @@ def main() -> None:
         ),
         top_n=5,
     )
-    ours = {
-        "ours torch": CrossEncoderCompressor(model=folder, device="cpu", cache_size=0)
-    }
-    for backend in (name for name in BACKEND_NAMES if name != DEFAULT_BACKEND):
-        for quant in (None, *BACKENDS[backend].quantizations):
-            name = f"ours {backend}{f' {quant}' if quant else ''}"
-            try:
-                ours[name] = CrossEncoderCompressor(
-                    model=folder,
-                    device="cpu",
-                    cache_size=0,
-                    backend=backend,
-                    quantization=quant,
-                    export_cache_folder=cache,
-                )
-            except ImportError as err:
-                print(f"({name} skipped: {err})")
-                continue
-            ours[name].load_model()
+    ours = _compressors(folder, cache, prefix="ours ")
     tokenizer = raw.tokenizer
     lengths = [
         len(tokenizer(QUERY, t, truncation=True, max_length=512)["input_ids"])
